@@ -1,0 +1,62 @@
+"""The one place that answers "which company is this request acting for, and may it write?"."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.http import Http404
+
+from .models import ApiKey, Company, Membership
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.http import HttpRequest
+
+ACTIVE_COMPANY_SESSION_KEY = "active_company"
+
+
+def get_membership(user: AbstractBaseUser | AnonymousUser, company: Company) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, company=company).first()
+
+
+def get_company_for_user(user: AbstractBaseUser | AnonymousUser, code: object) -> tuple[Company, Membership]:
+    """Return the company with this code and the user's membership, or 404 if they are not a member."""
+    if not user.is_authenticated:
+        raise Http404
+    membership = (
+        Membership.objects.select_related("company").filter(user=user, company__code=code).first()
+    )
+    if membership is None:
+        raise Http404
+    return membership.company, membership
+
+
+def get_active_membership(request: HttpRequest) -> Membership | None:
+    """The membership a request acts through: the API key's company, else the session's chosen company.
+
+    A user who never chose, or whose choice is no longer valid, gets their oldest membership.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    cached = getattr(request, "_active_membership", None)
+    if cached is not None:
+        return cached
+    api_key = getattr(request, "auth", None)
+    memberships = Membership.objects.select_related("company").filter(user=user)
+    membership: Membership | None
+    if isinstance(api_key, ApiKey):
+        membership = memberships.filter(company_id=api_key.company_id).first()
+    else:
+        chosen = request.session.get(ACTIVE_COMPANY_SESSION_KEY) if hasattr(request, "session") else None
+        membership = memberships.filter(company__code=chosen).first() if chosen else None
+        membership = membership or memberships.order_by("created_at", "id").first()
+    request._active_membership = membership  # type: ignore[attr-defined]
+    return membership
+
+
+def set_active_company(request: HttpRequest, company: Company) -> None:
+    request.session[ACTIVE_COMPANY_SESSION_KEY] = str(company.code)
+    request.__dict__.pop("_active_membership", None)

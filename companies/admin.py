@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import ApiKey, Company, Membership
+
+
+class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "code", "created_at"]
+    search_fields = ["name"]
+    readonly_fields = ["code", "created_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["user", "company", "role", "created_at"]
+    list_filter = ["role", "company"]
+    search_fields = ["user__email", "user__username", "company__name"]
+    autocomplete_fields = ["user", "company"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    # The hash is never shown: only the masked form identifies a key.
+    list_display = ["masked_key", "name", "company", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["company"]
+    search_fields = ["name", "prefix", "user__email", "company__name"]
+    fields = ["masked_key", "name", "company", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = ["masked_key", "company", "user", "created_at", "revoked_at", "last_used_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A key's secret can only be shown at creation, so keys are made where it can be shown:
+        # the API keys page or `manage.py create_api_key`.
+        return False
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            key.revoke()
+            count += 1
+        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rest_framework import authentication, exceptions
+
+from companies.models import ApiKey, Membership
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from rest_framework.request import Request
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <key>`: the key names the user and the company the request acts for."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[User, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0].lower() != self.keyword.lower():
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <api key>'.")
+        key = ApiKey.find(parts[1])
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if key.is_revoked:
+            raise exceptions.AuthenticationFailed("This API key has been revoked.")
+        if key.is_expired:
+            raise exceptions.AuthenticationFailed("This API key has expired.")
+        if not key.user.is_active or not Membership.objects.filter(user=key.user, company=key.company).exists():
+            raise exceptions.AuthenticationFailed("This API key's user no longer belongs to its company.")
+        key.touch()
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        # A value here makes DRF answer 401 (not 403) when credentials are missing.
+        return self.keyword

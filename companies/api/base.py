@@ -1,0 +1,86 @@
+"""The company-scoped base for every API viewset (STYLE.md rule 5): scoping cannot be skipped by accident."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from rest_framework import exceptions, permissions, serializers, viewsets
+from rest_framework.request import Request
+
+from companies.access import get_active_membership
+from companies.models import Company, Membership
+
+
+def request_membership(request: Request) -> Membership:
+    membership = get_active_membership(request)
+    if membership is None:
+        raise exceptions.PermissionDenied("You do not belong to any company.")
+    return membership
+
+
+class CompanyWritePermission(permissions.BasePermission):
+    """Every member may read; viewers may not write."""
+
+    message = "Your role in this company is read-only."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        membership = request_membership(request)
+        return request.method in permissions.SAFE_METHODS or membership.can_write
+
+
+class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Owns `get_queryset`: subclasses narrow it in `scope_queryset` and never see other companies' rows."""
+
+    permission_classes = [permissions.IsAuthenticated, CompanyWritePermission]
+    lookup_field = "code"
+    lookup_url_kwarg = "pk"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("get_queryset", "get_object"):
+            if name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} must not override {name}; implement scope_queryset instead")
+
+    @cached_property
+    def membership(self) -> Membership:
+        return request_membership(self.request)
+
+    @property
+    def company(self) -> Company:
+        return self.membership.company
+
+    def scope_queryset(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+        return queryset
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        assert self.queryset is not None, f"{type(self).__name__} needs a queryset"
+        return self.scope_queryset(self.queryset.filter(company=self.company))
+
+    def get_object(self) -> Any:
+        # A malformed id is "not found" too: never a 500, never a hint.
+        try:
+            return super().get_object()
+        except (ValueError, DjangoValidationError) as exc:
+            raise exceptions.NotFound() from exc
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        serializer.save(company=self.company)
+
+
+class CompanyScopedPrimaryKeyRelatedField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+    """A reference by code to another row of the caller's company; others' rows do not exist."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("slug_field", "code")
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> models.QuerySet[Any]:
+        queryset = super().get_queryset()
+        request = self.context.get("request")
+        if request is None or not request.user.is_authenticated:
+            return queryset.none()
+        membership = get_active_membership(request)
+        return queryset.filter(company=membership.company) if membership else queryset.none()

@@ -1,0 +1,16 @@
+"""Thin test override: fast hashing, tasks run inline unless a test starts a real worker."""
+
+from __future__ import annotations
+
+from .settings import *  # noqa: F403
+from .settings import Q_CLUSTER
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+Q_CLUSTER["sync"] = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+WHITENOISE_AUTOREFRESH = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory: the live server's request threads and a worker process (tests that start a real
+    # qcluster) must open their own connections to the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}  # noqa: F405

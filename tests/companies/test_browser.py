@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_it_signs_in_sees_home_and_signs_out(live_server: Any, page: Any, alice: Any) -> None:
+    page.goto(f"{live_server.url}/")
+    assert page.url.startswith(f"{live_server.url}/login/")
+    page.fill("#id_username", "alice@alpha.test")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.locator("h1").inner_text() == "Your companies"
+    assert "Alpha Corp" in page.locator("table").inner_text()
+    # htmx and plotly.js load from our own static files.
+    assert page.evaluate("typeof htmx") == "object"
+    page.wait_for_function("typeof Plotly === 'object'")
+    page.click("text=Sign out")
+    page.wait_for_url(f"{live_server.url}/login/")
+    page.goto(f"{live_server.url}/")
+    assert "/login/" in page.url

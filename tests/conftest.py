@@ -1,0 +1,121 @@
+"""The alice / bob / charlie triad (STYLE.md rule 14) and the clients that act as them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from companies.models import ApiKey, Company, Membership
+from tests.factories import CompanyFactory, MembershipFactory, UserFactory
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    # Throttle counters live in the cache; each test starts with none.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def company_a(db: None) -> Company:
+    return CompanyFactory(name="Alpha Corp")
+
+
+@pytest.fixture
+def company_b(db: None) -> Company:
+    return CompanyFactory(name="Beta Inc")
+
+
+@pytest.fixture
+def alice(company_a: Company) -> Any:
+    """Owner of company A."""
+    return MembershipFactory(user=UserFactory(username="alice@alpha.test"), company=company_a).user
+
+
+@pytest.fixture
+def bob(company_a: Company) -> Any:
+    """Read-only member (viewer) of company A."""
+    return MembershipFactory(
+        user=UserFactory(username="bob@alpha.test"), company=company_a, role=Membership.Role.VIEWER
+    ).user
+
+
+@pytest.fixture
+def charlie(company_b: Company) -> Any:
+    """Owner of company B: a stranger to everything of A."""
+    return MembershipFactory(user=UserFactory(username="charlie@beta.test"), company=company_b).user
+
+
+def _api_client_for(user: Any, company: Company) -> APIClient:
+    _key, secret = ApiKey.issue(company=company, user=user, name="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client.api_key = secret  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def alice_api(alice: Any, company_a: Company) -> APIClient:
+    return _api_client_for(alice, company_a)
+
+
+@pytest.fixture
+def bob_api(bob: Any, company_a: Company) -> APIClient:
+    return _api_client_for(bob, company_a)
+
+
+@pytest.fixture
+def charlie_api(charlie: Any, company_b: Company) -> APIClient:
+    return _api_client_for(charlie, company_b)
+
+
+@pytest.fixture
+def alice_key(alice: Any, company_a: Company) -> str:
+    return ApiKey.issue(company=company_a, user=alice, name="client")[1]
+
+
+# --- Browser tests ---
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but Debian's chromium is not installed")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); browser tests skipped")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test body are
+    # still synchronous, so allow them.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
