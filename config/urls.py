@@ -6,15 +6,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
+from config.api_router import dataframer
+from runs.api.views import signed_download
 
 api_urlpatterns = [
     path("users/api-key/rotate", rotate_api_key, name="api-key-rotate"),
+    path("dataframer/", include(dataframer.urls)),
+    path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
 
 urlpatterns = [
     path("", include("companies.urls")),
+    path("", include("runs.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),

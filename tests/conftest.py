@@ -119,3 +119,50 @@ def page(browser: Any) -> Iterator[Any]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+# --- Specs and runs ---
+
+SPEC_YAML = """\
+spec:
+  description: "Customer support conversations"
+  requirements: "Each conversation has a greeting, an issue and an agent reply."
+  data_property_variations:
+    - property_name: sentiment
+      property_values: [positive, negative, neutral]
+      base_distributions: {positive: 40, negative: 30, neutral: 30}
+      property_description: "Overall customer sentiment"
+    - property_name: priority
+      property_values: [high, medium, low]
+      base_distributions: {high: 20, medium: 50, low: 30}
+      conditional_distributions:
+        sentiment:
+          negative: {high: 50, medium: 40, low: 10}
+"""
+
+
+def make_rows(count: int, start: int = 1) -> list[dict[str, Any]]:
+    sentiments = ["positive", "negative", "neutral"]
+    priorities = ["high", "medium", "low"]
+    return [
+        {
+            "identifier": f"sample_{i}",
+            "content": f"Customer {i}: my order arrived {'late' if i % 3 == 1 else 'fine'}.",
+            "properties": {"sentiment": sentiments[i % 3], "priority": priorities[i % 3]},
+        }
+        for i in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def spec_a(alice: Any, company_a: Company) -> Any:
+    from runs.services import spec_create
+
+    return spec_create(company=company_a, created_by=alice, name="Support", content_yaml=SPEC_YAML)
+
+
+@pytest.fixture
+def run_a(alice: Any, company_a: Company, spec_a: Any) -> Any:
+    from runs.services import run_import
+
+    return run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12))

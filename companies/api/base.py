@@ -84,3 +84,10 @@ class CompanyScopedPrimaryKeyRelatedField(serializers.SlugRelatedField):  # type
             return queryset.none()
         membership = get_active_membership(request)
         return queryset.filter(company=membership.company) if membership else queryset.none()
+
+
+class BadRequest(exceptions.APIException):
+    """A 400 whose body is `{"detail": "<message>"}` (a business rule, not a field error)."""
+
+    status_code = 400
+    default_code = "bad_request"

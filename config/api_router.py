@@ -1,0 +1,11 @@
+"""Every API viewset, registered once. Dataframer paths end in `/`."""
+
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from runs.api.views import RunViewSet, SpecViewSet
+
+dataframer = SimpleRouter(trailing_slash=True)
+dataframer.register("specs", SpecViewSet, basename="spec")
+dataframer.register("runs", RunViewSet, basename="run")

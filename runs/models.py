@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from functools import cached_property
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from companies.models import Company
+
+from .specfile import Property
+
+
+class SpecQuerySet(models.QuerySet["Spec"]):
+    def for_company(self, company: Company) -> SpecQuerySet:
+        return self.filter(company=company)
+
+
+class Spec(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "PROCESSING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="specs")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SpecQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="spec_unique_name_per_company")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @cached_property
+    def latest_version(self) -> SpecVersion | None:
+        return self.versions.order_by("-number").first()
+
+
+class SpecVersion(models.Model):
+    spec = models.ForeignKey(Spec, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    content_yaml = models.TextField()
+    # The parsed properties (runs.specfile.Property.to_dict), so readers never re-parse YAML.
+    properties = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["spec", "number"], name="specversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.spec} v{self.number}"
+
+    @cached_property
+    def parsed_properties(self) -> list[Property]:
+        return [Property.from_dict(p) for p in self.properties]
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def for_company(self, company: Company) -> RunQuerySet:
+        return self.filter(company=company)
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        PROCESSING = "PROCESSING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+        CANCELED = "CANCELED"
+
+    class Source(models.TextChoices):
+        IMPORT = "import", "Imported"
+        GENERATED = "generated", "Generated"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="runs")
+    spec = models.ForeignKey(Spec, on_delete=models.CASCADE, related_name="runs")
+    spec_version = models.ForeignKey(SpecVersion, on_delete=models.PROTECT, related_name="runs")
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
+    samples_completed = models.PositiveIntegerField(default=0)
+    samples_failed = models.PositiveIntegerField(default=0)
+    total_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    runtime_params = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"Run {str(self.code)[:8]}"
+
+    @property
+    def is_cancelable(self) -> bool:
+        return self.status in {self.Status.PENDING, self.Status.PROCESSING}
+
+    def cancel(self) -> bool:
+        """Cancel if still pending or processing; return whether this call did it."""
+        updated = Run.objects.filter(pk=self.pk, status__in=[self.Status.PENDING, self.Status.PROCESSING]).update(
+            status=self.Status.CANCELED, completed_at=timezone.now()
+        )
+        if updated:
+            self.refresh_from_db(fields=["status", "completed_at"])
+        return bool(updated)
+
+
+class Sample(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="samples")
+    position = models.PositiveIntegerField()
+    identifier = models.CharField(max_length=255)
+    path = models.CharField(max_length=500)
+    file_type = models.CharField(max_length=100, default="text/plain")
+    size_bytes = models.PositiveIntegerField(default=0)
+    content = models.TextField()
+    # The property values generation assigned to this sample: {property name: value}.
+    properties = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["run", "identifier"], name="sample_unique_identifier")]
+        indexes = [models.Index(fields=["run", "position"])]
+
+    def __str__(self) -> str:
+        return self.identifier
+
+    @staticmethod
+    def guess_file_type(path: str) -> str:
+        if path.endswith(".jsonl"):
+            return "application/jsonl"
+        return mimetypes.guess_type(path)[0] or "text/plain"
+
+    def metadata(self) -> dict[str, Any]:
+        return {"identifier": self.identifier, "path": self.path, "assigned_properties": self.properties}

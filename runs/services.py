@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from companies.models import Company
+
+from .imports import build_samples
+from .models import Run, Sample, Spec, SpecVersion
+from .specfile import parse_spec
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+IMPORT_BATCH_SIZE = 1000
+
+
+class RunError(ValueError):
+    pass
+
+
+@transaction.atomic
+def spec_create(*, company: Company, created_by: User | None, name: str, content_yaml: str, description: str = "") -> Spec:
+    """Create a spec and its first version; raises SpecError (nothing saved) if the YAML is invalid."""
+    parsed = parse_spec(content_yaml)
+    spec = Spec.objects.create(
+        company=company, name=name, description=description or parsed.description, created_by=created_by
+    )
+    spec_add_version(spec=spec, created_by=created_by, content_yaml=content_yaml)
+    return spec
+
+
+@transaction.atomic
+def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) -> SpecVersion:
+    parsed = parse_spec(content_yaml)
+    # Lock the spec so two concurrent updates cannot both take the same version number.
+    Spec.objects.select_for_update().filter(pk=spec.pk).update(updated_at=timezone.now())
+    latest = spec.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    version = SpecVersion.objects.create(
+        spec=spec,
+        number=latest + 1,
+        content_yaml=content_yaml,
+        properties=[p.to_dict() for p in parsed.properties],
+        created_by=created_by,
+    )
+    spec.__dict__.pop("latest_version", None)
+    return version
+
+
+@transaction.atomic
+def spec_delete(*, spec: Spec, force: bool) -> None:
+    if not force and spec.runs.exists():
+        raise RunError("This spec has runs; delete them first or pass force=true to delete the spec with its runs.")
+    # Runs go first: they hold the spec version they used (PROTECT), which the spec's cascade would hit.
+    spec.runs.all().delete()
+    spec.delete()
+
+
+@transaction.atomic
+def run_import(
+    *, company: Company, created_by: User | None, spec: Spec, rows: Any, spec_version: int | None = None, name: str = ""
+) -> Run:
+    """Create a SUCCEEDED run from samples the user brings; raises ImportProblems and saves nothing if any is bad."""
+    if spec.company_id != company.id:
+        raise RunError("unknown spec")
+    versions = spec.versions.all()
+    version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
+    if version is None:
+        raise RunError(f"spec '{spec.name}' has no version {spec_version}")
+    samples = build_samples(rows, version.parsed_properties)
+    now = timezone.now()
+    run = Run.objects.create(
+        company=company,
+        spec=spec,
+        spec_version=version,
+        name=name,
+        status=Run.Status.SUCCEEDED,
+        source=Run.Source.IMPORT,
+        samples_completed=len(samples),
+        runtime_params={"number_of_samples": len(samples), "source": "import"},
+        created_by=created_by,
+        started_at=now,
+        completed_at=now,
+    )
+    for sample in samples:
+        sample.run = run
+    Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_SIZE)
+    return run

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "runs"
+
+urlpatterns = [
+    path("specs/", views.spec_list, name="spec-list"),
+    path("specs/<uuid:code>/", views.spec_detail, name="spec-detail"),
+    path("runs/", views.run_list, name="list"),
+    path("runs/import/", views.run_import_upload, name="import"),
+    path("runs/<uuid:code>/", views.run_detail, name="detail"),
+]
