@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from .models import ApiKey, Company, Membership
 
@@ -13,6 +16,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 ACTIVE_COMPANY_SESSION_KEY = "active_company"
+M = TypeVar("M", bound=Model)
 
 
 def get_membership(user: AbstractBaseUser | AnonymousUser, company: Company) -> Membership | None:
@@ -60,3 +64,22 @@ def get_active_membership(request: HttpRequest) -> Membership | None:
 def set_active_company(request: HttpRequest, company: Company) -> None:
     request.session[ACTIVE_COMPANY_SESSION_KEY] = str(company.code)
     request.__dict__.pop("_active_membership", None)
+
+
+def get_object_for_user(queryset: QuerySet[M], user: AbstractBaseUser | AnonymousUser, **lookup: Any) -> tuple[M, Membership]:
+    """Return the object if `user` belongs to its company, with their membership; 404 for strangers and typos alike."""
+    obj = get_object_or_404(queryset.select_related("company"), **lookup)
+    membership = get_membership(user, obj.company)  # type: ignore[attr-defined]
+    if membership is None:
+        raise Http404
+    return obj, membership
+
+
+def get_rw_object_for_user(
+    queryset: QuerySet[M], user: AbstractBaseUser | AnonymousUser, **lookup: Any
+) -> tuple[M, Membership]:
+    """As get_object_for_user, and 403 unless the user's role may write."""
+    obj, membership = get_object_for_user(queryset, user, **lookup)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    return obj, membership

@@ -143,3 +143,17 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
     if problems:
         raise ImportProblems(problems)
     return samples
+
+
+def read_upload(upload: Any) -> list[Any]:
+    """Rows from an uploaded JSONL or ZIP file (told apart by the ZIP magic number, not the name)."""
+    if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+        raise ImportProblems([f"the file is {upload.size} bytes; the limit is {settings.IMPORT_MAX_UPLOAD_BYTES}"])
+    head = upload.read(4)
+    upload.seek(0)
+    if head.startswith(b"PK"):
+        return read_zip(upload)
+    try:
+        return read_jsonl(upload)
+    except UnicodeDecodeError:
+        raise ImportProblems(["the file is neither a ZIP nor UTF-8 JSONL"]) from None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -7,7 +8,7 @@ from django.utils import timezone
 
 from companies.models import Company
 
-from .imports import build_samples
+from .imports import build_samples, read_jsonl
 from .models import Run, Sample, Spec, SpecVersion
 from .specfile import parse_spec
 
@@ -88,3 +89,24 @@ def run_import(
         sample.run = run
     Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_SIZE)
     return run
+
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_SPEC_NAME = "Customer support (demo)"
+
+
+@transaction.atomic
+def demo_run_ensure(*, company: Company, created_by: User | None) -> Run:
+    """The demo spec and its hand-written 72-sample run, created once per company."""
+    spec = Spec.objects.for_company(company).filter(name=DEMO_SPEC_NAME).first()
+    if spec is None:
+        spec = spec_create(
+            company=company, created_by=created_by, name=DEMO_SPEC_NAME,
+            content_yaml=(DEMO_DIR / "spec.yaml").read_text(),
+        )  # fmt: skip
+    existing = spec.runs.order_by("created_at").first()
+    if existing is not None:
+        return existing
+    with (DEMO_DIR / "samples.jsonl").open("rb") as stream:
+        rows = read_jsonl(stream)
+    return run_import(company=company, created_by=created_by, spec=spec, rows=rows, name="Demo support run")

@@ -1,5 +1,126 @@
 from __future__ import annotations
 
-from django.http import HttpResponse
+from typing import TYPE_CHECKING
+from uuid import UUID
 
-spec_list = spec_detail = run_list = run_import_upload = run_detail = lambda request, code=None: HttpResponse()  # noqa: E731
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from companies.access import get_active_membership
+from companies.models import Membership
+
+from .access import get_run_for_user, get_spec_for_user
+from .forms import RunImportForm, SpecForm
+from .imports import ImportProblems, read_upload
+from .models import Run, Spec
+from .selectors import run_property_summaries, sample_page
+from .services import RunError, run_import, spec_create
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from config.http import HtmxHttpRequest
+
+
+def _active_membership(request: HttpRequest) -> Membership:
+    """The membership list pages act through; 404 for a user who belongs to no company."""
+    membership = get_active_membership(request)
+    if membership is None:
+        raise Http404("You do not belong to any company.")
+    return membership
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def spec_list(request: HttpRequest) -> HttpResponse:
+    membership = _active_membership(request)
+    form = SpecForm(request.POST or None, company=membership.company)
+    if request.method == "POST":
+        if not membership.can_write:
+            raise PermissionDenied("Your role in this company is read-only.")
+        if form.is_valid():
+            spec = spec_create(company=membership.company, created_by=request.user, **form.cleaned_data)
+            messages.success(request, f"Spec '{spec.name}' created.")
+            return redirect("runs:spec-detail", code=spec.code)
+    specs = Spec.objects.for_company(membership.company).annotate(run_count=Count("runs")).order_by("-created_at")
+    status = 400 if form.errors else 200
+    return render(request, "runs/spec_list.html", {"specs": specs, "form": form, "membership": membership}, status=status)
+
+
+@login_required
+def spec_detail(request: HttpRequest, code: UUID) -> HttpResponse:
+    spec, membership = get_spec_for_user(request.user, code)
+    version = spec.latest_version
+    runs = spec.runs.select_related("spec_version").order_by("-created_at")
+    return render(
+        request,
+        "runs/spec_detail.html",
+        {"spec": spec, "version": version, "properties": version.parsed_properties if version else [], "runs": runs},
+    )
+
+
+def _run_list_response(request: HttpRequest, membership: Membership, form: RunImportForm, status: int = 200) -> HttpResponse:
+    runs = Run.objects.for_company(membership.company).select_related("spec", "spec_version").order_by("-created_at")
+    context = {"runs": runs, "form": form, "membership": membership}
+    return render(request, "runs/run_list.html", context, status=status)
+
+
+@login_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    membership = _active_membership(request)
+    return _run_list_response(request, membership, RunImportForm(company=membership.company))
+
+
+@login_required
+@require_POST
+def run_import_upload(request: HttpRequest) -> HttpResponse:
+    membership = _active_membership(request)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    form = RunImportForm(request.POST, request.FILES, company=membership.company)
+    if form.is_valid():
+        try:
+            rows = read_upload(form.cleaned_data["file"])
+            run = run_import(
+                company=membership.company,
+                created_by=request.user,
+                spec=form.cleaned_data["spec"],
+                rows=rows,
+                name=form.cleaned_data["name"],
+            )
+        except ImportProblems as exc:
+            for problem in exc.problems:
+                form.add_error("file", problem)
+        except RunError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Imported {run.samples_completed} samples.")
+            return redirect("runs:detail", code=run.code)
+    return _run_list_response(request, membership, form, status=400)
+
+
+@login_required
+def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    run, membership = get_run_for_user(request.user, code)
+    prop = request.GET.get("property", "")
+    value = request.GET.get("value", "")
+    properties = run.spec_version.parsed_properties
+    if prop not in {p.name for p in properties}:
+        prop = value = ""
+    context = {
+        "run": run,
+        "membership": membership,
+        "properties": properties,
+        "page": sample_page(run=run, prop=prop, value=value, page=request.GET.get("page", 1)),
+        "filter_property": prop,
+        "filter_value": value,
+    }
+    if request.htmx:
+        return render(request, "runs/run_detail.html#samples-table", context)
+    context["summaries"] = run_property_summaries(run=run)
+    return render(request, "runs/run_detail.html", context)

@@ -11,16 +11,27 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, status
-from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
+from rest_framework.decorators import (
+    action,
+    api_view,
+    authentication_classes,
+    permission_classes,
+)
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
 from runs.exports import build_run_zip
-from runs.imports import ImportProblems, read_jsonl, read_zip
+from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
-from runs.services import RunError, run_import, spec_add_version, spec_create, spec_delete
+from runs.services import (
+    RunError,
+    run_import,
+    spec_add_version,
+    spec_create,
+    spec_delete,
+)
 from runs.specfile import SpecError
 
 from .serializers import (
@@ -155,19 +166,6 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def read_upload(upload: Any) -> list[Any]:
-    if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
-        raise ImportProblems([f"the file is {upload.size} bytes; the limit is {settings.IMPORT_MAX_UPLOAD_BYTES}"])
-    head = upload.read(4)
-    upload.seek(0)
-    if head.startswith(b"PK"):
-        return read_zip(upload)
-    try:
-        return read_jsonl(upload)
-    except UnicodeDecodeError:
-        raise ImportProblems(["the file is neither a ZIP nor UTF-8 JSONL"]) from None
 
 
 @extend_schema(exclude=True)

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from companies.services import member_ensure
 from companies.models import ApiKey, Membership
+from companies.services import member_ensure
 
 
 class Command(BaseCommand):

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from companies.models import ApiKey, Membership
 from companies.services import member_ensure
+from runs.services import demo_run_ensure
 
 DEMO_COMPANY = "Demo Company"
 DEMO_EMAIL = "demo@example.com"
@@ -31,7 +32,9 @@ class Command(BaseCommand):
             revoked_at=timezone.now()
         )
         _key, secret = ApiKey.issue(company=membership.company, user=user, name=DEMO_KEY_NAME)
+        run = demo_run_ensure(company=membership.company, created_by=user)
 
         self.stdout.write(self.style.SUCCESS(f"Demo company: {DEMO_COMPANY}"))
         self.stdout.write(f"  sign in at /login/ as {DEMO_EMAIL} with password: {password}")
+        self.stdout.write(f"  demo run: /runs/{run.code}/ ({run.samples_completed} samples)")
         self.stdout.write(f"  API key (Authorization: Bearer ...): {secret}")

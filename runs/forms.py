@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from companies.models import Company
+
+from .models import Spec
+from .specfile import SpecError, parse_spec
+
+
+class SpecForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.TextInput)
+    content_yaml = forms.CharField(label="Spec YAML", widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}))
+
+    def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.company = company
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if Spec.objects.for_company(self.company).filter(name=name).exists():
+            raise forms.ValidationError(f"A spec named '{name}' already exists.")
+        return name
+
+    def clean_content_yaml(self) -> str:
+        text: str = self.cleaned_data["content_yaml"]
+        try:
+            parse_spec(text)
+        except SpecError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return text
+
+
+class RunImportForm(forms.Form):
+    spec = forms.ModelChoiceField(queryset=Spec.objects.none(), to_field_name="code", empty_label=None)
+    name = forms.CharField(max_length=200, required=False)
+    file = forms.FileField(help_text="JSONL (one sample per line) or ZIP (sample files + samples.jsonl)")
+
+    def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["spec"].queryset = Spec.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
