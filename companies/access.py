@@ -19,18 +19,24 @@ ACTIVE_COMPANY_SESSION_KEY = "active_company"
 M = TypeVar("M", bound=Model)
 
 
-def get_membership(user: AbstractBaseUser | AnonymousUser, company: Company) -> Membership | None:
+def get_membership(
+    user: AbstractBaseUser | AnonymousUser, company: Company
+) -> Membership | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(user=user, company=company).first()
 
 
-def get_company_for_user(user: AbstractBaseUser | AnonymousUser, code: object) -> tuple[Company, Membership]:
+def get_company_for_user(
+    user: AbstractBaseUser | AnonymousUser, code: object
+) -> tuple[Company, Membership]:
     """Return the company with this code and the user's membership, or 404 if they are not a member."""
     if not user.is_authenticated:
         raise Http404
     membership = (
-        Membership.objects.select_related("company").filter(user=user, company__code=code).first()
+        Membership.objects.select_related("company")
+        .filter(user=user, company__code=code)
+        .first()
     )
     if membership is None:
         raise Http404
@@ -54,8 +60,14 @@ def get_active_membership(request: HttpRequest) -> Membership | None:
     if isinstance(api_key, ApiKey):
         membership = memberships.filter(company_id=api_key.company_id).first()
     else:
-        chosen = request.session.get(ACTIVE_COMPANY_SESSION_KEY) if hasattr(request, "session") else None
-        membership = memberships.filter(company__code=chosen).first() if chosen else None
+        chosen = (
+            request.session.get(ACTIVE_COMPANY_SESSION_KEY)
+            if hasattr(request, "session")
+            else None
+        )
+        membership = (
+            memberships.filter(company__code=chosen).first() if chosen else None
+        )
         membership = membership or memberships.order_by("created_at", "id").first()
     request._active_membership = membership  # type: ignore[attr-defined]
     return membership
@@ -66,7 +78,9 @@ def set_active_company(request: HttpRequest, company: Company) -> None:
     request.__dict__.pop("_active_membership", None)
 
 
-def get_object_for_user(queryset: QuerySet[M], user: AbstractBaseUser | AnonymousUser, **lookup: Any) -> tuple[M, Membership]:
+def get_object_for_user(
+    queryset: QuerySet[M], user: AbstractBaseUser | AnonymousUser, **lookup: Any
+) -> tuple[M, Membership]:
     """Return the object if `user` belongs to its company, with their membership; 404 for strangers and typos alike."""
     obj = get_object_or_404(queryset.select_related("company"), **lookup)
     membership = get_membership(user, obj.company)  # type: ignore[attr-defined]

@@ -32,11 +32,36 @@ class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # The hash is never shown: only the masked form identifies a key.
-    list_display = ["masked_key", "name", "company", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_display = [
+        "masked_key",
+        "name",
+        "company",
+        "user",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["company"]
     search_fields = ["name", "prefix", "user__email", "company__name"]
-    fields = ["masked_key", "name", "company", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
-    readonly_fields = ["masked_key", "company", "user", "created_at", "revoked_at", "last_used_at"]
+    fields = [
+        "masked_key",
+        "name",
+        "company",
+        "user",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    readonly_fields = [
+        "masked_key",
+        "company",
+        "user",
+        "created_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

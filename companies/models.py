@@ -43,13 +43,21 @@ class Membership(models.Model):
         ANALYST = "analyst", "Analyst"
         VIEWER = "viewer", "Viewer"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANALYST)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "company"], name="membership_unique_user_company")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "company"], name="membership_unique_user_company"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.company} ({self.role})"
@@ -81,8 +89,12 @@ class ApiKey(models.Model):
     PREFIX_LENGTH = 8
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="api_keys")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
@@ -103,7 +115,12 @@ class ApiKey(models.Model):
 
     @classmethod
     def issue(
-        cls, *, company: Company, user: User, name: str = "", expires_at: datetime | None = None
+        cls,
+        *,
+        company: Company,
+        user: User,
+        name: str = "",
+        expires_at: datetime | None = None,
     ) -> tuple[ApiKey, str]:
         """Create a key and return it with its secret, which is never stored and cannot be shown again."""
         expires_at = expires_at or timezone.now() + settings.API_KEY_LIFETIME

@@ -20,7 +20,11 @@ api_urlpatterns = [
 urlpatterns = [
     path("", include("companies.urls")),
     path("", include("runs.urls")),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
     path("admin/", admin.site.urls),

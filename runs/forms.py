@@ -13,7 +13,10 @@ from .specfile import SpecError, parse_spec
 class SpecForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.TextInput)
-    content_yaml = forms.CharField(label="Spec YAML", widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}))
+    content_yaml = forms.CharField(
+        label="Spec YAML",
+        widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}),
+    )
 
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -35,10 +38,16 @@ class SpecForm(forms.Form):
 
 
 class RunImportForm(forms.Form):
-    spec = forms.ModelChoiceField(queryset=Spec.objects.none(), to_field_name="code", empty_label=None)
+    spec = forms.ModelChoiceField(
+        queryset=Spec.objects.none(), to_field_name="code", empty_label=None
+    )
     name = forms.CharField(max_length=200, required=False)
-    file = forms.FileField(help_text="JSONL (one sample per line) or ZIP (sample files + samples.jsonl)")
+    file = forms.FileField(
+        help_text="JSONL (one sample per line) or ZIP (sample files + samples.jsonl)"
+    )
 
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["spec"].queryset = Spec.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
+        self.fields["spec"].queryset = Spec.objects.for_company(company).order_by(
+            "name"
+        )  # type: ignore[attr-defined]

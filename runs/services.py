@@ -23,22 +23,38 @@ class RunError(ValueError):
 
 
 @transaction.atomic
-def spec_create(*, company: Company, created_by: User | None, name: str, content_yaml: str, description: str = "") -> Spec:
+def spec_create(
+    *,
+    company: Company,
+    created_by: User | None,
+    name: str,
+    content_yaml: str,
+    description: str = "",
+) -> Spec:
     """Create a spec and its first version; raises SpecError (nothing saved) if the YAML is invalid."""
     parsed = parse_spec(content_yaml)
     spec = Spec.objects.create(
-        company=company, name=name, description=description or parsed.description, created_by=created_by
+        company=company,
+        name=name,
+        description=description or parsed.description,
+        created_by=created_by,
     )
     spec_add_version(spec=spec, created_by=created_by, content_yaml=content_yaml)
     return spec
 
 
 @transaction.atomic
-def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) -> SpecVersion:
+def spec_add_version(
+    *, spec: Spec, created_by: User | None, content_yaml: str
+) -> SpecVersion:
     parsed = parse_spec(content_yaml)
     # Lock the spec so two concurrent updates cannot both take the same version number.
-    Spec.objects.select_for_update().filter(pk=spec.pk).update(updated_at=timezone.now())
-    latest = spec.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    Spec.objects.select_for_update().filter(pk=spec.pk).update(
+        updated_at=timezone.now()
+    )
+    latest = (
+        spec.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    )
     version = SpecVersion.objects.create(
         spec=spec,
         number=latest + 1,
@@ -53,7 +69,9 @@ def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) 
 @transaction.atomic
 def spec_delete(*, spec: Spec, force: bool) -> None:
     if not force and spec.runs.exists():
-        raise RunError("This spec has runs; delete them first or pass force=true to delete the spec with its runs.")
+        raise RunError(
+            "This spec has runs; delete them first or pass force=true to delete the spec with its runs."
+        )
     # Runs go first: they hold the spec version they used (PROTECT), which the spec's cascade would hit.
     spec.runs.all().delete()
     spec.delete()
@@ -61,13 +79,23 @@ def spec_delete(*, spec: Spec, force: bool) -> None:
 
 @transaction.atomic
 def run_import(
-    *, company: Company, created_by: User | None, spec: Spec, rows: Any, spec_version: int | None = None, name: str = ""
+    *,
+    company: Company,
+    created_by: User | None,
+    spec: Spec,
+    rows: Any,
+    spec_version: int | None = None,
+    name: str = "",
 ) -> Run:
     """Create a SUCCEEDED run from samples the user brings; raises ImportProblems and saves nothing if any is bad."""
     if spec.company_id != company.id:
         raise RunError("unknown spec")
     versions = spec.versions.all()
-    version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
+    version = (
+        versions.filter(number=spec_version).first()
+        if spec_version
+        else versions.order_by("-number").first()
+    )
     if version is None:
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
     samples = build_samples(rows, version.parsed_properties)
@@ -109,4 +137,10 @@ def demo_run_ensure(*, company: Company, created_by: User | None) -> Run:
         return existing
     with (DEMO_DIR / "samples.jsonl").open("rb") as stream:
         rows = read_jsonl(stream)
-    return run_import(company=company, created_by=created_by, spec=spec, rows=rows, name="Demo support run")
+    return run_import(
+        company=company,
+        created_by=created_by,
+        spec=spec,
+        rows=rows,
+        name="Demo support run",
+    )

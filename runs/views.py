@@ -44,12 +44,23 @@ def spec_list(request: HttpRequest) -> HttpResponse:
         if not membership.can_write:
             raise PermissionDenied("Your role in this company is read-only.")
         if form.is_valid():
-            spec = spec_create(company=membership.company, created_by=request.user, **form.cleaned_data)
+            spec = spec_create(
+                company=membership.company, created_by=request.user, **form.cleaned_data
+            )
             messages.success(request, f"Spec '{spec.name}' created.")
             return redirect("runs:spec-detail", code=spec.code)
-    specs = Spec.objects.for_company(membership.company).annotate(run_count=Count("runs")).order_by("-created_at")
+    specs = (
+        Spec.objects.for_company(membership.company)
+        .annotate(run_count=Count("runs"))
+        .order_by("-created_at")
+    )
     status = 400 if form.errors else 200
-    return render(request, "runs/spec_list.html", {"specs": specs, "form": form, "membership": membership}, status=status)
+    return render(
+        request,
+        "runs/spec_list.html",
+        {"specs": specs, "form": form, "membership": membership},
+        status=status,
+    )
 
 
 @login_required
@@ -60,12 +71,23 @@ def spec_detail(request: HttpRequest, code: UUID) -> HttpResponse:
     return render(
         request,
         "runs/spec_detail.html",
-        {"spec": spec, "version": version, "properties": version.parsed_properties if version else [], "runs": runs},
+        {
+            "spec": spec,
+            "version": version,
+            "properties": version.parsed_properties if version else [],
+            "runs": runs,
+        },
     )
 
 
-def _run_list_response(request: HttpRequest, membership: Membership, form: RunImportForm, status: int = 200) -> HttpResponse:
-    runs = Run.objects.for_company(membership.company).select_related("spec", "spec_version").order_by("-created_at")
+def _run_list_response(
+    request: HttpRequest, membership: Membership, form: RunImportForm, status: int = 200
+) -> HttpResponse:
+    runs = (
+        Run.objects.for_company(membership.company)
+        .select_related("spec", "spec_version")
+        .order_by("-created_at")
+    )
     context = {"runs": runs, "form": form, "membership": membership}
     return render(request, "runs/run_list.html", context, status=status)
 
@@ -73,7 +95,9 @@ def _run_list_response(request: HttpRequest, membership: Membership, form: RunIm
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
     membership = _active_membership(request)
-    return _run_list_response(request, membership, RunImportForm(company=membership.company))
+    return _run_list_response(
+        request, membership, RunImportForm(company=membership.company)
+    )
 
 
 @login_required
@@ -116,7 +140,9 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "run": run,
         "membership": membership,
         "properties": properties,
-        "page": sample_page(run=run, prop=prop, value=value, page=request.GET.get("page", 1)),
+        "page": sample_page(
+            run=run, prop=prop, value=value, page=request.GET.get("page", 1)
+        ),
         "filter_property": prop,
         "filter_value": value,
     }

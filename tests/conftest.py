@@ -38,21 +38,27 @@ def company_b(db: None) -> Company:
 @pytest.fixture
 def alice(company_a: Company) -> Any:
     """Owner of company A."""
-    return MembershipFactory(user=UserFactory(username="alice@alpha.test"), company=company_a).user
+    return MembershipFactory(
+        user=UserFactory(username="alice@alpha.test"), company=company_a
+    ).user
 
 
 @pytest.fixture
 def bob(company_a: Company) -> Any:
     """Read-only member (viewer) of company A."""
     return MembershipFactory(
-        user=UserFactory(username="bob@alpha.test"), company=company_a, role=Membership.Role.VIEWER
+        user=UserFactory(username="bob@alpha.test"),
+        company=company_a,
+        role=Membership.Role.VIEWER,
     ).user
 
 
 @pytest.fixture
 def charlie(company_b: Company) -> Any:
     """Owner of company B: a stranger to everything of A."""
-    return MembershipFactory(user=UserFactory(username="charlie@beta.test"), company=company_b).user
+    return MembershipFactory(
+        user=UserFactory(username="charlie@beta.test"), company=company_b
+    ).user
 
 
 def _api_client_for(user: Any, company: Company) -> APIClient:
@@ -92,7 +98,9 @@ def chromium_path() -> str:
     if path is None:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail("REQUIRE_BROWSER=1 but Debian's chromium is not installed")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); browser tests skipped")
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install -y chromium); browser tests skipped"
+        )
     return path
 
 
@@ -106,7 +114,12 @@ def browser(chromium_path: str) -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium_path,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+            ],
         )
         yield browser
         browser.close()
@@ -148,7 +161,10 @@ def make_rows(count: int, start: int = 1) -> list[dict[str, Any]]:
         {
             "identifier": f"sample_{i}",
             "content": f"Customer {i}: my order arrived {'late' if i % 3 == 1 else 'fine'}.",
-            "properties": {"sentiment": sentiments[i % 3], "priority": priorities[i % 3]},
+            "properties": {
+                "sentiment": sentiments[i % 3],
+                "priority": priorities[i % 3],
+            },
         }
         for i in range(start, start + count)
     ]
@@ -158,11 +174,15 @@ def make_rows(count: int, start: int = 1) -> list[dict[str, Any]]:
 def spec_a(alice: Any, company_a: Company) -> Any:
     from runs.services import spec_create
 
-    return spec_create(company=company_a, created_by=alice, name="Support", content_yaml=SPEC_YAML)
+    return spec_create(
+        company=company_a, created_by=alice, name="Support", content_yaml=SPEC_YAML
+    )
 
 
 @pytest.fixture
 def run_a(alice: Any, company_a: Company, spec_a: Any) -> Any:
     from runs.services import run_import
 
-    return run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12))
+    return run_import(
+        company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12)
+    )

@@ -17,14 +17,21 @@ class RotateThrottle(throttling.SimpleRateThrottle):
     scope = "api_key_rotate"
 
     def get_cache_key(self, request: Request, view: object) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": self.get_ident(request),
+        }
 
 
 @extend_schema(
     request=None,
     responses=inline_serializer(
         "ApiKeyRotateResponse",
-        {"api_key": serializers.CharField(), "masked_key": serializers.CharField(), "expires_at": serializers.DateTimeField()},
+        {
+            "api_key": serializers.CharField(),
+            "masked_key": serializers.CharField(),
+            "expires_at": serializers.DateTimeField(),
+        },
     ),
 )
 @api_view(["POST"])
@@ -33,7 +40,9 @@ class RotateThrottle(throttling.SimpleRateThrottle):
 def rotate_api_key(request: Request) -> Response:
     """Revoke the calling API key and return a new one; the secret is shown only in this response."""
     if not isinstance(request.auth, ApiKey):
-        raise exceptions.NotAuthenticated("Rotate with the API key itself as a Bearer token.")
+        raise exceptions.NotAuthenticated(
+            "Rotate with the API key itself as a Bearer token."
+        )
     try:
         key, secret = api_key_rotate(api_key=request.auth)
     except ApiKeyError as exc:

@@ -52,7 +52,10 @@ def _flag(request: Request, name: str) -> bool:
 
 
 class SpecViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, CompanyScopedViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    CompanyScopedViewSet,
 ):
     queryset = Spec.objects.select_related("created_by")
     http_method_names = ["get", "post", "put", "delete", "head", "options"]
@@ -61,16 +64,27 @@ class SpecViewSet(
         return SpecListSerializer if self.action == "list" else SpecDetailSerializer
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "include_versions": _flag(self.request, "include_versions")}
+        return {
+            **super().get_serializer_context(),
+            "include_versions": _flag(self.request, "include_versions"),
+        }
 
     def create(self, request: Request) -> Response:
-        serializer = SpecCreateSerializer(data=request.data, context={"company": self.company})
+        serializer = SpecCreateSerializer(
+            data=request.data, context={"company": self.company}
+        )
         serializer.is_valid(raise_exception=True)
         if "content_yaml" not in serializer.validated_data:
-            raise BadRequest("Generating a spec from a seed dataset or objectives is not supported yet: "
-                           "send the spec itself as `content_yaml`.")
+            raise BadRequest(
+                "Generating a spec from a seed dataset or objectives is not supported yet: "
+                "send the spec itself as `content_yaml`."
+            )
         try:
-            spec = spec_create(company=self.company, created_by=request.user, **serializer.validated_data)
+            spec = spec_create(
+                company=self.company,
+                created_by=request.user,
+                **serializer.validated_data,
+            )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
         return Response({"id": str(spec.code)}, status=status.HTTP_201_CREATED)
@@ -80,11 +94,17 @@ class SpecViewSet(
         serializer = SpecUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            spec_add_version(spec=spec, created_by=request.user, content_yaml=serializer.validated_data["content_yaml"])
+            spec_add_version(
+                spec=spec,
+                created_by=request.user,
+                content_yaml=serializer.validated_data["content_yaml"],
+            )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
         spec.refresh_from_db()
-        return Response(SpecDetailSerializer(spec, context=self.get_serializer_context()).data)
+        return Response(
+            SpecDetailSerializer(spec, context=self.get_serializer_context()).data
+        )
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         try:
@@ -94,7 +114,12 @@ class SpecViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, CompanyScopedViewSet):
+class RunViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    CompanyScopedViewSet,
+):
     queryset = Run.objects.select_related("spec", "spec_version", "created_by")
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -102,8 +127,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         return RunListSerializer if self.action == "list" else RunDetailSerializer
 
     def create(self, request: Request) -> Response:
-        raise BadRequest("Generating runs with an LLM is not supported yet: bring your samples with "
-                       "POST /api/dataframer/runs/import/.")
+        raise BadRequest(
+            "Generating runs with an LLM is not supported yet: bring your samples with "
+            "POST /api/dataframer/runs/import/."
+        )
 
     @extend_schema(request=RunImportSerializer, responses={201: None})
     @action(detail=False, methods=["post"], url_path="import")
@@ -112,7 +139,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
         serializer = RunImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        spec = Spec.objects.for_company(self.company).filter(code=data["spec_id"]).first()
+        spec = (
+            Spec.objects.for_company(self.company).filter(code=data["spec_id"]).first()
+        )
         if spec is None:
             raise exceptions.NotFound("No spec with this id.")
         try:
@@ -131,19 +160,31 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         if not run.cancel():
-            raise BadRequest(f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
+            raise BadRequest(
+                f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}."
+            )
         return Response({"id": str(run.code), "status": run.status})
 
     @action(detail=True, methods=["get"], url_path=r"files/(?P<file_id>[^/]+)/download")
-    def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
+    def download_file(
+        self, request: Request, pk: str | None = None, file_id: str = ""
+    ) -> Response:
         run = self.get_object()
-        sample = run.samples.filter(code=file_id).only("code", "path", "file_type").first() if _is_uuid(file_id) else None
+        sample = (
+            run.samples.filter(code=file_id).only("code", "path", "file_type").first()
+            if _is_uuid(file_id)
+            else None
+        )
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
-        token = signing.dumps({"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT)
+        token = signing.dumps(
+            {"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT
+        )
         return Response(
             {
-                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
+                "download_url": request.build_absolute_uri(
+                    reverse("api:signed-download", args=[token])
+                ),
                 "filename": sample.path.rsplit("/", 1)[-1],
                 "content_type": sample.file_type,
             }
@@ -156,7 +197,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Destro
             size = archive.seek(0, 2)
         token = signing.dumps({"run": str(run.code), "file": None}, salt=DOWNLOAD_SALT)
         return Response(
-            {"download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])), "size_bytes": size}
+            {
+                "download_url": request.build_absolute_uri(
+                    reverse("api:signed-download", args=[token])
+                ),
+                "size_bytes": size,
+            }
         )
 
 
@@ -175,7 +221,9 @@ def _is_uuid(value: str) -> bool:
 def signed_download(request: Request, token: str) -> HttpResponse:
     """Serve a file behind a signed, expiring link: it works without the API key, like a presigned URL."""
     try:
-        payload = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE)
+        payload = signing.loads(
+            token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE
+        )
     except signing.SignatureExpired:
         raise exceptions.NotFound("This download link has expired.") from None
     except signing.BadSignature:
@@ -184,8 +232,18 @@ def signed_download(request: Request, token: str) -> HttpResponse:
     if payload["file"] is None:
         archive = build_run_zip(run)
         archive.seek(0)
-        return FileResponse(archive, as_attachment=True, filename=f"run-{run.code}.zip", content_type="application/zip")
+        return FileResponse(
+            archive,
+            as_attachment=True,
+            filename=f"run-{run.code}.zip",
+            content_type="application/zip",
+        )
     sample: Sample = get_object_or_404(run.samples, code=payload["file"])
-    response = HttpResponse(sample.content.encode("utf-8"), content_type=f"{sample.file_type}; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, sample.path.rsplit("/", 1)[-1])
+    response = HttpResponse(
+        sample.content.encode("utf-8"),
+        content_type=f"{sample.file_type}; charset=utf-8",
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        True, sample.path.rsplit("/", 1)[-1]
+    )
     return response

@@ -11,12 +11,28 @@ from companies.models import ApiKey, Company, Membership
 
 def test_create_api_key_prints_a_working_key_on_its_last_line(db: None) -> None:
     out = StringIO()
-    call_command("create_api_key", "--company", "Acme", "--email", "ops@acme.test", "--name", "deploy", stdout=out)
+    call_command(
+        "create_api_key",
+        "--company",
+        "Acme",
+        "--email",
+        "ops@acme.test",
+        "--name",
+        "deploy",
+        stdout=out,
+    )
     secret = out.getvalue().strip().splitlines()[-1]
     key = ApiKey.find(secret)
     assert key is not None
-    assert (key.company.name, key.user.email, key.name) == ("Acme", "ops@acme.test", "deploy")
-    assert Membership.objects.get(user=key.user, company=key.company).role == Membership.Role.OWNER
+    assert (key.company.name, key.user.email, key.name) == (
+        "Acme",
+        "ops@acme.test",
+        "deploy",
+    )
+    assert (
+        Membership.objects.get(user=key.user, company=key.company).role
+        == Membership.Role.OWNER
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert client.post("/api/users/api-key/rotate").status_code == HTTPStatus.OK
@@ -24,13 +40,22 @@ def test_create_api_key_prints_a_working_key_on_its_last_line(db: None) -> None:
 
 def test_create_api_key_reuses_company_user_and_membership(db: None) -> None:
     for _ in range(2):
-        call_command("create_api_key", "--company", "Acme", "--email", "ops@acme.test", stdout=StringIO())
+        call_command(
+            "create_api_key",
+            "--company",
+            "Acme",
+            "--email",
+            "ops@acme.test",
+            stdout=StringIO(),
+        )
     assert Company.objects.filter(name="Acme").count() == 1
     assert Membership.objects.count() == 1
     assert ApiKey.objects.count() == 2
 
 
-def test_load_demo_is_idempotent_and_prints_working_credentials(db: None, client: object) -> None:
+def test_load_demo_is_idempotent_and_prints_working_credentials(
+    db: None, client: object
+) -> None:
     for _ in range(2):
         out = StringIO()
         call_command("load_demo", stdout=out)

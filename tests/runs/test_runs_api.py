@@ -24,11 +24,19 @@ def jsonl(rows: list[Any]) -> bytes:
     return "\n".join(json.dumps(r) for r in rows).encode()
 
 
-def test_import_json_creates_a_succeeded_run(alice_api: APIClient, spec_a: Spec) -> None:
-    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(5)}, format="json")
+def test_import_json_creates_a_succeeded_run(
+    alice_api: APIClient, spec_a: Spec
+) -> None:
+    response = alice_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(5)}, format="json"
+    )
     assert response.status_code == HTTPStatus.CREATED
     run = Run.objects.get(code=response.json()["id"])
-    assert (run.status, run.samples_completed, run.spec_version.number) == ("SUCCEEDED", 5, 1)
+    assert (run.status, run.samples_completed, run.spec_version.number) == (
+        "SUCCEEDED",
+        5,
+        1,
+    )
     sample = run.samples.get(identifier="sample_2")
     assert sample.properties == {"sentiment": "neutral", "priority": "low"}
     assert (sample.path, sample.file_type) == ("sample_2.txt", "text/plain")
@@ -36,8 +44,12 @@ def test_import_json_creates_a_succeeded_run(alice_api: APIClient, spec_a: Spec)
 
 
 def test_import_jsonl_file(alice_api: APIClient, spec_a: Spec) -> None:
-    upload = SimpleUploadedFile("samples.jsonl", jsonl(make_rows(7)), content_type="application/jsonl")
-    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
+    upload = SimpleUploadedFile(
+        "samples.jsonl", jsonl(make_rows(7)), content_type="application/jsonl"
+    )
+    response = alice_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart"
+    )
     assert response.status_code == HTTPStatus.CREATED
     assert Run.objects.get(code=response.json()["id"]).samples.count() == 7
 
@@ -47,13 +59,22 @@ def test_import_zip_with_manifest_and_files(alice_api: APIClient, spec_a: Spec) 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for row in rows:
-            archive.writestr(f"export/texts/{row['identifier']}.md", f"# {row['identifier']}\n{row.pop('content')}")
+            archive.writestr(
+                f"export/texts/{row['identifier']}.md",
+                f"# {row['identifier']}\n{row.pop('content')}",
+            )
             row["path"] = f"texts/{row['identifier']}.md"
         archive.writestr("export/samples.jsonl", jsonl(rows))
-    upload = SimpleUploadedFile("run.zip", buffer.getvalue(), content_type="application/zip")
-    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
+    upload = SimpleUploadedFile(
+        "run.zip", buffer.getvalue(), content_type="application/zip"
+    )
+    response = alice_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart"
+    )
     assert response.status_code == HTTPStatus.CREATED, response.json()
-    sample = Run.objects.get(code=response.json()["id"]).samples.get(identifier="sample_1")
+    sample = Run.objects.get(code=response.json()["id"]).samples.get(
+        identifier="sample_1"
+    )
     assert sample.content.startswith("# sample_1\n")
     assert (sample.path, sample.file_type) == ("texts/sample_1.md", "text/markdown")
 
@@ -61,17 +82,38 @@ def test_import_zip_with_manifest_and_files(alice_api: APIClient, spec_a: Spec) 
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [
-        (lambda rows: rows[2].pop("identifier"), "sample 3: identifier must be a non-empty string"),
-        (lambda rows: rows[1].update(identifier="sample_1"), "sample 2 ('sample_1'): duplicate identifier"),
-        (lambda rows: rows[0].update(content=42), "sample 1 ('sample_1'): content must be a string"),
-        (lambda rows: rows[3]["properties"].pop("priority"), "sample 4 ('sample_4'): property 'priority' is not assigned"),
+        (
+            lambda rows: rows[2].pop("identifier"),
+            "sample 3: identifier must be a non-empty string",
+        ),
+        (
+            lambda rows: rows[1].update(identifier="sample_1"),
+            "sample 2 ('sample_1'): duplicate identifier",
+        ),
+        (
+            lambda rows: rows[0].update(content=42),
+            "sample 1 ('sample_1'): content must be a string",
+        ),
+        (
+            lambda rows: rows[3]["properties"].pop("priority"),
+            "sample 4 ('sample_4'): property 'priority' is not assigned",
+        ),
         (
             lambda rows: rows[4]["properties"].update(sentiment="angry"),
             "sample 5 ('sample_5'): property 'sentiment' is 'angry', not one of ['positive', 'negative', 'neutral']",
         ),
-        (lambda rows: rows[0]["properties"].update(colour="red"), "sample 1 ('sample_1'): 'colour' is not a property"),
-        (lambda rows: rows[0].update(properties=["x"]), "sample 1 ('sample_1'): properties must be an object"),
-        (lambda rows: rows[0].update(path="../etc/passwd"), "sample 1 ('sample_1'): path must be a relative path"),
+        (
+            lambda rows: rows[0]["properties"].update(colour="red"),
+            "sample 1 ('sample_1'): 'colour' is not a property",
+        ),
+        (
+            lambda rows: rows[0].update(properties=["x"]),
+            "sample 1 ('sample_1'): properties must be an object",
+        ),
+        (
+            lambda rows: rows[0].update(path="../etc/passwd"),
+            "sample 1 ('sample_1'): path must be a relative path",
+        ),
         (lambda rows: rows.__setitem__(1, "text"), "sample 2: must be an object"),
     ],
 )
@@ -80,88 +122,124 @@ def test_a_bad_sample_is_named_and_nothing_is_saved(
 ) -> None:
     rows = make_rows(6)
     mutate(rows)
-    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
+    response = alice_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json"
+    )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json()["samples"][0].startswith(problem)
     assert not Run.objects.exists()
     assert not Sample.objects.exists()
 
 
-def test_bad_jsonl_and_bad_zip_are_explained(alice_api: APIClient, spec_a: Spec) -> None:
+def test_bad_jsonl_and_bad_zip_are_explained(
+    alice_api: APIClient, spec_a: Spec
+) -> None:
     for name, content, problem in [
         ("s.jsonl", b'{"identifier": "a"}\n{oops\n', "line 2: not valid JSON"),
         ("s.zip", b"PK\x03\x04garbage", "the upload is not a valid ZIP file"),
         ("s.bin", b"\xff\xfe\x00bad", "the file is neither a ZIP nor UTF-8 JSONL"),
     ]:
         upload = SimpleUploadedFile(name, content)
-        response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
+        response = alice_api.post(
+            IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart"
+        )
         assert response.status_code == HTTPStatus.BAD_REQUEST
         assert response.json()["samples"][0].startswith(problem)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("a.txt", "hello")
     response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "file": SimpleUploadedFile("r.zip", buffer.getvalue())}, format="multipart"
+        IMPORT,
+        {
+            "spec_id": str(spec_a.code),
+            "file": SimpleUploadedFile("r.zip", buffer.getvalue()),
+        },
+        format="multipart",
     )
     assert response.json() == {"samples": ["the ZIP has no samples.jsonl manifest"]}
     assert not Run.objects.exists()
 
 
-def test_import_needs_exactly_one_source_and_a_known_version(alice_api: APIClient, spec_a: Spec) -> None:
+def test_import_needs_exactly_one_source_and_a_known_version(
+    alice_api: APIClient, spec_a: Spec
+) -> None:
     response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code)}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "spec_version": 9, "samples": make_rows(2)}, format="json"
+        IMPORT,
+        {"spec_id": str(spec_a.code), "spec_version": 9, "samples": make_rows(2)},
+        format="json",
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json() == {"detail": "spec 'Support' has no version 9"}
-    response = alice_api.post(IMPORT, {"spec_id": "nope", "samples": make_rows(2)}, format="json")
+    response = alice_api.post(
+        IMPORT, {"spec_id": "nope", "samples": make_rows(2)}, format="json"
+    )
     assert response.json() == {"spec_id": ["Must be a valid UUID."]}
 
 
 @override_settings(IMPORT_MAX_SAMPLES=10)
 def test_import_enforces_the_sample_limit(alice_api: APIClient, spec_a: Spec) -> None:
-    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(11)}, format="json")
+    response = alice_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(11)}, format="json"
+    )
     assert response.json() == {"samples": ["too many samples: the limit is 10"]}
 
 
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2000)
 def test_an_oversized_body_is_refused(alice_api: APIClient, spec_a: Spec) -> None:
-    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(50)}, format="json")
+    response = alice_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(50)}, format="json"
+    )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert not Run.objects.exists()
 
 
-def test_import_of_another_companys_spec_is_404(charlie_api: APIClient, spec_a: Spec) -> None:
-    response = charlie_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
+def test_import_of_another_companys_spec_is_404(
+    charlie_api: APIClient, spec_a: Spec
+) -> None:
+    response = charlie_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json"
+    )
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert not Run.objects.exists()
 
 
-def test_import_20000_samples(alice_api: APIClient, spec_a: Spec, django_assert_max_num_queries: Any) -> None:
+def test_import_20000_samples(
+    alice_api: APIClient, spec_a: Spec, django_assert_max_num_queries: Any
+) -> None:
     rows = make_rows(20_000)
     # Bulk inserts, not 20,000 INSERTs: batches of 1,000 rows (SQLite's 999-parameter cap makes them ~100).
     with django_assert_max_num_queries(250):
-        response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
+        response = alice_api.post(
+            IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json"
+        )
     assert response.status_code == HTTPStatus.CREATED
     assert Run.objects.get(code=response.json()["id"]).samples.count() == 20_000
 
 
-def test_list_and_retrieve(alice_api: APIClient, run_a: Run, django_assert_num_queries: Any) -> None:
+def test_list_and_retrieve(
+    alice_api: APIClient, run_a: Run, django_assert_num_queries: Any
+) -> None:
     alice_api.get(RUNS)  # records the key's last use, so the count below is stable
     # key lookup, membership check, active membership, runs with spec/version/creator
     with django_assert_num_queries(4):
         body = alice_api.get(RUNS).json()
     assert [r["id"] for r in body] == [str(run_a.code)]
     detail = alice_api.get(f"{RUNS}{run_a.code}/").json()
-    assert detail["spec_version"] == 1 and detail["status"] == "SUCCEEDED"
+    assert detail["spec_version"] == 1
+    assert detail["status"] == "SUCCEEDED"
     assert len(detail["generated_files"]) == 12
     assert detail["runtime_params"]["number_of_samples"] == 12
     assert detail["runtime_params"]["generation_model"] is None
 
 
-def test_create_explains_generation_is_not_supported(alice_api: APIClient, spec_a: Spec) -> None:
-    response = alice_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
+def test_create_explains_generation_is_not_supported(
+    alice_api: APIClient, spec_a: Spec
+) -> None:
+    response = alice_api.post(
+        RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json"
+    )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "runs/import/" in response.json()["detail"]
 
@@ -169,11 +247,14 @@ def test_create_explains_generation_is_not_supported(alice_api: APIClient, spec_
 def test_cancel_only_pending_or_processing(alice_api: APIClient, run_a: Run) -> None:
     response = alice_api.post(f"{RUNS}{run_a.code}/cancel/")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json() == {"detail": "Only PENDING or PROCESSING runs can be canceled; this run is SUCCEEDED."}
+    assert response.json() == {
+        "detail": "Only PENDING or PROCESSING runs can be canceled; this run is SUCCEEDED."
+    }
     Run.objects.filter(pk=run_a.pk).update(status=Run.Status.PROCESSING)
     assert alice_api.post(f"{RUNS}{run_a.code}/cancel/").status_code == HTTPStatus.OK
     run_a.refresh_from_db()
-    assert run_a.status == Run.Status.CANCELED and run_a.completed_at is not None
+    assert run_a.status == Run.Status.CANCELED
+    assert run_a.completed_at is not None
 
 
 def test_delete_removes_samples(alice_api: APIClient, run_a: Run) -> None:
@@ -181,19 +262,27 @@ def test_delete_removes_samples(alice_api: APIClient, run_a: Run) -> None:
     assert not Sample.objects.exists()
 
 
-def test_file_download_links_are_signed_and_work_without_a_key(alice_api: APIClient, run_a: Run) -> None:
+def test_file_download_links_are_signed_and_work_without_a_key(
+    alice_api: APIClient, run_a: Run
+) -> None:
     sample = run_a.samples.get(identifier="sample_3")
     body = alice_api.get(f"{RUNS}{run_a.code}/files/{sample.code}/download/").json()
-    assert body["filename"] == "sample_3.txt" and body["content_type"] == "text/plain"
+    assert body["filename"] == "sample_3.txt"
+    assert body["content_type"] == "text/plain"
     response = APIClient().get(body["download_url"])
     assert response.status_code == HTTPStatus.OK
     assert response.content.decode() == sample.content
     tampered = body["download_url"].replace("/downloads/", "/downloads/x")
     assert APIClient().get(tampered).status_code == HTTPStatus.NOT_FOUND
-    assert alice_api.get(f"{RUNS}{run_a.code}/files/{run_a.code}/download/").status_code == HTTPStatus.NOT_FOUND
+    assert (
+        alice_api.get(f"{RUNS}{run_a.code}/files/{run_a.code}/download/").status_code
+        == HTTPStatus.NOT_FOUND
+    )
 
 
-def test_download_links_expire(alice_api: APIClient, run_a: Run, time_machine: Any) -> None:
+def test_download_links_expire(
+    alice_api: APIClient, run_a: Run, time_machine: Any
+) -> None:
     body = alice_api.get(f"{RUNS}{run_a.code}/files/download/").json()
     time_machine.move_to(timezone.now() + timedelta(seconds=3601))
     assert APIClient().get(body["download_url"]).status_code == HTTPStatus.NOT_FOUND
@@ -209,8 +298,13 @@ def test_download_all_is_a_zip_with_metadata(alice_api: APIClient, run_a: Run) -
         assert {"sample_1.txt", "sample_1.txt.metadata", "top_level.metadata"} <= names
         assert len(names) == 12 * 2 + 1
         meta = json.loads(archive.read("sample_1.txt.metadata"))
-        assert meta["assigned_properties"] == {"sentiment": "negative", "priority": "medium"}
-        assert json.loads(archive.read("top_level.metadata"))["run_id"] == str(run_a.code)
+        assert meta["assigned_properties"] == {
+            "sentiment": "negative",
+            "priority": "medium",
+        }
+        assert json.loads(archive.read("top_level.metadata"))["run_id"] == str(
+            run_a.code
+        )
 
 
 def test_it_checks_ownership(charlie_api: APIClient, run_a: Run) -> None:
@@ -221,8 +315,13 @@ def test_it_checks_ownership(charlie_api: APIClient, run_a: Run) -> None:
         f"{RUNS}{run_a.code}/files/{sample.code}/download/",  # type: ignore[union-attr]
     ]:
         assert charlie_api.get(url).status_code == HTTPStatus.NOT_FOUND, url
-    assert charlie_api.post(f"{RUNS}{run_a.code}/cancel/").status_code == HTTPStatus.NOT_FOUND
-    assert charlie_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.NOT_FOUND
+    assert (
+        charlie_api.post(f"{RUNS}{run_a.code}/cancel/").status_code
+        == HTTPStatus.NOT_FOUND
+    )
+    assert (
+        charlie_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.NOT_FOUND
+    )
     assert charlie_api.get(RUNS).json() == []
     assert Run.objects.filter(pk=run_a.pk).exists()
 
@@ -230,5 +329,7 @@ def test_it_checks_ownership(charlie_api: APIClient, run_a: Run) -> None:
 def test_it_requires_rw_access(bob_api: APIClient, run_a: Run, spec_a: Spec) -> None:
     assert bob_api.get(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.OK
     assert bob_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.FORBIDDEN
-    response = bob_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
+    response = bob_api.post(
+        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json"
+    )
     assert response.status_code == HTTPStatus.FORBIDDEN

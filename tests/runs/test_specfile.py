@@ -12,9 +12,15 @@ def test_it_parses_the_documented_layout() -> None:
     assert [p.name for p in spec.properties] == ["sentiment", "priority"]
     sentiment, priority = spec.properties
     assert sentiment.values == ["positive", "negative", "neutral"]
-    assert sentiment.base_distribution == {"positive": 40, "negative": 30, "neutral": 30}
+    assert sentiment.base_distribution == {
+        "positive": 40,
+        "negative": 30,
+        "neutral": 30,
+    }
     assert sentiment.description == "Overall customer sentiment"
-    assert priority.conditional_distributions == {"sentiment": {"negative": {"high": 50, "medium": 40, "low": 10}}}
+    assert priority.conditional_distributions == {
+        "sentiment": {"negative": {"high": 50, "medium": 40, "low": 10}}
+    }
 
 
 def test_it_parses_the_legacy_layout_with_uniform_distributions() -> None:
@@ -27,7 +33,9 @@ def test_it_parses_the_legacy_layout_with_uniform_distributions() -> None:
         "      possible_values: [yes, no, 3]\n"
     )
     tone, answer = spec.properties
-    assert tone.base_distribution == dict.fromkeys(["formal", "casual", "playful", "terse"], 25.0)
+    assert tone.base_distribution == dict.fromkeys(
+        ["formal", "casual", "playful", "terse"], 25.0
+    )
     # YAML 1.1 would read yes/no as booleans; a property value is always text.
     assert answer.values == ["yes", "no", "3"]
     assert sum(answer.base_distribution.values()) == pytest.approx(100, abs=0.01)
@@ -44,19 +52,42 @@ def prop(body: str, name: str = "a", values: str = "[x, y]") -> str:
         ("spec:\n  a: 1\n  a: 2\n", "line 3: duplicate key 'a'"),
         ("- just a list\n", "line 1: the spec must be a mapping"),
         ("other: 1\n", "line 1: the spec must have a 'spec:' root key"),
-        ("spec:\n  description: nothing\n", "line 2: the spec needs a data_property_variations list"),
-        ("spec:\n  data_property_variations: []\n", "line 2: 'data_property_variations' must be a non-empty list"),
-        (prop("      base_distributions: {x: 10, y: 20}\n"), "line 5: base_distributions of 'a' sums to 30, not 100"),
-        (prop("      base_distributions: {x: 50, z: 50}\n"), "line 5: base_distributions of 'a' names 'z', which is not one of ['x', 'y']"),
-        (prop("      base_distributions: {x: -10, y: 110}\n"), "line 5: base_distributions of 'a'['x'] must be a number"),
-        (prop("", values="[x, x]"), "line 4: property 'a': property_values repeats ['x']"),
-        (prop("", values="[]"), "line 4: property 'a' needs a non-empty list of property_values"),
+        (
+            "spec:\n  description: nothing\n",
+            "line 2: the spec needs a data_property_variations list",
+        ),
+        (
+            "spec:\n  data_property_variations: []\n",
+            "line 2: 'data_property_variations' must be a non-empty list",
+        ),
+        (
+            prop("      base_distributions: {x: 10, y: 20}\n"),
+            "line 5: base_distributions of 'a' sums to 30, not 100",
+        ),
+        (
+            prop("      base_distributions: {x: 50, z: 50}\n"),
+            "line 5: base_distributions of 'a' names 'z', which is not one of ['x', 'y']",
+        ),
+        (
+            prop("      base_distributions: {x: -10, y: 110}\n"),
+            "line 5: base_distributions of 'a'['x'] must be a number",
+        ),
+        (
+            prop("", values="[x, x]"),
+            "line 4: property 'a': property_values repeats ['x']",
+        ),
+        (
+            prop("", values="[]"),
+            "line 4: property 'a' needs a non-empty list of property_values",
+        ),
         (
             prop("    - property_name: a\n      property_values: [p, q]\n"),
             "line 5: duplicate property 'a'",
         ),
         (
-            prop("      conditional_distributions:\n        b:\n          x: {x: 50, y: 50}\n"),
+            prop(
+                "      conditional_distributions:\n        b:\n          x: {x: 50, y: 50}\n"
+            ),
             "line 6: 'a' is conditioned on 'b', which is not a property defined before it",
         ),
         (

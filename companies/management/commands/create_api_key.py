@@ -15,12 +15,24 @@ class Command(BaseCommand):
         parser.add_argument("--company", required=True, help="company name")
         parser.add_argument("--email", required=True, help="the key's user")
         parser.add_argument("--name", default="", help="a label for the key")
-        parser.add_argument("--role", default=Membership.Role.OWNER, choices=Membership.Role.values,
-                            help="role given if the membership is new (default owner)")
+        parser.add_argument(
+            "--role",
+            default=Membership.Role.OWNER,
+            choices=Membership.Role.values,
+            help="role given if the membership is new (default owner)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        membership = member_ensure(company_name=options["company"], email=options["email"], role=options["role"])
-        key, secret = ApiKey.issue(company=membership.company, user=membership.user, name=options["name"])
-        self.stdout.write(f"Created API key {key.masked_key} for {membership.user.email} in {membership.company.name}, "
-                          f"expires {key.expires_at:%Y-%m-%d}. It is shown only now:")
+        membership = member_ensure(
+            company_name=options["company"],
+            email=options["email"],
+            role=options["role"],
+        )
+        key, secret = ApiKey.issue(
+            company=membership.company, user=membership.user, name=options["name"]
+        )
+        self.stdout.write(
+            f"Created API key {key.masked_key} for {membership.user.email} in {membership.company.name}, "
+            f"expires {key.expires_at:%Y-%m-%d}. It is shown only now:"
+        )
         self.stdout.write(secret)
