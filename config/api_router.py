@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
+from evaluations.api.views import EvaluationViewSet
 from runs.api.views import RunViewSet, SpecViewSet
 
 dataframer = SimpleRouter(trailing_slash=True)
 dataframer.register("specs", SpecViewSet, basename="spec")
 dataframer.register("runs", RunViewSet, basename="run")
+dataframer.register("evaluations", EvaluationViewSet, basename="evaluation")

@@ -240,3 +240,53 @@ IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 # Signed file download links (GET .../files/.../download/) stay valid this long.
 DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 3600)
+
+# --- Judges ---
+# Model name → provider, provider model id, thinking, prices (USD per million input / output / cache-read /
+# cache-write tokens). Operators add their own in a JSON file named by JUDGE_MODELS_FILE, e.g.
+# {"local/qwen3-8b": {"provider": "openai", "model": "Qwen/Qwen3-8B", "base_url": "http://gpu:8000/v1"}}.
+_OPUS = {"input": 5, "output": 25, "cache_read": 0.5, "cache_write": 6.25}
+_SONNET = {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75}
+_HAIKU = {"input": 1, "output": 5, "cache_read": 0.1, "cache_write": 1.25}
+_GPT = {"input": 2.5, "output": 15, "cache_read": 0.25, "cache_write": 0}
+JUDGE_MODELS: dict[str, dict[str, object]] = {
+    "anthropic/claude-opus-4-6": {"provider": "anthropic", "model": "claude-opus-4-6", "prices": _OPUS},
+    "anthropic/claude-opus-4-6-thinking": {
+        "provider": "anthropic", "model": "claude-opus-4-6", "thinking_budget": 4096, "max_tokens": 8192, "prices": _OPUS,
+    },
+    "anthropic/claude-sonnet-4-6": {"provider": "anthropic", "model": "claude-sonnet-4-6", "prices": _SONNET},
+    "anthropic/claude-sonnet-4-6-thinking": {
+        "provider": "anthropic", "model": "claude-sonnet-4-6", "thinking_budget": 4096, "max_tokens": 8192,
+        "prices": _SONNET,
+    },
+    "anthropic/claude-haiku-4-5": {"provider": "anthropic", "model": "claude-haiku-4-5", "prices": _HAIKU},
+    "anthropic/claude-haiku-4-5-thinking": {
+        "provider": "anthropic", "model": "claude-haiku-4-5", "thinking_budget": 2048, "max_tokens": 6144,
+        "prices": _HAIKU,
+    },
+    "openai/gpt-5.4": {"provider": "openai", "model": "gpt-5.4", "prices": _GPT},
+    "openai/gpt-5.4-thinking": {
+        "provider": "openai", "model": "gpt-5.4", "reasoning_effort": "medium", "max_tokens": 8192, "prices": _GPT,
+    },
+    "offline/heuristic": {"provider": "offline", "model": "heuristic"},
+}  # fmt: skip
+if os.environ.get("JUDGE_MODELS_FILE"):
+    import json
+
+    JUDGE_MODELS.update(json.loads(Path(os.environ["JUDGE_MODELS_FILE"]).read_text()))
+JUDGE_DEFAULT_MODEL = os.environ.get(
+    "JUDGE_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6-thinking"
+)
+# Without the provider's credentials: judge offline (development) or fail the evaluation (production).
+JUDGE_OFFLINE_FALLBACK = env_bool("JUDGE_OFFLINE_FALLBACK", DEBUG)
+JUDGE_CONCURRENCY = env_int(
+    "JUDGE_CONCURRENCY", 8
+)  # simultaneous calls per provider, per worker process
+JUDGE_MAX_ATTEMPTS = env_int(
+    "JUDGE_MAX_ATTEMPTS", 5
+)  # per call, for 429 / 5xx / timeouts
+JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
+JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
+EVALUATION_CHUNK_SIZE = env_int(
+    "EVALUATION_CHUNK_SIZE", 250
+)  # samples per background task

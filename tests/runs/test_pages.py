@@ -56,12 +56,8 @@ def test_run_detail_full_page(
     with django_assert_num_queries(10):
         response = client.get(f"/runs/{run_a.code}/")
     page = response.content.decode()
-    assert (
-        'data-chart="chart-expected-1"' in page
-    )
-    assert (
-        'data-chart="chart-expected-2"' in page
-    )
+    assert 'data-chart="chart-expected-1"' in page
+    assert 'data-chart="chart-expected-2"' in page
     assert "sample_1" in page
     assert "12 samples" in page
 

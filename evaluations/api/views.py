@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from companies.api.base import BadRequest, CompanyScopedViewSet
+from evaluations.judges.catalog import UnknownModel
+from evaluations.models import Evaluation
+from evaluations.services import EvaluationError, evaluation_create
+from runs.models import Run
+
+from .serializers import (
+    EvaluationCreateSerializer,
+    evaluation_detail,
+    evaluation_summary,
+)
+
+
+class EvaluationViewSet(
+    mixins.RetrieveModelMixin, mixins.ListModelMixin, CompanyScopedViewSet
+):
+    queryset = Evaluation.objects.select_related("run", "company", "created_by")
+
+    def list(self, request: Request) -> Response:
+        """Our addition: every evaluation of the company, newest first."""
+        return Response(
+            [evaluation_summary(e) for e in self.get_queryset().order_by("-created_at")]
+        )
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        return Response(evaluation_detail(self.get_object()))
+
+    @extend_schema(request=EvaluationCreateSerializer)
+    def create(self, request: Request) -> Response:
+        serializer = EvaluationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = (
+            Run.objects.for_company(self.company)
+            .filter(code=serializer.validated_data["run_id"])
+            .first()
+        )
+        if run is None:
+            raise exceptions.NotFound("No run with this id.")
+        try:
+            evaluation = evaluation_create(
+                company=self.company,
+                created_by=request.user,
+                run=run,
+                model_name=serializer.validated_data.get("evaluation_model") or None,
+            )
+        except UnknownModel as exc:
+            raise exceptions.ValidationError({"evaluation_model": [str(exc)]}) from exc
+        except EvaluationError as exc:
+            raise BadRequest(str(exc)) from exc
+        evaluation.refresh_from_db()
+        return Response(evaluation_detail(evaluation), status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"])
+    def statistics(self, request: Request, pk: str | None = None) -> Response:
+        """Our addition: per property chi-square p-value, Wilson intervals, agreement and confusion matrix."""
+        evaluation = self.get_object()
+        return Response(
+            {
+                "id": str(evaluation.code),
+                "status": evaluation.status,
+                "statistics": evaluation.statistics,
+            }
+        )
+
+
+def run_evaluations(run: Run) -> Response:
+    evaluations = (
+        Evaluation.objects.filter(run=run)
+        .select_related("run", "created_by")
+        .order_by("-created_at")
+    )
+    return Response([evaluation_summary(e) for e in evaluations])

@@ -1,0 +1,41 @@
+"""The judge engine shared by every kind of evaluation: a catalog of models, providers behind one interface,
+retries with backoff and a ledger of every call, and the offline heuristic for when no provider is configured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from .base import FatalJudgeError
+from .catalog import OFFLINE_MODEL, PROVIDER_KEY_ENV, JudgeModel, get_judge_model
+from .engine import Judge
+from .providers import provider_for
+
+
+@dataclass(frozen=True)
+class ResolvedJudge:
+    judge: Judge
+    requested: str
+    fallback_reason: str
+
+    @property
+    def model(self) -> JudgeModel:
+        return self.judge.model
+
+
+def resolve_judge(requested: str) -> ResolvedJudge:
+    """The judge for a requested model name; offline when its provider has no credentials and fallback is on."""
+    model = get_judge_model(requested)
+    reason = ""
+    if model.api_key() is None:
+        env = model.api_key_env or PROVIDER_KEY_ENV[model.provider]
+        if not settings.JUDGE_OFFLINE_FALLBACK:
+            raise FatalJudgeError(
+                f"No credentials for {requested}: set {env} (or choose another evaluation model)."
+            )
+        reason = (
+            f"{env} is not set, so the offline heuristic judged instead of {requested}"
+        )
+        model = get_judge_model(OFFLINE_MODEL)
+    return ResolvedJudge(Judge(model, provider_for(model)), requested, reason)

@@ -1,0 +1,176 @@
+"""Calling a judge: bounded, adaptive concurrency per provider; retries with backoff; every attempt recorded."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.conf import settings
+
+from .base import (
+    BadReply,
+    FatalJudgeError,
+    JudgeError,
+    Provider,
+    Refused,
+    StructuredRequest,
+    TransientError,
+    Usage,
+)
+from .catalog import JudgeModel
+
+T = TypeVar("T")
+BAD_REPLY_ATTEMPTS = 2  # a reply that does not parse is asked again once
+sleep = time.sleep  # tests replace it to run backoffs instantly
+
+
+class AdaptiveLimiter:
+    """At most `limit` calls at once; halved on a 429, grown back by one per success (AIMD), never above max."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = max(1, maximum)
+        self.limit = self.maximum
+        self.active = 0
+        self._condition = threading.Condition()
+
+    def __enter__(self) -> AdaptiveLimiter:
+        with self._condition:
+            self._condition.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._condition:
+            self.active -= 1
+            self._condition.notify_all()
+
+    def rate_limited(self) -> None:
+        with self._condition:
+            self.limit = max(1, self.limit // 2)
+
+    def succeeded(self) -> None:
+        with self._condition:
+            if self.limit < self.maximum:
+                self.limit += 1
+                self._condition.notify_all()
+
+
+_limiters: dict[str, AdaptiveLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(provider: str) -> AdaptiveLimiter:
+    """One limiter per provider per process, shared by every evaluation the process runs."""
+    with _limiters_lock:
+        if provider not in _limiters:
+            _limiters[provider] = AdaptiveLimiter(settings.JUDGE_CONCURRENCY)
+        return _limiters[provider]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One provider call for the ledger (JudgeCall)."""
+
+    attempt: int
+    outcome: str
+    usage: Usage
+    cost_usd: Decimal
+    latency_ms: int
+    error: str = ""
+
+
+@dataclass
+class Outcome:
+    """What asking a judge came to: an answer, or the reason there is none; plus every attempt it took."""
+
+    answer: Any = None
+    error: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> float:
+    """Honour the provider's Retry-After; otherwise exponential backoff with jitter, capped."""
+    cap = settings.JUDGE_BACKOFF_MAX_SECONDS
+    if retry_after is not None:
+        return min(cap, max(0.0, retry_after))
+    return min(cap, (2 ** (attempt - 1)) * (0.5 + random.random() * 0.5))  # noqa: S311 - jitter, not crypto
+
+
+class Judge:
+    def __init__(self, model: JudgeModel, provider: Provider) -> None:
+        self.model = model
+        self.provider = provider
+        self.limiter = limiter_for(
+            model.provider if not model.base_url else model.base_url
+        )
+
+    def cost(self, usage: Usage) -> Decimal:
+        return self.model.prices.cost(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read=usage.cache_read_tokens,
+            cache_write=usage.cache_write_tokens,
+        )
+
+    def ask(self, request: StructuredRequest, validate: Callable[[Any], T]) -> Outcome:
+        """Ask until there is a valid answer or no point trying again. Raises FatalJudgeError for fatal errors."""
+        outcome = Outcome()
+        bad_replies = 0
+        for attempt in range(1, settings.JUDGE_MAX_ATTEMPTS + 1):
+            started = time.perf_counter()
+            try:
+                with self.limiter:
+                    reply = self.provider.complete(request)
+                answer = validate(reply.data)
+            except JudgeError as exc:
+                latency = int((time.perf_counter() - started) * 1000)
+                outcome.attempts.append(
+                    Attempt(
+                        attempt,
+                        exc.outcome,
+                        exc.usage,
+                        self.cost(exc.usage),
+                        latency,
+                        str(exc),
+                    )
+                )
+                if isinstance(exc, FatalJudgeError):
+                    exc.attempts = outcome.attempts  # type: ignore[attr-defined]
+                    raise
+                if isinstance(exc, Refused):
+                    outcome.error = f"the judge refused: {exc}"
+                    return outcome
+                if isinstance(exc, BadReply):
+                    bad_replies += 1
+                    if bad_replies >= BAD_REPLY_ATTEMPTS:
+                        outcome.error = (
+                            f"the judge's reply did not fit the schema twice: {exc}"
+                        )
+                        return outcome
+                    continue
+                if isinstance(exc, TransientError):
+                    if exc.outcome == "rate_limited":
+                        self.limiter.rate_limited()
+                    if attempt < settings.JUDGE_MAX_ATTEMPTS:
+                        sleep(backoff_seconds(attempt, exc.retry_after))
+                    outcome.error = f"gave up after {attempt} attempts: {exc}"
+                    continue
+                raise
+            latency = int((time.perf_counter() - started) * 1000)
+            outcome.attempts.append(
+                Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency)
+            )
+            self.limiter.succeeded()
+            outcome.answer = answer
+            outcome.error = ""
+            return outcome
+        return outcome

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, Q, Sum
+
+from companies.models import Company
+from runs.models import Run, Sample
+
+
+class EvaluationQuerySet(models.QuerySet["Evaluation"]):
+    def for_company(self, company: Company) -> EvaluationQuerySet:
+        return self.filter(company=company)
+
+    def with_progress(self) -> EvaluationQuerySet:
+        """Annotate `classified` and `failed` sample counts (one aggregate, no per-row queries)."""
+        return self.annotate(
+            classified=Count("classifications"),
+            failed=Count(
+                "classifications",
+                filter=Q(classifications__status=SampleClassification.Status.FAILED),
+            ),
+        )
+
+
+class Evaluation(models.Model):
+    """A Dataframer evaluation: a judge classifies every sample of a run on every property of its spec."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        PROCESSING = "PROCESSING", "Processing"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="evaluations"
+    )
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    requested_model = models.CharField(max_length=200)
+    model_used = models.CharField(max_length=200, blank=True)
+    fallback_reason = models.TextField(blank=True)
+    prompt_version = models.CharField(max_length=20, blank=True)
+    config_hash = models.CharField(max_length=64, blank=True)
+    total_samples = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+
+    conformance_score = models.FloatField(null=True, blank=True)
+    conformance_explanation = models.TextField(null=True, blank=True)
+    conformant_areas = models.TextField(null=True, blank=True)
+    non_conformant_areas = models.TextField(null=True, blank=True)
+    distribution_analysis = models.JSONField(null=True, blank=True)
+    # Our addition: per property chi-square, Wilson intervals, agreement and confusion matrix.
+    statistics = models.JSONField(null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Lease on the final aggregation, so only one finishing chunk does it (and a crashed one can be retried).
+    finalizing_since = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EvaluationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["run", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Evaluation {str(self.code)[:8]}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+    @property
+    def is_offline(self) -> bool:
+        return self.model_used.startswith("offline/")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.completed_at:
+            return (self.completed_at - self.started_at).total_seconds()
+        return None
+
+    def ledger_totals(self) -> dict[str, Any]:
+        totals = self.judge_calls.aggregate(
+            calls=Count("id"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cache_read_tokens=Sum("cache_read_tokens"),
+            cache_write_tokens=Sum("cache_write_tokens"),
+            cost_usd=Sum("cost_usd"),
+        )
+        return {k: (v or 0) for k, v in totals.items()} | {
+            "cost_usd": float(totals["cost_usd"] or Decimal(0))
+        }
+
+
+class SampleClassification(models.Model):
+    """One sample's judged values in one evaluation; written as soon as the judge answers."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    evaluation = models.ForeignKey(
+        Evaluation, on_delete=models.CASCADE, related_name="classifications"
+    )
+    sample = models.ForeignKey(
+        Sample, on_delete=models.CASCADE, related_name="classifications"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    # {property name: judged value}; null when the judge failed on this sample.
+    classifications = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    from_cache = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["evaluation", "sample"], name="classification_one_per_sample"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sample_id} in {self.evaluation_id}"
+
+
+class JudgeCache(models.Model):
+    """A judge's answer for (content, configuration), so re-evaluating unchanged samples costs nothing."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    config_hash = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=64)
+    result = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "config_hash", "content_hash"],
+                name="judgecache_unique",
+            )
+        ]
+
+
+class JudgeCall(models.Model):
+    """The ledger: one row per provider call attempt, with its tokens, cost, latency and outcome."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        RATE_LIMITED = "rate_limited"
+        SERVER_ERROR = "server_error"
+        TIMEOUT = "timeout"
+        BAD_REPLY = "bad_reply"
+        REFUSED = "refused"
+        FATAL = "fatal"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    evaluation = models.ForeignKey(
+        Evaluation,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="judge_calls",
+    )
+    sample = models.ForeignKey(
+        Sample, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=200)
+    purpose = models.CharField(max_length=32)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["evaluation", "purpose"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.purpose} #{self.attempt} {self.outcome}"
