@@ -54,13 +54,14 @@ class Evaluation(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
 
     conformance_score = models.FloatField(null=True, blank=True)
-    conformance_explanation = models.TextField(null=True, blank=True)
-    conformant_areas = models.TextField(null=True, blank=True)
-    non_conformant_areas = models.TextField(null=True, blank=True)
+    # Null, not "", until the evaluation completes: the wire contract distinguishes the two.
+    conformance_explanation = models.TextField(null=True, blank=True)  # noqa: DJ001
+    conformant_areas = models.TextField(null=True, blank=True)  # noqa: DJ001
+    non_conformant_areas = models.TextField(null=True, blank=True)  # noqa: DJ001
     distribution_analysis = models.JSONField(null=True, blank=True)
     # Our addition: per property chi-square, Wilson intervals, agreement and confusion matrix.
     statistics = models.JSONField(null=True, blank=True)
-    error_message = models.TextField(null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

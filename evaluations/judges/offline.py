@@ -19,9 +19,54 @@ from .base import Reply, StructuredRequest, Usage
 
 WORD = re.compile(r"[a-z0-9']+")
 SUFFIXES = ("ingly", "ation", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
-STOPWORDS = set(
-    ["a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "as", "at", "by", "from", "when", "whether", "about", "some", "any", "their", "them", "they", "his", "her", "our", "your", "my", "me", "we", "you", "i", "not", "no"]
-)
+STOPWORDS = {
+    "a",
+    "an",
+    "the",
+    "and",
+    "or",
+    "of",
+    "to",
+    "in",
+    "on",
+    "for",
+    "with",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "it",
+    "its",
+    "this",
+    "that",
+    "these",
+    "those",
+    "as",
+    "at",
+    "by",
+    "from",
+    "when",
+    "whether",
+    "about",
+    "some",
+    "any",
+    "their",
+    "them",
+    "they",
+    "his",
+    "her",
+    "our",
+    "your",
+    "my",
+    "me",
+    "we",
+    "you",
+    "i",
+    "not",
+    "no",
+}
 
 # Cue words for values that recur across specs. Keys are value names; a spec's own descriptions add more.
 LEXICON: dict[str, str] = {
