@@ -159,6 +159,9 @@ class JudgeCache(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.config_hash[:8]}/{self.content_hash[:8]}"
+
 
 class JudgeCall(models.Model):
     """The ledger: one row per provider call attempt, with its tokens, cost, latency and outcome."""
