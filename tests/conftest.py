@@ -186,3 +186,68 @@ def run_a(alice: Any, company_a: Company, spec_a: Any) -> Any:
     return run_import(
         company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12)
     )
+
+
+# --- Judges: never a real provider ---
+
+
+@pytest.fixture(autouse=True)
+def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a real provider: no credentials from the environment, and a network that refuses."""
+    import httpx2
+
+    from evaluations.judges import providers
+
+    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise AssertionError(f"a test tried to reach a real provider: {request.url}")
+
+    monkeypatch.setattr(providers, "http_client_for", lambda model: httpx2.Client(transport=httpx2.MockTransport(refuse)))
+
+
+def _install_fake(monkeypatch: pytest.MonkeyPatch, kind: str, key_env: str) -> Any:
+    from evaluations.judges import engine, providers
+    from tests.evaluations.fakes import FakeProvider
+
+    fake = FakeProvider(kind)
+    monkeypatch.setenv(key_env, f"test-{kind}-key")
+    monkeypatch.setattr(providers, "http_client_for", fake.client)
+    # Backoffs are recorded, not slept: fault tests run instantly and can assert the waits.
+    monkeypatch.setattr(engine, "sleep", fake.sleeps.append)
+    return fake
+
+
+@pytest.fixture
+def fake_anthropic(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return _install_fake(monkeypatch, "anthropic", "ANTHROPIC_API_KEY")
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return _install_fake(monkeypatch, "openai", "OPENAI_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiters() -> Iterator[None]:
+    # Limiters are per process and sized from settings when first used; tests change the settings.
+    from evaluations.judges import engine
+
+    engine._limiters.clear()
+    yield
+    engine._limiters.clear()
+
+
+@pytest.fixture
+def evaluate(django_capture_on_commit_callbacks: Any, alice: Any, company_a: Company) -> Any:
+    """Create an evaluation the way the API does and run it to the end (tasks run inline in tests)."""
+    from evaluations.models import Evaluation
+    from evaluations.services import evaluation_create
+
+    def run_it(run: Any, model: str | None = None) -> Evaluation:
+        with django_capture_on_commit_callbacks(execute=True):
+            evaluation = evaluation_create(company=company_a, created_by=alice, run=run, model_name=model)
+        return Evaluation.objects.get(pk=evaluation.pk)
+
+    return run_it
