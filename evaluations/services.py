@@ -250,6 +250,27 @@ def _save_classification(
             )
 
 
+def _classify_concurrently(
+    *, job: ClassificationJob, samples: list[Sample], digests: dict[int, str]
+) -> None:
+    """Ask the judge about every sample, JUDGE_CONCURRENCY at a time, saving each answer as it arrives."""
+    with ThreadPoolExecutor(max_workers=settings.JUDGE_CONCURRENCY) as pool:
+        futures = {pool.submit(job.classify, s): s for s in samples}
+        try:
+            for future in as_completed(futures):
+                sample = futures[future]
+                _save_classification(
+                    job=job,
+                    sample=sample,
+                    outcome=future.result(),
+                    digest=digests[sample.id],
+                )
+        except BaseException:
+            # Stop asking: calls in flight finish, queued ones never start. What was saved stays saved.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def classify_chunk(
     *, evaluation_id: int, first_position: int, last_position: int
 ) -> None:
@@ -301,30 +322,19 @@ def classify_chunk(
     todo = [s for s in samples if digests[s.id] not in cached]
     # 2. The rest, concurrently; each result is written by this thread as soon as it arrives.
     if todo:
-        with ThreadPoolExecutor(max_workers=settings.JUDGE_CONCURRENCY) as pool:
-            futures = {pool.submit(job.classify, s): s for s in todo}
-            try:
-                for future in as_completed(futures):
-                    sample = futures[future]
-                    _save_classification(
-                        job=job,
-                        sample=sample,
-                        outcome=future.result(),
-                        digest=digests[sample.id],
-                    )
-            except FatalJudgeError as exc:
-                for pending in futures:
-                    pending.cancel()
-                _record_calls(
-                    job=job,
-                    sample=None,
-                    purpose="classify",
-                    attempts=getattr(exc, "attempts", []),
-                )
-                evaluation_fail(
-                    evaluation_id=evaluation_id, message=f"The judge failed: {exc}"
-                )
-                return
+        try:
+            _classify_concurrently(job=job, samples=todo, digests=digests)
+        except FatalJudgeError as exc:
+            _record_calls(
+                job=job,
+                sample=None,
+                purpose="classify",
+                attempts=getattr(exc, "attempts", []),
+            )
+            evaluation_fail(
+                evaluation_id=evaluation_id, message=f"The judge failed: {exc}"
+            )
+            return
     evaluation_finalize(evaluation_id=evaluation_id)
 
 
