@@ -13,9 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
     if "DATABASE_URL" not in os.environ:
-        os.environ["DATABASE_URL"] = (
-            f"sqlite:///{tempfile.mkdtemp(prefix='bench-')}/bench.sqlite3"
-        )
+        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='bench-')}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

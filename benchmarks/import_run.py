@@ -18,9 +18,7 @@ def main(samples: int = 20_000) -> dict[str, float]:
     from runs.services import spec_create
     from tests.conftest import SPEC_YAML, make_rows
 
-    membership = member_ensure(
-        company_name=f"Bench {time.time()}", email="bench@example.test"
-    )
+    membership = member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")
     spec = spec_create(
         company=membership.company,
         created_by=None,
@@ -32,9 +30,7 @@ def main(samples: int = 20_000) -> dict[str, float]:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
     started = time.perf_counter()
-    response = client.post(
-        "/api/dataframer/runs/import/", body, content_type="application/json"
-    )
+    response = client.post("/api/dataframer/runs/import/", body, content_type="application/json")
     elapsed = time.perf_counter() - started
     assert response.status_code == 201, response.content[:500]
     run_id = response.json()["id"]

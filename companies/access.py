@@ -19,25 +19,17 @@ ACTIVE_COMPANY_SESSION_KEY = "active_company"
 M = TypeVar("M", bound=Model)
 
 
-def get_membership(
-    user: AbstractBaseUser | AnonymousUser, company: Company
-) -> Membership | None:
+def get_membership(user: AbstractBaseUser | AnonymousUser, company: Company) -> Membership | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(user=user, company=company).first()
 
 
-def get_company_for_user(
-    user: AbstractBaseUser | AnonymousUser, code: object
-) -> tuple[Company, Membership]:
+def get_company_for_user(user: AbstractBaseUser | AnonymousUser, code: object) -> tuple[Company, Membership]:
     """Return the company with this code and the user's membership, or 404 if they are not a member."""
     if not user.is_authenticated:
         raise Http404
-    membership = (
-        Membership.objects.select_related("company")
-        .filter(user=user, company__code=code)
-        .first()
-    )
+    membership = Membership.objects.select_related("company").filter(user=user, company__code=code).first()
     if membership is None:
         raise Http404
     return membership.company, membership
@@ -60,14 +52,8 @@ def get_active_membership(request: HttpRequest) -> Membership | None:
     if isinstance(api_key, ApiKey):
         membership = memberships.filter(company_id=api_key.company_id).first()
     else:
-        chosen = (
-            request.session.get(ACTIVE_COMPANY_SESSION_KEY)
-            if hasattr(request, "session")
-            else None
-        )
-        membership = (
-            memberships.filter(company__code=chosen).first() if chosen else None
-        )
+        chosen = request.session.get(ACTIVE_COMPANY_SESSION_KEY) if hasattr(request, "session") else None
+        membership = memberships.filter(company__code=chosen).first() if chosen else None
         membership = membership or memberships.order_by("created_at", "id").first()
     request._active_membership = membership  # type: ignore[attr-defined]
     return membership

@@ -19,8 +19,6 @@ def active_company(request: HttpRequest) -> dict[str, Any]:
     membership = SimpleLazyObject(lambda: get_active_membership(request))
     return {
         "active_membership": membership,
-        "active_company": SimpleLazyObject(
-            lambda: membership.company if membership else None
-        ),
+        "active_company": SimpleLazyObject(lambda: membership.company if membership else None),
         "user_companies": Company.objects.for_user(request.user),
     }

@@ -43,21 +43,13 @@ class Membership(models.Model):
         ANALYST = "analyst", "Analyst"
         VIEWER = "viewer", "Viewer"
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
-    company = models.ForeignKey(
-        Company, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANALYST)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user", "company"], name="membership_unique_user_company"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "company"], name="membership_unique_user_company")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.company} ({self.role})"
@@ -89,12 +81,8 @@ class ApiKey(models.Model):
     PREFIX_LENGTH = 8
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    company = models.ForeignKey(
-        Company, on_delete=models.CASCADE, related_name="api_keys"
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
-    )
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
@@ -145,11 +133,7 @@ class ApiKey(models.Model):
     @classmethod
     def find(cls, secret: str) -> ApiKey | None:
         """Return the key whose secret this is (active or not), comparing hashes in constant time."""
-        key = (
-            cls.objects.select_related("company", "user")
-            .filter(prefix=secret[: cls.PREFIX_LENGTH])
-            .first()
-        )
+        key = cls.objects.select_related("company", "user").filter(prefix=secret[: cls.PREFIX_LENGTH]).first()
         if key is None or not hmac.compare_digest(key.key_hash, _hash_key(secret)):
             return None
         return key

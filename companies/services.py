@@ -21,9 +21,7 @@ def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
 
 
 @transaction.atomic
-def member_ensure(
-    *, company_name: str, email: str, role: str = Membership.Role.OWNER
-) -> Membership:
+def member_ensure(*, company_name: str, email: str, role: str = Membership.Role.OWNER) -> Membership:
     """Get or create the company, the user (username = email) and the membership; an existing role is kept."""
     company, _ = Company.objects.get_or_create(name=company_name)
     user_model = get_user_model()
@@ -32,7 +30,5 @@ def member_ensure(
         user = user_model.objects.create_user(username=email, email=email)
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    membership, _ = Membership.objects.get_or_create(
-        user=user, company=company, defaults={"role": role}
-    )
+    membership, _ = Membership.objects.get_or_create(user=user, company=company, defaults={"role": role})
     return membership

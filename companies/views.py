@@ -18,11 +18,7 @@ if TYPE_CHECKING:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    memberships = (
-        Membership.objects.filter(user=request.user)
-        .select_related("company")
-        .order_by("company__name")
-    )
+    memberships = Membership.objects.filter(user=request.user).select_related("company").order_by("company__name")
     return render(request, "companies/home.html", {"memberships": memberships})
 
 
@@ -32,8 +28,6 @@ def switch_company(request: HttpRequest, code: UUID) -> HttpResponse:
     company, _membership = get_company_for_user(request.user, code)
     set_active_company(request, company)
     next_url = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return redirect(next_url)
     return redirect("companies:home")

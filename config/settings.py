@@ -45,26 +45,16 @@ def env_secret(name: str, default: str = "") -> str:
 # --- Core ---
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = env_secret("SECRET_KEY")
-ALLOWED_HOSTS = [
-    h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()
-]
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
 if DEBUG:
     SECRET_KEY = SECRET_KEY or "django-insecure-development-only-key"
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 else:
     if not SECRET_KEY:
-        raise ImproperlyConfigured(
-            "DEBUG is off: set SECRET_KEY (or SECRET_KEY_FILE) to a long random string."
-        )
+        raise ImproperlyConfigured("DEBUG is off: set SECRET_KEY (or SECRET_KEY_FILE) to a long random string.")
     if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured(
-            "DEBUG is off: set ALLOWED_HOSTS to the comma-separated host names you serve."
-        )
-CSRF_TRUSTED_ORIGINS = [
-    o.strip()
-    for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",")
-    if o.strip()
-]
+        raise ImproperlyConfigured("DEBUG is off: set ALLOWED_HOSTS to the comma-separated host names you serve.")
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -149,9 +139,7 @@ else:
 
 # --- Auth ---
 AUTH_PASSWORD_VALIDATORS = [
-    {
-        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
-    },
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
@@ -187,9 +175,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {
-        "api_key_rotate": os.environ.get("API_KEY_ROTATE_RATE", "5/hour")
-    },
+    "DEFAULT_THROTTLE_RATES": {"api_key_rotate": os.environ.get("API_KEY_ROTATE_RATE", "5/hour")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Bodies larger than this are refused with 400 before any view reads them.
@@ -274,19 +260,11 @@ if os.environ.get("JUDGE_MODELS_FILE"):
     import json
 
     JUDGE_MODELS.update(json.loads(Path(os.environ["JUDGE_MODELS_FILE"]).read_text()))
-JUDGE_DEFAULT_MODEL = os.environ.get(
-    "JUDGE_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6-thinking"
-)
+JUDGE_DEFAULT_MODEL = os.environ.get("JUDGE_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6-thinking")
 # Without the provider's credentials: judge offline (development) or fail the evaluation (production).
 JUDGE_OFFLINE_FALLBACK = env_bool("JUDGE_OFFLINE_FALLBACK", DEBUG)
-JUDGE_CONCURRENCY = env_int(
-    "JUDGE_CONCURRENCY", 8
-)  # simultaneous calls per provider, per worker process
-JUDGE_MAX_ATTEMPTS = env_int(
-    "JUDGE_MAX_ATTEMPTS", 5
-)  # per call, for 429 / 5xx / timeouts
+JUDGE_CONCURRENCY = env_int("JUDGE_CONCURRENCY", 8)  # simultaneous calls per provider, per worker process
+JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5)  # per call, for 429 / 5xx / timeouts
 JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
 JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
-EVALUATION_CHUNK_SIZE = env_int(
-    "EVALUATION_CHUNK_SIZE", 250
-)  # samples per background task
+EVALUATION_CHUNK_SIZE = env_int("EVALUATION_CHUNK_SIZE", 250)  # samples per background task

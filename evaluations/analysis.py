@@ -18,16 +18,12 @@ from runs.specfile import Property
 from . import statistics as stats
 from .models import Evaluation, SampleClassification
 
-NON_CONFORMANT_TVD = (
-    5.0  # percentage points beyond which a property is called non-conformant
-)
+NON_CONFORMANT_TVD = 5.0  # percentage points beyond which a property is called non-conformant
 
 
 def _pair_counts(evaluation: Evaluation, prop: Property) -> dict[tuple[str, str], int]:
     rows = (
-        SampleClassification.objects.filter(
-            evaluation=evaluation, status=SampleClassification.Status.OK
-        )
+        SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
         .annotate(
             assigned=KeyTextTransform(prop.name, "sample__properties"),
             judged=KeyTextTransform(prop.name, "classifications"),
@@ -57,16 +53,11 @@ def analyse(
         expected_counts = assigned_value_counts(run=run, prop=prop)
         pairs = _pair_counts(evaluation, prop)
         matrix = stats.confusion_matrix(pairs, prop.values)
-        judged_counts = {
-            v: sum(matrix[i][j] for i in range(len(prop.values)))
-            for j, v in enumerate(prop.values)
-        }
+        judged_counts = {v: sum(matrix[i][j] for i in range(len(prop.values))) for j, v in enumerate(prop.values)}
         analysed = sum(judged_counts.values())
         expected = stats.shares(expected_counts)
         evaluated = stats.shares(judged_counts)
-        distance = (
-            stats.total_variation_distance(expected, evaluated) if analysed else 100.0
-        )
+        distance = stats.total_variation_distance(expected, evaluated) if analysed else 100.0
         distances.append(distance)
         statistic, dof, p_value = stats.chi_square_gof(judged_counts, expected)
         analysis.append(
@@ -94,15 +85,9 @@ def analyse(
                     "p_value": p_value,
                 },
                 "wilson_intervals": {
-                    v: [
-                        round(x, 2)
-                        for x in stats.wilson_interval(judged_counts[v], analysed)
-                    ]
-                    for v in prop.values
+                    v: [round(x, 2) for x in stats.wilson_interval(judged_counts[v], analysed)] for v in prop.values
                 },
-                "agreement": None
-                if (a := stats.agreement(matrix)) is None
-                else round(a, 2),
+                "agreement": None if (a := stats.agreement(matrix)) is None else round(a, 2),
                 "confusion_matrix": matrix,
                 "expected_counts": expected_counts,
                 "evaluated_counts": judged_counts,
@@ -115,9 +100,7 @@ def analyse(
         "conformance_score": score,
         "samples_total": total,
         "samples_failed": failed,
-        "mean_agreement": round(sum(agreements) / len(agreements), 2)
-        if agreements
-        else None,
+        "mean_agreement": round(sum(agreements) / len(agreements), 2) if agreements else None,
         "properties": per_property,
     }
     return analysis, summary, score
@@ -128,16 +111,16 @@ def template_explanation(summary: dict[str, Any]) -> dict[str, str]:
     props = summary["properties"]
     good = [p for p in props if p["total_variation_distance"] < NON_CONFORMANT_TVD]
     bad = [p for p in props if p["total_variation_distance"] >= NON_CONFORMANT_TVD]
-    mean_tvd = (
-        sum(p["total_variation_distance"] for p in props) / len(props) if props else 0.0
-    )
+    mean_tvd = sum(p["total_variation_distance"] for p in props) / len(props) if props else 0.0
     explanation = (
         f"Conformance {summary['conformance_score']:.1f}/100: across {len(props)} properties the judged "
         f"distributions differ from the assigned ones by {mean_tvd:.1f} percentage points on average "
         f"(total variation distance)."
     )
     if summary["mean_agreement"] is not None:
-        explanation += f" Per sample, the judge agreed with the assigned value {summary['mean_agreement']:.1f}% of the time."
+        explanation += (
+            f" Per sample, the judge agreed with the assigned value {summary['mean_agreement']:.1f}% of the time."
+        )
     if summary["samples_failed"]:
         explanation += f" {summary['samples_failed']} of {summary['samples_total']} samples could not be classified."
 

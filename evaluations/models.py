@@ -37,13 +37,9 @@ class Evaluation(models.Model):
         FAILED = "FAILED", "Failed"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    company = models.ForeignKey(
-        Company, on_delete=models.CASCADE, related_name="evaluations"
-    )
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="evaluations")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PENDING
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     requested_model = models.CharField(max_length=200)
     model_used = models.CharField(max_length=200, blank=True)
     fallback_reason = models.TextField(blank=True)
@@ -63,9 +59,7 @@ class Evaluation(models.Model):
     statistics = models.JSONField(null=True, blank=True)
     error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
 
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -105,9 +99,7 @@ class Evaluation(models.Model):
             cache_write_tokens=Sum("cache_write_tokens"),
             cost_usd=Sum("cost_usd"),
         )
-        return {k: (v or 0) for k, v in totals.items()} | {
-            "cost_usd": float(totals["cost_usd"] or Decimal(0))
-        }
+        return {k: (v or 0) for k, v in totals.items()} | {"cost_usd": float(totals["cost_usd"] or Decimal(0))}
 
 
 class SampleClassification(models.Model):
@@ -118,12 +110,8 @@ class SampleClassification(models.Model):
         FAILED = "failed"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    evaluation = models.ForeignKey(
-        Evaluation, on_delete=models.CASCADE, related_name="classifications"
-    )
-    sample = models.ForeignKey(
-        Sample, on_delete=models.CASCADE, related_name="classifications"
-    )
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="classifications")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="classifications")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
     # {property name: judged value}; null when the judge failed on this sample.
     classifications = models.JSONField(null=True, blank=True)
@@ -132,11 +120,7 @@ class SampleClassification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["evaluation", "sample"], name="classification_one_per_sample"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["evaluation", "sample"], name="classification_one_per_sample")]
 
     def __str__(self) -> str:
         return f"{self.sample_id} in {self.evaluation_id}"
@@ -183,9 +167,7 @@ class JudgeCall(models.Model):
         on_delete=models.CASCADE,
         related_name="judge_calls",
     )
-    sample = models.ForeignKey(
-        Sample, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    sample = models.ForeignKey(Sample, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=200)
     purpose = models.CharField(max_length=32)

@@ -61,9 +61,7 @@ def evaluation_create(
     if run.company_id != company.id:
         raise EvaluationError("unknown run")
     if run.status != Run.Status.SUCCEEDED:
-        raise EvaluationError(
-            f"Only SUCCEEDED runs can be evaluated; this run is {run.status}."
-        )
+        raise EvaluationError(f"Only SUCCEEDED runs can be evaluated; this run is {run.status}.")
     model_name = model_name or settings.JUDGE_DEFAULT_MODEL
     get_judge_model(model_name)  # raises UnknownModel with the allowed list
     evaluation = Evaluation.objects.create(
@@ -88,9 +86,7 @@ def _enqueue_start(evaluation: Evaluation) -> None:
 
 
 def evaluation_fail(*, evaluation_id: int, message: str) -> None:
-    Evaluation.objects.filter(id=evaluation_id).exclude(
-        status=Evaluation.Status.SUCCEEDED
-    ).update(
+    Evaluation.objects.filter(id=evaluation_id).exclude(status=Evaluation.Status.SUCCEEDED).update(
         status=Evaluation.Status.FAILED,
         error_message=message,
         completed_at=timezone.now(),
@@ -123,9 +119,7 @@ class ClassificationJob:
 
     @cached_property
     def config_hash(self) -> str:
-        return config_hash(
-            model=self.resolved.model, system=self.system, schema=self.schema
-        )
+        return config_hash(model=self.resolved.model, system=self.system, schema=self.schema)
 
     @classmethod
     def for_evaluation(cls, evaluation: Evaluation) -> ClassificationJob:
@@ -140,21 +134,15 @@ class ClassificationJob:
         )
 
     def classify(self, sample: Sample) -> Outcome:
-        return self.resolved.judge.ask(
-            self.request(sample), lambda data: validate_answer(data, self.properties)
-        )
+        return self.resolved.judge.ask(self.request(sample), lambda data: validate_answer(data, self.properties))
 
 
 def start_evaluation(*, evaluation_id: int) -> None:
     """Claim a PENDING evaluation, pick its judge, and fan its samples out in chunks."""
-    claimed = Evaluation.objects.filter(
-        id=evaluation_id, status=Evaluation.Status.PENDING
-    ).update(status=Evaluation.Status.PROCESSING, started_at=timezone.now())
-    evaluation = (
-        Evaluation.objects.select_related("run__spec_version", "company")
-        .filter(id=evaluation_id)
-        .first()
+    claimed = Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PENDING).update(
+        status=Evaluation.Status.PROCESSING, started_at=timezone.now()
     )
+    evaluation = Evaluation.objects.select_related("run__spec_version", "company").filter(id=evaluation_id).first()
     if evaluation is None or evaluation.status != Evaluation.Status.PROCESSING:
         return  # deleted, or already finished: a duplicate delivery
     if not claimed and evaluation.chunks_total:
@@ -164,14 +152,9 @@ def start_evaluation(*, evaluation_id: int) -> None:
     except (FatalJudgeError, ValueError) as exc:
         evaluation_fail(evaluation_id=evaluation_id, message=str(exc))
         return
-    positions = list(
-        evaluation.run.samples.order_by("position").values_list("position", flat=True)
-    )
+    positions = list(evaluation.run.samples.order_by("position").values_list("position", flat=True))
     size = settings.EVALUATION_CHUNK_SIZE
-    chunks = [
-        (positions[i], positions[min(i + size, len(positions)) - 1])
-        for i in range(0, len(positions), size)
-    ]
+    chunks = [(positions[i], positions[min(i + size, len(positions)) - 1]) for i in range(0, len(positions), size)]
     Evaluation.objects.filter(id=evaluation_id).update(
         model_used=job.resolved.model.name,
         fallback_reason=job.resolved.fallback_reason,
@@ -220,22 +203,16 @@ def _record_calls(
     )
 
 
-def _save_classification(
-    *, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str
-) -> None:
+def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str) -> None:
     """Write one sample's result, its ledger rows and the cache entry together, as soon as it arrives."""
     with transaction.atomic():
-        _record_calls(
-            job=job, sample=sample, purpose="classify", attempts=outcome.attempts
-        )
+        _record_calls(job=job, sample=sample, purpose="classify", attempts=outcome.attempts)
         try:
             with transaction.atomic():
                 SampleClassification.objects.create(
                     evaluation_id=job.evaluation.id,
                     sample=sample,
-                    status=SampleClassification.Status.OK
-                    if outcome.ok
-                    else SampleClassification.Status.FAILED,
+                    status=SampleClassification.Status.OK if outcome.ok else SampleClassification.Status.FAILED,
                     classifications=outcome.answer if outcome.ok else None,
                     error=outcome.error[:2000],
                 )
@@ -250,9 +227,7 @@ def _save_classification(
             )
 
 
-def _classify_concurrently(
-    *, job: ClassificationJob, samples: list[Sample], digests: dict[int, str]
-) -> None:
+def _classify_concurrently(*, job: ClassificationJob, samples: list[Sample], digests: dict[int, str]) -> None:
     """Ask the judge about every sample, JUDGE_CONCURRENCY at a time, saving each answer as it arrives."""
     with ThreadPoolExecutor(max_workers=settings.JUDGE_CONCURRENCY) as pool:
         futures = {pool.submit(job.classify, s): s for s in samples}
@@ -271,15 +246,9 @@ def _classify_concurrently(
             raise
 
 
-def classify_chunk(
-    *, evaluation_id: int, first_position: int, last_position: int
-) -> None:
+def classify_chunk(*, evaluation_id: int, first_position: int, last_position: int) -> None:
     """Classify the samples of one chunk that have no classification yet; the last chunk aggregates."""
-    evaluation = (
-        Evaluation.objects.select_related("run__spec_version", "company")
-        .filter(id=evaluation_id)
-        .first()
-    )
+    evaluation = Evaluation.objects.select_related("run__spec_version", "company").filter(id=evaluation_id).first()
     if evaluation is None or evaluation.status != Evaluation.Status.PROCESSING:
         return
     try:
@@ -331,36 +300,27 @@ def classify_chunk(
                 purpose="classify",
                 attempts=getattr(exc, "attempts", []),
             )
-            evaluation_fail(
-                evaluation_id=evaluation_id, message=f"The judge failed: {exc}"
-            )
+            evaluation_fail(evaluation_id=evaluation_id, message=f"The judge failed: {exc}")
             return
     evaluation_finalize(evaluation_id=evaluation_id)
 
 
 def evaluation_finalize(*, evaluation_id: int) -> None:
     """Once every sample has a classification, aggregate and complete, under a lease so only one chunk does."""
-    evaluation = Evaluation.objects.select_related("run__spec_version").get(
-        id=evaluation_id
-    )
+    evaluation = Evaluation.objects.select_related("run__spec_version").get(id=evaluation_id)
     if evaluation.classifications.count() < evaluation.total_samples:
         return
     now = timezone.now()
     claimed = (
         Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PROCESSING)
-        .filter(
-            Q(finalizing_since__isnull=True)
-            | Q(finalizing_since__lt=now - FINALIZE_LEASE)
-        )
+        .filter(Q(finalizing_since__isnull=True) | Q(finalizing_since__lt=now - FINALIZE_LEASE))
         .update(finalizing_since=now)
     )
     if not claimed:
         return
     distribution, summary, score = analysis.analyse(evaluation)
     texts = _explain(evaluation=evaluation, summary=summary)
-    Evaluation.objects.filter(
-        id=evaluation_id, status=Evaluation.Status.PROCESSING
-    ).update(
+    Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PROCESSING).update(
         status=Evaluation.Status.SUCCEEDED,
         conformance_score=score,
         distribution_analysis=distribution,
@@ -409,9 +369,7 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any]) -> dict[str, st
     )
 
     def validate(data: Any) -> dict[str, str]:
-        if not isinstance(data, dict) or not all(
-            isinstance(data.get(k), str) for k in EXPLAIN_SCHEMA["required"]
-        ):
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in EXPLAIN_SCHEMA["required"]):
             raise BadReply("the summary is missing fields")
         return {k: data[k] for k in EXPLAIN_SCHEMA["required"]}
 

@@ -28,20 +28,14 @@ def conformance_score(distances: Iterable[float]) -> float:
     return min(100.0, max(0.0, 100.0 - sum(values) / len(values)))
 
 
-def wilson_interval(
-    successes: int, trials: int, z: float = WILSON_Z
-) -> tuple[float, float]:
+def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
     """Wilson score interval for a proportion, in percent. (0, 100) when there are no trials."""
     if trials <= 0:
         return 0.0, 100.0
     p = successes / trials
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
-    half = (
-        z
-        * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-        / denominator
-    )
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
     return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
 
 
@@ -115,9 +109,7 @@ def _upper_regularized_gamma(a: float, x: float) -> float:
     return min(1.0, math.exp(log_prefix) * h)
 
 
-def confusion_matrix(
-    pair_counts: Mapping[tuple[str, str], int], values: list[str]
-) -> list[list[int]]:
+def confusion_matrix(pair_counts: Mapping[tuple[str, str], int], values: list[str]) -> list[list[int]]:
     """matrix[i][j] = samples assigned values[i] and judged values[j], from {(assigned, judged): count}."""
     index = {v: i for i, v in enumerate(values)}
     matrix = [[0] * len(values) for _ in values]

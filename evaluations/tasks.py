@@ -11,9 +11,7 @@ def start_evaluation(evaluation_id: int, **kwargs: Any) -> None:
     services.start_evaluation(evaluation_id=evaluation_id)
 
 
-def classify_chunk(
-    evaluation_id: int, first_position: int, last_position: int, **kwargs: Any
-) -> None:
+def classify_chunk(evaluation_id: int, first_position: int, last_position: int, **kwargs: Any) -> None:
     services.classify_chunk(
         evaluation_id=evaluation_id,
         first_position=first_position,

@@ -7,9 +7,7 @@ from typing import IO, Any
 
 from .models import Run
 
-SPOOL_IN_MEMORY_BYTES = (
-    8 * 1024 * 1024
-)  # larger archives go to a temporary file, not RAM
+SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024  # larger archives go to a temporary file, not RAM
 
 
 def sample_classifications_by_identifier(run: Run) -> dict[str, dict[str, Any]]:
@@ -22,9 +20,7 @@ def build_run_zip(run: Run) -> IO[bytes]:
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 - caller closes
     judged = sample_classifications_by_identifier(run)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        samples = run.samples.order_by("position").only(
-            "identifier", "path", "content", "properties"
-        )
+        samples = run.samples.order_by("position").only("identifier", "path", "content", "properties")
         for sample in samples.iterator(chunk_size=1000):
             archive.writestr(sample.path, sample.content)
             metadata = {
@@ -45,8 +41,6 @@ def build_run_zip(run: Run) -> IO[bytes]:
             "created_at": run.created_at.isoformat(),
             "spec_yaml": run.spec_version.content_yaml,
         }
-        archive.writestr(
-            "top_level.metadata", json.dumps(top, indent=2, ensure_ascii=False)
-        )
+        archive.writestr("top_level.metadata", json.dumps(top, indent=2, ensure_ascii=False))
     spool.seek(0)
     return spool

@@ -38,16 +38,10 @@ class SpecForm(forms.Form):
 
 
 class RunImportForm(forms.Form):
-    spec = forms.ModelChoiceField(
-        queryset=Spec.objects.none(), to_field_name="code", empty_label=None
-    )
+    spec = forms.ModelChoiceField(queryset=Spec.objects.none(), to_field_name="code", empty_label=None)
     name = forms.CharField(max_length=200, required=False)
-    file = forms.FileField(
-        help_text="JSONL (one sample per line) or ZIP (sample files + samples.jsonl)"
-    )
+    file = forms.FileField(help_text="JSONL (one sample per line) or ZIP (sample files + samples.jsonl)")
 
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["spec"].queryset = Spec.objects.for_company(company).order_by(
-            "name"
-        )  # type: ignore[attr-defined]
+        self.fields["spec"].queryset = Spec.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]

@@ -33,17 +33,13 @@ class ImportProblems(ValueError):
 def read_jsonl(stream: IO[bytes] | Iterable[bytes]) -> list[Any]:
     rows: list[Any] = []
     for number, raw_line in enumerate(stream, start=1):
-        line = raw_line.decode(
-            "utf-8-sig" if number == 1 else "utf-8", errors="strict"
-        ).strip()
+        line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8", errors="strict").strip()
         if not line:
             continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ImportProblems(
-                [f"line {number}: not valid JSON ({exc.msg})"]
-            ) from None
+            raise ImportProblems([f"line {number}: not valid JSON ({exc.msg})"]) from None
         _check_count(len(rows))
     return rows
 
@@ -55,22 +51,11 @@ def read_zip(stream: IO[bytes]) -> list[Any]:
     except zipfile.BadZipFile:
         raise ImportProblems(["the upload is not a valid ZIP file"]) from None
     with archive:
-        members = {
-            info.filename: info for info in archive.infolist() if not info.is_dir()
-        }
+        members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
         # Refuse a ZIP bomb before inflating anything.
-        if (
-            sum(info.file_size for info in members.values())
-            > settings.IMPORT_MAX_UPLOAD_BYTES
-        ):
-            raise ImportProblems(
-                [
-                    f"the ZIP unpacks to more than {settings.IMPORT_MAX_UPLOAD_BYTES} bytes"
-                ]
-            )
-        manifest_name = next(
-            (n for n in members if n.rsplit("/", 1)[-1] == MANIFEST_NAME), None
-        )
+        if sum(info.file_size for info in members.values()) > settings.IMPORT_MAX_UPLOAD_BYTES:
+            raise ImportProblems([f"the ZIP unpacks to more than {settings.IMPORT_MAX_UPLOAD_BYTES} bytes"])
+        manifest_name = next((n for n in members if n.rsplit("/", 1)[-1] == MANIFEST_NAME), None)
         if manifest_name is None:
             raise ImportProblems([f"the ZIP has no {MANIFEST_NAME} manifest"])
         prefix = manifest_name[: -len(MANIFEST_NAME)]
@@ -82,9 +67,7 @@ def read_zip(stream: IO[bytes]) -> list[Any]:
             path = row.get("path")
             member = members.get(f"{prefix}{path}") if isinstance(path, str) else None
             if member is None:
-                problems.append(
-                    f"sample {position}: no content and no file '{path}' in the ZIP"
-                )
+                problems.append(f"sample {position}: no content and no file '{path}' in the ZIP")
                 continue
             try:
                 row["content"] = archive.read(member).decode("utf-8")
@@ -97,9 +80,7 @@ def read_zip(stream: IO[bytes]) -> list[Any]:
 
 def _check_count(count: int) -> None:
     if count > settings.IMPORT_MAX_SAMPLES:
-        raise ImportProblems(
-            [f"too many samples: the limit is {settings.IMPORT_MAX_SAMPLES}"]
-        )
+        raise ImportProblems([f"too many samples: the limit is {settings.IMPORT_MAX_SAMPLES}"])
 
 
 def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
@@ -114,19 +95,11 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
     for position, row in enumerate(rows, start=1):
         where = f"sample {position}"
         if not isinstance(row, dict):
-            problems.append(
-                f"{where}: must be an object with identifier, content and properties"
-            )
+            problems.append(f"{where}: must be an object with identifier, content and properties")
             continue
         identifier = row.get("identifier")
-        if (
-            not isinstance(identifier, str)
-            or not identifier.strip()
-            or len(identifier) > 255
-        ):
-            problems.append(
-                f"{where}: identifier must be a non-empty string of at most 255 characters"
-            )
+        if not isinstance(identifier, str) or not identifier.strip() or len(identifier) > 255:
+            problems.append(f"{where}: identifier must be a non-empty string of at most 255 characters")
             continue
         where = f"sample {position} ('{identifier}')"
         if identifier in seen:
@@ -138,37 +111,22 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
             continue
         size = len(content.encode("utf-8"))
         if size > settings.IMPORT_MAX_SAMPLE_BYTES:
-            problems.append(
-                f"{where}: content is {size} bytes; the limit is {settings.IMPORT_MAX_SAMPLE_BYTES}"
-            )
+            problems.append(f"{where}: content is {size} bytes; the limit is {settings.IMPORT_MAX_SAMPLE_BYTES}")
         path = row.get("path") or f"{identifier}.txt"
-        if (
-            not isinstance(path, str)
-            or len(path) > 500
-            or path.startswith("/")
-            or ".." in path.split("/")
-        ):
-            problems.append(
-                f"{where}: path must be a relative path of at most 500 characters"
-            )
+        if not isinstance(path, str) or len(path) > 500 or path.startswith("/") or ".." in path.split("/"):
+            problems.append(f"{where}: path must be a relative path of at most 500 characters")
             continue
         assigned = row.get("properties")
         if not isinstance(assigned, dict):
-            problems.append(
-                f"{where}: properties must be an object of property name: value"
-            )
+            problems.append(f"{where}: properties must be an object of property name: value")
             continue
         for name in assigned.keys() - by_name.keys():
-            problems.append(
-                f"{where}: '{name}' is not a property of the spec (they are {list(by_name)})"
-            )
+            problems.append(f"{where}: '{name}' is not a property of the spec (they are {list(by_name)})")
         for prop in properties:
             if prop.name not in assigned:
                 problems.append(f"{where}: property '{prop.name}' is not assigned")
             elif assigned[prop.name] not in prop.values:
-                problems.append(
-                    f"{where}: property '{prop.name}' is {assigned[prop.name]!r}, not one of {prop.values}"
-                )
+                problems.append(f"{where}: property '{prop.name}' is {assigned[prop.name]!r}, not one of {prop.values}")
         samples.append(
             Sample(
                 position=position,
@@ -188,11 +146,7 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
 def read_upload(upload: Any) -> list[Any]:
     """Rows from an uploaded JSONL or ZIP file (told apart by the ZIP magic number, not the name)."""
     if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
-        raise ImportProblems(
-            [
-                f"the file is {upload.size} bytes; the limit is {settings.IMPORT_MAX_UPLOAD_BYTES}"
-            ]
-        )
+        raise ImportProblems([f"the file is {upload.size} bytes; the limit is {settings.IMPORT_MAX_UPLOAD_BYTES}"])
     head = upload.read(4)
     upload.seek(0)
     if head.startswith(b"PK"):

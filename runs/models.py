@@ -29,12 +29,8 @@ class Spec(models.Model):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="specs")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.SUCCEEDED
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -42,11 +38,7 @@ class Spec(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["company", "name"], name="spec_unique_name_per_company"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="spec_unique_name_per_company")]
 
     def __str__(self) -> str:
         return self.name
@@ -62,18 +54,12 @@ class SpecVersion(models.Model):
     content_yaml = models.TextField()
     # The parsed properties (runs.specfile.Property.to_dict), so readers never re-parse YAML.
     properties = models.JSONField(default=list)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["number"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["spec", "number"], name="specversion_unique_number"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["spec", "number"], name="specversion_unique_number")]
 
     def __str__(self) -> str:
         return f"{self.spec} v{self.number}"
@@ -103,23 +89,15 @@ class Run(models.Model):
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="runs")
     spec = models.ForeignKey(Spec, on_delete=models.CASCADE, related_name="runs")
-    spec_version = models.ForeignKey(
-        SpecVersion, on_delete=models.PROTECT, related_name="runs"
-    )
+    spec_version = models.ForeignKey(SpecVersion, on_delete=models.PROTECT, related_name="runs")
     name = models.CharField(max_length=200, blank=True)
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PENDING
-    )
-    source = models.CharField(
-        max_length=16, choices=Source.choices, default=Source.IMPORT
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
     samples_completed = models.PositiveIntegerField(default=0)
     samples_failed = models.PositiveIntegerField(default=0)
     total_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     runtime_params = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -138,9 +116,9 @@ class Run(models.Model):
 
     def cancel(self) -> bool:
         """Cancel if still pending or processing; return whether this call did it."""
-        updated = Run.objects.filter(
-            pk=self.pk, status__in=[self.Status.PENDING, self.Status.PROCESSING]
-        ).update(status=self.Status.CANCELED, completed_at=timezone.now())
+        updated = Run.objects.filter(pk=self.pk, status__in=[self.Status.PENDING, self.Status.PROCESSING]).update(
+            status=self.Status.CANCELED, completed_at=timezone.now()
+        )
         if updated:
             self.refresh_from_db(fields=["status", "completed_at"])
         return bool(updated)
@@ -160,11 +138,7 @@ class Sample(models.Model):
 
     class Meta:
         ordering = ["position"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["run", "identifier"], name="sample_unique_identifier"
-            )
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "identifier"], name="sample_unique_identifier")]
         indexes = [models.Index(fields=["run", "position"])]
 
     def __str__(self) -> str:

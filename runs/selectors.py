@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from .models import Run, Sample
@@ -38,9 +38,7 @@ def shares(counts: dict[str, int]) -> dict[str, float]:
     return {k: round(100 * n / total, 2) if total else 0.0 for k, n in counts.items()}
 
 
-def grouped_bar_chart(
-    *, title: str, values: list[str], series: dict[str, dict[str, float]]
-) -> dict[str, Any]:
+def grouped_bar_chart(*, title: str, values: list[str], series: dict[str, dict[str, float]]) -> dict[str, Any]:
     """A Plotly figure (plain data/layout dicts) comparing percentage distributions side by side."""
     data = [
         {
@@ -85,27 +83,25 @@ def run_property_summaries(*, run: Run) -> list[PropertySummary]:
             values=prop.values,
             series={"requested": prop.base_distribution, "expected": expected},
         )
-        summaries.append(
-            PropertySummary(prop, prop.base_distribution, expected, counts, chart)
-        )
+        summaries.append(PropertySummary(prop, prop.base_distribution, expected, counts, chart))
     return summaries
 
 
 def filtered_samples(*, run: Run, prop: str = "", value: str = "") -> QuerySet[Sample]:
-    samples = Sample.objects.filter(run=run).only(
-        "code", "identifier", "path", "content", "properties", "position"
-    )
+    samples = Sample.objects.filter(run=run).only("code", "identifier", "path", "content", "properties", "position")
     if prop and value:
         # KeyTransform (not KeyTextTransform) so the value is compared as JSON on every backend.
-        samples = samples.annotate(_assigned=KeyTransform(prop, "properties")).filter(
-            _assigned=value
-        )
+        samples = samples.annotate(_assigned=KeyTransform(prop, "properties")).filter(_assigned=value)
     return samples.order_by("position")
 
 
-def sample_page(
-    *, run: Run, prop: str = "", value: str = "", page: str | int = 1
-) -> Page[Sample]:
-    return Paginator(
-        filtered_samples(run=run, prop=prop, value=value), SAMPLES_PER_PAGE
-    ).get_page(page)
+def sample_page(*, run: Run, prop: str = "", value: str = "", page: str | int = 1) -> Page[Sample]:
+    return Paginator(filtered_samples(run=run, prop=prop, value=value), SAMPLES_PER_PAGE).get_page(page)
+
+
+def with_latest_score(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """Annotate `latest_score`: the conformance score of the run's newest successful evaluation (a subquery)."""
+    from evaluations.models import Evaluation
+
+    latest = Evaluation.objects.filter(run=OuterRef("pk"), status=Evaluation.Status.SUCCEEDED).order_by("-completed_at")
+    return runs.annotate(latest_score=Subquery(latest.values("conformance_score")[:1]))

@@ -44,17 +44,11 @@ def spec_create(
 
 
 @transaction.atomic
-def spec_add_version(
-    *, spec: Spec, created_by: User | None, content_yaml: str
-) -> SpecVersion:
+def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) -> SpecVersion:
     parsed = parse_spec(content_yaml)
     # Lock the spec so two concurrent updates cannot both take the same version number.
-    Spec.objects.select_for_update().filter(pk=spec.pk).update(
-        updated_at=timezone.now()
-    )
-    latest = (
-        spec.versions.order_by("-number").values_list("number", flat=True).first() or 0
-    )
+    Spec.objects.select_for_update().filter(pk=spec.pk).update(updated_at=timezone.now())
+    latest = spec.versions.order_by("-number").values_list("number", flat=True).first() or 0
     version = SpecVersion.objects.create(
         spec=spec,
         number=latest + 1,
@@ -69,9 +63,7 @@ def spec_add_version(
 @transaction.atomic
 def spec_delete(*, spec: Spec, force: bool) -> None:
     if not force and spec.runs.exists():
-        raise RunError(
-            "This spec has runs; delete them first or pass force=true to delete the spec with its runs."
-        )
+        raise RunError("This spec has runs; delete them first or pass force=true to delete the spec with its runs.")
     # Runs go first: they hold the spec version they used (PROTECT), which the spec's cascade would hit.
     spec.runs.all().delete()
     spec.delete()
@@ -91,11 +83,7 @@ def run_import(
     if spec.company_id != company.id:
         raise RunError("unknown spec")
     versions = spec.versions.all()
-    version = (
-        versions.filter(number=spec_version).first()
-        if spec_version
-        else versions.order_by("-number").first()
-    )
+    version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
     if version is None:
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
     samples = build_samples(rows, version.parsed_properties)

@@ -24,9 +24,7 @@ class Property:
     base_distribution: dict[str, float]
     description: str = ""
     # {conditioning property: {its value: {value: percent}}}
-    conditional_distributions: dict[str, dict[str, dict[str, float]]] = field(
-        default_factory=dict
-    )
+    conditional_distributions: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,23 +124,15 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
-def _distribution(
-    raw: Any, values: list[str], where: str, line: int | None
-) -> dict[str, float]:
+def _distribution(raw: Any, values: list[str], where: str, line: int | None) -> dict[str, float]:
     if not isinstance(raw, _Map):
         raise SpecError(f"{where} must be a mapping of value: percent", line)
     result = dict.fromkeys(values, 0.0)
     for key, percent in raw.items():
         key_line = _line(raw, key)
         if key not in result:
-            raise SpecError(
-                f"{where} names '{key}', which is not one of {values}", key_line
-            )
-        if (
-            not isinstance(percent, int | float)
-            or isinstance(percent, bool)
-            or percent < 0
-        ):
+            raise SpecError(f"{where} names '{key}', which is not one of {values}", key_line)
+        if not isinstance(percent, int | float) or isinstance(percent, bool) or percent < 0:
             raise SpecError(
                 f"{where}['{key}'] must be a number from 0 to 100, not {percent!r}",
                 key_line,
@@ -158,9 +148,7 @@ def _uniform(values: list[str]) -> dict[str, float]:
     return {v: round(100 / len(values), 4) for v in values}
 
 
-def _parse_property(
-    item: Any, index: int, line: int | None, earlier: dict[str, Property]
-) -> Property:
+def _parse_property(item: Any, index: int, line: int | None, earlier: dict[str, Property]) -> Property:
     if not isinstance(item, _Map):
         raise SpecError(
             f"property #{index} must be a mapping with property_name and property_values",
@@ -175,9 +163,7 @@ def _parse_property(
     values_key, raw_values = _pick(item, "property_values", "possible_values")
     values_line = _line(item, values_key) if values_key else item.line
     if not isinstance(raw_values, list) or not raw_values:
-        raise SpecError(
-            f"property '{name}' needs a non-empty list of property_values", values_line
-        )
+        raise SpecError(f"property '{name}' needs a non-empty list of property_values", values_line)
     if not all(_is_scalar(v) for v in raw_values):
         raise SpecError(
             f"property '{name}': every property value must be a plain string or number",
@@ -212,9 +198,7 @@ def _parse_property(
     if raw_conditional is not None:
         cond_line = _line(item, "conditional_distributions")
         if not isinstance(raw_conditional, _Map):
-            raise SpecError(
-                f"conditional_distributions of '{name}' must be a mapping", cond_line
-            )
+            raise SpecError(f"conditional_distributions of '{name}' must be a mapping", cond_line)
         for parent_name, by_value in raw_conditional.items():
             parent_line = _line(raw_conditional, parent_name)
             parent = earlier.get(parent_name)
@@ -235,9 +219,7 @@ def _parse_property(
                         f"'{parent_value}' is not a value of '{parent_name}' (one of {parent.values})",
                         _line(by_value, parent_value),
                     )
-                where = (
-                    f"distribution of '{name}' when {parent_name} is '{parent_value}'"
-                )
+                where = f"distribution of '{name}' when {parent_name} is '{parent_value}'"
                 conditional[parent_name][parent_value] = _distribution(
                     dist, values, where, _line(by_value, parent_value)
                 )
@@ -255,9 +237,7 @@ def parse_spec(text: str) -> ParsedSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            f"invalid YAML: {problem}", mark.line + 1 if mark else None
-        ) from None
+        raise SpecError(f"invalid YAML: {problem}", mark.line + 1 if mark else None) from None
     if not isinstance(document, _Map):
         raise SpecError("the spec must be a mapping with a 'spec:' root", 1)
     root_key, root = _pick(document, "spec", "specification")
@@ -275,13 +255,9 @@ def parse_spec(text: str) -> ParsedSpec:
         )
 
     properties: dict[str, Property] = {}
-    for index, (item, line) in enumerate(
-        zip(items, items.item_lines, strict=True), start=1
-    ):
+    for index, (item, line) in enumerate(zip(items, items.item_lines, strict=True), start=1):
         prop = _parse_property(item, index, line, properties)
         properties[prop.name] = prop
     description = root.get("description") or ""
     requirements = root.get("requirements") or ""
-    return ParsedSpec(
-        str(description).strip(), str(requirements).strip(), list(properties.values())
-    )
+    return ParsedSpec(str(description).strip(), str(requirements).strip(), list(properties.values()))

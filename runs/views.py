@@ -18,7 +18,7 @@ from .access import get_run_for_user, get_spec_for_user
 from .forms import RunImportForm, SpecForm
 from .imports import ImportProblems, read_upload
 from .models import Run, Spec
-from .selectors import run_property_summaries, sample_page
+from .selectors import run_property_summaries, sample_page, with_latest_score
 from .services import RunError, run_import, spec_create
 
 if TYPE_CHECKING:
@@ -44,16 +44,10 @@ def spec_list(request: HttpRequest) -> HttpResponse:
         if not membership.can_write:
             raise PermissionDenied("Your role in this company is read-only.")
         if form.is_valid():
-            spec = spec_create(
-                company=membership.company, created_by=request.user, **form.cleaned_data
-            )
+            spec = spec_create(company=membership.company, created_by=request.user, **form.cleaned_data)
             messages.success(request, f"Spec '{spec.name}' created.")
             return redirect("runs:spec-detail", code=spec.code)
-    specs = (
-        Spec.objects.for_company(membership.company)
-        .annotate(run_count=Count("runs"))
-        .order_by("-created_at")
-    )
+    specs = Spec.objects.for_company(membership.company).annotate(run_count=Count("runs")).order_by("-created_at")
     status = 400 if form.errors else 200
     return render(
         request,
@@ -83,10 +77,8 @@ def spec_detail(request: HttpRequest, code: UUID) -> HttpResponse:
 def _run_list_response(
     request: HttpRequest, membership: Membership, form: RunImportForm, status: int = 200
 ) -> HttpResponse:
-    runs = (
-        Run.objects.for_company(membership.company)
-        .select_related("spec", "spec_version")
-        .order_by("-created_at")
+    runs = with_latest_score(
+        Run.objects.for_company(membership.company).select_related("spec", "spec_version").order_by("-created_at")
     )
     context = {"runs": runs, "form": form, "membership": membership}
     return render(request, "runs/run_list.html", context, status=status)
@@ -95,9 +87,7 @@ def _run_list_response(
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
     membership = _active_membership(request)
-    return _run_list_response(
-        request, membership, RunImportForm(company=membership.company)
-    )
+    return _run_list_response(request, membership, RunImportForm(company=membership.company))
 
 
 @login_required
@@ -140,9 +130,7 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "run": run,
         "membership": membership,
         "properties": properties,
-        "page": sample_page(
-            run=run, prop=prop, value=value, page=request.GET.get("page", 1)
-        ),
+        "page": sample_page(run=run, prop=prop, value=value, page=request.GET.get("page", 1)),
         "filter_property": prop,
         "filter_value": value,
     }

@@ -38,9 +38,7 @@ def company_b(db: None) -> Company:
 @pytest.fixture
 def alice(company_a: Company) -> Any:
     """Owner of company A."""
-    return MembershipFactory(
-        user=UserFactory(username="alice@alpha.test"), company=company_a
-    ).user
+    return MembershipFactory(user=UserFactory(username="alice@alpha.test"), company=company_a).user
 
 
 @pytest.fixture
@@ -56,9 +54,7 @@ def bob(company_a: Company) -> Any:
 @pytest.fixture
 def charlie(company_b: Company) -> Any:
     """Owner of company B: a stranger to everything of A."""
-    return MembershipFactory(
-        user=UserFactory(username="charlie@beta.test"), company=company_b
-    ).user
+    return MembershipFactory(user=UserFactory(username="charlie@beta.test"), company=company_b).user
 
 
 def _api_client_for(user: Any, company: Company) -> APIClient:
@@ -98,9 +94,7 @@ def chromium_path() -> str:
     if path is None:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail("REQUIRE_BROWSER=1 but Debian's chromium is not installed")
-        pytest.skip(
-            "Debian's chromium is not installed (apt-get install -y chromium); browser tests skipped"
-        )
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium); browser tests skipped")
     return path
 
 
@@ -174,18 +168,14 @@ def make_rows(count: int, start: int = 1) -> list[dict[str, Any]]:
 def spec_a(alice: Any, company_a: Company) -> Any:
     from runs.services import spec_create
 
-    return spec_create(
-        company=company_a, created_by=alice, name="Support", content_yaml=SPEC_YAML
-    )
+    return spec_create(company=company_a, created_by=alice, name="Support", content_yaml=SPEC_YAML)
 
 
 @pytest.fixture
 def run_a(alice: Any, company_a: Company, spec_a: Any) -> Any:
     from runs.services import run_import
 
-    return run_import(
-        company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12)
-    )
+    return run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12))
 
 
 # --- Judges: never a real provider ---
@@ -198,13 +188,22 @@ def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from evaluations.judges import providers
 
-    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"):
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
     def refuse(request: httpx2.Request) -> httpx2.Response:
         raise AssertionError(f"a test tried to reach a real provider: {request.url}")
 
-    monkeypatch.setattr(providers, "http_client_for", lambda model: httpx2.Client(transport=httpx2.MockTransport(refuse)))
+    monkeypatch.setattr(
+        providers,
+        "http_client_for",
+        lambda model: httpx2.Client(transport=httpx2.MockTransport(refuse)),
+    )
 
 
 def _install_fake(monkeypatch: pytest.MonkeyPatch, kind: str, key_env: str) -> Any:

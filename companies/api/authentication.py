@@ -24,9 +24,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if parts[0].lower() != self.keyword.lower():
             return None
         if len(parts) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Invalid Authorization header: expected 'Bearer <api key>'."
-            )
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <api key>'.")
         key = ApiKey.find(parts[1])
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
@@ -34,15 +32,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
         if key.is_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
-        if (
-            not key.user.is_active
-            or not Membership.objects.filter(
-                user=key.user, company=key.company
-            ).exists()
-        ):
-            raise exceptions.AuthenticationFailed(
-                "This API key's user no longer belongs to its company."
-            )
+        if not key.user.is_active or not Membership.objects.filter(user=key.user, company=key.company).exists():
+            raise exceptions.AuthenticationFailed("This API key's user no longer belongs to its company.")
         key.touch()
         return key.user, key
 

@@ -42,9 +42,7 @@ class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         super().__init_subclass__(**kwargs)
         for name in ("get_queryset", "get_object"):
             if name in cls.__dict__:
-                raise TypeError(
-                    f"{cls.__name__} must not override {name}; implement scope_queryset instead"
-                )
+                raise TypeError(f"{cls.__name__} must not override {name}; implement scope_queryset instead")
 
     @cached_property
     def membership(self) -> Membership:
@@ -85,11 +83,7 @@ class CompanyScopedPrimaryKeyRelatedField(serializers.SlugRelatedField):  # type
         if request is None or not request.user.is_authenticated:
             return queryset.none()
         membership = get_active_membership(request)
-        return (
-            queryset.filter(company=membership.company)
-            if membership
-            else queryset.none()
-        )
+        return queryset.filter(company=membership.company) if membership else queryset.none()
 
 
 class BadRequest(exceptions.APIException):

@@ -40,9 +40,7 @@ class RotateThrottle(throttling.SimpleRateThrottle):
 def rotate_api_key(request: Request) -> Response:
     """Revoke the calling API key and return a new one; the secret is shown only in this response."""
     if not isinstance(request.auth, ApiKey):
-        raise exceptions.NotAuthenticated(
-            "Rotate with the API key itself as a Bearer token."
-        )
+        raise exceptions.NotAuthenticated("Rotate with the API key itself as a Bearer token.")
     try:
         key, secret = api_key_rotate(api_key=request.auth)
     except ApiKeyError as exc:

@@ -22,9 +22,7 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
         classified = evaluation.classifications.count()
     failed = getattr(evaluation, "failed", None)
     if failed is None:
-        failed = evaluation.classifications.filter(
-            status=SampleClassification.Status.FAILED
-        ).count()
+        failed = evaluation.classifications.filter(status=SampleClassification.Status.FAILED).count()
     return {
         "task_id": evaluation.task_id or None,
         "requested_model": evaluation.requested_model,
@@ -56,9 +54,7 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
         "status_display": evaluation.get_status_display(),
         "conformance_score": evaluation.conformance_score,
         "created_at": _dt(evaluation.created_at),
-        "created_by_email": evaluation.created_by.email
-        if evaluation.created_by
-        else None,
+        "created_by_email": evaluation.created_by.email if evaluation.created_by else None,
         "started_at": _dt(evaluation.started_at),
         "completed_at": _dt(evaluation.completed_at),
     }
@@ -102,6 +98,4 @@ def evaluation_detail(evaluation: Evaluation) -> dict[str, Any]:
 
 class EvaluationCreateSerializer(serializers.Serializer[Any]):
     run_id = serializers.UUIDField()
-    evaluation_model = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True
-    )
+    evaluation_model = serializers.CharField(required=False, allow_null=True, allow_blank=True)

@@ -19,16 +19,12 @@ from .serializers import (
 )
 
 
-class EvaluationViewSet(
-    mixins.RetrieveModelMixin, mixins.ListModelMixin, CompanyScopedViewSet
-):
+class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, CompanyScopedViewSet):
     queryset = Evaluation.objects.select_related("run", "company", "created_by")
 
     def list(self, request: Request) -> Response:
         """Our addition: every evaluation of the company, newest first."""
-        return Response(
-            [evaluation_summary(e) for e in self.get_queryset().order_by("-created_at")]
-        )
+        return Response([evaluation_summary(e) for e in self.get_queryset().order_by("-created_at")])
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         return Response(evaluation_detail(self.get_object()))
@@ -37,11 +33,7 @@ class EvaluationViewSet(
     def create(self, request: Request) -> Response:
         serializer = EvaluationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = (
-            Run.objects.for_company(self.company)
-            .filter(code=serializer.validated_data["run_id"])
-            .first()
-        )
+        run = Run.objects.for_company(self.company).filter(code=serializer.validated_data["run_id"]).first()
         if run is None:
             raise exceptions.NotFound("No run with this id.")
         try:
@@ -72,9 +64,5 @@ class EvaluationViewSet(
 
 
 def run_evaluations(run: Run) -> Response:
-    evaluations = (
-        Evaluation.objects.filter(run=run)
-        .select_related("run", "created_by")
-        .order_by("-created_at")
-    )
+    evaluations = Evaluation.objects.filter(run=run).select_related("run", "created_by").order_by("-created_at")
     return Response([evaluation_summary(e) for e in evaluations])

@@ -31,11 +31,7 @@ def resolve_judge(requested: str) -> ResolvedJudge:
     if model.api_key() is None:
         env = model.api_key_env or PROVIDER_KEY_ENV[model.provider]
         if not settings.JUDGE_OFFLINE_FALLBACK:
-            raise FatalJudgeError(
-                f"No credentials for {requested}: set {env} (or choose another evaluation model)."
-            )
-        reason = (
-            f"{env} is not set, so the offline heuristic judged instead of {requested}"
-        )
+            raise FatalJudgeError(f"No credentials for {requested}: set {env} (or choose another evaluation model).")
+        reason = f"{env} is not set, so the offline heuristic judged instead of {requested}"
         model = get_judge_model(OFFLINE_MODEL)
     return ResolvedJudge(Judge(model, provider_for(model)), requested, reason)

@@ -89,9 +89,7 @@ class JudgeModel:
 def _build(name: str, entry: dict[str, Any]) -> JudgeModel:
     provider = entry.get("provider")
     if provider not in PROVIDERS:
-        raise ValueError(
-            f"judge model {name!r}: provider must be one of {sorted(PROVIDERS)}, not {provider!r}"
-        )
+        raise ValueError(f"judge model {name!r}: provider must be one of {sorted(PROVIDERS)}, not {provider!r}")
     prices = {k: Decimal(str(v)) for k, v in (entry.get("prices") or {}).items()}
     return JudgeModel(
         name=name,
@@ -114,7 +112,5 @@ def judge_models() -> dict[str, JudgeModel]:
 def get_judge_model(name: str) -> JudgeModel:
     models = judge_models()
     if name not in models:
-        raise UnknownModel(
-            f"Unknown evaluation model {name!r}. Allowed: {', '.join(sorted(models))}."
-        )
+        raise UnknownModel(f"Unknown evaluation model {name!r}. Allowed: {', '.join(sorted(models))}.")
     return models[name]

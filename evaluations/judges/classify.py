@@ -61,9 +61,7 @@ def answer_schema(properties: list[Property]) -> dict[str, Any]:
     }
 
 
-def system_prompt(
-    *, description: str, requirements: str, properties: list[Property]
-) -> str:
+def system_prompt(*, description: str, requirements: str, properties: list[Property]) -> str:
     return SYSTEM_TEMPLATE.format(
         description=description or "(not given)",
         requirements=requirements or "(not given)",
@@ -90,9 +88,7 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sample_request(
-    *, system: str, schema: dict[str, Any], text: str, properties: list[Property]
-) -> StructuredRequest:
+def sample_request(*, system: str, schema: dict[str, Any], text: str, properties: list[Property]) -> StructuredRequest:
     # The delimiters cannot be forged from inside: a closing tag in the sample is neutralised.
     safe = text.replace("</sample>", "<\\/sample>")
     return StructuredRequest(
@@ -114,8 +110,6 @@ def validate_answer(data: Any, properties: list[Property]) -> dict[str, str]:
     for prop in properties:
         value = data.get(prop.name)
         if value not in prop.values:
-            raise BadReply(
-                f"property {prop.name!r}: {value!r} is not one of {prop.values}"
-            )
+            raise BadReply(f"property {prop.name!r}: {value!r} is not one of {prop.values}")
         answer[prop.name] = value
     return answer

@@ -109,9 +109,7 @@ class Judge:
     def __init__(self, model: JudgeModel, provider: Provider) -> None:
         self.model = model
         self.provider = provider
-        self.limiter = limiter_for(
-            model.provider if not model.base_url else model.base_url
-        )
+        self.limiter = limiter_for(model.provider if not model.base_url else model.base_url)
 
     def cost(self, usage: Usage) -> Decimal:
         return self.model.prices.cost(
@@ -152,9 +150,7 @@ class Judge:
                 if isinstance(exc, BadReply):
                     bad_replies += 1
                     if bad_replies >= BAD_REPLY_ATTEMPTS:
-                        outcome.error = (
-                            f"the judge's reply did not fit the schema twice: {exc}"
-                        )
+                        outcome.error = f"the judge's reply did not fit the schema twice: {exc}"
                         return outcome
                     continue
                 if isinstance(exc, TransientError):
@@ -166,9 +162,7 @@ class Judge:
                     continue
                 raise
             latency = int((time.perf_counter() - started) * 1000)
-            outcome.attempts.append(
-                Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency)
-            )
+            outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency))
             self.limiter.succeeded()
             outcome.answer = answer
             outcome.error = ""

@@ -135,9 +135,7 @@ def classify_text(text: str, properties: Iterable[Property]) -> dict[str, str]:
     for prop in properties:
         cues = value_cues(prop)
 
-        def score(
-            value: str, cues: dict[str, set[str]] = cues, prop: Property = prop
-        ) -> tuple[int, float]:
+        def score(value: str, cues: dict[str, set[str]] = cues, prop: Property = prop) -> tuple[int, float]:
             return len(tokens & cues[value]), prop.base_distribution.get(value, 0.0)
 
         answer[prop.name] = max(prop.values, key=score)

@@ -55,9 +55,7 @@ def _translate(exc: Exception, sdk: Any) -> Exception:
         should_retry = headers.get("x-should-retry")
         if should_retry != "false" and (status in RETRYABLE_STATUS or status >= 500):
             outcome = "rate_limited" if status == 429 else "server_error"
-            return TransientError(
-                message, outcome=outcome, retry_after=_retry_after(headers)
-            )
+            return TransientError(message, outcome=outcome, retry_after=_retry_after(headers))
         if status in {401, 403}:
             return FatalJudgeError(f"the provider rejected the credentials ({message})")
         if status == 404:
@@ -76,9 +74,7 @@ class AnthropicProvider:
 
     name = "anthropic"
 
-    def __init__(
-        self, model: JudgeModel, http_client: httpx2.Client | None = None
-    ) -> None:
+    def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
         self.model = model
         self.client = anthropic.Anthropic(
             api_key=model.api_key(),
@@ -106,9 +102,7 @@ class AnthropicProvider:
                 "type": "enabled",
                 "budget_tokens": self.model.thinking_budget,
             }
-            params["output_config"] = {
-                "format": {"type": "json_schema", "schema": request.schema}
-            }
+            params["output_config"] = {"format": {"type": "json_schema", "schema": request.schema}}
         else:
             params["tools"] = [
                 {
@@ -139,9 +133,7 @@ class AnthropicProvider:
         )
         if message.stop_reason == "refusal":
             details = getattr(message, "stop_details", None)
-            raise Refused(
-                getattr(details, "explanation", None) or "refusal", usage=usage
-            )
+            raise Refused(getattr(details, "explanation", None) or "refusal", usage=usage)
         if message.stop_reason == "max_tokens":
             raise BadReply("the reply was cut off at max_tokens", usage=usage)
         for block in message.content:
@@ -151,9 +143,7 @@ class AnthropicProvider:
         try:
             return Reply(json.loads(text), usage)
         except json.JSONDecodeError as exc:
-            raise BadReply(
-                f"the reply is not JSON: {text[:200]!r}", usage=usage
-            ) from exc
+            raise BadReply(f"the reply is not JSON: {text[:200]!r}", usage=usage) from exc
 
 
 class OpenAIProvider:
@@ -165,9 +155,7 @@ class OpenAIProvider:
 
     name = "openai"
 
-    def __init__(
-        self, model: JudgeModel, http_client: httpx2.Client | None = None
-    ) -> None:
+    def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
         self.model = model
         self.client = openai.OpenAI(
             api_key=model.api_key(),
@@ -203,11 +191,7 @@ class OpenAIProvider:
         except openai.OpenAIError as exc:
             raise _translate(exc, openai) from exc
         raw = completion.usage
-        cached = (
-            (raw.prompt_tokens_details.cached_tokens or 0)
-            if raw and raw.prompt_tokens_details
-            else 0
-        )
+        cached = (raw.prompt_tokens_details.cached_tokens or 0) if raw and raw.prompt_tokens_details else 0
         usage = Usage(
             # prompt_tokens includes the cached ones; the ledger keeps them apart so each is priced once.
             input_tokens=(raw.prompt_tokens - cached) if raw else 0,
@@ -220,16 +204,12 @@ class OpenAIProvider:
         if choice.message.refusal:
             raise Refused(choice.message.refusal, usage=usage)
         if choice.finish_reason == "length":
-            raise BadReply(
-                "the reply was cut off at max_completion_tokens", usage=usage
-            )
+            raise BadReply("the reply was cut off at max_completion_tokens", usage=usage)
         text = choice.message.content or ""
         try:
             return Reply(json.loads(text), usage)
         except json.JSONDecodeError as exc:
-            raise BadReply(
-                f"the reply is not JSON: {text[:200]!r}", usage=usage
-            ) from exc
+            raise BadReply(f"the reply is not JSON: {text[:200]!r}", usage=usage) from exc
 
 
 def build_provider(model: JudgeModel, http_client: httpx2.Client | None = None) -> Any:

@@ -43,18 +43,14 @@ class SpecDetailSerializer(SpecListSerializer):
             "created_by_email": _email(instance.created_by),
             "error": None,
             "runtime_params": None,
-            "updated_at": serializers.DateTimeField().to_representation(
-                instance.updated_at
-            ),
+            "updated_at": serializers.DateTimeField().to_representation(instance.updated_at),
             "versions": None,
         }
         if self.context.get("include_versions"):
             data["versions"] = [
                 {
                     "content_yaml": v.content_yaml,
-                    "created_at": serializers.DateTimeField().to_representation(
-                        v.created_at
-                    ),
+                    "created_at": serializers.DateTimeField().to_representation(v.created_at),
                 }
                 for v in instance.versions.order_by("number")
             ]
@@ -80,9 +76,7 @@ class RunListSerializer(serializers.ModelSerializer[Run]):
     id = serializers.UUIDField(source="code", read_only=True)
     spec_id = serializers.UUIDField(source="spec.code", read_only=True)
     spec_name = serializers.CharField(source="spec.name", read_only=True)
-    spec_version = serializers.IntegerField(
-        source="spec_version.number", read_only=True
-    )
+    spec_version = serializers.IntegerField(source="spec_version.number", read_only=True)
     total_cost = serializers.FloatField(read_only=True)
 
     class Meta:
@@ -103,9 +97,7 @@ class RunListSerializer(serializers.ModelSerializer[Run]):
 class RunDetailSerializer(RunListSerializer):
     def to_representation(self, instance: Run) -> dict[str, Any]:
         params = instance.runtime_params or {}
-        files = instance.samples.order_by("position").values_list(
-            "code", "path", "file_type", "size_bytes"
-        )
+        files = instance.samples.order_by("position").values_list("code", "path", "file_type", "size_bytes")
         return {
             **super().to_representation(instance),
             "runtime_params": {
@@ -129,15 +121,11 @@ class RunImportSerializer(serializers.Serializer[Any]):
 
     spec_id = serializers.UUIDField()
     spec_version = serializers.IntegerField(required=False, min_value=1)
-    name = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=200
-    )
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     samples = serializers.JSONField(required=False)
     file = serializers.FileField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("samples" in attrs) == ("file" in attrs):
-            raise serializers.ValidationError(
-                "Send either `samples` (JSON) or a `file` (JSONL or ZIP), not both."
-            )
+            raise serializers.ValidationError("Send either `samples` (JSON) or a `file` (JSONL or ZIP), not both.")
         return attrs

@@ -71,9 +71,7 @@ class SpecViewSet(
         }
 
     def create(self, request: Request) -> Response:
-        serializer = SpecCreateSerializer(
-            data=request.data, context={"company": self.company}
-        )
+        serializer = SpecCreateSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         if "content_yaml" not in serializer.validated_data:
             raise BadRequest(
@@ -103,9 +101,7 @@ class SpecViewSet(
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
         spec.refresh_from_db()
-        return Response(
-            SpecDetailSerializer(spec, context=self.get_serializer_context()).data
-        )
+        return Response(SpecDetailSerializer(spec, context=self.get_serializer_context()).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         try:
@@ -140,9 +136,7 @@ class RunViewSet(
         serializer = RunImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        spec = (
-            Spec.objects.for_company(self.company).filter(code=data["spec_id"]).first()
-        )
+        spec = Spec.objects.for_company(self.company).filter(code=data["spec_id"]).first()
         if spec is None:
             raise exceptions.NotFound("No spec with this id.")
         try:
@@ -166,31 +160,21 @@ class RunViewSet(
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         run = self.get_object()
         if not run.cancel():
-            raise BadRequest(
-                f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}."
-            )
+            raise BadRequest(f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
         return Response({"id": str(run.code), "status": run.status})
 
     @action(detail=True, methods=["get"], url_path=r"files/(?P<file_id>[^/]+)/download")
-    def download_file(
-        self, request: Request, pk: str | None = None, file_id: str = ""
-    ) -> Response:
+    def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
         run = self.get_object()
         sample = (
-            run.samples.filter(code=file_id).only("code", "path", "file_type").first()
-            if _is_uuid(file_id)
-            else None
+            run.samples.filter(code=file_id).only("code", "path", "file_type").first() if _is_uuid(file_id) else None
         )
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
-        token = signing.dumps(
-            {"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT
-        )
+        token = signing.dumps({"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT)
         return Response(
             {
-                "download_url": request.build_absolute_uri(
-                    reverse("api:signed-download", args=[token])
-                ),
+                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
                 "filename": sample.path.rsplit("/", 1)[-1],
                 "content_type": sample.file_type,
             }
@@ -204,9 +188,7 @@ class RunViewSet(
         token = signing.dumps({"run": str(run.code), "file": None}, salt=DOWNLOAD_SALT)
         return Response(
             {
-                "download_url": request.build_absolute_uri(
-                    reverse("api:signed-download", args=[token])
-                ),
+                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
                 "size_bytes": size,
             }
         )
@@ -227,9 +209,7 @@ def _is_uuid(value: str) -> bool:
 def signed_download(request: Request, token: str) -> HttpResponse:
     """Serve a file behind a signed, expiring link: it works without the API key, like a presigned URL."""
     try:
-        payload = signing.loads(
-            token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE
-        )
+        payload = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE)
     except signing.SignatureExpired:
         raise exceptions.NotFound("This download link has expired.") from None
     except signing.BadSignature:
@@ -249,7 +229,5 @@ def signed_download(request: Request, token: str) -> HttpResponse:
         sample.content.encode("utf-8"),
         content_type=f"{sample.file_type}; charset=utf-8",
     )
-    response["Content-Disposition"] = content_disposition_header(
-        True, sample.path.rsplit("/", 1)[-1]
-    )
+    response["Content-Disposition"] = content_disposition_header(True, sample.path.rsplit("/", 1)[-1])
     return response

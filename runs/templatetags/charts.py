@@ -13,9 +13,5 @@ register = template.Library()
 def chart(figure: dict[str, Any], *id_parts: object) -> SafeString:
     """A drawing target plus its figure as escaped JSON; static/js/charts.js draws every such pair."""
     target_id = "-".join(str(part) for part in ("chart", *id_parts))
-    script = json_script(figure).replace(
-        "<script ", f'<script data-chart="{target_id}" ', 1
-    )
-    return SafeString(
-        f'<div class="chart" id="{target_id}" role="img" aria-label="chart"></div>{script}'
-    )
+    script = json_script(figure).replace("<script ", f'<script data-chart="{target_id}" ', 1)
+    return SafeString(f'<div class="chart" id="{target_id}" role="img" aria-label="chart"></div>{script}')

@@ -25,9 +25,7 @@ def test_it_stores_only_a_hash(alice: Any, company_a: Company) -> None:
     stored = ApiKey.objects.values().get(pk=key.pk)
     assert secret not in {str(v) for v in stored.values()}
     assert key.masked_key == f"{secret[:4]}****{secret[-4:]}"
-    assert abs((key.expires_at - timezone.now()) - timedelta(days=365)) < timedelta(
-        minutes=1
-    )
+    assert abs((key.expires_at - timezone.now()) - timedelta(days=365)) < timedelta(minutes=1)
 
 
 def test_it_accepts_a_valid_key_and_records_use(alice: Any, company_a: Company) -> None:
@@ -47,9 +45,7 @@ def test_it_accepts_a_valid_key_and_records_use(alice: Any, company_a: Company) 
         ("Bearer a b", "Invalid Authorization header: expected 'Bearer <api key>'."),
     ],
 )
-def test_it_rejects_missing_and_wrong_keys(
-    alice: Any, header: str | None, detail: str
-) -> None:
+def test_it_rejects_missing_and_wrong_keys(alice: Any, header: str | None, detail: str) -> None:
     client = APIClient()
     if header:
         client.credentials(HTTP_AUTHORIZATION=header)
@@ -68,33 +64,25 @@ def test_it_rejects_a_revoked_key(alice: Any, company_a: Company) -> None:
 
 
 def test_it_rejects_an_expired_key(alice: Any, company_a: Company) -> None:
-    _key, secret = ApiKey.issue(
-        company=company_a, user=alice, expires_at=timezone.now() - timedelta(seconds=1)
-    )
+    _key, secret = ApiKey.issue(company=company_a, user=alice, expires_at=timezone.now() - timedelta(seconds=1))
     response = bearer(secret).post(ROTATE)
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json() == {"detail": "This API key has expired."}
 
 
-def test_it_rejects_a_key_whose_user_left_the_company(
-    alice: Any, company_a: Company
-) -> None:
+def test_it_rejects_a_key_whose_user_left_the_company(alice: Any, company_a: Company) -> None:
     _key, secret = ApiKey.issue(company=company_a, user=alice)
     alice.memberships.all().delete()
     assert bearer(secret).post(ROTATE).status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_it_rejects_a_key_with_the_right_prefix_but_wrong_secret(
-    alice: Any, company_a: Company
-) -> None:
+def test_it_rejects_a_key_with_the_right_prefix_but_wrong_secret(alice: Any, company_a: Company) -> None:
     _key, secret = ApiKey.issue(company=company_a, user=alice)
     forged = secret[:8] + ("0" if secret[8] != "0" else "1") + secret[9:]
     assert bearer(forged).post(ROTATE).status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_rotate_kills_the_old_key_and_the_new_one_works(
-    alice: Any, company_a: Company
-) -> None:
+def test_rotate_kills_the_old_key_and_the_new_one_works(alice: Any, company_a: Company) -> None:
     old, secret = ApiKey.issue(company=company_a, user=alice, name="ci")
     response = bearer(secret).post(ROTATE)
     body = response.json()
@@ -119,9 +107,7 @@ def test_rotate_needs_the_key_itself_not_a_session(client: Any, alice: Any) -> N
     assert client.post(ROTATE).status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_rotate_is_throttled_to_five_an_hour_per_address(
-    alice: Any, company_a: Company
-) -> None:
+def test_rotate_is_throttled_to_five_an_hour_per_address(alice: Any, company_a: Company) -> None:
     secret = ApiKey.issue(company=company_a, user=alice)[1]
     for _ in range(5):
         response = bearer(secret).post(ROTATE)
@@ -139,9 +125,7 @@ def test_rotate_only_answers_post(alice_api: APIClient) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_official_client_rotates_in_strict_mode(
-    live_server: Any, alice: Any, company_a: Company
-) -> None:
+def test_the_official_client_rotates_in_strict_mode(live_server: Any, alice: Any, company_a: Company) -> None:
     _key, secret = ApiKey.issue(company=company_a, user=alice)
     client = Dataframer(
         base_url=live_server.url,

@@ -9,9 +9,7 @@ from tests.conftest import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_it_signs_in_sees_home_and_signs_out(
-    live_server: Any, page: Any, alice: Any
-) -> None:
+def test_it_signs_in_sees_home_and_signs_out(live_server: Any, page: Any, alice: Any) -> None:
     page.goto(f"{live_server.url}/")
     assert page.url.startswith(f"{live_server.url}/login/")
     page.fill("#id_username", "alice@alpha.test")

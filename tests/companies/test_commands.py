@@ -29,10 +29,7 @@ def test_create_api_key_prints_a_working_key_on_its_last_line(db: None) -> None:
         "ops@acme.test",
         "deploy",
     )
-    assert (
-        Membership.objects.get(user=key.user, company=key.company).role
-        == Membership.Role.OWNER
-    )
+    assert Membership.objects.get(user=key.user, company=key.company).role == Membership.Role.OWNER
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert client.post("/api/users/api-key/rotate").status_code == HTTPStatus.OK
@@ -53,9 +50,7 @@ def test_create_api_key_reuses_company_user_and_membership(db: None) -> None:
     assert ApiKey.objects.count() == 2
 
 
-def test_load_demo_is_idempotent_and_prints_working_credentials(
-    db: None, client: object
-) -> None:
+def test_load_demo_is_idempotent_and_prints_working_credentials(db: None, client: object) -> None:
     for _ in range(2):
         out = StringIO()
         call_command("load_demo", stdout=out)

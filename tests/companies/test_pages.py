@@ -15,12 +15,8 @@ def test_it_requires_sign_in(client: Client, db: None) -> None:
     assert response["Location"].startswith("/login/")
 
 
-def test_it_signs_in_and_lists_the_users_companies(
-    client: Client, alice: Any, charlie: Any
-) -> None:
-    response = client.post(
-        "/login/", {"username": "alice@alpha.test", "password": PASSWORD}
-    )
+def test_it_signs_in_and_lists_the_users_companies(client: Client, alice: Any, charlie: Any) -> None:
+    response = client.post("/login/", {"username": "alice@alpha.test", "password": PASSWORD})
     assert response.status_code == HTTPStatus.FOUND
     page = client.get("/").content.decode()
     assert "Alpha Corp" in page
@@ -28,28 +24,20 @@ def test_it_signs_in_and_lists_the_users_companies(
 
 
 def test_the_sign_in_form_rejects_a_wrong_password(client: Client, alice: Any) -> None:
-    response = client.post(
-        "/login/", {"username": "alice@alpha.test", "password": "nope"}
-    )
+    response = client.post("/login/", {"username": "alice@alpha.test", "password": "nope"})
     assert response.status_code == HTTPStatus.OK
     assert "enter a correct username and password" in response.content.decode()
 
 
-def test_home_page_query_count(
-    client: Client, alice: Any, django_assert_num_queries: Any
-) -> None:
+def test_home_page_query_count(client: Client, alice: Any, django_assert_num_queries: Any) -> None:
     client.force_login(alice)
     # session, user, the page's memberships, the header's active membership, the header's company list
     with django_assert_num_queries(5):
         assert client.get("/").status_code == HTTPStatus.OK
 
 
-def test_it_switches_the_active_company(
-    client: Client, alice: Any, company_b: Company
-) -> None:
-    Membership.objects.create(
-        user=alice, company=company_b, role=Membership.Role.VIEWER
-    )
+def test_it_switches_the_active_company(client: Client, alice: Any, company_b: Company) -> None:
+    Membership.objects.create(user=alice, company=company_b, role=Membership.Role.VIEWER)
     client.force_login(alice)
     response = client.post(f"/companies/{company_b.code}/switch/", {"next": "/"})
     assert response.status_code == HTTPStatus.FOUND
@@ -58,34 +46,22 @@ def test_it_switches_the_active_company(
     assert 'aria-current="true">Beta Inc' in page
 
 
-def test_it_checks_ownership(
-    client: Client, alice: Any, charlie: Any, company_b: Company
-) -> None:
+def test_it_checks_ownership(client: Client, alice: Any, charlie: Any, company_b: Company) -> None:
     client.force_login(alice)
-    assert (
-        client.post(f"/companies/{company_b.code}/switch/").status_code
-        == HTTPStatus.NOT_FOUND
-    )
+    assert client.post(f"/companies/{company_b.code}/switch/").status_code == HTTPStatus.NOT_FOUND
     assert "active_company" not in client.session
 
 
-def test_switch_ignores_an_offsite_next(
-    client: Client, alice: Any, company_a: Company
-) -> None:
+def test_switch_ignores_an_offsite_next(client: Client, alice: Any, company_a: Company) -> None:
     client.force_login(alice)
-    response = client.post(
-        f"/companies/{company_a.code}/switch/", {"next": "https://evil.example/"}
-    )
+    response = client.post(f"/companies/{company_a.code}/switch/", {"next": "https://evil.example/"})
     assert response["Location"] == "/"
 
 
 def test_switch_needs_csrf(alice: Any, company_a: Company) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
-    assert (
-        client.post(f"/companies/{company_a.code}/switch/").status_code
-        == HTTPStatus.FORBIDDEN
-    )
+    assert client.post(f"/companies/{company_a.code}/switch/").status_code == HTTPStatus.FORBIDDEN
 
 
 def test_sign_out(client: Client, alice: Any) -> None:

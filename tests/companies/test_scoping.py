@@ -19,21 +19,15 @@ def test_a_viewset_cannot_bypass_company_scoping() -> None:
                 return ApiKey.objects.all()
 
 
-def test_admin_never_shows_a_key_hash(
-    admin_client: Client, alice: Any, company_a: Company
-) -> None:
+def test_admin_never_shows_a_key_hash(admin_client: Client, alice: Any, company_a: Company) -> None:
     key, secret = ApiKey.issue(company=company_a, user=alice, name="ci")
-    page = admin_client.get(
-        f"/admin/companies/apikey/{key.pk}/change/"
-    ).content.decode()
+    page = admin_client.get(f"/admin/companies/apikey/{key.pk}/change/").content.decode()
     assert key.masked_key in page
     assert key.key_hash not in page
     assert secret not in page
 
 
-def test_admin_revokes_keys(
-    admin_client: Client, alice: Any, company_a: Company
-) -> None:
+def test_admin_revokes_keys(admin_client: Client, alice: Any, company_a: Company) -> None:
     key, _ = ApiKey.issue(company=company_a, user=alice)
     response = admin_client.post(
         "/admin/companies/apikey/",

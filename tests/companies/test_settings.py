@@ -11,11 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}
-    }
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -41,7 +37,5 @@ def test_it_refuses_to_start_misconfigured(env: dict[str, str], message: str) ->
 
 
 def test_it_starts_in_production_when_configured() -> None:
-    result = start(
-        {"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "example.com"}
-    )
+    result = start({"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "example.com"})
     assert result.returncode == 0, result.stderr

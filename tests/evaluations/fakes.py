@@ -65,7 +65,14 @@ class FakeProvider:
         system, user, schema = self._parts(body)
         cached = self._cache(system)
         if step and step[0] == "refusal":
-            return self._reply(body, None, system, user, cached, refusal="I can't help with classifying this.")
+            return self._reply(
+                body,
+                None,
+                system,
+                user,
+                cached,
+                refusal="I can't help with classifying this.",
+            )
         if step and step[0] == "malformed":
             return self._reply(body, "{not json", system, user, cached)
         data = step[1] if step and step[0] == "off_schema" else self.answer(schema, user)
@@ -91,16 +98,37 @@ class FakeProvider:
         return hit
 
     def _error(self, code: int) -> dict[str, Any]:
-        kind = {429: "rate_limit_error", 401: "authentication_error", 404: "not_found_error"}.get(code, "api_error")
+        kind = {
+            429: "rate_limit_error",
+            401: "authentication_error",
+            404: "not_found_error",
+        }.get(code, "api_error")
         if self.kind == "anthropic":
             return {"type": "error", "error": {"type": kind, "message": f"fake {code}"}}
-        return {"error": {"message": f"fake {code}", "type": kind, "param": None, "code": kind}}
+        return {
+            "error": {
+                "message": f"fake {code}",
+                "type": kind,
+                "param": None,
+                "code": kind,
+            }
+        }
 
     def _reply(
-        self, body: dict[str, Any], data: Any, system: str, user: str, cached: bool, refusal: str | None = None
+        self,
+        body: dict[str, Any],
+        data: Any,
+        system: str,
+        user: str,
+        cached: bool,
+        refusal: str | None = None,
     ) -> httpx2.Response:
         text = data if isinstance(data, str) else json.dumps(data)
-        sys_tokens, user_tokens, out_tokens = tokens(system), tokens(user), tokens(text or "x")
+        sys_tokens, user_tokens, out_tokens = (
+            tokens(system),
+            tokens(user),
+            tokens(text or "x"),
+        )
         if self.kind == "anthropic":
             usage = {
                 "input_tokens": user_tokens,
@@ -112,12 +140,23 @@ class FakeProvider:
                 content: list[dict[str, Any]] = []
                 stop = "refusal"
             elif "tools" in body and not isinstance(data, str):
-                content = [{"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"], "input": data}]
+                content = [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": body["tools"][0]["name"],
+                        "input": data,
+                    }
+                ]
                 stop = "tool_use"
             else:
-                content = [{"type": "thinking", "thinking": "Weighing the values.", "signature": "sig"}] * (
-                    "thinking" in body
-                ) + [{"type": "text", "text": text}]
+                content = [
+                    {
+                        "type": "thinking",
+                        "thinking": "Weighing the values.",
+                        "signature": "sig",
+                    }
+                ] * ("thinking" in body) + [{"type": "text", "text": text}]
                 stop = "end_turn"
             payload: dict[str, Any] = {
                 "id": "msg_1",
@@ -130,9 +169,17 @@ class FakeProvider:
                 "usage": usage,
             }
             if refusal:
-                payload["stop_details"] = {"type": "refusal", "category": None, "explanation": refusal}
+                payload["stop_details"] = {
+                    "type": "refusal",
+                    "category": None,
+                    "explanation": refusal,
+                }
             return httpx2.Response(200, json=payload)
-        message = {"role": "assistant", "content": None if refusal else text, "refusal": refusal}
+        message = {
+            "role": "assistant",
+            "content": None if refusal else text,
+            "refusal": refusal,
+        }
         return httpx2.Response(
             200,
             json={
@@ -140,7 +187,14 @@ class FakeProvider:
                 "object": "chat.completion",
                 "created": 1_700_000_000,
                 "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
                 "usage": {
                     "prompt_tokens": sys_tokens + user_tokens,
                     "completion_tokens": out_tokens,

@@ -23,7 +23,10 @@ class WorkerStopped(BaseException):
 def pending_evaluation(run: Run, model: str = SONNET) -> Evaluation:
     # Created without the on-commit enqueue, so the test drives each task step itself.
     return Evaluation.objects.create(
-        company=run.company, run=run, requested_model=model, total_samples=run.samples.count()
+        company=run.company,
+        run=run,
+        requested_model=model,
+        total_samples=run.samples.count(),
     )
 
 
@@ -37,7 +40,12 @@ def test_a_duplicate_start_is_a_no_op(fake_anthropic: Any, run_a: Run, evaluate:
 
 
 def test_big_runs_are_split_into_chunks_and_the_last_one_aggregates(
-    fake_anthropic: Any, alice: Any, company_a: Any, spec_a: Any, evaluate: Any, settings: Any
+    fake_anthropic: Any,
+    alice: Any,
+    company_a: Any,
+    spec_a: Any,
+    evaluate: Any,
+    settings: Any,
 ) -> None:
     settings.EVALUATION_CHUNK_SIZE = 10
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(35))
@@ -117,7 +125,10 @@ def test_an_unknown_provider_model_fails_the_evaluation(fake_openai: Any, run_a:
 def test_without_credentials_development_falls_back_to_offline(run_a: Run, evaluate: Any) -> None:
     evaluation = evaluate(run_a, SONNET)
     assert evaluation.status == "SUCCEEDED"
-    assert (evaluation.requested_model, evaluation.model_used) == (SONNET, "offline/heuristic")
+    assert (evaluation.requested_model, evaluation.model_used) == (
+        SONNET,
+        "offline/heuristic",
+    )
     assert evaluation.fallback_reason.startswith("ANTHROPIC_API_KEY is not set")
     assert evaluation.statistics["explanation_source"] == "template"
     assert evaluation.judge_calls.filter(outcome="ok").count() == 12
@@ -134,7 +145,11 @@ def test_without_credentials_production_fails(run_a: Run, evaluate: Any, setting
 
 
 def test_an_openai_compatible_server_needs_only_a_base_url(
-    fake_openai: Any, run_a: Run, evaluate: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+    fake_openai: Any,
+    run_a: Run,
+    evaluate: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     settings.JUDGE_MODELS = {

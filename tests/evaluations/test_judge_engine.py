@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from evaluations.judges.classify import content_hash
 from evaluations.models import Evaluation, JudgeCall, SampleClassification
 from runs.models import Run
 from tests.evaluations.fakes import sample_text
@@ -20,7 +19,9 @@ def outcomes(evaluation: Evaluation) -> list[str]:
     return list(evaluation.judge_calls.filter(purpose="classify").order_by("id").values_list("outcome", flat=True))
 
 
-def test_anthropic_classifies_every_sample_with_a_forced_strict_tool(fake_anthropic: Any, run_a: Run, evaluate: Any) -> None:
+def test_anthropic_classifies_every_sample_with_a_forced_strict_tool(
+    fake_anthropic: Any, run_a: Run, evaluate: Any
+) -> None:
     evaluation = evaluate(run_a, SONNET)
     assert evaluation.status == "SUCCEEDED", evaluation.error_message
     assert (evaluation.model_used, evaluation.fallback_reason) == (SONNET, "")
@@ -28,10 +29,18 @@ def test_anthropic_classifies_every_sample_with_a_forced_strict_tool(fake_anthro
     assert fake_anthropic.calls == 12 + 1
     body = fake_anthropic.requests[0]
     assert body["model"] == "claude-sonnet-4-6"
-    assert body["tool_choice"] == {"type": "tool", "name": "record_classification", "disable_parallel_tool_use": True}
+    assert body["tool_choice"] == {
+        "type": "tool",
+        "name": "record_classification",
+        "disable_parallel_tool_use": True,
+    }
     [tool] = body["tools"]
     assert tool["strict"] is True
-    assert tool["input_schema"]["properties"]["sentiment"]["enum"] == ["positive", "negative", "neutral"]
+    assert tool["input_schema"]["properties"]["sentiment"]["enum"] == [
+        "positive",
+        "negative",
+        "neutral",
+    ]
     assert tool["input_schema"]["additionalProperties"] is False
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert fake_anthropic.headers[0]["authorization"] == "Bearer test-anthropic-key"
@@ -43,14 +52,19 @@ def test_anthropic_classifies_every_sample_with_a_forced_strict_tool(fake_anthro
     assert evaluation.statistics["explanation_source"] == "judge"
 
 
-def test_thinking_models_use_structured_output_not_a_forced_tool(fake_anthropic: Any, run_a: Run, evaluate: Any) -> None:
+def test_thinking_models_use_structured_output_not_a_forced_tool(
+    fake_anthropic: Any, run_a: Run, evaluate: Any
+) -> None:
     evaluation = evaluate(run_a, "anthropic/claude-sonnet-4-6-thinking")
     assert evaluation.status == "SUCCEEDED"
     body = fake_anthropic.requests[0]
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert body["max_tokens"] > body["thinking"]["budget_tokens"]
     assert "tool_choice" not in body and "tools" not in body
-    assert body["output_config"]["format"]["schema"]["required"] == ["sentiment", "priority"]
+    assert body["output_config"]["format"]["schema"]["required"] == [
+        "sentiment",
+        "priority",
+    ]
     assert evaluation.classifications.filter(status="ok").count() == 12
 
 
@@ -105,7 +119,10 @@ def test_a_refusal_fails_that_sample_only(fake_anthropic: Any, run_a: Run, evalu
     failed = evaluation.classifications.get(status="failed")
     assert failed.error.startswith("the judge refused")
     assert failed.classifications is None
-    assert [a["total_samples_analyzed"] for a in evaluation.distribution_analysis] == [11, 11]
+    assert [a["total_samples_analyzed"] for a in evaluation.distribution_analysis] == [
+        11,
+        11,
+    ]
     assert evaluation.statistics["samples_failed"] == 1
     assert outcomes(evaluation).count("refused") == 1
 
@@ -147,7 +164,9 @@ def test_retry_after_is_capped(fake_openai: Any, run_a: Run, evaluate: Any, sett
     assert fake_openai.sleeps == [settings.JUDGE_BACKOFF_MAX_SECONDS]
 
 
-def test_500s_and_timeouts_back_off_exponentially(fake_anthropic: Any, run_a: Run, evaluate: Any, settings: Any) -> None:
+def test_500s_and_timeouts_back_off_exponentially(
+    fake_anthropic: Any, run_a: Run, evaluate: Any, settings: Any
+) -> None:
     settings.JUDGE_CONCURRENCY = 1
     fake_anthropic.script.extend([("status", 500, {}), ("timeout",), ("status", 529, {})])
     evaluation = evaluate(run_a, SONNET)
@@ -194,7 +213,11 @@ def test_a_prompt_injection_cannot_produce_a_label_outside_the_enum(
     assert injected.count("</sample>") == 1 and "<\\/sample>" in injected
     for classification in evaluation.classifications.all():
         if classification.classifications:
-            assert classification.classifications["sentiment"] in {"positive", "negative", "neutral"}
+            assert classification.classifications["sentiment"] in {
+                "positive",
+                "negative",
+                "neutral",
+            }
     assert evaluation.classifications.get(sample__identifier="sample_1").status == "failed"
 
 

@@ -28,9 +28,7 @@ def client(live_server: Any, alice_key: str) -> Dataframer:
 
 
 def test_specs_through_the_client(client: Dataframer, company_a: Company) -> None:
-    created = client.dataframer.specs.create(
-        name="Support", extra_body={"content_yaml": SPEC_YAML}
-    )
+    created = client.dataframer.specs.create(name="Support", extra_body={"content_yaml": SPEC_YAML})
     assert created.id
     spec = client.dataframer.specs.retrieve(created.id)
     assert (spec.name, spec.status, spec.content_yaml, spec.versions) == (
@@ -50,9 +48,7 @@ def test_specs_through_the_client(client: Dataframer, company_a: Company) -> Non
     ]
     assert [s.name for s in client.dataframer.specs.list()] == ["Support"]
     with pytest.raises(BadRequestError):
-        client.dataframer.specs.create(
-            name="Generated", generation_objectives="support chats"
-        )
+        client.dataframer.specs.create(name="Generated", generation_objectives="support chats")
 
     run_id = _import(client, created.id)
     with pytest.raises(BadRequestError):
@@ -65,9 +61,7 @@ def test_specs_through_the_client(client: Dataframer, company_a: Company) -> Non
 
 
 def test_delete_without_runs(client: Dataframer, company_a: Company) -> None:
-    created = client.dataframer.specs.create(
-        name="Empty", extra_body={"content_yaml": SPEC_YAML}
-    )
+    created = client.dataframer.specs.create(name="Empty", extra_body={"content_yaml": SPEC_YAML})
     client.dataframer.specs.delete(created.id)
     assert client.dataframer.specs.list() == []
 
@@ -83,9 +77,7 @@ def _import(client: Dataframer, spec_id: str) -> str:
 
 
 def test_runs_through_the_client(client: Dataframer, company_a: Company) -> None:
-    spec_id = client.dataframer.specs.create(
-        name="Support", extra_body={"content_yaml": SPEC_YAML}
-    ).id
+    spec_id = client.dataframer.specs.create(name="Support", extra_body={"content_yaml": SPEC_YAML}).id
     assert spec_id
     run_id = _import(client, spec_id)
 

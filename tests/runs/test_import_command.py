@@ -55,9 +55,7 @@ def test_import_run_command_reports_problems(tmp_path: Path, company_a: Any) -> 
     rows[1]["properties"]["priority"] = "urgent"
     samples = tmp_path / "samples.jsonl"
     samples.write_text("\n".join(json.dumps(r) for r in rows))
-    with pytest.raises(
-        CommandError, match="sample 2 \\('sample_2'\\): property 'priority' is 'urgent'"
-    ):
+    with pytest.raises(CommandError, match="sample 2 \\('sample_2'\\): property 'priority' is 'urgent'"):
         call_command(
             "import_run",
             "--company",

@@ -47,9 +47,7 @@ def test_run_list_query_count_does_not_grow_with_runs(
         client.get("/runs/")
 
 
-def test_run_detail_full_page(
-    client: Client, alice: Any, run_a: Run, django_assert_num_queries: Any
-) -> None:
+def test_run_detail_full_page(client: Client, alice: Any, run_a: Run, django_assert_num_queries: Any) -> None:
     signed_in(client, alice)
     # session, user, run (+spec, version, creator, company), membership, sample count, sample page,
     # one GROUP BY per property (2), active membership + companies for the header
@@ -62,9 +60,7 @@ def test_run_detail_full_page(
     assert "12 samples" in page
 
 
-def test_run_detail_chart_data_is_requested_vs_expected(
-    client: Client, alice: Any, run_a: Run
-) -> None:
+def test_run_detail_chart_data_is_requested_vs_expected(client: Client, alice: Any, run_a: Run) -> None:
     signed_in(client, alice)
     response = client.get(f"/runs/{run_a.code}/")
     figure = response.context["summaries"][0].chart
@@ -82,9 +78,7 @@ def test_the_sample_table_partial_filters_and_pages(
     company_a: Any,
     django_assert_num_queries: Any,
 ) -> None:
-    run = run_import(
-        company=company_a, created_by=alice, spec=spec_a, rows=make_rows(90)
-    )
+    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(90))
     signed_in(client, alice)
     # session, user, run, membership, count, page
     with django_assert_num_queries(6):
@@ -111,9 +105,7 @@ def test_an_unknown_filter_is_ignored(client: Client, alice: Any, run_a: Run) ->
     assert "12 samples" in response.content.decode()
 
 
-def test_sample_text_is_escaped(
-    client: Client, alice: Any, spec_a: Spec, company_a: Any
-) -> None:
+def test_sample_text_is_escaped(client: Client, alice: Any, spec_a: Spec, company_a: Any) -> None:
     rows = make_rows(1)
     rows[0]["content"] = "<script>alert('x')</script><img src=x onerror=alert(1)>"
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=rows)
@@ -123,31 +115,21 @@ def test_sample_text_is_escaped(
     assert "<img src=x" not in page
 
 
-def test_import_through_the_upload_form(
-    client: Client, alice: Any, spec_a: Spec
-) -> None:
+def test_import_through_the_upload_form(client: Client, alice: Any, spec_a: Spec) -> None:
     signed_in(client, alice)
-    upload = SimpleUploadedFile(
-        "s.jsonl", "\n".join(json.dumps(r) for r in make_rows(5)).encode()
-    )
-    response = client.post(
-        "/runs/import/", {"spec": str(spec_a.code), "name": "Uploaded", "file": upload}
-    )
+    upload = SimpleUploadedFile("s.jsonl", "\n".join(json.dumps(r) for r in make_rows(5)).encode())
+    response = client.post("/runs/import/", {"spec": str(spec_a.code), "name": "Uploaded", "file": upload})
     run = Run.objects.get(name="Uploaded")
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"] == f"/runs/{run.code}/"
     assert run.samples.count() == 5
 
 
-def test_the_upload_form_shows_each_problem(
-    client: Client, alice: Any, spec_a: Spec
-) -> None:
+def test_the_upload_form_shows_each_problem(client: Client, alice: Any, spec_a: Spec) -> None:
     signed_in(client, alice)
     rows = make_rows(3)
     rows[1]["properties"]["sentiment"] = "furious"
-    upload = SimpleUploadedFile(
-        "s.jsonl", "\n".join(json.dumps(r) for r in rows).encode()
-    )
+    upload = SimpleUploadedFile("s.jsonl", "\n".join(json.dumps(r) for r in rows).encode())
     response = client.post("/runs/import/", {"spec": str(spec_a.code), "file": upload})
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert (
@@ -160,9 +142,7 @@ def test_the_upload_form_shows_each_problem(
 def test_the_upload_form_refuses_another_companys_spec(
     client: Client, charlie: Any, company_b: Any, spec_a: Spec
 ) -> None:
-    spec_create(
-        company=company_b, created_by=charlie, name="Theirs", content_yaml=SPEC_YAML
-    )
+    spec_create(company=company_b, created_by=charlie, name="Theirs", content_yaml=SPEC_YAML)
     signed_in(client, charlie)
     upload = SimpleUploadedFile("s.jsonl", json.dumps(make_rows(1)[0]).encode())
     response = client.post("/runs/import/", {"spec": str(spec_a.code), "file": upload})
@@ -189,46 +169,35 @@ def test_create_a_spec_through_the_form(client: Client, alice: Any) -> None:
         {"name": "Bad", "content_yaml": "spec:\n  data_property_variations: []\n"},
     )
     assert bad.status_code == HTTPStatus.BAD_REQUEST
-    assert (
-        "line 2: &#x27;data_property_variations&#x27; must be a non-empty list"
-        in bad.content.decode()
-    )
+    assert "line 2: &#x27;data_property_variations&#x27; must be a non-empty list" in bad.content.decode()
 
 
-def test_it_checks_ownership(
-    client: Client, charlie: Any, run_a: Run, spec_a: Spec
-) -> None:
+def test_it_checks_ownership(client: Client, charlie: Any, run_a: Run, spec_a: Spec) -> None:
     signed_in(client, charlie)
     assert client.get(f"/runs/{run_a.code}/").status_code == HTTPStatus.NOT_FOUND
-    assert (
-        client.get(f"/runs/{run_a.code}/", headers={"HX-Request": "true"}).status_code
-        == HTTPStatus.NOT_FOUND
-    )
+    assert client.get(f"/runs/{run_a.code}/", headers={"HX-Request": "true"}).status_code == HTTPStatus.NOT_FOUND
     assert client.get(f"/specs/{spec_a.code}/").status_code == HTTPStatus.NOT_FOUND
     assert str(run_a.code) not in client.get("/runs/").content.decode()
     assert "Support" not in client.get("/specs/").content.decode()
 
 
-def test_it_requires_rw_access(
-    client: Client, bob: Any, run_a: Run, spec_a: Spec
-) -> None:
+def test_it_requires_rw_access(client: Client, bob: Any, run_a: Run, spec_a: Spec) -> None:
     signed_in(client, bob)
     assert client.get(f"/runs/{run_a.code}/").status_code == HTTPStatus.OK
     page = client.get("/runs/").content.decode()
     assert "Import a run" not in page
     upload = SimpleUploadedFile("s.jsonl", json.dumps(make_rows(1)[0]).encode())
-    assert (
-        client.post(
-            "/runs/import/", {"spec": str(spec_a.code), "file": upload}
-        ).status_code
-        == HTTPStatus.FORBIDDEN
-    )
-    assert (
-        client.post("/specs/", {"name": "X", "content_yaml": SPEC_YAML}).status_code
-        == HTTPStatus.FORBIDDEN
-    )
+    assert client.post("/runs/import/", {"spec": str(spec_a.code), "file": upload}).status_code == HTTPStatus.FORBIDDEN
+    assert client.post("/specs/", {"name": "X", "content_yaml": SPEC_YAML}).status_code == HTTPStatus.FORBIDDEN
 
 
 def test_pages_require_sign_in(client: Client, run_a: Run) -> None:
     for url in ["/runs/", f"/runs/{run_a.code}/", "/specs/"]:
         assert client.get(url)["Location"].startswith("/login/")
+
+
+def test_run_list_shows_the_latest_conformance_score(client: Client, alice: Any, run_a: Run, evaluate: Any) -> None:
+    evaluation = evaluate(run_a)
+    page = signed_in(client, alice).get("/runs/").content.decode()
+    assert f"{evaluation.conformance_score:.1f}" in page
+    assert "not evaluated" not in page

@@ -24,12 +24,8 @@ def jsonl(rows: list[Any]) -> bytes:
     return "\n".join(json.dumps(r) for r in rows).encode()
 
 
-def test_import_json_creates_a_succeeded_run(
-    alice_api: APIClient, spec_a: Spec
-) -> None:
-    response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(5)}, format="json"
-    )
+def test_import_json_creates_a_succeeded_run(alice_api: APIClient, spec_a: Spec) -> None:
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(5)}, format="json")
     assert response.status_code == HTTPStatus.CREATED
     run = Run.objects.get(code=response.json()["id"])
     assert (run.status, run.samples_completed, run.spec_version.number) == (
@@ -44,12 +40,8 @@ def test_import_json_creates_a_succeeded_run(
 
 
 def test_import_jsonl_file(alice_api: APIClient, spec_a: Spec) -> None:
-    upload = SimpleUploadedFile(
-        "samples.jsonl", jsonl(make_rows(7)), content_type="application/jsonl"
-    )
-    response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart"
-    )
+    upload = SimpleUploadedFile("samples.jsonl", jsonl(make_rows(7)), content_type="application/jsonl")
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
     assert response.status_code == HTTPStatus.CREATED
     assert Run.objects.get(code=response.json()["id"]).samples.count() == 7
 
@@ -65,16 +57,10 @@ def test_import_zip_with_manifest_and_files(alice_api: APIClient, spec_a: Spec) 
             )
             row["path"] = f"texts/{row['identifier']}.md"
         archive.writestr("export/samples.jsonl", jsonl(rows))
-    upload = SimpleUploadedFile(
-        "run.zip", buffer.getvalue(), content_type="application/zip"
-    )
-    response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart"
-    )
+    upload = SimpleUploadedFile("run.zip", buffer.getvalue(), content_type="application/zip")
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
     assert response.status_code == HTTPStatus.CREATED, response.json()
-    sample = Run.objects.get(code=response.json()["id"]).samples.get(
-        identifier="sample_1"
-    )
+    sample = Run.objects.get(code=response.json()["id"]).samples.get(identifier="sample_1")
     assert sample.content.startswith("# sample_1\n")
     assert (sample.path, sample.file_type) == ("texts/sample_1.md", "text/markdown")
 
@@ -122,27 +108,21 @@ def test_a_bad_sample_is_named_and_nothing_is_saved(
 ) -> None:
     rows = make_rows(6)
     mutate(rows)
-    response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json"
-    )
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json()["samples"][0].startswith(problem)
     assert not Run.objects.exists()
     assert not Sample.objects.exists()
 
 
-def test_bad_jsonl_and_bad_zip_are_explained(
-    alice_api: APIClient, spec_a: Spec
-) -> None:
+def test_bad_jsonl_and_bad_zip_are_explained(alice_api: APIClient, spec_a: Spec) -> None:
     for name, content, problem in [
         ("s.jsonl", b'{"identifier": "a"}\n{oops\n', "line 2: not valid JSON"),
         ("s.zip", b"PK\x03\x04garbage", "the upload is not a valid ZIP file"),
         ("s.bin", b"\xff\xfe\x00bad", "the file is neither a ZIP nor UTF-8 JSONL"),
     ]:
         upload = SimpleUploadedFile(name, content)
-        response = alice_api.post(
-            IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart"
-        )
+        response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
         assert response.status_code == HTTPStatus.BAD_REQUEST
         assert response.json()["samples"][0].startswith(problem)
     buffer = io.BytesIO()
@@ -160,9 +140,7 @@ def test_bad_jsonl_and_bad_zip_are_explained(
     assert not Run.objects.exists()
 
 
-def test_import_needs_exactly_one_source_and_a_known_version(
-    alice_api: APIClient, spec_a: Spec
-) -> None:
+def test_import_needs_exactly_one_source_and_a_known_version(alice_api: APIClient, spec_a: Spec) -> None:
     response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code)}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     response = alice_api.post(
@@ -172,55 +150,39 @@ def test_import_needs_exactly_one_source_and_a_known_version(
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json() == {"detail": "spec 'Support' has no version 9"}
-    response = alice_api.post(
-        IMPORT, {"spec_id": "nope", "samples": make_rows(2)}, format="json"
-    )
+    response = alice_api.post(IMPORT, {"spec_id": "nope", "samples": make_rows(2)}, format="json")
     assert response.json() == {"spec_id": ["Must be a valid UUID."]}
 
 
 @override_settings(IMPORT_MAX_SAMPLES=10)
 def test_import_enforces_the_sample_limit(alice_api: APIClient, spec_a: Spec) -> None:
-    response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(11)}, format="json"
-    )
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(11)}, format="json")
     assert response.json() == {"samples": ["too many samples: the limit is 10"]}
 
 
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2000)
 def test_an_oversized_body_is_refused(alice_api: APIClient, spec_a: Spec) -> None:
-    response = alice_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(50)}, format="json"
-    )
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(50)}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert not Run.objects.exists()
 
 
-def test_import_of_another_companys_spec_is_404(
-    charlie_api: APIClient, spec_a: Spec
-) -> None:
-    response = charlie_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json"
-    )
+def test_import_of_another_companys_spec_is_404(charlie_api: APIClient, spec_a: Spec) -> None:
+    response = charlie_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert not Run.objects.exists()
 
 
-def test_import_20000_samples(
-    alice_api: APIClient, spec_a: Spec, django_assert_max_num_queries: Any
-) -> None:
+def test_import_20000_samples(alice_api: APIClient, spec_a: Spec, django_assert_max_num_queries: Any) -> None:
     rows = make_rows(20_000)
     # Bulk inserts, not 20,000 INSERTs: batches of 1,000 rows (SQLite's 999-parameter cap makes them ~100).
     with django_assert_max_num_queries(250):
-        response = alice_api.post(
-            IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json"
-        )
+        response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
     assert response.status_code == HTTPStatus.CREATED
     assert Run.objects.get(code=response.json()["id"]).samples.count() == 20_000
 
 
-def test_list_and_retrieve(
-    alice_api: APIClient, run_a: Run, django_assert_num_queries: Any
-) -> None:
+def test_list_and_retrieve(alice_api: APIClient, run_a: Run, django_assert_num_queries: Any) -> None:
     alice_api.get(RUNS)  # records the key's last use, so the count below is stable
     # key lookup, membership check, active membership, runs with spec/version/creator
     with django_assert_num_queries(4):
@@ -234,12 +196,8 @@ def test_list_and_retrieve(
     assert detail["runtime_params"]["generation_model"] is None
 
 
-def test_create_explains_generation_is_not_supported(
-    alice_api: APIClient, spec_a: Spec
-) -> None:
-    response = alice_api.post(
-        RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json"
-    )
+def test_create_explains_generation_is_not_supported(alice_api: APIClient, spec_a: Spec) -> None:
+    response = alice_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "runs/import/" in response.json()["detail"]
 
@@ -247,9 +205,7 @@ def test_create_explains_generation_is_not_supported(
 def test_cancel_only_pending_or_processing(alice_api: APIClient, run_a: Run) -> None:
     response = alice_api.post(f"{RUNS}{run_a.code}/cancel/")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json() == {
-        "detail": "Only PENDING or PROCESSING runs can be canceled; this run is SUCCEEDED."
-    }
+    assert response.json() == {"detail": "Only PENDING or PROCESSING runs can be canceled; this run is SUCCEEDED."}
     Run.objects.filter(pk=run_a.pk).update(status=Run.Status.PROCESSING)
     assert alice_api.post(f"{RUNS}{run_a.code}/cancel/").status_code == HTTPStatus.OK
     run_a.refresh_from_db()
@@ -262,9 +218,7 @@ def test_delete_removes_samples(alice_api: APIClient, run_a: Run) -> None:
     assert not Sample.objects.exists()
 
 
-def test_file_download_links_are_signed_and_work_without_a_key(
-    alice_api: APIClient, run_a: Run
-) -> None:
+def test_file_download_links_are_signed_and_work_without_a_key(alice_api: APIClient, run_a: Run) -> None:
     sample = run_a.samples.get(identifier="sample_3")
     body = alice_api.get(f"{RUNS}{run_a.code}/files/{sample.code}/download/").json()
     assert body["filename"] == "sample_3.txt"
@@ -274,15 +228,10 @@ def test_file_download_links_are_signed_and_work_without_a_key(
     assert response.content.decode() == sample.content
     tampered = body["download_url"].replace("/downloads/", "/downloads/x")
     assert APIClient().get(tampered).status_code == HTTPStatus.NOT_FOUND
-    assert (
-        alice_api.get(f"{RUNS}{run_a.code}/files/{run_a.code}/download/").status_code
-        == HTTPStatus.NOT_FOUND
-    )
+    assert alice_api.get(f"{RUNS}{run_a.code}/files/{run_a.code}/download/").status_code == HTTPStatus.NOT_FOUND
 
 
-def test_download_links_expire(
-    alice_api: APIClient, run_a: Run, time_machine: Any
-) -> None:
+def test_download_links_expire(alice_api: APIClient, run_a: Run, time_machine: Any) -> None:
     body = alice_api.get(f"{RUNS}{run_a.code}/files/download/").json()
     time_machine.move_to(timezone.now() + timedelta(seconds=3601))
     assert APIClient().get(body["download_url"]).status_code == HTTPStatus.NOT_FOUND
@@ -302,9 +251,7 @@ def test_download_all_is_a_zip_with_metadata(alice_api: APIClient, run_a: Run) -
             "sentiment": "negative",
             "priority": "medium",
         }
-        assert json.loads(archive.read("top_level.metadata"))["run_id"] == str(
-            run_a.code
-        )
+        assert json.loads(archive.read("top_level.metadata"))["run_id"] == str(run_a.code)
 
 
 def test_it_checks_ownership(charlie_api: APIClient, run_a: Run) -> None:
@@ -315,13 +262,8 @@ def test_it_checks_ownership(charlie_api: APIClient, run_a: Run) -> None:
         f"{RUNS}{run_a.code}/files/{sample.code}/download/",  # type: ignore[union-attr]
     ]:
         assert charlie_api.get(url).status_code == HTTPStatus.NOT_FOUND, url
-    assert (
-        charlie_api.post(f"{RUNS}{run_a.code}/cancel/").status_code
-        == HTTPStatus.NOT_FOUND
-    )
-    assert (
-        charlie_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.NOT_FOUND
-    )
+    assert charlie_api.post(f"{RUNS}{run_a.code}/cancel/").status_code == HTTPStatus.NOT_FOUND
+    assert charlie_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.NOT_FOUND
     assert charlie_api.get(RUNS).json() == []
     assert Run.objects.filter(pk=run_a.pk).exists()
 
@@ -329,7 +271,5 @@ def test_it_checks_ownership(charlie_api: APIClient, run_a: Run) -> None:
 def test_it_requires_rw_access(bob_api: APIClient, run_a: Run, spec_a: Spec) -> None:
     assert bob_api.get(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.OK
     assert bob_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.FORBIDDEN
-    response = bob_api.post(
-        IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json"
-    )
+    response = bob_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
     assert response.status_code == HTTPStatus.FORBIDDEN

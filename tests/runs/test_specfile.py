@@ -18,9 +18,7 @@ def test_it_parses_the_documented_layout() -> None:
         "neutral": 30,
     }
     assert sentiment.description == "Overall customer sentiment"
-    assert priority.conditional_distributions == {
-        "sentiment": {"negative": {"high": 50, "medium": 40, "low": 10}}
-    }
+    assert priority.conditional_distributions == {"sentiment": {"negative": {"high": 50, "medium": 40, "low": 10}}}
 
 
 def test_it_parses_the_legacy_layout_with_uniform_distributions() -> None:
@@ -33,9 +31,7 @@ def test_it_parses_the_legacy_layout_with_uniform_distributions() -> None:
         "      possible_values: [yes, no, 3]\n"
     )
     tone, answer = spec.properties
-    assert tone.base_distribution == dict.fromkeys(
-        ["formal", "casual", "playful", "terse"], 25.0
-    )
+    assert tone.base_distribution == dict.fromkeys(["formal", "casual", "playful", "terse"], 25.0)
     # YAML 1.1 would read yes/no as booleans; a property value is always text.
     assert answer.values == ["yes", "no", "3"]
     assert sum(answer.base_distribution.values()) == pytest.approx(100, abs=0.01)
@@ -85,9 +81,7 @@ def prop(body: str, name: str = "a", values: str = "[x, y]") -> str:
             "line 5: duplicate property 'a'",
         ),
         (
-            prop(
-                "      conditional_distributions:\n        b:\n          x: {x: 50, y: 50}\n"
-            ),
+            prop("      conditional_distributions:\n        b:\n          x: {x: 50, y: 50}\n"),
             "line 6: 'a' is conditioned on 'b', which is not a property defined before it",
         ),
         (

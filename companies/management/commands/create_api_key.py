@@ -28,9 +28,7 @@ class Command(BaseCommand):
             email=options["email"],
             role=options["role"],
         )
-        key, secret = ApiKey.issue(
-            company=membership.company, user=membership.user, name=options["name"]
-        )
+        key, secret = ApiKey.issue(company=membership.company, user=membership.user, name=options["name"])
         self.stdout.write(
             f"Created API key {key.masked_key} for {membership.user.email} in {membership.company.name}, "
             f"expires {key.expires_at:%Y-%m-%d}. It is shown only now:"

@@ -21,9 +21,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        membership = member_ensure(
-            company_name=DEMO_COMPANY, email=DEMO_EMAIL, role=Membership.Role.OWNER
-        )
+        membership = member_ensure(company_name=DEMO_COMPANY, email=DEMO_EMAIL, role=Membership.Role.OWNER)
         user = membership.user
         # Passwords and keys are stored hashed, so a re-run cannot print the old ones: it issues fresh ones
         # and retires the previous demo key, leaving exactly one.
@@ -36,16 +34,10 @@ class Command(BaseCommand):
             name=DEMO_KEY_NAME,
             revoked_at__isnull=True,
         ).update(revoked_at=timezone.now())
-        _key, secret = ApiKey.issue(
-            company=membership.company, user=user, name=DEMO_KEY_NAME
-        )
+        _key, secret = ApiKey.issue(company=membership.company, user=user, name=DEMO_KEY_NAME)
         run = demo_run_ensure(company=membership.company, created_by=user)
 
         self.stdout.write(self.style.SUCCESS(f"Demo company: {DEMO_COMPANY}"))
-        self.stdout.write(
-            f"  sign in at /login/ as {DEMO_EMAIL} with password: {password}"
-        )
-        self.stdout.write(
-            f"  demo run: /runs/{run.code}/ ({run.samples_completed} samples)"
-        )
+        self.stdout.write(f"  sign in at /login/ as {DEMO_EMAIL} with password: {password}")
+        self.stdout.write(f"  demo run: /runs/{run.code}/ ({run.samples_completed} samples)")
         self.stdout.write(f"  API key (Authorization: Bearer ...): {secret}")

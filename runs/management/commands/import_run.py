@@ -17,16 +17,10 @@ class Command(BaseCommand):
     help = "Import a run: a spec YAML plus samples (JSONL, or a ZIP with samples.jsonl). Prints the run id last."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--company", required=True, help="company name (must exist)"
-        )
+        parser.add_argument("--company", required=True, help="company name (must exist)")
         parser.add_argument("--spec", required=True, type=Path, help="spec YAML file")
-        parser.add_argument(
-            "--spec-name", help="spec name (default: the YAML file's stem)"
-        )
-        parser.add_argument(
-            "--samples", required=True, type=Path, help="samples .jsonl or .zip"
-        )
+        parser.add_argument("--spec-name", help="spec name (default: the YAML file's stem)")
+        parser.add_argument("--samples", required=True, type=Path, help="samples .jsonl or .zip")
         parser.add_argument("--name", default="", help="run name")
 
     @transaction.atomic
@@ -45,17 +39,10 @@ class Command(BaseCommand):
                     name=name,
                     content_yaml=content_yaml,
                 )
-            elif (
-                spec.latest_version is None
-                or spec.latest_version.content_yaml != content_yaml
-            ):
+            elif spec.latest_version is None or spec.latest_version.content_yaml != content_yaml:
                 spec_add_version(spec=spec, created_by=None, content_yaml=content_yaml)
             with options["samples"].open("rb") as stream:
-                rows = (
-                    read_zip(stream)
-                    if options["samples"].suffix == ".zip"
-                    else read_jsonl(stream)
-                )
+                rows = read_zip(stream) if options["samples"].suffix == ".zip" else read_jsonl(stream)
             run = run_import(
                 company=company,
                 created_by=None,
@@ -66,9 +53,7 @@ class Command(BaseCommand):
         except SpecError as exc:
             raise CommandError(f"{options['spec']}: {exc}") from exc
         except ImportProblems as exc:
-            raise CommandError(
-                "\n".join([f"{options['samples']}:", *exc.problems])
-            ) from exc
+            raise CommandError("\n".join([f"{options['samples']}:", *exc.problems])) from exc
         except RunError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
