@@ -36,7 +36,10 @@ def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[f
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
+    # At k = 0 (k = n) the bound is exactly 0 (100); floating point would leave a 1e-16 residue.
+    low = 0.0 if successes == 0 else max(0.0, 100 * (centre - half))
+    high = 100.0 if successes == trials else min(100.0, 100 * (centre + half))
+    return low, high
 
 
 def chi_square_gof(

@@ -82,10 +82,7 @@ class FakeProvider:
         if self.kind == "anthropic":
             system = "".join(block["text"] for block in body["system"])
             user = body["messages"][0]["content"]
-            if "tools" in body:
-                schema = body["tools"][0]["input_schema"]
-            else:
-                schema = body["output_config"]["format"]["schema"]
+            schema = body["tools"][0]["input_schema"] if "tools" in body else body["output_config"]["format"]["schema"]
             return system, user, schema
         system = body["messages"][0]["content"]
         user = body["messages"][1]["content"]

@@ -24,10 +24,13 @@ def test_create_returns_the_full_object_pending(alice_api: APIClient, run_a: Run
     assert response.status_code == HTTPStatus.CREATED
     body = response.json()
     assert set(body) == DOCUMENTED_FIELDS
-    assert body["status"] == "PENDING" and body["status_display"] == "Pending"
-    assert body["conformance_score"] is None and body["distribution_analysis"] is None
+    assert body["status"] == "PENDING"
+    assert body["status_display"] == "Pending"
+    assert body["conformance_score"] is None
+    assert body["distribution_analysis"] is None
     assert body["sample_classifications"] == []
-    assert body["created_by"] == alice.id and body["created_by_email"] == "alice@alpha.test"
+    assert body["created_by"] == alice.id
+    assert body["created_by_email"] == "alice@alpha.test"
     assert body["trace"]["requested_model"] == "anthropic/claude-sonnet-4-6-thinking"
     assert body["trace"]["progress"] == {"classified": 0, "failed": 0, "total": 12}
 
@@ -122,15 +125,21 @@ def test_the_official_client_end_to_end(live_server: Any, alice_key: str, run_a:
     evaluation = client.dataframer.evaluations.retrieve(created.id or "")
     assert evaluation.status == "SUCCEEDED", evaluation.error_message
     assert evaluation.run_id == str(run_a.code)
-    assert evaluation.conformance_score is not None and 0 <= evaluation.conformance_score <= 100
+    assert evaluation.conformance_score is not None
+    assert 0 <= evaluation.conformance_score <= 100
     assert evaluation.conformance_explanation == "Fake conformance_explanation."
-    assert evaluation.conformant_areas and evaluation.non_conformant_areas
-    assert evaluation.duration_seconds is not None and evaluation.started_at and evaluation.completed_at
+    assert evaluation.conformant_areas
+    assert evaluation.non_conformant_areas
+    assert evaluation.duration_seconds is not None
+    assert evaluation.started_at
+    assert evaluation.completed_at
     assert evaluation.company_id == str(run_a.company.code)
-    assert evaluation.trace and evaluation.trace["model_used"] == "anthropic/claude-sonnet-4-6-thinking"
+    assert evaluation.trace
+    assert evaluation.trace["model_used"] == "anthropic/claude-sonnet-4-6-thinking"
     assert evaluation.trace["calls"] == 13
     [sentiment, _priority] = evaluation.distribution_analysis or []
-    assert sentiment.total_samples == 12 and sentiment.total_samples_analyzed == 12
+    assert sentiment.total_samples == 12
+    assert sentiment.total_samples_analyzed == 12
     # The fake judge always picks the first value.
     assert sentiment.evaluated_distributions == {
         "positive": 100.0,
@@ -145,7 +154,8 @@ def test_the_official_client_end_to_end(live_server: Any, alice_key: str, run_a:
         "priority": "high",
     }
     [listed] = client.dataframer.runs.evaluations.list(str(run_a.code))
-    assert listed.id == created.id and listed.status == "SUCCEEDED"
+    assert listed.id == created.id
+    assert listed.status == "SUCCEEDED"
     with pytest.raises(BadRequestError):
         client.dataframer.evaluations.create(run_id=str(run_a.code), evaluation_model="nope")  # type: ignore[arg-type]
     with pytest.raises(NotFoundError):

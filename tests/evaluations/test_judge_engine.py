@@ -60,7 +60,8 @@ def test_thinking_models_use_structured_output_not_a_forced_tool(
     body = fake_anthropic.requests[0]
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert body["max_tokens"] > body["thinking"]["budget_tokens"]
-    assert "tool_choice" not in body and "tools" not in body
+    assert "tool_choice" not in body
+    assert "tools" not in body
     assert body["output_config"]["format"]["schema"]["required"] == [
         "sentiment",
         "priority",
@@ -85,7 +86,8 @@ def test_tokens_and_cost_are_accounted(fake_anthropic: Any, run_a: Run, evaluate
     calls = list(JudgeCall.objects.filter(evaluation=evaluation, purpose="classify").order_by("id"))
     assert len(calls) == 12
     # The shared system prompt is written to the cache once, then read from it by every later call.
-    assert calls[0].cache_write_tokens > 0 and calls[0].cache_read_tokens == 0
+    assert calls[0].cache_write_tokens > 0
+    assert calls[0].cache_read_tokens == 0
     assert all(c.cache_read_tokens == calls[0].cache_write_tokens and c.cache_write_tokens == 0 for c in calls[1:])
     prices = settings.JUDGE_MODELS[SONNET]["prices"]
     for call in calls:
@@ -172,7 +174,9 @@ def test_500s_and_timeouts_back_off_exponentially(
     evaluation = evaluate(run_a, SONNET)
     assert outcomes(evaluation)[:4] == ["server_error", "timeout", "server_error", "ok"]
     first, second, third = fake_anthropic.sleeps
-    assert 0.5 <= first <= 1 and 1 <= second <= 2 and 2 <= third <= 4
+    assert 0.5 <= first <= 1
+    assert 1 <= second <= 2
+    assert 2 <= third <= 4
     assert evaluation.classifications.filter(status="ok").count() == 12
 
 
@@ -210,7 +214,8 @@ def test_a_prompt_injection_cannot_produce_a_label_outside_the_enum(
     evaluation = evaluate(run, SONNET)
     injected = fake_anthropic.requests[0]["messages"][0]["content"]
     # The sample cannot close its own delimiter.
-    assert injected.count("</sample>") == 1 and "<\\/sample>" in injected
+    assert injected.count("</sample>") == 1
+    assert "<\\/sample>" in injected
     for classification in evaluation.classifications.all():
         if classification.classifications:
             assert classification.classifications["sentiment"] in {

@@ -77,7 +77,9 @@ def test_chi_square_gof() -> None:
     statistic, dof, p = stats.chi_square_gof({"a": 50, "b": 50}, {"a": 50, "b": 50})
     assert (statistic, dof, p) == (0.0, 1, 1.0)
     statistic, dof, p = stats.chi_square_gof({"a": 90, "b": 10}, {"a": 50, "b": 50})
-    assert statistic == pytest.approx(64) and dof == 1 and p < 1e-10
+    assert statistic == pytest.approx(64)
+    assert dof == 1
+    assert p < 1e-10
     # Something observed where nothing was expected cannot fit.
     assert stats.chi_square_gof({"a": 5, "b": 1}, {"a": 100, "b": 0})[2] == 0.0
     assert math.isinf(stats.chi_square_gof({"a": 5, "b": 1}, {"a": 100, "b": 0})[0])
