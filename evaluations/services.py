@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -204,26 +204,36 @@ def _record_calls(
 
 
 def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str) -> None:
-    """Write one sample's result, its ledger rows and the cache entry together, as soon as it arrives."""
+    """Write one sample's result, its ledger rows and the cache entry together, as soon as it arrives.
+
+    Inserts ignore conflicts: if a duplicate delivery of this chunk got there first, its classification stands,
+    and this delivery's calls are still recorded (they were made, and paid for).
+    """
     with transaction.atomic():
         _record_calls(job=job, sample=sample, purpose="classify", attempts=outcome.attempts)
-        try:
-            with transaction.atomic():
-                SampleClassification.objects.create(
+        SampleClassification.objects.bulk_create(
+            [
+                SampleClassification(
                     evaluation_id=job.evaluation.id,
                     sample=sample,
                     status=SampleClassification.Status.OK if outcome.ok else SampleClassification.Status.FAILED,
                     classifications=outcome.answer if outcome.ok else None,
                     error=outcome.error[:2000],
                 )
-        except IntegrityError:
-            return  # a duplicate delivery of this chunk got there first
+            ],
+            ignore_conflicts=True,
+        )
         if outcome.ok:
-            JudgeCache.objects.get_or_create(
-                company_id=job.evaluation.company_id,
-                config_hash=job.config_hash,
-                content_hash=digest,
-                defaults={"result": outcome.answer},
+            JudgeCache.objects.bulk_create(
+                [
+                    JudgeCache(
+                        company_id=job.evaluation.company_id,
+                        config_hash=job.config_hash,
+                        content_hash=digest,
+                        result=outcome.answer,
+                    )
+                ],
+                ignore_conflicts=True,
             )
 
 
