@@ -20,6 +20,7 @@ api_urlpatterns = [
 urlpatterns = [
     path("", include("companies.urls")),
     path("", include("runs.urls")),
+    path("", include("evaluations.urls")),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -13,6 +13,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from companies.access import get_active_membership
 from companies.models import Membership
+from evaluations.forms import EvaluateForm
+from evaluations.selectors import evaluations_for_run
 
 from .access import get_run_for_user, get_spec_for_user
 from .forms import RunImportForm, SpecForm
@@ -137,4 +139,6 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if request.htmx:
         return render(request, "runs/run_detail.html#samples-table", context)
     context["summaries"] = run_property_summaries(run=run)
+    context["evaluations"] = evaluations_for_run(run.id)
+    context["evaluate_form"] = EvaluateForm()
     return render(request, "runs/run_detail.html", context)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.urls import path, register_converter
+
+
+class ExportFormat:
+    regex = "csv|jsonl"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ExportFormat, "export_format")
+
+from . import views
+
+app_name = "evaluations"
+
+urlpatterns = [
+    path("evaluations/compare/", views.evaluation_compare, name="compare"),
+    path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
+    path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),
+    path("runs/<uuid:code>/evaluate/", views.evaluation_start, name="start"),
+]

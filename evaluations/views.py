@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from runs.access import get_run_for_user
+
+from .access import get_evaluation_for_user
+from .api.serializers import evaluation_trace
+from .forms import EvaluateForm
+from .judges.catalog import UnknownModel
+from .models import Evaluation
+from .selectors import classification_page, classification_rows, compare, property_views
+from .services import EvaluationError, evaluation_create
+
+if TYPE_CHECKING:
+    from config.http import HtmxHttpRequest
+
+
+def _filters(request: HtmxHttpRequest) -> dict[str, object]:
+    return {
+        "prop": request.GET.get("property", ""),
+        "assigned": request.GET.get("assigned", ""),
+        "judged": request.GET.get("judged", ""),
+        "mismatch": request.GET.get("mismatch") == "1",
+    }
+
+
+@login_required
+def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    evaluation, membership = get_evaluation_for_user(request.user, code)
+    partial = request.GET.get("partial", "")
+    if request.htmx and partial == "progress":
+        # The small live box on the run page.
+        return _progress(request, evaluation)
+    filters = _filters(request)
+    context = {
+        "evaluation": evaluation,
+        "membership": membership,
+        "trace": evaluation_trace(evaluation),
+        "filters": filters,
+        "properties": [a["property_name"] for a in evaluation.distribution_analysis or []],
+        "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
+    }
+    if request.htmx and partial != "body":
+        context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
+        return render(request, "evaluations/detail.html#classifications-table", context)
+    if evaluation.status == Evaluation.Status.SUCCEEDED:
+        context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
+        context["views"] = property_views(evaluation=evaluation)
+        context["others"] = (
+            Evaluation.objects.filter(run=evaluation.run, status=Evaluation.Status.SUCCEEDED)
+            .exclude(pk=evaluation.pk)
+            .order_by("-created_at")
+        )
+    if request.htmx:  # the running page's poll: swap in the finished body once it is done
+        response = render(request, "evaluations/detail.html#evaluation-body", context)
+        if evaluation.is_terminal:
+            response.status_code = HTMX_STOP_POLLING
+        return response
+    return render(request, "evaluations/detail.html", context)
+
+
+def _progress(request: HtmxHttpRequest, evaluation: Evaluation) -> HttpResponse:
+    response = render(
+        request, "evaluations/_progress.html", {"evaluation": evaluation, "trace": evaluation_trace(evaluation)}
+    )
+    if evaluation.is_terminal:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    run, membership = get_run_for_user(request.user, code)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    form = EvaluateForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            evaluation = evaluation_create(
+                company=run.company, created_by=request.user, run=run,
+                model_name=form.cleaned_data["evaluation_model"],
+            )  # fmt: skip
+        except (EvaluationError, UnknownModel) as exc:
+            error = str(exc)
+        else:
+            if request.htmx:
+                return _progress(request, Evaluation.objects.get(pk=evaluation.pk))
+            return redirect("evaluations:detail", code=evaluation.code)
+    else:
+        error = "; ".join(e for errors in form.errors.values() for e in errors)
+    if request.htmx:
+        return render(request, "evaluations/_start_error.html", {"error": error}, status=400)
+    raise Http404(error)
+
+
+@login_required
+def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
+    try:
+        codes = [UUID(request.GET.get(key, "")) for key in ("a", "b")]
+    except ValueError:
+        raise Http404("Pick two evaluations of the same run.") from None
+    first, _membership = get_evaluation_for_user(request.user, codes[0])
+    second, _membership = get_evaluation_for_user(request.user, codes[1])
+    if first.run_id != second.run_id or not (first.distribution_analysis and second.distribution_analysis):
+        raise Http404("Pick two finished evaluations of the same run.")
+    context = {"first": first, "second": second, "run": first.run, "comparison": compare(first=first, second=second)}
+    return render(request, "evaluations/compare.html", context)
+
+
+def _export_rows(evaluation: Evaluation) -> Iterator[tuple[str, str, dict[str, str], dict[str, str] | None, str]]:
+    rows = classification_rows(evaluation=evaluation).values_list(
+        "sample__identifier", "status", "sample__properties", "classifications", "error"
+    )
+    yield from rows.iterator(chunk_size=2000)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> StreamingHttpResponse:
+    """The classifications as CSV or JSONL, streamed row by row from a server-side cursor."""
+    evaluation, _ = get_evaluation_for_user(request.user, code)
+    names = [a["property_name"] for a in evaluation.distribution_analysis or []] or [
+        p.name for p in evaluation.run.spec_version.parsed_properties
+    ]
+    if fmt == "csv":
+        writer = csv.writer(_Echo())
+
+        def lines() -> Iterator[str]:
+            yield writer.writerow(
+                [
+                    "sample_identifier",
+                    "status",
+                    *[f"assigned_{n}" for n in names],
+                    *[f"judged_{n}" for n in names],
+                    "error",
+                ]
+            )
+            for identifier, status, assigned, judged, error in _export_rows(evaluation):
+                judged = judged or {}
+                yield writer.writerow(
+                    [
+                        identifier,
+                        status,
+                        *[assigned.get(n, "") for n in names],
+                        *[judged.get(n, "") for n in names],
+                        error,
+                    ]
+                )
+
+        content_type = "text/csv"
+    else:
+
+        def lines() -> Iterator[str]:
+            for identifier, status, assigned, judged, error in _export_rows(evaluation):
+                record = {"sample_identifier": identifier, "status": status, "assigned": assigned, "judged": judged}
+                if error:
+                    record["error"] = error
+                yield json.dumps(record, ensure_ascii=False) + "\n"
+
+        content_type = "application/jsonl"
+    response = StreamingHttpResponse(lines(), content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, f"evaluation-{evaluation.code}.{fmt}")
+    return response
