@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
+from . import views
+
 
 class ExportFormat:
     regex = "csv|jsonl"
@@ -15,7 +17,6 @@ class ExportFormat:
 
 register_converter(ExportFormat, "export_format")
 
-from . import views
 
 app_name = "evaluations"
 
