@@ -99,7 +99,9 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             error = str(exc)
         else:
             if request.htmx:
-                return _progress(request, Evaluation.objects.get(pk=evaluation.pk))
+                response = _progress(request, Evaluation.objects.get(pk=evaluation.pk))
+                response.status_code = 200  # a POST answer, not a poll: always swap it in
+                return response
             return redirect("evaluations:detail", code=evaluation.code)
     else:
         error = "; ".join(e for errors in form.errors.values() for e in errors)
