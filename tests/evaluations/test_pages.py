@@ -73,7 +73,8 @@ def test_progress_polls_until_terminal(client: Client, alice: Any, run_a: Run, e
     assert 'hx-trigger="every 1s"' in running.content.decode()
     assert "12 / 12 samples classified" in running.content.decode()
     body = client.get(f"/evaluations/{evaluation.code}/?partial=body", headers=HX)
-    assert body.status_code == HTTPStatus.OK and 'hx-trigger="every 1s"' in body.content.decode()
+    assert body.status_code == HTTPStatus.OK
+    assert 'hx-trigger="every 1s"' in body.content.decode()
     Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.SUCCEEDED)
     done = client.get(f"/evaluations/{evaluation.code}/?partial=progress", headers=HX)
     assert done.status_code == 286  # htmx: stop polling
@@ -118,7 +119,8 @@ def test_export_csv_and_jsonl_stream(client: Client, alice: Any, run_a: Run, eva
         "sample_identifier", "status", "assigned_sentiment", "assigned_priority", "judged_sentiment",
         "judged_priority", "error",
     }  # fmt: skip
-    assert rows[0]["sample_identifier"] == "sample_1" and rows[0]["assigned_sentiment"] == "negative"
+    assert rows[0]["sample_identifier"] == "sample_1"
+    assert rows[0]["assigned_sentiment"] == "negative"
     jsonl = client.get(f"/evaluations/{evaluation.code}/export.jsonl")
     records = [json.loads(line) for line in b"".join(jsonl.streaming_content).decode().splitlines()]
     assert len(records) == 12
