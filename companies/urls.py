@@ -9,4 +9,6 @@ app_name = "companies"
 urlpatterns = [
     path("", views.home, name="home"),
     path("companies/<uuid:code>/switch/", views.switch_company, name="switch"),
+    path("api-keys/", views.api_keys, name="api-keys"),
+    path("api-keys/<uuid:code>/revoke/", views.api_key_revoke, name="api-key-revoke"),
 ]

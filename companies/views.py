@@ -3,14 +3,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from .access import get_company_for_user, set_active_company
-from .models import Membership
+from .access import get_active_membership, get_company_for_user, set_active_company
+from .models import ApiKey, Membership
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="A label, e.g. the program that uses it")
+
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -31,3 +40,44 @@ def switch_company(request: HttpRequest, code: UUID) -> HttpResponse:
     if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return redirect(next_url)
     return redirect("companies:home")
+
+
+def _managing_membership(request: HttpRequest) -> Membership:
+    """The active membership, if it may manage API keys (owner or admin); 403 otherwise."""
+    membership = get_active_membership(request)
+    if membership is None:
+        raise Http404("You do not belong to any company.")
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins manage API keys.")
+    return membership
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    membership = _managing_membership(request)
+    form = ApiKeyForm(request.POST or None)
+    secret = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            key, secret = ApiKey.issue(company=membership.company, user=request.user, name=form.cleaned_data["name"])
+            form = ApiKeyForm()
+        else:
+            status = 400
+    keys = ApiKey.objects.for_company(membership.company).select_related("user").order_by("-created_at")
+    context = {"keys": keys, "form": form, "secret": secret, "now": timezone.now()}
+    # The secret is rendered into this one response and never stored: it cannot be shown again.
+    response = render(request, "companies/api_keys.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, code: UUID) -> HttpResponse:
+    membership = _managing_membership(request)
+    key = get_object_or_404(ApiKey.objects.for_company(membership.company), code=code)
+    key.revoke()
+    messages.success(request, f"Revoked {key.masked_key}.")
+    return redirect("companies:api-keys")

@@ -13,3 +13,4 @@
   window.addEventListener("load", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (event) { drawCharts(event.target); });
 })();
+
