@@ -250,3 +250,35 @@ def evaluate(django_capture_on_commit_callbacks: Any, alice: Any, company_a: Com
         return Evaluation.objects.get(pk=evaluation.pk)
 
     return run_it
+
+
+@pytest.fixture
+def worker(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real django-q2 worker (`manage.py qcluster`) on the test database and the configured broker."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+    from django_q.conf import Conf
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    monkeypatch.setattr(Conf, "SYNC", False)  # this process enqueues; the worker runs the tasks
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_WORKERS": "1"}
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    time.sleep(0.5)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
