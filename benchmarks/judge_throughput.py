@@ -25,7 +25,22 @@ PROPERTIES = {
     "channel": ["email", "chat", "phone"],
     "language": ["english", "spanish", "german", "french"],
 }
-WORDS = "order refund package screen charge delivery login password broken late thanks help please urgent".split()
+WORDS = [
+    "order",
+    "refund",
+    "package",
+    "screen",
+    "charge",
+    "delivery",
+    "login",
+    "password",
+    "broken",
+    "late",
+    "thanks",
+    "help",
+    "please",
+    "urgent",
+]
 
 
 def spec_yaml() -> str:
@@ -60,7 +75,8 @@ def main(n: int = 1000, latency: float = 0.1, concurrency: int = 8) -> dict[str,
         [sys.executable, str(HERE / "standin_openai.py"), str(port), str(latency)], stdout=subprocess.PIPE, text=True
     )
     try:
-        assert standin.stdout is not None and standin.stdout.readline().strip() == "ready"
+        assert standin.stdout is not None
+        assert standin.stdout.readline().strip() == "ready"
         return run(n, latency, concurrency, port)
     finally:
         standin.terminate()

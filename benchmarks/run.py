@@ -10,10 +10,13 @@ HERE = Path(__file__).resolve().parent
 # Each in its own process: a fresh database and Django set-up, and memory figures of its own.
 BENCHMARKS = [
     ["import_run.py"],
+    ["pages.py"],
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],
 ]
 
 if __name__ == "__main__":
-    failed = sum(subprocess.call([sys.executable, str(HERE / args[0]), *args[1:]], cwd=HERE) != 0 for args in BENCHMARKS)
+    failed = sum(
+        subprocess.call([sys.executable, str(HERE / args[0]), *args[1:]], cwd=HERE) != 0 for args in BENCHMARKS
+    )
     sys.exit(1 if failed else 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .settings import *  # noqa: F403
 from .settings import Q_CLUSTER
 
@@ -13,4 +15,7 @@ WHITENOISE_AUTOREFRESH = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory: the live server's request threads and a worker process (tests that start a real
     # qcluster) must open their own connections to the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}  # noqa: F405
+    # TEST_SQLITE_NAME lets two suites run side by side in one checkout.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.environ.get("TEST_SQLITE_NAME", str(BASE_DIR / "test-db.sqlite3"))  # noqa: F405
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from runs.selectors import assigned_value_counts
@@ -33,6 +33,21 @@ def _pair_counts(evaluation: Evaluation, prop: Property) -> dict[tuple[str, str]
         .order_by()
     )
     return {(row["assigned"], row["judged"]): row["n"] for row in rows}
+
+
+def _mismatched(evaluation: Evaluation, names: list[str]) -> int:
+    """Samples whose judged value differs from the assigned one on at least one property (one COUNT)."""
+    rows = SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
+    differs = Q()
+    for i, name in enumerate(names):
+        rows = rows.annotate(
+            **{
+                f"_a{i}": KeyTextTransform(name, "sample__properties"),
+                f"_j{i}": KeyTextTransform(name, "classifications"),
+            }
+        )
+        differs |= ~Q(**{f"_a{i}": F(f"_j{i}")})
+    return rows.filter(differs).count()
 
 
 def _round(dist: dict[str, float]) -> dict[str, float]:
@@ -95,12 +110,14 @@ def analyse(
             }
         )
     score = round(stats.conformance_score(distances), 2)
+    names = [p.name for p in run.spec_version.parsed_properties]
     agreements = [p["agreement"] for p in per_property if p["agreement"] is not None]
     summary = {
         "conformance_score": score,
         "samples_total": total,
         "samples_failed": failed,
         "mean_agreement": round(sum(agreements) / len(agreements), 2) if agreements else None,
+        "samples_mismatched": _mismatched(evaluation, names),
         "properties": per_property,
     }
     return analysis, summary, score

@@ -48,7 +48,6 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     context = {
         "evaluation": evaluation,
         "membership": membership,
-        "trace": evaluation_trace(evaluation),
         "filters": filters,
         "properties": [a["property_name"] for a in evaluation.distribution_analysis or []],
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
@@ -56,6 +55,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if request.htmx and partial != "body":
         context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
         return render(request, "evaluations/detail.html#classifications-table", context)
+    context["trace"] = evaluation_trace(evaluation)
     if evaluation.status == Evaluation.Status.SUCCEEDED:
         context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
         context["views"] = property_views(evaluation=evaluation)

@@ -17,11 +17,11 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
     """Task id, models requested and used (and why they differ), prompt and configuration, calls, tokens, cost,
     and progress (classified / failed / total), readable while the evaluation runs."""
     totals = evaluation.ledger_totals()
-    classified = getattr(evaluation, "classified", None)
-    if classified is None:
+    if evaluation.status == Evaluation.Status.SUCCEEDED and evaluation.statistics:
+        # Finished: every sample has a row, and the failures were counted when it finished.
+        classified, failed = evaluation.total_samples, evaluation.statistics["samples_failed"]
+    else:
         classified = evaluation.classifications.count()
-    failed = getattr(evaluation, "failed", None)
-    if failed is None:
         failed = evaluation.classifications.filter(status=SampleClassification.Status.FAILED).count()
     return {
         "task_id": evaluation.task_id or None,

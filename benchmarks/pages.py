@@ -1,0 +1,86 @@
+"""Server time of the evaluation page and its sample-table partial: a 20,000-sample evaluation vs a 100-sample one.
+
+Pages aggregate in SQL and page the sample table, so the ratio should stay near 1.
+The classifications are written directly (this measures pages, not judging). Usage: python pages.py [REPEATS]
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+
+from common import setup_django
+
+
+def build(n: int, company: object, user: object) -> object:
+    from evaluations import services
+    from evaluations.models import Evaluation, SampleClassification
+    from runs.services import run_import, spec_create
+    from tests.conftest import SPEC_YAML, make_rows
+
+    spec = spec_create(company=company, created_by=user, name=f"pages-{n}-{time.time()}", content_yaml=SPEC_YAML)
+    run = run_import(company=company, created_by=user, spec=spec, rows=make_rows(n))
+    evaluation = Evaluation.objects.create(
+        company=company, run=run, requested_model="offline/heuristic", model_used="offline/heuristic",
+        total_samples=n, status=Evaluation.Status.PROCESSING,
+    )  # fmt: skip
+    rng = random.Random(n)
+    SampleClassification.objects.bulk_create(
+        (
+            SampleClassification(
+                evaluation=evaluation,
+                sample=sample,
+                classifications={
+                    "sentiment": rng.choice(["positive", "negative", "neutral"]),
+                    "priority": rng.choice(["high", "medium", "low"]),
+                },
+            )
+            for sample in run.samples.only("id").iterator()
+        ),
+        batch_size=1000,
+    )
+    services.evaluation_finalize(evaluation_id=evaluation.id)
+    return Evaluation.objects.get(pk=evaluation.pk)
+
+
+def timed(client: object, url: str, repeats: int, **headers: str) -> float:
+    client.get(url, headers=headers)  # type: ignore[attr-defined]  # warm-up
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)  # type: ignore[attr-defined]
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.status_code
+    return statistics.median(samples) * 1000
+
+
+def main(repeats: int = 15) -> None:
+    setup_django()
+    from django.conf import settings
+    from django.test import Client
+
+    from companies.services import member_ensure
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    membership = member_ensure(company_name=f"Pages {time.time()}", email="pages@example.test")
+    client = Client()
+    client.force_login(membership.user)
+    results = {}
+    for n in (100, 20_000):
+        evaluation = build(n, membership.company, membership.user)
+        url = f"/evaluations/{evaluation.code}/"
+        results[n] = (
+            timed(client, url, repeats),
+            timed(client, f"{url}?property=sentiment&assigned=negative&page=3", repeats, HX_Request="true"),
+            timed(client, f"{url}?mismatch=1&page=2", repeats, HX_Request="true"),
+        )
+    names = ["evaluation page", "sample-table partial (filtered)", "sample-table partial (mismatches)"]
+    for i, name in enumerate(names):
+        small, big = results[100][i], results[20_000][i]
+        print(f"pages: {name}: {small:.1f} ms at 100 samples, {big:.1f} ms at 20,000 (ratio {big / small:.2f})")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
