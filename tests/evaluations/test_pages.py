@@ -168,3 +168,17 @@ def test_it_requires_rw_access(client: Client, bob: Any, run_a: Run, evaluate: A
     assert "Evaluate</button>" not in client.get(f"/runs/{run_a.code}/").content.decode()
     response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "offline/heuristic"})
     assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_progress_and_compare_query_counts(
+    client: Client, alice: Any, run_a: Run, evaluate: Any, django_assert_num_queries: Any
+) -> None:
+    first = evaluate(run_a)
+    second = evaluate(run_a)
+    signed_in(client, alice)
+    # session, user, evaluation, membership, ledger totals (progress numbers come from the stored statistics)
+    with django_assert_num_queries(5):
+        client.get(f"/evaluations/{first.code}/?partial=progress", headers=HX)
+    # session, user, two evaluations + their memberships, the agreement aggregate, header membership + companies
+    with django_assert_num_queries(9):
+        client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")

@@ -201,3 +201,15 @@ def test_run_list_shows_the_latest_conformance_score(client: Client, alice: Any,
     page = signed_in(client, alice).get("/runs/").content.decode()
     assert f"{evaluation.conformance_score:.1f}" in page
     assert "not evaluated" not in page
+
+
+def test_spec_pages_query_counts(
+    client: Client, alice: Any, spec_a: Spec, run_a: Run, django_assert_num_queries: Any
+) -> None:
+    signed_in(client, alice)
+    # session, user, active membership, specs with run counts, header companies
+    with django_assert_num_queries(5):
+        client.get("/specs/")
+    # session, user, spec, membership, latest version, runs, header membership + companies
+    with django_assert_num_queries(8):
+        client.get(f"/specs/{spec_a.code}/")
