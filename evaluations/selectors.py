@@ -156,7 +156,7 @@ def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
         other = second_by_name.get(name)
         if other is None:
             continue
-        values = list(analysis["evaluated_distributions"])
+        values = [p["values"] for p in first.statistics["properties"] if p["property_name"] == name][0]
         chart = grouped_bar_chart(
             title=name,
             values=values,

@@ -37,12 +37,21 @@ class Property:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Property:
+        values = list(data["values"])
+
+        def ordered(dist: dict[str, float]) -> dict[str, float]:
+            # PostgreSQL's jsonb does not keep key order; the spec's value order is the one to show.
+            return {v: dist[v] for v in values if v in dist}
+
         return cls(
             name=data["name"],
-            values=list(data["values"]),
-            base_distribution=dict(data["base_distribution"]),
+            values=values,
+            base_distribution=ordered(data["base_distribution"]),
             description=data.get("description", ""),
-            conditional_distributions=data.get("conditional_distributions", {}),
+            conditional_distributions={
+                parent: {parent_value: ordered(dist) for parent_value, dist in by_value.items()}
+                for parent, by_value in data.get("conditional_distributions", {}).items()
+            },
         )
 
 

@@ -83,17 +83,35 @@ def evaluation_detail(evaluation: Evaluation) -> dict[str, Any]:
     return {
         **evaluation_summary(evaluation),
         "company_id": str(evaluation.company.code),
+        "distribution_analysis": _in_spec_order(evaluation),
         "created_by": evaluation.created_by_id,
         "conformance_explanation": evaluation.conformance_explanation,
         "conformant_areas": evaluation.conformant_areas,
         "non_conformant_areas": evaluation.non_conformant_areas,
-        "distribution_analysis": evaluation.distribution_analysis,
         "sample_classifications": classifications,
         "duration_seconds": evaluation.duration_seconds,
         "error_message": evaluation.error_message,
         "trace": evaluation_trace(evaluation),
         "updated_at": _dt(evaluation.updated_at),
     }
+
+
+def _in_spec_order(evaluation: Evaluation) -> list[dict[str, Any]] | None:
+    """The stored analysis with each distribution's keys in the spec's value order (jsonb does not keep it)."""
+    if evaluation.distribution_analysis is None or not evaluation.statistics:
+        return evaluation.distribution_analysis
+    values = {p["property_name"]: p["values"] for p in evaluation.statistics["properties"]}
+    return [
+        {
+            key: (
+                {v: item[key][v] for v in values[item["property_name"]]}
+                if key.endswith("_distributions")
+                else item[key]
+            )
+            for key in item
+        }
+        for item in evaluation.distribution_analysis
+    ]
 
 
 class EvaluationCreateSerializer(serializers.Serializer[Any]):
