@@ -64,6 +64,17 @@ def _translate(exc: Exception, sdk: Any) -> Exception:
     return exc
 
 
+def _client_options(model: JudgeModel, http_client: httpx2.Client | None) -> dict[str, Any]:
+    # max_retries=0: the engine retries, so that every attempt is in the ledger.
+    return {
+        "api_key": model.api_key(),
+        "base_url": model.resolved_base_url(),
+        "max_retries": 0,
+        "timeout": settings.JUDGE_TIMEOUT_SECONDS,
+        "http_client": http_client,
+    }
+
+
 class AnthropicProvider:
     """Claude through the Messages API.
 
@@ -76,13 +87,7 @@ class AnthropicProvider:
 
     def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
         self.model = model
-        self.client = anthropic.Anthropic(
-            api_key=model.api_key(),
-            base_url=model.resolved_base_url(),
-            max_retries=0,
-            timeout=settings.JUDGE_TIMEOUT_SECONDS,
-            http_client=http_client,
-        )
+        self.client = anthropic.Anthropic(**_client_options(model, http_client))
 
     def _params(self, request: StructuredRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -157,13 +162,7 @@ class OpenAIProvider:
 
     def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
         self.model = model
-        self.client = openai.OpenAI(
-            api_key=model.api_key(),
-            base_url=model.resolved_base_url(),
-            max_retries=0,
-            timeout=settings.JUDGE_TIMEOUT_SECONDS,
-            http_client=http_client,
-        )
+        self.client = openai.OpenAI(**_client_options(model, http_client))
 
     def complete(self, request: StructuredRequest) -> Reply:
         params: dict[str, Any] = {
