@@ -268,3 +268,14 @@ JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5)  # per call, for 429 / 5xx
 JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
 JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
 EVALUATION_CHUNK_SIZE = env_int("EVALUATION_CHUNK_SIZE", 250)  # samples per background task
+# Guardrail evaluations (DeepRails /evaluate): run mode → the judges that grade, whether each metric gets its own
+# call (else one call grades every requested metric), and the reply budget, which a combined call needs more of.
+# precision_plus asks two judges from different providers and reports their mean and disagreement.
+GUARDRAIL_RUN_MODES: dict[str, dict[str, object]] = {
+    "economy": {"judges": ["anthropic/claude-haiku-4-5"], "call_per_metric": False, "max_tokens": 4096},
+    "smart": {"judges": ["anthropic/claude-sonnet-4-6"], "call_per_metric": False, "max_tokens": 4096},
+    "precision": {"judges": ["anthropic/claude-opus-4-6"], "call_per_metric": True, "max_tokens": 2048},
+    "precision_plus": {
+        "judges": ["anthropic/claude-opus-4-6", "openai/gpt-5.4"], "call_per_metric": True, "max_tokens": 2048,
+    },
+}  # fmt: skip

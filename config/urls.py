@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
 from config.api_router import dataframer
+from evaluations.api.guardrails import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
 
 api_urlpatterns = [
@@ -28,5 +29,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
+    # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
+    path("", include((guardrail_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
 ]

@@ -37,7 +37,8 @@ from .judges.classify import (
     validate_answer,
 )
 from .judges.engine import Attempt, Outcome
-from .models import Evaluation, JudgeCache, JudgeCall, SampleClassification
+from .judges.ledger import record_calls
+from .models import Evaluation, JudgeCache, SampleClassification
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -180,26 +181,13 @@ def _record_calls(
     purpose: str,
     attempts: list[Attempt],
 ) -> None:
-    model = job.resolved.model
-    JudgeCall.objects.bulk_create(
-        JudgeCall(
-            company_id=job.evaluation.company_id,
-            evaluation_id=job.evaluation.id,
-            sample=sample,
-            provider=model.provider,
-            model=model.name,
-            purpose=purpose,
-            attempt=a.attempt,
-            outcome=a.outcome,
-            error=a.error[:2000],
-            input_tokens=a.usage.input_tokens,
-            output_tokens=a.usage.output_tokens,
-            cache_read_tokens=a.usage.cache_read_tokens,
-            cache_write_tokens=a.usage.cache_write_tokens,
-            cost_usd=a.cost_usd,
-            latency_ms=a.latency_ms,
-        )
-        for a in attempts
+    record_calls(
+        company_id=job.evaluation.company_id,
+        model=job.resolved.model,
+        purpose=purpose,
+        attempts=attempts,
+        evaluation_id=job.evaluation.id,
+        sample=sample,
     )
 
 
