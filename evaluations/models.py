@@ -282,6 +282,13 @@ class GuardrailEvaluation(models.Model):
     def is_offline(self) -> bool:
         return bool(self.trace.get("offline_judge"))
 
+    @property
+    def ordered_result(self) -> dict[str, Any] | None:
+        """evaluation_result in the requested metrics' order (PostgreSQL's jsonb does not keep key order)."""
+        if self.evaluation_result is None:
+            return None
+        return {m: self.evaluation_result[m] for m in self.guardrail_metrics if m in self.evaluation_result}
+
     def total_cost_usd(self) -> float:
         """The sum of this evaluation's judge calls, from the annotation when the row has one."""
         annotated = getattr(self, "total_cost", None)

@@ -172,7 +172,7 @@ def guardrail_evaluation_data(evaluation: GuardrailEvaluation) -> dict[str, Any]
         "model_used": evaluation.model_used,
         "nametag": evaluation.nametag,
         "progress": evaluation.progress,
-        "evaluation_result": evaluation.evaluation_result,
+        "evaluation_result": evaluation.ordered_result,
         "evaluation_total_cost": evaluation.total_cost_usd(),
         "created_at": _dt(evaluation.created_at),
         "start_timestamp": _dt(evaluation.start_timestamp),

@@ -131,7 +131,7 @@ def test_economy_and_smart_grade_every_metric_in_one_call(
     [tool] = body["tools"]
     assert tool["strict"] is True
     assert tool["input_schema"]["required"] == ALL_METRICS
-    assert list(evaluation.evaluation_result) == ALL_METRICS
+    assert list(evaluation.ordered_result) == ALL_METRICS
     for metric, result in evaluation.evaluation_result.items():
         assert result["judge"] == f"anthropic/{model}"
         assert result["rationale"] == "Fake rationale (0.8)."
@@ -156,7 +156,7 @@ def test_precision_gives_each_metric_its_own_opus_call(
     asked = sorted(next(iter(r["tools"][0]["input_schema"]["properties"])) for r in judges.anthropic.requests)
     assert asked == ["findings", "verdicts", "verdicts"]
     assert all("score" in r["tools"][0]["input_schema"]["properties"] for r in judges.anthropic.requests)
-    assert list(evaluation.evaluation_result) == metrics
+    assert list(evaluation.ordered_result) == metrics
     assert {r["judge"] for r in evaluation.evaluation_result.values()} == {"anthropic/claude-opus-4-6"}
 
 
@@ -346,7 +346,7 @@ def test_a_fatal_error_fails_a_single_judge_evaluation_clearly(
 def test_without_credentials_development_falls_back_to_offline(evaluate: Callable[..., GuardrailEvaluation]) -> None:
     evaluation = evaluate(run_mode="precision_plus")
     assert evaluation.status == "completed", evaluation.error_message
-    assert list(evaluation.evaluation_result) == [
+    assert list(evaluation.ordered_result) == [
         "correctness",
         "completeness",
         "instruction_adherence",
@@ -583,7 +583,7 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
     guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation.id)
     finished = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert finished.status == "completed"
-    assert list(finished.evaluation_result) == metrics
+    assert list(finished.ordered_result) == metrics
     assert judges.anthropic.calls == made + 2
     assert finished.start_timestamp == stopped.start_timestamp
 
