@@ -10,7 +10,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from runs.selectors import COLORS, grouped_bar_chart
 
-from .models import Evaluation, SampleClassification
+from .models import Evaluation, GuardrailEvaluation, SampleClassification
 
 ROWS_PER_PAGE = 25
 
@@ -199,3 +199,52 @@ def _other_value(second: Evaluation, name: str) -> Subquery:
 
 def evaluations_for_run(run_id: int) -> QuerySet[Evaluation]:
     return Evaluation.objects.filter(run_id=run_id).select_related("created_by").order_by("-created_at")
+
+
+def guardrail_evaluations(
+    *, company: Any, nametag: str = "", status: str = "", run_mode: str = ""
+) -> QuerySet[GuardrailEvaluation]:
+    """The guardrail list page: the company's evaluations, newest first, filtered as the API filters them."""
+    rows = GuardrailEvaluation.objects.for_company(company).with_ledger().order_by("-created_at", "-id")
+    if nametag:
+        rows = rows.filter(nametag=nametag)
+    if status in GuardrailEvaluation.Status.values:
+        rows = rows.filter(status=status)
+    if run_mode in GuardrailEvaluation.RunMode.values:
+        rows = rows.filter(run_mode=run_mode)
+    return rows
+
+
+def guardrail_score_chart(*, evaluation: GuardrailEvaluation) -> dict[str, Any] | None:
+    """A bar per metric (0-1); for two-judge modes, a bar per judge beside the mean."""
+    result = evaluation.ordered_result or {}
+    scored = {m: r for m, r in result.items() if r.get("score") is not None}
+    if not scored:
+        return None
+    metrics = list(scored)
+    data = [
+        {
+            "type": "bar",
+            "name": "score",
+            "x": metrics,
+            "y": [scored[m]["score"] for m in metrics],
+            "marker": {"color": COLORS["expected"]},
+            "hovertemplate": "%{x}: %{y:.2f}<extra></extra>",
+        }
+    ]
+    judges = sorted({j["model"] for r in scored.values() for j in r.get("judges", []) if "model" in j})
+    for judge in judges if len(judges) > 1 else []:
+        by_metric = {
+            m: next((j.get("score") for j in r.get("judges", []) if j.get("model") == judge), None)
+            for m, r in scored.items()
+        }
+        data.append({"type": "bar", "name": judge, "x": metrics, "y": [by_metric[m] for m in metrics], "opacity": 0.6})
+    layout = {
+        "barmode": "group",
+        "yaxis": {"range": [0, 1], "title": {"text": "score (0-1)"}},
+        "height": 320,
+        "margin": {"l": 55, "r": 15, "t": 20, "b": 90},
+        "legend": {"orientation": "h", "y": -0.4},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+    }
+    return {"data": data, "layout": layout}
