@@ -16,16 +16,6 @@ class EvaluationQuerySet(models.QuerySet["Evaluation"]):
     def for_company(self, company: Company) -> EvaluationQuerySet:
         return self.filter(company=company)
 
-    def with_progress(self) -> EvaluationQuerySet:
-        """Annotate `classified` and `failed` sample counts (one aggregate, no per-row queries)."""
-        return self.annotate(
-            classified=Count("classifications"),
-            failed=Count(
-                "classifications",
-                filter=Q(classifications__status=SampleClassification.Status.FAILED),
-            ),
-        )
-
 
 class Evaluation(models.Model):
     """A Dataframer evaluation: a judge classifies every sample of a run on every property of its spec."""
