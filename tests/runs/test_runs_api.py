@@ -273,3 +273,15 @@ def test_it_requires_rw_access(bob_api: APIClient, run_a: Run, spec_a: Spec) -> 
     assert bob_api.delete(f"{RUNS}{run_a.code}/").status_code == HTTPStatus.FORBIDDEN
     response = bob_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
     assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+def test_the_zip_carries_the_latest_classifications(alice_api: APIClient, run_a: Run, evaluate: Any) -> None:
+    evaluation = evaluate(run_a)
+    body = alice_api.get(f"{RUNS}{run_a.code}/files/download/").json()
+    payload = b"".join(APIClient().get(body["download_url"]).streaming_content)
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        meta = json.loads(archive.read("sample_1.txt.metadata"))
+        top = json.loads(archive.read("top_level.metadata"))
+    judged = evaluation.classifications.get(sample__identifier="sample_1").classifications
+    assert meta["classifications"] == judged
+    assert top["classifications_from_evaluation"] == str(evaluation.code)
