@@ -83,3 +83,11 @@ def get_rw_object_for_user(
     if not membership.can_write:
         raise PermissionDenied("Your role in this company is read-only.")
     return obj, membership
+
+
+def require_active_membership(request: HttpRequest) -> Membership:
+    """The membership a page acts through; 404 for a user who belongs to no company."""
+    membership = get_active_membership(request)
+    if membership is None:
+        raise Http404("You do not belong to any company.")
+    return membership

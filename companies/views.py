@@ -7,13 +7,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .access import get_active_membership, get_company_for_user, set_active_company
+from .access import get_company_for_user, require_active_membership, set_active_company
 from .models import ApiKey, Membership
 
 
@@ -44,9 +44,7 @@ def switch_company(request: HttpRequest, code: UUID) -> HttpResponse:
 
 def _managing_membership(request: HttpRequest) -> Membership:
     """The active membership, if it may manage API keys (owner or admin); 403 otherwise."""
-    membership = get_active_membership(request)
-    if membership is None:
-        raise Http404("You do not belong to any company.")
+    membership = require_active_membership(request)
     if not membership.can_manage:
         raise PermissionDenied("Only owners and admins manage API keys.")
     return membership

@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django_htmx.http import HTMX_STOP_POLLING
 
-from companies.access import get_active_membership, get_object_for_user
+from companies.access import get_object_for_user, require_active_membership
 
 from .api.guardrails import guardrail_trace
 from .judges.guardrails import RUN_MODES
@@ -25,9 +25,7 @@ ROWS_PER_PAGE = 25
 
 @login_required
 def guardrail_list(request: HtmxHttpRequest) -> HttpResponse:
-    membership = get_active_membership(request)
-    if membership is None:
-        raise Http404("You do not belong to any company.")
+    membership = require_active_membership(request)
     filters = {key: request.GET.get(key, "") for key in ("nametag", "status", "run_mode")}
     rows = guardrail_evaluations(company=membership.company, **filters)
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page", 1))

@@ -7,11 +7,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from companies.access import get_active_membership
+from companies.access import require_active_membership
 from companies.models import Membership
 from evaluations.forms import EvaluateForm
 from evaluations.selectors import evaluations_for_run
@@ -29,18 +29,10 @@ if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
 
 
-def _active_membership(request: HttpRequest) -> Membership:
-    """The membership list pages act through; 404 for a user who belongs to no company."""
-    membership = get_active_membership(request)
-    if membership is None:
-        raise Http404("You do not belong to any company.")
-    return membership
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def spec_list(request: HttpRequest) -> HttpResponse:
-    membership = _active_membership(request)
+    membership = require_active_membership(request)
     form = SpecForm(request.POST or None, company=membership.company)
     if request.method == "POST":
         if not membership.can_write:
@@ -88,14 +80,14 @@ def _run_list_response(
 
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
-    membership = _active_membership(request)
+    membership = require_active_membership(request)
     return _run_list_response(request, membership, RunImportForm(company=membership.company))
 
 
 @login_required
 @require_POST
 def run_import_upload(request: HttpRequest) -> HttpResponse:
-    membership = _active_membership(request)
+    membership = require_active_membership(request)
     if not membership.can_write:
         raise PermissionDenied("Your role in this company is read-only.")
     form = RunImportForm(request.POST, request.FILES, company=membership.company)
