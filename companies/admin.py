@@ -44,16 +44,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     list_filter = ["company"]
     search_fields = ["name", "prefix", "user__email", "company__name"]
-    fields = [
-        "masked_key",
-        "name",
-        "company",
-        "user",
-        "created_at",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-    ]
+    fields = list_display
     readonly_fields = [
         "masked_key",
         "company",

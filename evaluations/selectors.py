@@ -198,7 +198,8 @@ def _other_value(second: Evaluation, name: str) -> Subquery:
 
 
 def evaluations_for_run(run_id: int) -> QuerySet[Evaluation]:
-    return Evaluation.objects.filter(run_id=run_id).select_related("created_by").order_by("-created_at")
+    """A run's evaluations, newest first (the run page's history and the API's list)."""
+    return Evaluation.objects.filter(run_id=run_id).select_related("run", "created_by").order_by("-created_at")
 
 
 def guardrail_evaluations(

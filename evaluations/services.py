@@ -371,16 +371,19 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any]) -> dict[str, st
             raise BadReply("the summary is missing fields")
         return {k: data[k] for k in EXPLAIN_SCHEMA["required"]}
 
-    job = ClassificationJob(evaluation, resolved)
+    def record(attempts: list[Attempt]) -> None:
+        record_calls(
+            company_id=evaluation.company_id,
+            model=resolved.model,
+            purpose="explain",
+            attempts=attempts,
+            evaluation_id=evaluation.id,
+        )
+
     try:
         outcome = resolved.judge.ask(request, validate)
     except FatalJudgeError as exc:
-        _record_calls(
-            job=job,
-            sample=None,
-            purpose="explain",
-            attempts=getattr(exc, "attempts", []),
-        )
+        record(getattr(exc, "attempts", []))
         return template
-    _record_calls(job=job, sample=None, purpose="explain", attempts=outcome.attempts)
+    record(outcome.attempts)
     return (outcome.answer | {"source": "judge"}) if outcome.ok else template

@@ -9,6 +9,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
+from evaluations.statistics import shares
+
 from .models import Run, Sample
 from .specfile import Property
 
@@ -30,12 +32,6 @@ def assigned_value_counts(*, run: Run, prop: Property) -> dict[str, int]:
         if row["value"] in counts:
             counts[row["value"]] = row["n"]
     return counts
-
-
-def shares(counts: dict[str, int]) -> dict[str, float]:
-    """Percent of the total for each key (0 for all when there is nothing to count)."""
-    total = sum(counts.values())
-    return {k: round(100 * n / total, 2) if total else 0.0 for k, n in counts.items()}
 
 
 def grouped_bar_chart(*, title: str, values: list[str], series: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -77,7 +73,7 @@ def run_property_summaries(*, run: Run) -> list[PropertySummary]:
     summaries = []
     for prop in run.spec_version.parsed_properties:
         counts = assigned_value_counts(run=run, prop=prop)
-        expected = shares(counts)
+        expected = {value: round(share, 2) for value, share in shares(counts).items()}
         chart = grouped_bar_chart(
             title=prop.name,
             values=prop.values,

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from companies.api.base import BadRequest, CompanyScopedViewSet
 from evaluations.judges.catalog import UnknownModel
 from evaluations.models import Evaluation
+from evaluations.selectors import evaluations_for_run
 from evaluations.services import EvaluationError, evaluation_create
 from runs.models import Run
 
@@ -64,5 +65,4 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
 
 
 def run_evaluations(run: Run) -> Response:
-    evaluations = Evaluation.objects.filter(run=run).select_related("run", "created_by").order_by("-created_at")
-    return Response([evaluation_summary(e) for e in evaluations])
+    return Response([evaluation_summary(e) for e in evaluations_for_run(run.id)])
