@@ -14,6 +14,7 @@ BENCHMARKS = [
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],
     ["guardrail_costs.py"],
+    ["embedded_judge.py"],
 ]
 
 if __name__ == "__main__":
