@@ -8,6 +8,11 @@ all of its domain's properties, single thread).
 
     python embedded_judge.py              # the report
     python embedded_judge.py --calibrate  # re-derive the thresholds from the tuning rows (prints, changes nothing)
+
+Known limits: sentiment (VADER) stays near 60-70% three-way agreement at any margin on these sets (polite
+complaints, reviews that state faults without emotive words), so it decides only strongly worded texts; recipe
+cuisine and course depend on culinary knowledge (parmesan -> italian, syrup -> dessert) that mean-pooled static
+embeddings do not carry, and no margin threshold separates their right answers from their wrong ones.
 """
 
 from __future__ import annotations
