@@ -71,8 +71,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "companies",
+    "llm",
     "runs",
     "evaluations",
+    "guardrails",
 ]
 
 MIDDLEWARE = [

@@ -7,11 +7,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
 from config.api_router import dataframer
-from evaluations.api.guardrails import urlpatterns as guardrail_urlpatterns
+from evaluations.api.views import RunEvaluationsViewSet
+from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
 
 api_urlpatterns = [
     path("users/api-key/rotate", rotate_api_key, name="api-key-rotate"),
+    path(
+        "dataframer/runs/<str:run_pk>/evaluations/",
+        RunEvaluationsViewSet.as_view({"get": "list"}),
+        name="run-evaluations",
+    ),
     path("dataframer/", include(dataframer.urls)),
     path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -22,6 +28,7 @@ urlpatterns = [
     path("", include("companies.urls")),
     path("", include("runs.urls")),
     path("", include("evaluations.urls")),
+    path("", include("guardrails.urls")),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

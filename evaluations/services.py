@@ -7,7 +7,6 @@ only the chunk that holds the aggregation lease completes the evaluation.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -20,14 +19,17 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from companies.models import Company
+from llm.base import BadReply, FatalJudgeError, StructuredRequest
+from llm.catalog import get_judge_model
+from llm.engine import Outcome, ask_each
+from llm.judges import ResolvedJudge, resolve_judge
+from llm.ledger import record_calls
+from llm.models import JudgeCache
 from runs.models import Run, Sample
 from runs.specfile import Property, parse_spec
 
 from . import analysis
-from .judges import ResolvedJudge, resolve_judge
-from .judges.base import BadReply, FatalJudgeError, StructuredRequest
-from .judges.catalog import get_judge_model
-from .judges.classify import (
+from .classify import (
     PROMPT_VERSION,
     answer_schema,
     config_hash,
@@ -36,9 +38,7 @@ from .judges.classify import (
     system_prompt,
     validate_answer,
 )
-from .judges.engine import Attempt, Outcome
-from .judges.ledger import record_calls
-from .models import Evaluation, JudgeCache, SampleClassification
+from .models import Evaluation, SampleClassification
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -174,31 +174,24 @@ def start_evaluation(*, evaluation_id: int) -> None:
         )
 
 
-def _record_calls(
-    *,
-    job: ClassificationJob,
-    sample: Sample | None,
-    purpose: str,
-    attempts: list[Attempt],
-) -> None:
-    record_calls(
-        company_id=job.evaluation.company_id,
-        model=job.resolved.model,
-        purpose=purpose,
-        attempts=attempts,
-        evaluation_id=job.evaluation.id,
-        sample=sample,
-    )
-
-
 def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str) -> None:
     """Write one sample's result, its ledger rows and the cache entry together, as soon as it arrives.
 
     Inserts ignore conflicts: if a duplicate delivery of this chunk got there first, its classification stands,
-    and this delivery's calls are still recorded (they were made, and paid for).
+    and this delivery's calls are still recorded (they were made, and paid for). A fatal outcome writes only the
+    ledger: the sample was not judged, and the evaluation fails as a whole.
     """
     with transaction.atomic():
-        _record_calls(job=job, sample=sample, purpose="classify", attempts=outcome.attempts)
+        record_calls(
+            company_id=job.evaluation.company_id,
+            model=job.resolved.model,
+            purpose="classify",
+            attempts=outcome.attempts,
+            subject=job.evaluation,
+            item_id=sample.id,
+        )
+        if outcome.fatal:
+            return
         SampleClassification.objects.bulk_create(
             [
                 SampleClassification(
@@ -225,23 +218,18 @@ def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Out
             )
 
 
-def _classify_concurrently(*, job: ClassificationJob, samples: list[Sample], digests: dict[int, str]) -> None:
-    """Ask the judge about every sample, JUDGE_CONCURRENCY at a time, saving each answer as it arrives."""
-    with ThreadPoolExecutor(max_workers=settings.JUDGE_CONCURRENCY) as pool:
-        futures = {pool.submit(job.classify, s): s for s in samples}
-        try:
-            for future in as_completed(futures):
-                sample = futures[future]
-                _save_classification(
-                    job=job,
-                    sample=sample,
-                    outcome=future.result(),
-                    digest=digests[sample.id],
-                )
-        except BaseException:
-            # Stop asking: calls in flight finish, queued ones never start. What was saved stays saved.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+def _classify_concurrently(*, job: ClassificationJob, samples: list[Sample], digests: dict[int, str]) -> str:
+    """Ask the judge about every sample, saving each answer as it arrives; the fatal error's message, or ""."""
+    fatal: list[str] = []
+
+    def on_answer(sample: Sample, outcome: Outcome) -> bool:
+        _save_classification(job=job, sample=sample, outcome=outcome, digest=digests[sample.id])
+        if outcome.fatal:
+            fatal.append(outcome.error)
+        return not fatal
+
+    ask_each(samples, job.classify, on_answer)
+    return fatal[0] if fatal else ""
 
 
 def classify_chunk(*, evaluation_id: int, first_position: int, last_position: int) -> None:
@@ -289,16 +277,9 @@ def classify_chunk(*, evaluation_id: int, first_position: int, last_position: in
     todo = [s for s in samples if digests[s.id] not in cached]
     # 2. The rest, concurrently; each result is written by this thread as soon as it arrives.
     if todo:
-        try:
-            _classify_concurrently(job=job, samples=todo, digests=digests)
-        except FatalJudgeError as exc:
-            _record_calls(
-                job=job,
-                sample=None,
-                purpose="classify",
-                attempts=getattr(exc, "attempts", []),
-            )
-            evaluation_fail(evaluation_id=evaluation_id, message=f"The judge failed: {exc}")
+        fatal = _classify_concurrently(job=job, samples=todo, digests=digests)
+        if fatal:
+            evaluation_fail(evaluation_id=evaluation_id, message=f"The judge failed: {fatal}")
             return
     evaluation_finalize(evaluation_id=evaluation_id)
 
@@ -371,19 +352,12 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any]) -> dict[str, st
             raise BadReply("the summary is missing fields")
         return {k: data[k] for k in EXPLAIN_SCHEMA["required"]}
 
-    def record(attempts: list[Attempt]) -> None:
-        record_calls(
-            company_id=evaluation.company_id,
-            model=resolved.model,
-            purpose="explain",
-            attempts=attempts,
-            evaluation_id=evaluation.id,
-        )
-
-    try:
-        outcome = resolved.judge.ask(request, validate)
-    except FatalJudgeError as exc:
-        record(getattr(exc, "attempts", []))
-        return template
-    record(outcome.attempts)
+    outcome = resolved.judge.ask(request, validate)
+    record_calls(
+        company_id=evaluation.company_id,
+        model=resolved.model,
+        purpose="explain",
+        attempts=outcome.attempts,
+        subject=evaluation,
+    )
     return (outcome.answer | {"source": "judge"}) if outcome.ok else template

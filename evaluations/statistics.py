@@ -5,13 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from runs.distributions import shares as shares  # re-exported: the evaluation statistics read as one module
+
 WILSON_Z = 1.959963984540054  # two-sided 95%
-
-
-def shares(counts: Mapping[str, int]) -> dict[str, float]:
-    """Percent of the total for each key, unrounded (all 0 when there is nothing to count)."""
-    total = sum(counts.values())
-    return {key: (100.0 * n / total if total else 0.0) for key, n in counts.items()}
 
 
 def total_variation_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import guardrail_services, services
+from . import services
 
 
 def start_evaluation(evaluation_id: int, **kwargs: Any) -> None:
@@ -17,7 +17,3 @@ def classify_chunk(evaluation_id: int, first_position: int, last_position: int, 
         first_position=first_position,
         last_position=last_position,
     )
-
-
-def run_guardrail_evaluation(evaluation_id: int, **kwargs: Any) -> None:
-    guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation_id)

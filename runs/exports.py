@@ -3,28 +3,18 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
-from typing import IO, Any
+from typing import IO
 
+from .extensions import extensions
 from .models import Run
 
 SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024  # larger archives go to a temporary file, not RAM
 
 
-def latest_classifications(run: Run) -> tuple[str | None, dict[str, dict[str, Any]]]:
-    """The latest successful evaluation's id and its judged values per sample; (None, {}) before any."""
-    from evaluations.models import Evaluation, SampleClassification
-
-    latest = Evaluation.objects.filter(run=run, status=Evaluation.Status.SUCCEEDED).order_by("-completed_at").first()
-    if latest is None:
-        return None, {}
-    rows = SampleClassification.objects.filter(evaluation=latest, status=SampleClassification.Status.OK)
-    return str(latest.code), dict(rows.values_list("sample__identifier", "classifications").iterator(chunk_size=2000))
-
-
 def build_run_zip(run: Run) -> IO[bytes]:
     """A ZIP of every sample file, a `<path>.metadata` beside each, and `top_level.metadata` for the run."""
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)  # noqa: SIM115 - caller closes
-    evaluation_id, judged = latest_classifications(run)
+    evaluation_id, judged = extensions.latest_classifications(run)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         samples = run.samples.order_by("position").only("identifier", "path", "content", "properties")
         for sample in samples.iterator(chunk_size=1000):

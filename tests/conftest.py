@@ -186,7 +186,7 @@ def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach a real provider: no credentials from the environment, and a network that refuses."""
     import httpx2
 
-    from evaluations.judges import providers
+    from llm import providers
 
     for name in (
         "ANTHROPIC_API_KEY",
@@ -207,8 +207,8 @@ def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _install_fake(monkeypatch: pytest.MonkeyPatch, kind: str, key_env: str) -> Any:
-    from evaluations.judges import engine, providers
-    from tests.evaluations.fakes import FakeProvider
+    from llm import engine, providers
+    from tests.llm.fakes import FakeProvider
 
     fake = FakeProvider(kind)
     monkeypatch.setenv(key_env, f"test-{kind}-key")
@@ -231,7 +231,7 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_limiters() -> Iterator[None]:
     # Limiters are per process and sized from settings when first used; tests change the settings.
-    from evaluations.judges import engine
+    from llm import engine
 
     engine._limiters.clear()
     yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -32,17 +33,28 @@ class CompanyWritePermission(permissions.BasePermission):
 
 
 class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
-    """Owns `get_queryset`: subclasses narrow it in `scope_queryset` and never see other companies' rows."""
+    """Owns `get_queryset` and `get_permissions`: subclasses narrow the rows in `scope_queryset` and never see
+    other companies' rows; they may add permission classes (`permission_classes`) but never drop the company
+    write check (as PostHog's routing base does)."""
 
-    permission_classes = [permissions.IsAuthenticated, CompanyWritePermission]
+    # Always applied, whatever a subclass sets in permission_classes.
+    base_permission_classes: tuple[type[permissions.BasePermission], ...] = (
+        permissions.IsAuthenticated,
+        CompanyWritePermission,
+    )
+    permission_classes: list[type[permissions.BasePermission]] = []  # type: ignore[assignment]
     lookup_field = "code"
     lookup_url_kwarg = "pk"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in ("get_queryset", "get_object"):
+        for name in ("get_queryset", "get_object", "get_permissions"):
             if name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} must not override {name}; implement scope_queryset instead")
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        extra = [p for p in self.permission_classes if p not in self.base_permission_classes]
+        return [permission() for permission in (*self.base_permission_classes, *extra)]
 
     @cached_property
     def membership(self) -> Membership:
@@ -91,3 +103,8 @@ class BadRequest(exceptions.APIException):
 
     status_code = 400
     default_code = "bad_request"
+
+
+def iso_datetime(value: datetime | None) -> str | None:
+    """A datetime as DRF renders it (ISO 8601), or None: the wire's explicit null."""
+    return serializers.DateTimeField().to_representation(value) if value else None

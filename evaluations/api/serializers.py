@@ -6,44 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from evaluations.models import Evaluation, SampleClassification
-
-
-def _dt(value: Any) -> str | None:
-    return serializers.DateTimeField().to_representation(value) if value else None
-
-
-def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
-    """Task id, models requested and used (and why they differ), prompt and configuration, calls, tokens, cost,
-    and progress (classified / failed / total), readable while the evaluation runs."""
-    totals = evaluation.ledger_totals()
-    if evaluation.status == Evaluation.Status.SUCCEEDED and evaluation.statistics:
-        # Finished: every sample has a row, and the failures were counted when it finished.
-        classified, failed = evaluation.total_samples, evaluation.statistics["samples_failed"]
-    else:
-        classified = evaluation.classifications.count()
-        failed = evaluation.classifications.filter(status=SampleClassification.Status.FAILED).count()
-    return {
-        "task_id": evaluation.task_id or None,
-        "requested_model": evaluation.requested_model,
-        "model_used": evaluation.model_used or None,
-        "offline_judge": evaluation.is_offline,
-        "fallback_reason": evaluation.fallback_reason or None,
-        "prompt_version": evaluation.prompt_version,
-        "config_hash": evaluation.config_hash or None,
-        "calls": totals["calls"],
-        "input_tokens": totals["input_tokens"],
-        "output_tokens": totals["output_tokens"],
-        "cache_read_tokens": totals["cache_read_tokens"],
-        "cache_write_tokens": totals["cache_write_tokens"],
-        "cost_usd": totals["cost_usd"],
-        "progress": {
-            "classified": classified,
-            "failed": failed,
-            "total": evaluation.total_samples,
-        },
-        "chunks": evaluation.chunks_total,
-    }
+from companies.api.base import iso_datetime
+from evaluations.models import Evaluation
+from evaluations.selectors import evaluation_trace
 
 
 def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
@@ -53,10 +18,10 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
         "status": evaluation.status,
         "status_display": evaluation.get_status_display(),
         "conformance_score": evaluation.conformance_score,
-        "created_at": _dt(evaluation.created_at),
+        "created_at": iso_datetime(evaluation.created_at),
         "created_by_email": evaluation.created_by.email if evaluation.created_by else None,
-        "started_at": _dt(evaluation.started_at),
-        "completed_at": _dt(evaluation.completed_at),
+        "started_at": iso_datetime(evaluation.started_at),
+        "completed_at": iso_datetime(evaluation.completed_at),
     }
 
 
@@ -76,7 +41,7 @@ def evaluation_detail(evaluation: Evaluation) -> dict[str, Any]:
                 "evaluation_id": eval_id,
                 "sample_identifier": identifier,
                 "classifications": judged,
-                "created_at": _dt(created),
+                "created_at": iso_datetime(created),
             }
             for code, identifier, judged, created in rows.iterator(chunk_size=2000)
         ]
@@ -92,7 +57,7 @@ def evaluation_detail(evaluation: Evaluation) -> dict[str, Any]:
         "duration_seconds": evaluation.duration_seconds,
         "error_message": evaluation.error_message,
         "trace": evaluation_trace(evaluation),
-        "updated_at": _dt(evaluation.updated_at),
+        "updated_at": iso_datetime(evaluation.updated_at),
     }
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
@@ -7,10 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
-from evaluations.judges.catalog import UnknownModel
 from evaluations.models import Evaluation
 from evaluations.selectors import evaluations_for_run
 from evaluations.services import EvaluationError, evaluation_create
+from llm.catalog import UnknownModel
 from runs.models import Run
 
 from .serializers import (
@@ -64,5 +66,21 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
         )
 
 
-def run_evaluations(run: Run) -> Response:
-    return Response([evaluation_summary(e) for e in evaluations_for_run(run.id)])
+class RunEvaluationsViewSet(mixins.ListModelMixin, CompanyScopedViewSet):
+    """`GET /api/dataframer/runs/{id}/evaluations/`: a run's evaluations, newest first. It lives here, not on the
+    run viewset, because runs does not know evaluations (DESIGN.md §3)."""
+
+    queryset = Evaluation.objects.select_related("run", "created_by")
+
+    def list(self, request: Request, run_pk: str = "") -> Response:
+        run = Run.objects.for_company(self.company).filter(code=_uuid_or_none(run_pk)).first()
+        if run is None:
+            raise exceptions.NotFound("No run with this id.")
+        return Response([evaluation_summary(e) for e in evaluations_for_run(run.id)])
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -22,7 +22,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
-from evaluations.api.views import run_evaluations
 from runs.exports import build_run_zip
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
@@ -150,11 +149,6 @@ class RunViewSet(
         except RunError as exc:
             raise BadRequest(str(exc)) from exc
         return Response({"id": str(run.code)}, status=status.HTTP_201_CREATED)
-
-    @action(detail=True, methods=["get"])
-    def evaluations(self, request: Request, pk: str | None = None) -> Response:
-        """The run's evaluations, newest first."""
-        return run_evaluations(self.get_object())
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:

@@ -11,7 +11,7 @@ from evaluations.models import Evaluation, SampleClassification
 from runs.models import Run
 from runs.services import run_import
 from tests.conftest import make_rows
-from tests.evaluations.fakes import first_values, sample_text
+from tests.llm.fakes import first_values, sample_text
 
 SONNET = "anthropic/claude-sonnet-4-6"
 

@@ -12,10 +12,9 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from companies.access import get_object_for_user, require_active_membership
 
-from .api.guardrails import guardrail_trace
-from .judges.guardrails import RUN_MODES
 from .models import GuardrailEvaluation
-from .selectors import guardrail_evaluations, guardrail_score_chart
+from .rubrics import RUN_MODES
+from .selectors import guardrail_evaluations, guardrail_score_chart, guardrail_trace
 
 if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
@@ -38,11 +37,11 @@ def guardrail_list(request: HtmxHttpRequest) -> HttpResponse:
         "run_modes": RUN_MODES,
     }
     if request.htmx:
-        response = render(request, "evaluations/guardrail_list.html#guardrails-table", context)
+        response = render(request, "guardrails/list.html#guardrails-table", context)
         if not running:
             response.status_code = HTMX_STOP_POLLING  # nothing left to watch
         return response
-    return render(request, "evaluations/guardrail_list.html", context)
+    return render(request, "guardrails/list.html", context)
 
 
 @login_required
@@ -58,8 +57,8 @@ def guardrail_detail(request: HtmxHttpRequest, eval_id: str) -> HttpResponse:
         "model_input": [(k, v) for k, v in evaluation.model_input.items() if v],
     }
     if request.htmx:
-        response = render(request, "evaluations/guardrail_detail.html#guardrail-body", context)
+        response = render(request, "guardrails/detail.html#guardrail-body", context)
         if evaluation.is_terminal:
             response.status_code = HTMX_STOP_POLLING
         return response
-    return render(request, "evaluations/guardrail_detail.html", context)
+    return render(request, "guardrails/detail.html", context)

@@ -17,8 +17,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .base import BadReply, StructuredRequest
-from .offline import stems
+from llm.base import BadReply, StructuredRequest
+from llm.offline import stems
 
 PROMPT_VERSION = "guardrails-v1"
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from evaluations.models import Evaluation, JudgeCall, SampleClassification
+from evaluations.models import Evaluation, SampleClassification
+from llm.models import JudgeCall
 from runs.models import Run
-from tests.evaluations.fakes import sample_text
+from tests.llm.fakes import sample_text
 
 SONNET = "anthropic/claude-sonnet-4-6"
 

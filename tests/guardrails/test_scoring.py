@@ -12,9 +12,10 @@ import pytest
 from django.utils import timezone
 
 from companies.models import Company
-from evaluations import guardrail_services
-from evaluations.judges.base import BadReply
-from evaluations.judges.guardrails import (
+from guardrails.models import GuardrailEvaluation
+from llm.models import JudgeCall
+from guardrails import services
+from guardrails.rubrics import (
     METRICS,
     SAFETY_CATEGORIES,
     combined_schema,
@@ -24,8 +25,8 @@ from evaluations.judges.guardrails import (
     offline_answer,
     validate_grade,
 )
-from evaluations.models import GuardrailEvaluation, JudgeCall
-from tests.evaluations.fakes import Answer, FakeProvider
+from llm.base import BadReply
+from tests.llm.fakes import Answer, FakeProvider
 
 ALL_METRICS = list(METRICS)
 MODEL_INPUT = {
@@ -73,7 +74,7 @@ class Judges:
 
 def install_judges(monkeypatch: pytest.MonkeyPatch, *, openai_key: bool = True) -> Judges:
     """Both fakes, routed by the judge model's provider, with credentials for both (unless told otherwise)."""
-    from evaluations.judges import engine, providers
+    from llm import engine, providers
 
     judges = Judges(FakeProvider("anthropic", guardrail_answer(0.8)), FakeProvider("openai", guardrail_answer(0.6)))
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-key")
@@ -102,7 +103,7 @@ def evaluate(django_capture_on_commit_callbacks: Any, alice: Any, company_a: Com
         kwargs.setdefault("model_input", MODEL_INPUT)
         kwargs.setdefault("model_output", OUTPUT)
         with django_capture_on_commit_callbacks(execute=True):
-            evaluation = guardrail_services.guardrail_evaluation_create(company=company_a, created_by=alice, **kwargs)
+            evaluation = services.guardrail_evaluation_create(company=company_a, created_by=alice, **kwargs)
         return GuardrailEvaluation.objects.get(pk=evaluation.pk)
 
     return run_it
@@ -518,7 +519,7 @@ def test_every_call_is_in_the_ledger_and_the_cost_is_their_sum(
     calls = JudgeCall.objects.filter(guardrail_evaluation=evaluation)
     assert calls.count() == judges.anthropic.calls + judges.openai.calls == 5
     assert set(calls.values_list("purpose", flat=True)) == {"guardrail"}
-    assert all(c.evaluation_id is None and c.company_id == evaluation.company_id for c in calls)
+    assert all(c.subject == evaluation and c.company_id == evaluation.company_id for c in calls)
     total = sum((c.cost_usd for c in calls), Decimal(0))
     assert total > 0
     assert evaluation.total_cost_usd() == pytest.approx(float(total))
@@ -529,7 +530,7 @@ def test_every_call_is_in_the_ledger_and_the_cost_is_their_sum(
 def test_a_duplicate_delivery_is_a_no_op(judges: Judges, evaluate: Callable[..., GuardrailEvaluation]) -> None:
     evaluation = evaluate(run_mode="precision")
     calls = judges.anthropic.calls
-    guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+    services.run_guardrail_evaluation(evaluation_id=evaluation.id)
     assert judges.anthropic.calls == calls
     again = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert (again.status, again.end_timestamp, again.modified_at) == (
@@ -549,7 +550,7 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
     settings.JUDGE_CONCURRENCY = 1
     metrics = ["correctness", "completeness", "instruction_adherence"]
     # Created without the on-commit enqueue, so the test drives each delivery itself.
-    evaluation = guardrail_services.guardrail_evaluation_create(
+    evaluation = services.guardrail_evaluation_create(
         company=company_a,
         created_by=alice,
         model_input=MODEL_INPUT,
@@ -567,7 +568,7 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
 
     judges.anthropic.answer = dies_on_the_second_call
     with pytest.raises(WorkerStopped):
-        guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+        services.run_guardrail_evaluation(evaluation_id=evaluation.id)
     stopped = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert stopped.status == "in_progress"
     assert list(stopped.evaluation_result) == ["correctness"]
@@ -576,11 +577,11 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
     made = judges.anthropic.calls
     assert made in {2, 3}
     # While the first worker's claim is fresh, another delivery leaves it alone.
-    guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+    services.run_guardrail_evaluation(evaluation_id=evaluation.id)
     assert judges.anthropic.calls == made
     # Once the claim is older than a task can live, the retry takes over and asks only what is missing.
     GuardrailEvaluation.objects.filter(pk=evaluation.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
-    guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+    services.run_guardrail_evaluation(evaluation_id=evaluation.id)
     finished = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert finished.status == "completed"
     assert list(finished.ordered_result) == metrics

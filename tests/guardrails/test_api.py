@@ -13,8 +13,8 @@ from deeprails.types import Evaluation as WireEvaluation
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from evaluations.models import GuardrailEvaluation
-from tests.evaluations.test_guardrails_scoring import Judges, install_judges
+from guardrails.models import GuardrailEvaluation
+from tests.guardrails.test_scoring import Judges, install_judges
 
 EVALUATE = "/evaluate"
 WIRE_FIELDS = {field.alias or name for name, field in WireEvaluation.model_fields.items()}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from .base import (
 from .catalog import JudgeModel
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 BAD_REPLY_ATTEMPTS = 2  # a reply that does not parse is asked again once
 sleep = time.sleep  # tests replace it to run backoffs instantly
 
@@ -86,11 +88,15 @@ class Attempt:
 
 @dataclass
 class Outcome:
-    """What asking a judge came to: an answer, or the reason there is none; plus every attempt it took."""
+    """What asking a judge came to: an answer, or the reason there is none; plus every attempt it took.
+
+    `fatal` means no call to this judge can succeed (bad credentials, unknown model): the caller stops asking it.
+    """
 
     answer: Any = None
     error: str = ""
     attempts: list[Attempt] = field(default_factory=list)
+    fatal: bool = False
 
     @property
     def ok(self) -> bool:
@@ -120,7 +126,7 @@ class Judge:
         )
 
     def ask(self, request: StructuredRequest, validate: Callable[[Any], T]) -> Outcome:
-        """Ask until there is a valid answer or no point trying again. Raises FatalJudgeError for fatal errors."""
+        """Ask until there is a valid answer or no point trying again (a fatal error ends at once, `fatal` set)."""
         outcome = Outcome()
         bad_replies = 0
         for attempt in range(1, settings.JUDGE_MAX_ATTEMPTS + 1):
@@ -142,8 +148,9 @@ class Judge:
                     )
                 )
                 if isinstance(exc, FatalJudgeError):
-                    exc.attempts = outcome.attempts  # type: ignore[attr-defined]
-                    raise
+                    outcome.error = str(exc)
+                    outcome.fatal = True
+                    return outcome
                 if isinstance(exc, Refused):
                     outcome.error = f"the judge refused: {exc}"
                     return outcome
@@ -168,3 +175,34 @@ class Judge:
             outcome.error = ""
             return outcome
         return outcome
+
+
+def ask_each(
+    items: Iterable[Item],
+    ask: Callable[[Item], Outcome],
+    on_answer: Callable[[Item, Outcome], bool],
+    *,
+    workers: int | None = None,
+) -> None:
+    """Ask about every item, `workers` at a time (default JUDGE_CONCURRENCY), handing each outcome to `on_answer`
+    in the calling thread as soon as it arrives, so that every database write happens on one connection.
+
+    `on_answer` returns False to stop: queued items are never asked, and calls already in flight finish and are
+    still handed to `on_answer` (they were made and paid for, so the ledger must see them). An exception from
+    `on_answer` stops asking the same way, then propagates.
+    """
+    with ThreadPoolExecutor(max_workers=workers or settings.JUDGE_CONCURRENCY) as pool:
+        futures = {pool.submit(ask, item): item for item in items}
+        waiting = set(futures)
+        try:
+            for future in as_completed(futures):
+                waiting.discard(future)
+                if future.cancelled():
+                    continue
+                if not on_answer(futures[future], future.result()):
+                    for queued in waiting:
+                        queued.cancel()
+        except BaseException:
+            for queued in waiting:
+                queued.cancel()
+            raise

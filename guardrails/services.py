@@ -6,7 +6,6 @@ it is known, and a re-delivered task resumes only the metrics that have no resul
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -21,11 +20,14 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from companies.models import Company
+from llm.base import FatalJudgeError
+from llm.engine import Judge, Outcome, ask_each
+from llm.judges import resolve_judge
+from llm.ledger import record_calls
+from llm.providers import provider_for
 
-from .judges import resolve_judge
-from .judges.base import FatalJudgeError
-from .judges.engine import Attempt, Judge
-from .judges.guardrails import (
+from .models import GuardrailEvaluation
+from .rubrics import (
     DEFAULT_RUN_MODE,
     METRIC_NEEDS,
     MODEL_INPUT_FIELDS,
@@ -39,9 +41,6 @@ from .judges.guardrails import (
     run_mode_config,
     validator,
 )
-from .judges.ledger import record_calls
-from .judges.providers import provider_for
-from .models import GuardrailEvaluation
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -124,7 +123,7 @@ def _new(*, company: Company, created_by: User | None, data: GuardrailInput) -> 
 
 
 def _enqueue(evaluation_id: int, company_id: int) -> None:
-    async_task("evaluations.tasks.run_guardrail_evaluation", evaluation_id, group=str(company_id))
+    async_task("guardrails.tasks.run_guardrail_evaluation", evaluation_id, group=str(company_id))
 
 
 def _enqueue_on_commit(evaluation: GuardrailEvaluation) -> None:
@@ -266,40 +265,27 @@ class Call:
     metrics: tuple[str, ...]
 
 
-@dataclass
-class CallResult:
-    call: Call
-    grades: dict[str, dict[str, Any]] | None = None
-    error: str = ""
-    fatal: bool = False
-    attempts: list[Attempt] = field(default_factory=list)
-
-
 def _plan(panel: Panel, metrics: list[str]) -> list[Call]:
     if panel.mode.call_per_metric:
         return [Call(judge, (metric,)) for metric in metrics for judge in panel.judges]
     return [Call(judge, tuple(metrics)) for judge in panel.judges]
 
 
-def _ask(call: Call, *, evaluation: GuardrailEvaluation, combined: bool, dead: dict[str, str]) -> CallResult:
+def _ask(call: Call, *, evaluation: GuardrailEvaluation, combined: bool, dead: dict[str, str]) -> Outcome:
     """Make one call (in a pool thread: no database here). A judge that failed fatally is not asked again."""
     if call.judge.name in dead:
-        return CallResult(call, error=dead[call.judge.name], fatal=True)
+        return Outcome(error=dead[call.judge.name], fatal=True)
     request = guardrail_request(
         metrics=call.metrics,
         model_input=evaluation.model_input,
         model_output=evaluation.model_output,
         combined=combined,
     )
-    try:
-        outcome = call.judge.judge.ask(request, validator(metrics=call.metrics, combined=combined))
-    except FatalJudgeError as exc:
+    outcome = call.judge.judge.ask(request, validator(metrics=call.metrics, combined=combined))
+    if outcome.fatal:
         # Marked here, not when the result is read, so this judge's next queued call already sees it.
-        dead.setdefault(call.judge.name, str(exc))
-        return CallResult(call, error=str(exc), fatal=True, attempts=getattr(exc, "attempts", []))
-    return CallResult(
-        call, grades=outcome.answer if outcome.ok else None, error=outcome.error, attempts=outcome.attempts
-    )
+        dead.setdefault(call.judge.name, outcome.error)
+    return outcome
 
 
 def _save_metric(*, evaluation_id: int, metric: str, result: dict[str, Any]) -> None:
@@ -404,51 +390,38 @@ def _grade(*, evaluation: GuardrailEvaluation, panel: Panel, metrics: list[str])
     failures: dict[str, list[dict[str, str]]] = {m: [] for m in metrics}
     dead: dict[str, str] = {}  # judges that failed fatally: the pool's threads skip their remaining calls
 
-    def record(outcome: CallResult) -> None:
+    def on_answer(call: Call, outcome: Outcome) -> bool:
         record_calls(
             company_id=evaluation.company_id,
-            model=outcome.call.judge.judge.model,
+            model=call.judge.judge.model,
             purpose="guardrail",
             attempts=outcome.attempts,
-            guardrail_evaluation_id=evaluation.id,
+            subject=evaluation,
         )
+        judge = call.judge.name
+        if outcome.fatal:
+            dead.setdefault(judge, outcome.error)
+        if len(dead) == len(panel.judges):
+            return False  # no judge left: stop (calls in flight are still handed here, and recorded)
+        for metric in call.metrics:
+            if outcome.ok:
+                grades[metric].append((judge, outcome.answer[metric]))
+            else:
+                failures[metric].append({"model": judge, "error": outcome.error})
+            waiting[metric].discard(judge)
+            if not waiting[metric]:
+                result = _result(panel, metric, grades[metric], failures[metric])
+                _save_metric(evaluation_id=evaluation.id, metric=metric, result=result)
+        return True
 
-    workers = max(1, min(len(calls), settings.JUDGE_CONCURRENCY))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures: list[Future[CallResult]] = [
-            pool.submit(_ask, call, evaluation=evaluation, combined=combined, dead=dead) for call in calls
-        ]
-        handled: set[Future[CallResult]] = set()
-        try:
-            for future in as_completed(futures):
-                handled.add(future)
-                outcome = future.result()
-                record(outcome)
-                judge = outcome.call.judge.name
-                if outcome.fatal:
-                    dead.setdefault(judge, outcome.error)
-                    if len(dead) == len(panel.judges):
-                        break
-                for metric in outcome.call.metrics:
-                    if outcome.grades is not None:
-                        grades[metric].append((judge, outcome.grades[metric]))
-                    else:
-                        failures[metric].append({"model": judge, "error": outcome.error})
-                    waiting[metric].discard(judge)
-                    if not waiting[metric]:
-                        result = _result(panel, metric, grades[metric], failures[metric])
-                        _save_metric(evaluation_id=evaluation.id, metric=metric, result=result)
-        except BaseException:
-            # Stop asking: calls in flight finish, queued ones never start. What was saved stays saved.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        if dead and len(dead) == len(panel.judges):
-            pool.shutdown(wait=True, cancel_futures=True)
-            # Calls that were in flight when the last judge failed were still made: they go in the ledger.
-            for future in futures:
-                if future not in handled and future.done() and not future.cancelled() and not future.exception():
-                    record(future.result())
-            if len(panel.judges) == 1:
-                return f"The judge failed: {next(iter(dead.values()))}"
-            return "Every judge failed: " + "; ".join(f"{name}: {error}" for name, error in dead.items())
+    ask_each(
+        calls,
+        partial(_ask, evaluation=evaluation, combined=combined, dead=dead),
+        on_answer,
+        workers=max(1, min(len(calls), settings.JUDGE_CONCURRENCY)),
+    )
+    if len(dead) == len(panel.judges):
+        if len(panel.judges) == 1:
+            return f"The judge failed: {next(iter(dead.values()))}"
+        return "Every judge failed: " + "; ".join(f"{name}: {error}" for name, error in dead.items())
     return ""

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from evaluations.guardrail_services import guardrail_evaluation_create
-from evaluations.models import GuardrailEvaluation
+from guardrails.models import GuardrailEvaluation
+from guardrails.services import guardrail_evaluation_create
 
 HX = {"HX-Request": "true"}
 INPUT = {"user_prompt": "What is the capital of France?", "ground_truth": "Paris is the capital of France."}

@@ -6,11 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+from llm.base import BadReply, StructuredRequest
+from llm.catalog import JudgeModel
+from llm.offline import classify_text
 from runs.specfile import Property
-
-from .base import BadReply, StructuredRequest
-from .catalog import JudgeModel
-from .offline import classify_text
 
 PROMPT_VERSION = "classify-v1"
 

@@ -1,16 +1,13 @@
-"""The JudgeCall ledger write shared by every kind of evaluation: one row per provider call attempt."""
+"""The JudgeCall ledger write shared by every caller: one row per provider call attempt."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from evaluations.models import JudgeCall
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
 
 from .catalog import JudgeModel
 from .engine import Attempt
-
-if TYPE_CHECKING:
-    from runs.models import Sample
+from .models import JudgeCall
 
 
 def record_calls(
@@ -19,17 +16,22 @@ def record_calls(
     model: JudgeModel,
     purpose: str,
     attempts: list[Attempt],
-    evaluation_id: int | None = None,
-    guardrail_evaluation_id: int | None = None,
-    sample: Sample | None = None,
+    subject: models.Model | None = None,
+    item_id: int | None = None,
 ) -> None:
-    """Record every attempt, failed ones included: they were made, and most were paid for."""
+    """Record every attempt, failed ones included: they were made, and most were paid for.
+
+    `subject` is the work the calls served (an evaluation, a guardrail evaluation); `item_id` the unit within it.
+    """
+    if not attempts:
+        return
+    subject_type = ContentType.objects.get_for_model(subject) if subject is not None else None
     JudgeCall.objects.bulk_create(
         JudgeCall(
             company_id=company_id,
-            evaluation_id=evaluation_id,
-            guardrail_evaluation_id=guardrail_evaluation_id,
-            sample=sample,
+            subject_type=subject_type,
+            subject_id=subject.pk if subject is not None else None,
+            item_id=item_id,
             provider=model.provider,
             model=model.name,
             purpose=purpose,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 
-from evaluations.judges.engine import AdaptiveLimiter, backoff_seconds
+from llm.engine import AdaptiveLimiter, backoff_seconds
 
 
 def test_it_bounds_concurrency() -> None:
