@@ -104,10 +104,10 @@ def evaluate_once(company: Company, run_mode: str) -> dict[str, float]:
     """Create one evaluation (django-q runs it inline when committed) and sum its ledger rows."""
     from django.db.models import Count, Sum
 
-    from guardrails.models import GuardrailEvaluation
-from llm.models import JudgeCall
     from guardrails import services
+    from guardrails.models import GuardrailEvaluation
     from guardrails.rubrics import METRICS
+    from llm.models import JudgeCall
 
     created = services.guardrail_evaluation_create(
         company=company,
@@ -145,9 +145,8 @@ from llm.models import JudgeCall
 
 def measure(company: Company, run_mode: str) -> dict[str, float]:
     """A cold then a warm evaluation of `run_mode`, with stand-ins of its own (so no cache carries over)."""
-    from tests.guardrails.test_scoring import guardrail_answer
-
     from llm import providers
+    from tests.guardrails.test_scoring import guardrail_answer
     from tests.llm.fakes import FakeProvider
 
     fakes = {

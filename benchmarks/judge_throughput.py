@@ -92,7 +92,7 @@ def run(n: int, latency: float, concurrency: int, port: int) -> dict[str, float]
     from companies.services import member_ensure
     from evaluations import services
     from evaluations.models import Evaluation
-from llm.models import JudgeCall
+    from llm.models import JudgeCall
     from runs.services import run_import, spec_create
 
     Conf.SYNC = True  # tasks run in this process: it is the worker being measured

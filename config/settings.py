@@ -150,6 +150,9 @@ LOGIN_REDIRECT_URL = "companies:home"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 
+# --- Pages ---
+PAGE_SIZE = 25  # rows per page of every list page and sample table
+
 # --- I18N ---
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -9,6 +9,7 @@ from typing import Any
 from llm.base import BadReply, StructuredRequest
 from llm.catalog import JudgeModel
 from llm.offline import classify_text
+from llm.prompts import fenced
 from runs.specfile import Property
 
 PROMPT_VERSION = "classify-v1"
@@ -88,12 +89,10 @@ def content_hash(text: str) -> str:
 
 
 def sample_request(*, system: str, schema: dict[str, Any], text: str, properties: list[Property]) -> StructuredRequest:
-    # The delimiters cannot be forged from inside: a closing tag in the sample is neutralised.
-    safe = text.replace("</sample>", "<\\/sample>")
     return StructuredRequest(
         purpose="classify",
         system=system,
-        user=f"Classify this sample.\n\n<sample>\n{safe}\n</sample>",
+        user=f"Classify this sample.\n\n{fenced('sample', text)}",
         schema=schema,
         tool_name="record_classification",
         tool_description="Record the value chosen for every property of the sample.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -12,8 +13,6 @@ from config.charts import COLORS, grouped_bar_chart
 from runs.models import Run
 
 from .models import Evaluation, SampleClassification
-
-ROWS_PER_PAGE = 25
 
 
 def property_views(*, evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -145,7 +144,7 @@ class _KnownCountPaginator(Paginator):  # type: ignore[type-arg]
 def classification_page(*, evaluation: Evaluation, page: str | int = 1, **filters: Any) -> Page[SampleClassification]:
     rows = classification_rows(evaluation=evaluation, **filters)
     known = classification_count(evaluation=evaluation, **filters)
-    return _KnownCountPaginator(rows, ROWS_PER_PAGE, known_count=known).get_page(page)
+    return _KnownCountPaginator(rows, settings.PAGE_SIZE, known_count=known).get_page(page)
 
 
 def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from llm.base import BadReply, StructuredRequest
 from llm.offline import stems
+from llm.prompts import fenced
 
 PROMPT_VERSION = "guardrails-v1"
 
@@ -270,13 +271,8 @@ def system_prompt(metrics: tuple[str, ...]) -> str:
     return SYSTEM_TEMPLATE.format(rubrics=rubrics)
 
 
-# A closing tag inside untrusted text would end its block early and let the text speak as us: neutralise them.
+# Every tag of the user message: untrusted text may close none of them.
 _TAGS = ("model_input", "model_output", *MODEL_INPUT_FIELDS)
-_CLOSING_TAG = re.compile(r"</(\s*(?:" + "|".join(_TAGS) + r")\b)", re.IGNORECASE)
-
-
-def neutralise(text: str) -> str:
-    return _CLOSING_TAG.sub(r"<\\/\1", text)
 
 
 def user_message(*, metrics: tuple[str, ...], model_input: dict[str, Any], model_output: str) -> str:
@@ -284,12 +280,12 @@ def user_message(*, metrics: tuple[str, ...], model_input: dict[str, Any], model
     for field in MODEL_INPUT_FIELDS:
         value = model_input.get(field)
         if value is not None and str(value).strip():
-            parts.append(f"<{field}>\n{neutralise(str(value))}\n</{field}>")
+            parts.append(fenced(field, str(value), also=_TAGS))
     given = "\n".join(parts) or "(empty)"
     return (
         f"Grade this model output on: {', '.join(metrics)}.\n\n"
         f"<model_input>\n{given}\n</model_input>\n\n"
-        f"<model_output>\n{neutralise(model_output)}\n</model_output>"
+        f"{fenced('model_output', model_output, also=_TAGS)}"
     )
 
 

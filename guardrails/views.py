@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -19,15 +20,13 @@ from .selectors import guardrail_evaluations, guardrail_score_chart, guardrail_t
 if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
 
-ROWS_PER_PAGE = 25
-
 
 @login_required
 def guardrail_list(request: HtmxHttpRequest) -> HttpResponse:
     membership = require_active_membership(request)
     filters = {key: request.GET.get(key, "") for key in ("nametag", "status", "run_mode")}
     rows = guardrail_evaluations(company=membership.company, **filters)
-    page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page", 1))
+    page = Paginator(rows, settings.PAGE_SIZE).get_page(request.GET.get("page", 1))
     running = any(not row.is_terminal for row in page)
     context = {
         "page": page,

@@ -76,6 +76,22 @@ class FatalJudgeError(JudgeError):
     outcome = "fatal"
 
 
+class PropertyLike(Protocol):
+    """A property to classify a text on, as this app sees it (runs.specfile.Property is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def values(self) -> list[str]: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def base_distribution(self) -> dict[str, float]: ...
+
+
 class Provider(Protocol):
     name: str
 

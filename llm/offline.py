@@ -13,9 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from runs.specfile import Property
-
-from .base import Reply, StructuredRequest, Usage
+from .base import PropertyLike, Reply, StructuredRequest, Usage
 
 WORD = re.compile(r"[a-z0-9']+")
 SUFFIXES = ("ingly", "ation", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
@@ -106,7 +104,7 @@ def stems(text: str) -> set[str]:
     return {stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
-def _description_cues(prop: Property, value: str) -> str:
+def _description_cues(prop: PropertyLike, value: str) -> str:
     """Words the description ties to `value`: the clause before "(value)", or after "value:"."""
     text = prop.description
     for pattern in (
@@ -119,7 +117,7 @@ def _description_cues(prop: Property, value: str) -> str:
     return ""
 
 
-def value_cues(prop: Property) -> dict[str, set[str]]:
+def value_cues(prop: PropertyLike) -> dict[str, set[str]]:
     cues = {}
     for value in prop.values:
         words = f"{value.replace('_', ' ')} {_description_cues(prop, value)} {LEXICON.get(value.lower(), '')}"
@@ -129,13 +127,13 @@ def value_cues(prop: Property) -> dict[str, set[str]]:
     return {value: words - common for value, words in cues.items()}
 
 
-def classify_text(text: str, properties: Iterable[Property]) -> dict[str, str]:
+def classify_text(text: str, properties: Iterable[PropertyLike]) -> dict[str, str]:
     tokens = stems(text)
     answer = {}
     for prop in properties:
         cues = value_cues(prop)
 
-        def score(value: str, cues: dict[str, set[str]] = cues, prop: Property = prop) -> tuple[int, float]:
+        def score(value: str, cues: dict[str, set[str]] = cues, prop: PropertyLike = prop) -> tuple[int, float]:
             return len(tokens & cues[value]), prop.base_distribution.get(value, 0.0)
 
         answer[prop.name] = max(prop.values, key=score)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -14,8 +15,6 @@ from config.charts import grouped_bar_chart
 from .distributions import shares
 from .models import Run, Sample
 from .specfile import Property
-
-SAMPLES_PER_PAGE = 25
 
 
 def assigned_value_counts(*, run: Run, prop: Property) -> dict[str, int]:
@@ -67,4 +66,4 @@ def filtered_samples(*, run: Run, prop: str = "", value: str = "") -> QuerySet[S
 
 
 def sample_page(*, run: Run, prop: str = "", value: str = "", page: str | int = 1) -> Page[Sample]:
-    return Paginator(filtered_samples(run=run, prop=prop, value=value), SAMPLES_PER_PAGE).get_page(page)
+    return Paginator(filtered_samples(run=run, prop=prop, value=value), settings.PAGE_SIZE).get_page(page)

@@ -12,9 +12,8 @@ import pytest
 from django.utils import timezone
 
 from companies.models import Company
-from guardrails.models import GuardrailEvaluation
-from llm.models import JudgeCall
 from guardrails import services
+from guardrails.models import GuardrailEvaluation
 from guardrails.rubrics import (
     METRICS,
     SAFETY_CATEGORIES,
@@ -26,6 +25,7 @@ from guardrails.rubrics import (
     validate_grade,
 )
 from llm.base import BadReply
+from llm.models import JudgeCall
 from tests.llm.fakes import Answer, FakeProvider
 
 ALL_METRICS = list(METRICS)
