@@ -120,7 +120,7 @@ def evaluate_once(company: Company, run_mode: str) -> dict[str, float]:
     evaluation = GuardrailEvaluation.objects.get(pk=created.pk)
     assert evaluation.status == "completed", (run_mode, evaluation.status, evaluation.error_message)
     assert evaluation.trace["offline_judge"] is False, evaluation.trace  # the stand-in judged, not the heuristic
-    assert set(evaluation.evaluation_result) == set(METRICS)
+    assert set(evaluation.evaluation_result or {}) == set(METRICS)
     calls = JudgeCall.objects.filter(guardrail_evaluation=evaluation, purpose="guardrail")
     assert not calls.exclude(outcome="ok").exists(), list(calls.values_list("outcome", "error"))
     sums = calls.aggregate(

@@ -22,7 +22,7 @@ class ApiKeyForm(forms.Form):
 
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest
+    from config.http import AuthenticatedHttpRequest as HttpRequest
 
 
 @login_required
@@ -59,7 +59,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            key, secret = ApiKey.issue(company=membership.company, user=request.user, name=form.cleaned_data["name"])
+            key, secret = ApiKey.issue(company=membership.company, user=membership.user, name=form.cleaned_data["name"])
             form = ApiKeyForm()
         else:
             status = 400

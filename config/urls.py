@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
@@ -11,7 +11,7 @@ from evaluations.api.views import RunEvaluationsViewSet
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
 
-api_urlpatterns = [
+api_urlpatterns: list[URLPattern | URLResolver] = [
     path("users/api-key/rotate", rotate_api_key, name="api-key-rotate"),
     path(
         "dataframer/runs/<str:run_pk>/evaluations/",

@@ -86,7 +86,7 @@ class Evaluation(models.Model):
         return None
 
     def ledger_totals(self) -> dict[str, Any]:
-        return self.judge_calls.totals()  # type: ignore[attr-defined, no-any-return]
+        return self.judge_calls.totals()  # type: ignore[no-any-return]
 
 
 class SampleClassification(models.Model):

@@ -124,13 +124,16 @@ def classification_count(
     by_name = {p["property_name"]: p for p in evaluation.statistics["properties"]}
     stats = by_name.get(prop)
     if stats is None or not (assigned or judged or mismatch):
-        return evaluation.statistics.get("samples_mismatched") if mismatch else evaluation.total_samples
+        known: int | None = evaluation.statistics.get("samples_mismatched") if mismatch else evaluation.total_samples
+        return known
     values, matrix = stats["values"], stats["confusion_matrix"]
-    return sum(
-        matrix[i][j]
-        for i, a in enumerate(values)
-        for j, v in enumerate(values)
-        if (not assigned or a == assigned) and (not judged or v == judged) and (not mismatch or i != j)
+    return int(
+        sum(
+            matrix[i][j]
+            for i, a in enumerate(values)
+            for j, v in enumerate(values)
+            if (not assigned or a == assigned) and (not judged or v == judged) and (not mismatch or i != j)
+        )
     )
 
 
@@ -156,7 +159,7 @@ def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
         other = second_by_name.get(name)
         if other is None:
             continue
-        values = [p["values"] for p in first.statistics["properties"] if p["property_name"] == name][0]
+        values = [p["values"] for p in (first.statistics or {})["properties"] if p["property_name"] == name][0]
         chart = grouped_bar_chart(
             title=name,
             values=values,
@@ -241,7 +244,10 @@ def latest_classifications(run: Run) -> tuple[str | None, dict[str, dict[str, An
     if latest is None:
         return None, {}
     rows = SampleClassification.objects.filter(evaluation=latest, status=SampleClassification.Status.OK)
-    return str(latest.code), dict(rows.values_list("sample__identifier", "classifications").iterator(chunk_size=2000))
+    judged: dict[str, dict[str, Any]] = dict(
+        rows.values_list("sample__identifier", "classifications").iterator(chunk_size=2000)  # type: ignore[arg-type]
+    )
+    return str(latest.code), judged
 
 
 def annotate_latest_score(runs: QuerySet[Run]) -> QuerySet[Run]:

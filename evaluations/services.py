@@ -317,14 +317,11 @@ assigned and judged values, and a chi-square p-value. Be concrete and brief: nam
 the numbers that matter, do not speculate beyond them. conformance_explanation: 2-4 sentences on the score. \
 conformant_areas and non_conformant_areas: one short plain-text sentence or list each ("None" if there are none).\
 """
-EXPLAIN_SCHEMA = {
+EXPLAIN_FIELDS = ("conformance_explanation", "conformant_areas", "non_conformant_areas")
+EXPLAIN_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "conformance_explanation": {"type": "string"},
-        "conformant_areas": {"type": "string"},
-        "non_conformant_areas": {"type": "string"},
-    },
-    "required": ["conformance_explanation", "conformant_areas", "non_conformant_areas"],
+    "properties": {name: {"type": "string"} for name in EXPLAIN_FIELDS},
+    "required": list(EXPLAIN_FIELDS),
     "additionalProperties": False,
 }
 
@@ -348,9 +345,9 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any]) -> dict[str, st
     )
 
     def validate(data: Any) -> dict[str, str]:
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in EXPLAIN_SCHEMA["required"]):
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in EXPLAIN_FIELDS):
             raise BadReply("the summary is missing fields")
-        return {k: data[k] for k in EXPLAIN_SCHEMA["required"]}
+        return {k: data[k] for k in EXPLAIN_FIELDS}
 
     outcome = resolved.judge.ask(request, validate)
     record_calls(

@@ -114,7 +114,7 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if form.is_valid():
         try:
             evaluation = evaluation_create(
-                company=run.company, created_by=request.user, run=run,
+                company=run.company, created_by=membership.user, run=run,
                 model_name=form.cleaned_data["evaluation_model"],
             )  # fmt: skip
         except (EvaluationError, UnknownModel) as exc:
@@ -126,7 +126,7 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
                 return response
             return redirect("evaluations:detail", code=evaluation.code)
     else:
-        error = "; ".join(e for errors in form.errors.values() for e in errors)
+        error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
     if request.htmx:
         return render(request, "evaluations/_start_error.html", {"error": error}, status=400)
     raise Http404(error)

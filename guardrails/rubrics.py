@@ -77,7 +77,7 @@ def run_mode_config(name: str) -> RunModeConfig:
         name=name,
         judges=tuple(judges),
         call_per_metric=bool(entry.get("call_per_metric", False)),
-        max_tokens=int(entry.get("max_tokens", 2048)),
+        max_tokens=int(str(entry.get("max_tokens", 2048))),
     )
 
 

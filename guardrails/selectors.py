@@ -33,7 +33,7 @@ def guardrail_score_chart(*, evaluation: GuardrailEvaluation) -> dict[str, Any] 
     if not scored:
         return None
     metrics = list(scored)
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "type": "bar",
             "name": "score",

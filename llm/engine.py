@@ -105,10 +105,10 @@ class Outcome:
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> float:
     """Honour the provider's Retry-After; otherwise exponential backoff with jitter, capped."""
-    cap = settings.JUDGE_BACKOFF_MAX_SECONDS
+    cap = float(settings.JUDGE_BACKOFF_MAX_SECONDS)
     if retry_after is not None:
         return min(cap, max(0.0, retry_after))
-    return min(cap, (2 ** (attempt - 1)) * (0.5 + random.random() * 0.5))  # noqa: S311 - jitter, not crypto
+    return min(cap, (2.0 ** (attempt - 1)) * (0.5 + random.random() * 0.5))  # noqa: S311 - jitter, not crypto
 
 
 class Judge:

@@ -37,7 +37,7 @@ def spec_list(request: HttpRequest) -> HttpResponse:
         if not membership.can_write:
             raise PermissionDenied("Your role in this company is read-only.")
         if form.is_valid():
-            spec = spec_create(company=membership.company, created_by=request.user, **form.cleaned_data)
+            spec = spec_create(company=membership.company, created_by=membership.user, **form.cleaned_data)
             messages.success(request, f"Spec '{spec.name}' created.")
             return redirect("runs:spec-detail", code=spec.code)
     specs = Spec.objects.for_company(membership.company).annotate(run_count=Count("runs")).order_by("-created_at")
@@ -95,7 +95,7 @@ def run_import_upload(request: HttpRequest) -> HttpResponse:
             rows = read_upload(form.cleaned_data["file"])
             run = run_import(
                 company=membership.company,
-                created_by=request.user,
+                created_by=membership.user,
                 spec=form.cleaned_data["spec"],
                 rows=rows,
                 name=form.cleaned_data["name"],

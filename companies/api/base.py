@@ -42,7 +42,7 @@ class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         permissions.IsAuthenticated,
         CompanyWritePermission,
     )
-    permission_classes: list[type[permissions.BasePermission]] = []  # type: ignore[assignment]
+    permission_classes: list[type[permissions.BasePermission]] = []
     lookup_field = "code"
     lookup_url_kwarg = "pk"
 
@@ -68,8 +68,7 @@ class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return queryset
 
     def get_queryset(self) -> models.QuerySet[Any]:
-        assert self.queryset is not None, f"{type(self).__name__} needs a queryset"
-        return self.scope_queryset(self.queryset.filter(company=self.company))
+        return self.scope_queryset(super().get_queryset().filter(company=self.company))
 
     def get_object(self) -> Any:
         # A malformed id is "not found" too: never a 500, never a hint.
@@ -91,6 +90,7 @@ class CompanyScopedPrimaryKeyRelatedField(serializers.SlugRelatedField):  # type
 
     def get_queryset(self) -> models.QuerySet[Any]:
         queryset = super().get_queryset()
+        assert queryset is not None, "a scoped related field needs a queryset"
         request = self.context.get("request")
         if request is None or not request.user.is_authenticated:
             return queryset.none()

@@ -42,7 +42,7 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
         try:
             evaluation = evaluation_create(
                 company=self.company,
-                created_by=request.user,
+                created_by=self.membership.user,
                 run=run,
                 model_name=serializer.validated_data.get("evaluation_model") or None,
             )
@@ -73,7 +73,8 @@ class RunEvaluationsViewSet(mixins.ListModelMixin, CompanyScopedViewSet):
     queryset = Evaluation.objects.select_related("run", "created_by")
 
     def list(self, request: Request, run_pk: str = "") -> Response:
-        run = Run.objects.for_company(self.company).filter(code=_uuid_or_none(run_pk)).first()
+        code = _uuid_or_none(run_pk)
+        run = Run.objects.for_company(self.company).filter(code=code).first() if code else None
         if run is None:
             raise exceptions.NotFound("No run with this id.")
         return Response([evaluation_summary(e) for e in evaluations_for_run(run.id)])

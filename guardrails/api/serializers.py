@@ -51,7 +51,8 @@ class ModelInputSerializer(ObjectSerializer):
     system_prompt = _optional_text()
     user_prompt = _optional_text()
     ground_truth = _optional_text()
-    context = _optional_text(help_text="Our addition: reference material for context_adherence.")
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.context.
+    context = _optional_text(help_text="Our addition: reference material for context_adherence.")  # type: ignore[assignment]
 
 
 class GuardrailCreateSerializer(ObjectSerializer):

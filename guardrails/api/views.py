@@ -9,7 +9,7 @@ type is always present.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from django.urls import path
@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
-from guardrails.models import GuardrailEvaluation
+from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
 from guardrails.rubrics import RUN_MODES
 from guardrails.services import (
     GuardrailInputError,
@@ -76,12 +76,12 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
     lookup_url_kwarg = "eval_id"
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.with_ledger().order_by("-created_at", "-id")
+        return cast(GuardrailEvaluationQuerySet, queryset).with_ledger().order_by("-created_at", "-id")
 
     def _evaluation(self, eval_id: str) -> GuardrailEvaluation:
         """The company's evaluation with this wire id (`eval-<uuid>`); anything else is not found."""
         code = GuardrailEvaluation.parse_eval_id(eval_id)
-        evaluation = self.get_queryset().filter(code=code).first() if code else None
+        evaluation: GuardrailEvaluation | None = self.get_queryset().filter(code=code).first() if code else None
         if evaluation is None:
             raise exceptions.NotFound("No evaluation with this id.")
         return evaluation
@@ -97,7 +97,7 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         if error:
             return error
         try:
-            evaluation = guardrail_evaluation_create(company=self.company, created_by=request.user, **data)
+            evaluation = guardrail_evaluation_create(company=self.company, created_by=self.membership.user, **data)
         except GuardrailInputError as exc:
             raise BadRequest(str(exc)) from exc
         return Response(guardrail_evaluation_data(evaluation), status=status.HTTP_201_CREATED)
@@ -165,7 +165,7 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
             return error
         try:
             evaluations = guardrail_evaluation_create_batch(
-                company=self.company, created_by=request.user, items=data["items"]
+                company=self.company, created_by=self.membership.user, items=data["items"]
             )
         except GuardrailInputError as exc:
             raise BadRequest(str(exc)) from exc

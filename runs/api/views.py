@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.http import FileResponse, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -80,7 +81,7 @@ class SpecViewSet(
         try:
             spec = spec_create(
                 company=self.company,
-                created_by=request.user,
+                created_by=self.membership.user,
                 **serializer.validated_data,
             )
         except SpecError as exc:
@@ -94,7 +95,7 @@ class SpecViewSet(
         try:
             spec_add_version(
                 spec=spec,
-                created_by=request.user,
+                created_by=self.membership.user,
                 content_yaml=serializer.validated_data["content_yaml"],
             )
         except SpecError as exc:
@@ -141,7 +142,7 @@ class RunViewSet(
         try:
             rows = data["samples"] if "samples" in data else read_upload(data["file"])
             run = run_import(
-                company=self.company, created_by=request.user, spec=spec, rows=rows,
+                company=self.company, created_by=self.membership.user, spec=spec, rows=rows,
                 spec_version=data.get("spec_version"), name=data["name"],
             )  # fmt: skip
         except ImportProblems as exc:
@@ -200,7 +201,7 @@ def _is_uuid(value: str) -> bool:
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([permissions.AllowAny])
-def signed_download(request: Request, token: str) -> HttpResponse:
+def signed_download(request: Request, token: str) -> HttpResponseBase:
     """Serve a file behind a signed, expiring link: it works without the API key, like a presigned URL."""
     try:
         payload = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE)
