@@ -184,8 +184,11 @@ def test_property_and_value_names_with_quotes_backslashes_and_unicode_are_counte
     assert summary["samples_mismatched"] == 3
 
 
-def test_the_evaluation_page_shows_odd_names(odd_run: Run, client: Any, alice: Any) -> None:
-    evaluation = classified(odd_run, dict)
+def test_the_evaluation_page_shows_odd_names_coverage_and_the_chi_square_note(
+    odd_run: Run, client: Any, alice: Any
+) -> None:
+    # The judge abstains on sentiment everywhere: listed as not analysed, not scored.
+    evaluation = classified(odd_run, lambda assigned: {ODD_NAME: assigned[ODD_NAME]})
     distribution, summary, score = analysis.analyse(evaluation)
     Evaluation.objects.filter(pk=evaluation.pk).update(
         status=Evaluation.Status.SUCCEEDED,
@@ -197,7 +200,12 @@ def test_the_evaluation_page_shows_odd_names(odd_run: Run, client: Any, alice: A
     client.force_login(alice)
     page = client.get(reverse("evaluations:detail", args=[evaluation.code]))
     assert page.status_code == 200
-    assert "say &quot;hi&quot;\\ ünï" in page.content.decode()
+    html = page.content.decode()
+    assert "say &quot;hi&quot;\\ ünï" in html
+    assert "not analysed" in html
+    assert "(9 undecided)" in html
+    # 9 samples over 3 values: no cell expects 5, so no p-value, and the page says why.
+    assert "not tested: fewer than two cells with expected count &gt;= 5 after pooling" in html
 
 
 @pytest.mark.parametrize("samples", [12, 40])
@@ -251,4 +259,3 @@ def test_an_evaluation_whose_every_sample_failed_ends_failed_end_to_end(
     assert evaluation.status == "FAILED"
     assert evaluation.conformance_score is None
     assert "the judge failed on all 12 samples" in (evaluation.error_message or "")
-
