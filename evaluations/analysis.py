@@ -10,6 +10,7 @@ one pass gives every property's counts at once. The arithmetic is the pure funct
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,7 @@ class NothingAnalysed(Exception):
 
 
 @dataclass
-class _Tally:
+class Tally:
     """Everything analyse needs from the classifications, counted in one pass."""
 
     names: list[str]
@@ -59,16 +60,15 @@ class _Tally:
         self.pairs = {name: Counter() for name in self.names}
 
 
-def _tally(evaluation: Evaluation, properties: list[Property]) -> _Tally:
-    """One query, streamed: (status, judged, assigned, error) per classification, counted per property."""
-    tally = _Tally([p.name for p in properties])
+# One classification as analyse reads it: (status, judged map, assigned map, error).
+Row = tuple[str, Any, Any, str]
+
+
+def tally_rows(rows: Iterable[Row], properties: list[Property]) -> Tally:
+    """Count every property's (assigned, judged) pairs, abstentions and failures in one pass over the rows."""
+    tally = Tally([p.name for p in properties])
     allowed = {p.name: set(p.values) for p in properties}
-    rows = (
-        SampleClassification.objects.filter(evaluation=evaluation)
-        .values_list("status", "classifications", "sample__properties", "error")
-        .order_by()
-    )
-    for status, judged, assigned, error in rows.iterator(chunk_size=STREAM_CHUNK):
+    for status, judged, assigned, error in rows:
         tally.rows += 1
         if status != SampleClassification.Status.OK:
             tally.failed += 1
@@ -97,7 +97,7 @@ def _tally(evaluation: Evaluation, properties: list[Property]) -> _Tally:
     return tally
 
 
-def _nothing_analysed(tally: _Tally, total: int) -> NothingAnalysed:
+def _nothing_analysed(tally: Tally, total: int) -> NothingAnalysed:
     if tally.failed and tally.failed == tally.rows:
         [(error, _count)] = tally.errors.most_common(1)
         reason = (
@@ -123,9 +123,20 @@ def analyse(
     and its coverage says so beside it. Raises NothingAnalysed when no property has an analysed sample.
     Queries: one, streamed (the run and its spec version are expected to be loaded with the evaluation).
     """
+    rows = (
+        SampleClassification.objects.filter(evaluation=evaluation)
+        .values_list("status", "classifications", "sample__properties", "error")
+        .order_by()
+    )
     properties = evaluation.run.spec_version.parsed_properties
-    total = evaluation.total_samples
-    tally = _tally(evaluation, properties)
+    counted = tally_rows(rows.iterator(chunk_size=STREAM_CHUNK), properties)
+    return summarise(properties, counted, total=evaluation.total_samples)
+
+
+def summarise(
+    properties: list[Property], tally: Tally, *, total: int
+) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
+    """analyse's arithmetic on counted rows (no I/O): the wire's distribution_analysis, our statistics, the score."""
     analysis, per_property, distances = [], [], []
     for prop in properties:
         pairs = tally.pairs[prop.name]

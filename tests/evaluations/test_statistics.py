@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evaluations import analysis
 from evaluations import statistics as stats
+from runs.specfile import Property
 
 VALUES = ["a", "b", "c", "d"]
 counts = st.dictionaries(st.sampled_from(VALUES), st.integers(min_value=0, max_value=10_000), min_size=1)
@@ -201,3 +204,68 @@ def test_confusion_matrix_and_agreement(pairs: list[tuple[str, str]]) -> None:
         assert share == pytest.approx(100 * sum(a == j for a, j in pairs) / len(pairs))
     else:
         assert share is None
+
+
+# --- The analysis on counted rows (analysis.tally_rows + summarise: no database) ---
+
+PROPERTIES = [
+    Property("sentiment", ["positive", "negative", "neutral"], {"positive": 40, "negative": 30, "neutral": 30}),
+    Property("priority", ["high", "medium", "low"], {"high": 20, "medium": 50, "low": 30}),
+]
+assignments = st.fixed_dictionaries({p.name: st.sampled_from(p.values) for p in PROPERTIES})
+
+
+def perfect_rows(assigned: list[dict[str, str]], fails: Callable[[dict[str, str]], bool]) -> list[analysis.Row]:
+    return [("failed", None, a, "HTTP 400") if fails(a) else ("ok", dict(a), a, "") for a in assigned]
+
+
+@given(st.lists(assignments, min_size=1, max_size=60), st.sampled_from(PROPERTIES[0].values))
+def test_a_perfect_judge_scores_100_whatever_class_it_fails_on(assigned: list[dict[str, str]], lost: str) -> None:
+    rows = perfect_rows(assigned, lambda a: a["sentiment"] == lost)
+    counted = analysis.tally_rows(rows, PROPERTIES)
+    if counted.failed == len(rows):
+        with pytest.raises(analysis.NothingAnalysed):
+            analysis.summarise(PROPERTIES, counted, total=len(rows))
+        return
+    distribution, summary, score = analysis.summarise(PROPERTIES, counted, total=len(rows))
+    assert score == 100
+    assert summary["mean_agreement"] == 100
+    assert all(item["expected_distributions"] == item["evaluated_distributions"] for item in distribution)
+    assert all(item["total_samples_analyzed"] == len(rows) - counted.failed for item in distribution)
+
+
+@given(st.lists(assignments, min_size=0, max_size=30))
+def test_all_failed_gives_no_score(assigned: list[dict[str, str]]) -> None:
+    rows = perfect_rows(assigned, lambda a: True)
+    with pytest.raises(analysis.NothingAnalysed, match="No conformance score"):
+        analysis.summarise(PROPERTIES, analysis.tally_rows(rows, PROPERTIES), total=len(rows))
+
+
+judgements = st.one_of(
+    st.none(),  # the sample failed
+    st.fixed_dictionaries(
+        {},
+        optional={p.name: st.sampled_from([*p.values, "off-spec"]) for p in PROPERTIES},  # absent = abstained
+    ),
+)
+
+
+@given(st.lists(st.tuples(assignments, judgements), min_size=1, max_size=60))
+def test_any_judge_gives_sums_of_100_and_coverage_that_adds_up(
+    pairs: list[tuple[dict[str, str], dict[str, str] | None]],
+) -> None:
+    rows: list[analysis.Row] = [("failed", None, a, "boom") if j is None else ("ok", j, a, "") for a, j in pairs]
+    counted = analysis.tally_rows(rows, PROPERTIES)
+    try:
+        distribution, summary, score = analysis.summarise(PROPERTIES, counted, total=len(rows))
+    except analysis.NothingAnalysed:
+        assert all(not counted.pairs[p.name] for p in PROPERTIES)
+        return
+    assert 0 <= score <= 100
+    for item, prop_stats in zip(distribution, summary["properties"], strict=True):
+        for key in ("requested", "expected", "evaluated"):
+            shown = sum(Decimal(json.dumps(v)) for v in item[f"{key}_distributions"].values())
+            assert shown == (100 if key == "requested" or item["total_samples_analyzed"] else 0)
+        c = prop_stats["coverage"]
+        assert c["analysed"] + c["failed"] + c["undecided"] + c["unusable"] == len(rows)
+        assert sum(map(sum, prop_stats["confusion_matrix"])) == item["total_samples_analyzed"] == c["analysed"]
