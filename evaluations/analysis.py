@@ -137,7 +137,9 @@ def summarise(
     properties: list[Property], tally: Tally, *, total: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """analyse's arithmetic on counted rows (no I/O): the wire's distribution_analysis, our statistics, the score."""
-    analysis, per_property, distances = [], [], []
+    analysis: list[dict[str, Any]] = []
+    per_property: list[dict[str, Any]] = []
+    distances: list[float] = []
     for prop in properties:
         pairs = tally.pairs[prop.name]
         matrix = stats.confusion_matrix(dict(pairs), prop.values)

@@ -44,8 +44,8 @@ def rounded_shares(weights: Mapping[str, float], places: int = 2) -> dict[str, f
 
 def total_variation_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     """Half the L1 distance between two percentage distributions, in percentage points (0-100)."""
-    keys = set(p) | set(q)
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
+    # fsum is exactly rounded, so the result does not depend on the (hash-seeded) order of the key set.
+    return 0.5 * math.fsum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
 
 
 def conformance_score(distances: Iterable[float]) -> float:
@@ -53,7 +53,7 @@ def conformance_score(distances: Iterable[float]) -> float:
     values = list(distances)
     if not values:
         return 100.0
-    return min(100.0, max(0.0, 100.0 - sum(values) / len(values)))
+    return min(100.0, max(0.0, 100.0 - math.fsum(values) / len(values)))
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
