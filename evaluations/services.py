@@ -297,7 +297,11 @@ def evaluation_finalize(*, evaluation_id: int) -> None:
     )
     if not claimed:
         return
-    distribution, summary, score = analysis.analyse(evaluation)
+    try:
+        distribution, summary, score = analysis.analyse(evaluation)
+    except analysis.NothingAnalysed as exc:
+        evaluation_fail(evaluation_id=evaluation_id, message=str(exc))
+        return
     texts = _explain(evaluation=evaluation, summary=summary)
     Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PROCESSING).update(
         status=Evaluation.Status.SUCCEEDED,

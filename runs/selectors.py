@@ -12,7 +12,7 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from config.charts import grouped_bar_chart
 
-from .distributions import shares
+from .distributions import rounded_shares
 from .models import Run, Sample
 from .specfile import Property
 
@@ -47,7 +47,7 @@ def run_property_summaries(*, run: Run) -> list[PropertySummary]:
     summaries = []
     for prop in run.spec_version.parsed_properties:
         counts = assigned_value_counts(run=run, prop=prop)
-        expected = {value: round(share, 2) for value, share in shares(counts).items()}
+        expected = rounded_shares(counts)
         chart = grouped_bar_chart(
             title=prop.name,
             values=prop.values,
