@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "companies",
     "llm",
     "runs",
+    "work",
     "evaluations",
     "guardrails",
 ]
@@ -201,16 +202,22 @@ SPECTACULAR_SETTINGS = {
 API_KEY_LIFETIME = timedelta(days=env_int("API_KEY_LIFETIME_DAYS", 365))
 
 # --- django-q2 ---
+# The queue only wakes workers: the work app's rows say what is left to do (DESIGN.md §6). So django-q never
+# retries on its own (our rows count attempts), failures are acknowledged (our runner has recorded them), and a
+# worker prefetches no more than it can run (a prefetched message dies with its worker; the reconciler re-sends).
+Q_TIMEOUT = env_int("Q_TIMEOUT", 600)
+Q_WORKERS = env_int("Q_WORKERS", 2)
 Q_CLUSTER: dict[str, object] = {
     "name": "evalservice",
-    "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 600),
-    "retry": env_int("Q_TIMEOUT", 600) + 60,
-    "max_attempts": 3,
-    "queue_limit": 50,
+    "workers": Q_WORKERS,
+    "timeout": Q_TIMEOUT,
+    "retry": Q_TIMEOUT + 60,
+    "max_attempts": 1,
+    "queue_limit": Q_WORKERS,
     "bulk": 1,
     "catch_up": False,
     "ack_failures": True,
+    "save_limit": 1000,
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -272,7 +279,8 @@ JUDGE_CONCURRENCY = env_int("JUDGE_CONCURRENCY", 8)  # simultaneous calls per pr
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5)  # per call, for 429 / 5xx / timeouts
 JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
 JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
-EVALUATION_CHUNK_SIZE = env_int("EVALUATION_CHUNK_SIZE", 250)  # samples per background task
+# Work items classifying one evaluation side by side (each keeps JUDGE_CONCURRENCY calls in flight).
+EVALUATION_PARALLEL_ITEMS = env_int("EVALUATION_PARALLEL_ITEMS", 1)
 # Guardrail evaluations (DeepRails /evaluate): run mode → the judges that grade, whether each metric gets its own
 # call (else one call grades every requested metric), and the reply budget, which a combined call needs more of.
 # precision_plus asks two judges from different providers and reports their mean and disagreement.
@@ -284,3 +292,19 @@ GUARDRAIL_RUN_MODES: dict[str, dict[str, object]] = {
         "judges": ["anthropic/claude-opus-4-6", "openai/gpt-5.4"], "call_per_metric": True, "max_tokens": 2048,
     },
 }  # fmt: skip
+
+# --- Background work (work app) ---
+WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 30)  # a worker that stops heartbeating loses its item after this
+WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 2)  # also how soon a running item sees a cancel
+WORK_SLICE_SECONDS = env_int("WORK_SLICE_SECONDS", 30)  # a running item yields after this if other work waits
+WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 3)  # failed or lost runs of one item before it gives up
+WORK_BACKOFF_MAX_SECONDS = env_int("WORK_BACKOFF_MAX_SECONDS", 60)
+WORK_REDELIVER_SECONDS = env_int("WORK_REDELIVER_SECONDS", 45)  # a sent item not started by then is sent again
+WORK_MAX_IN_FLIGHT_PER_COMPANY = env_int("WORK_MAX_IN_FLIGHT_PER_COMPANY", 2)
+WORK_DISPATCH_BATCH = 500
+# A run ends before django-q's timeout would kill it: no provider call starts that could outlast this.
+WORK_HARD_SECONDS = Q_TIMEOUT - JUDGE_TIMEOUT_SECONDS - 30
+if WORK_HARD_SECONDS < 30:
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed JUDGE_TIMEOUT_SECONDS ({JUDGE_TIMEOUT_SECONDS}) by at least 60 s."
+    )

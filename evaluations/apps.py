@@ -12,8 +12,9 @@ class EvaluationsConfig(AppConfig):
         # runs list, and the judged values in the run ZIP. Imported here: models are ready only now.
         from runs.extensions import extensions
 
-        from . import selectors, views
+        from . import selectors, tasks, views
 
+        tasks.register_all()
         extensions.run_page_section = views.run_evaluations_section
         extensions.annotate_latest_score = selectors.annotate_latest_score
         extensions.latest_classifications = selectors.latest_classifications

@@ -52,8 +52,8 @@ class Evaluation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-    # Lease on the final aggregation, so only one finishing chunk does it (and a crashed one can be retried).
-    finalizing_since = models.DateTimeField(null=True, blank=True)
+    # Set when a user canceled it (it then ends FAILED: the Dataframer client knows no CANCELED status).
+    canceled_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     judge_calls = GenericRelation(
         "llm.JudgeCall",

@@ -63,8 +63,6 @@ class GuardrailEvaluation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     start_timestamp = models.DateTimeField(null=True, blank=True)
     end_timestamp = models.DateTimeField(null=True, blank=True)
-    # Lease of the worker running it: a re-delivery resumes only once the lease is older than a task can live.
-    claimed_at = models.DateTimeField(null=True, blank=True)
     modified_at = models.DateTimeField(auto_now=True)
     judge_calls = GenericRelation(
         "llm.JudgeCall",

@@ -7,17 +7,13 @@ it is known, and a re-delivered task resumes only the metrics that have no resul
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from companies.models import Company
 from llm.base import FatalJudgeError
@@ -25,6 +21,8 @@ from llm.engine import Judge, Outcome, ask_each
 from llm.judges import resolve_judge
 from llm.ledger import record_calls
 from llm.providers import provider_for
+from work.dispatch import work_cancel, work_create
+from work.registry import Result
 
 from .models import GuardrailEvaluation
 from .rubrics import (
@@ -44,6 +42,8 @@ from .rubrics import (
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+    from work.runner import Context
 
 BATCH_MAX_ITEMS = 1000
 
@@ -122,12 +122,13 @@ def _new(*, company: Company, created_by: User | None, data: GuardrailInput) -> 
     )
 
 
-def _enqueue(evaluation_id: int, company_id: int) -> None:
-    async_task("guardrails.tasks.run_guardrail_evaluation", evaluation_id, group=str(company_id))
-
-
 def _enqueue_on_commit(evaluation: GuardrailEvaluation) -> None:
-    transaction.on_commit(partial(_enqueue, evaluation.id, evaluation.company_id))
+    work_create(
+        company_id=evaluation.company_id,
+        kind="guardrail.run",
+        subject_id=evaluation.id,
+        key=f"guardrail.run:{evaluation.id}",
+    )
     # A new evaluation has made no calls: the response needs no ledger query.
     evaluation.total_cost = Decimal(0)  # type: ignore[attr-defined]
     evaluation.calls = 0  # type: ignore[attr-defined]
@@ -271,7 +272,9 @@ def _plan(panel: Panel, metrics: list[str]) -> list[Call]:
     return [Call(judge, tuple(metrics)) for judge in panel.judges]
 
 
-def _ask(call: Call, *, evaluation: GuardrailEvaluation, combined: bool, dead: dict[str, str]) -> Outcome:
+def _ask(
+    call: Call, *, evaluation: GuardrailEvaluation, combined: bool, dead: dict[str, str], deadline: float
+) -> Outcome:
     """Make one call (in a pool thread: no database here). A judge that failed fatally is not asked again."""
     if call.judge.name in dead:
         return Outcome(error=dead[call.judge.name], fatal=True)
@@ -281,7 +284,7 @@ def _ask(call: Call, *, evaluation: GuardrailEvaluation, combined: bool, dead: d
         model_output=evaluation.model_output,
         combined=combined,
     )
-    outcome = call.judge.judge.ask(request, validator(metrics=call.metrics, combined=combined))
+    outcome = call.judge.judge.ask(request, validator(metrics=call.metrics, combined=combined), deadline=deadline)
     if outcome.fatal:
         # Marked here, not when the result is read, so this judge's next queued call already sees it.
         dead.setdefault(call.judge.name, outcome.error)
@@ -306,9 +309,10 @@ def _save_metric(*, evaluation_id: int, metric: str, result: dict[str, Any]) -> 
 
 
 def guardrail_evaluation_fail(*, evaluation_id: int, message: str) -> None:
+    """End the evaluation FAILED with `message` (unless it already ended), and its work item."""
     now = timezone.now()
-    GuardrailEvaluation.objects.filter(id=evaluation_id).exclude(
-        status__in=[GuardrailEvaluation.Status.COMPLETED, GuardrailEvaluation.Status.CANCELED]
+    GuardrailEvaluation.objects.filter(
+        id=evaluation_id, status__in=[GuardrailEvaluation.Status.QUEUED, GuardrailEvaluation.Status.IN_PROGRESS]
     ).update(
         status=GuardrailEvaluation.Status.FAILED,
         error_message=message,
@@ -316,54 +320,56 @@ def guardrail_evaluation_fail(*, evaluation_id: int, message: str) -> None:
         end_timestamp=now,
         modified_at=now,
     )
+    work_cancel(kind_prefix="guardrail.", subject_id=evaluation_id, reason=message)
 
 
-def _lease() -> timedelta:
-    # django-q kills a task after Q_CLUSTER["timeout"]: a claim older than that belongs to a dead worker.
-    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout") or 600) + 60)  # type: ignore[call-overload]
-
-
-def _claim(evaluation_id: int) -> bool:
-    """Queued → in_progress, or take over from a dead worker; False for a duplicate delivery or a finished one."""
+def guardrail_evaluation_cancel(*, evaluation: GuardrailEvaluation) -> GuardrailEvaluation:
+    """Stop an unfinished evaluation: `canceled` (terminal); a running worker makes no new call after its next
+    heartbeat (WORK_HEARTBEAT_SECONDS)."""
+    if evaluation.is_terminal:
+        raise GuardrailInputError(
+            f"Only queued or in_progress evaluations can be canceled; this one is {evaluation.status}."
+        )
     now = timezone.now()
-    taken = (
-        GuardrailEvaluation.objects.filter(id=evaluation_id)
-        .filter(
-            Q(status=GuardrailEvaluation.Status.QUEUED)
-            | Q(status=GuardrailEvaluation.Status.IN_PROGRESS, claimed_at__lt=now - _lease())
-        )
-        .update(
-            status=GuardrailEvaluation.Status.IN_PROGRESS,
-            claimed_at=now,
-            start_timestamp=Coalesce("start_timestamp", now),
-            modified_at=now,
-        )
+    GuardrailEvaluation.objects.filter(
+        id=evaluation.id, status__in=[GuardrailEvaluation.Status.QUEUED, GuardrailEvaluation.Status.IN_PROGRESS]
+    ).update(status=GuardrailEvaluation.Status.CANCELED, end_timestamp=now, modified_at=now)
+    work_cancel(kind_prefix="guardrail.", subject_id=evaluation.id, reason="canceled")
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def run_guardrail_evaluation(*, evaluation_id: int, ctx: Context) -> Result:
+    """Start (or resume: the work item's claim makes this worker the only one) and grade the metrics that have
+    no result yet, each written as soon as its judges have answered; then complete."""
+    now = timezone.now()
+    GuardrailEvaluation.objects.filter(id=evaluation_id, status=GuardrailEvaluation.Status.QUEUED).update(
+        status=GuardrailEvaluation.Status.IN_PROGRESS, start_timestamp=now, modified_at=now
     )
-    return taken == 1
-
-
-def run_guardrail_evaluation(*, evaluation_id: int) -> None:
-    """Claim the evaluation, grade the metrics that have no result yet, and complete it."""
-    if not _claim(evaluation_id):
-        return
-    evaluation = GuardrailEvaluation.objects.get(id=evaluation_id)
+    evaluation = GuardrailEvaluation.objects.filter(id=evaluation_id).first()
+    if evaluation is None or evaluation.status != GuardrailEvaluation.Status.IN_PROGRESS:
+        return Result.DONE  # deleted, finished or canceled
     try:
         panel = panel_for(evaluation.run_mode)
     except (FatalJudgeError, ValueError) as exc:
         guardrail_evaluation_fail(evaluation_id=evaluation_id, message=str(exc))
-        return
+        return Result.DONE
     GuardrailEvaluation.objects.filter(id=evaluation_id).update(trace=panel.trace(), modified_at=timezone.now())
     done = set(evaluation.evaluation_result or {})
     remaining = [m for m in evaluation.guardrail_metrics if m not in done]
     if remaining:
-        error = _grade(evaluation=evaluation, panel=panel, metrics=remaining)
+        error = _grade(evaluation=evaluation, panel=panel, metrics=remaining, ctx=ctx)
         if error:
             guardrail_evaluation_fail(evaluation_id=evaluation_id, message=error)
-            return
+            return Result.DONE
+        evaluation.refresh_from_db(fields=["evaluation_result"])
+        if ctx.stop_reason or set(evaluation.guardrail_metrics) - set(evaluation.evaluation_result or {}):
+            return Result.YIELD
     now = timezone.now()
     GuardrailEvaluation.objects.filter(id=evaluation_id, status=GuardrailEvaluation.Status.IN_PROGRESS).update(
         status=GuardrailEvaluation.Status.COMPLETED, progress=100, end_timestamp=now, modified_at=now
     )
+    return Result.DONE
 
 
 def _result(
@@ -378,7 +384,7 @@ def _result(
     return failed_result(failure["model"], failure["error"])
 
 
-def _grade(*, evaluation: GuardrailEvaluation, panel: Panel, metrics: list[str]) -> str:
+def _grade(*, evaluation: GuardrailEvaluation, panel: Panel, metrics: list[str], ctx: Context) -> str:
     """Make the mode's calls concurrently, writing each metric once all its judges have answered.
 
     Returns the message of a fatal error that ends the evaluation, or "" when every metric has its result.
@@ -403,6 +409,8 @@ def _grade(*, evaluation: GuardrailEvaluation, panel: Panel, metrics: list[str])
             dead.setdefault(judge, outcome.error)
         if len(dead) == len(panel.judges):
             return False  # no judge left: stop (calls in flight are still handed here, and recorded)
+        if outcome.deferred:
+            return False  # out of time in this run: the metrics without a result are graded in the next run
         for metric in call.metrics:
             if outcome.ok:
                 grades[metric].append((judge, outcome.answer[metric]))
@@ -416,9 +424,10 @@ def _grade(*, evaluation: GuardrailEvaluation, panel: Panel, metrics: list[str])
 
     ask_each(
         calls,
-        partial(_ask, evaluation=evaluation, combined=combined, dead=dead),
+        partial(_ask, evaluation=evaluation, combined=combined, dead=dead, deadline=ctx.deadline),
         on_answer,
         workers=max(1, min(len(calls), settings.JUDGE_CONCURRENCY)),
+        tick=ctx.tick,
     )
     if len(dead) == len(panel.judges):
         if len(panel.judges) == 1:

@@ -1,11 +1,24 @@
-"""django-q2 tasks: thin functions that take ids and call services (STYLE.md rule 9)."""
+"""Work item handlers (the work app runs them in django-q2 workers): thin functions that take the item and call
+services (STYLE.md rule 9). Registered in GuardrailsConfig.ready()."""
 
 from __future__ import annotations
 
-from typing import Any
+from work.models import WorkItem
+from work.registry import Result, register
+from work.runner import Context
 
 from . import services
 
 
-def run_guardrail_evaluation(evaluation_id: int, **kwargs: Any) -> None:
-    services.run_guardrail_evaluation(evaluation_id=evaluation_id)
+def run(item: WorkItem, ctx: Context) -> Result:
+    return services.run_guardrail_evaluation(evaluation_id=item.subject_id, ctx=ctx)
+
+
+def give_up(item: WorkItem, reason: str) -> None:
+    services.guardrail_evaluation_fail(
+        evaluation_id=item.subject_id, message=f"The evaluation could not finish: {reason}"
+    )
+
+
+def register_all() -> None:
+    register("guardrail.run", run=run, give_up=give_up)

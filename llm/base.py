@@ -70,6 +70,13 @@ class Refused(JudgeError):
     outcome = "refused"
 
 
+class Rejected(JudgeError):
+    """The provider will not take this request (400, 413, 422: too long for the context window, a content filter):
+    asking again is pointless, but other requests are fine. The item fails; the job goes on."""
+
+    outcome = "rejected"
+
+
 class FatalJudgeError(JudgeError):
     """No point going on with this judge at all (bad credentials, unknown model): the evaluation fails."""
 

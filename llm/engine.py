@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from .base import (
     JudgeError,
     Provider,
     Refused,
+    Rejected,
     StructuredRequest,
     TransientError,
     Usage,
@@ -97,6 +98,8 @@ class Outcome:
     error: str = ""
     attempts: list[Attempt] = field(default_factory=list)
     fatal: bool = False
+    # Not asked to the end for lack of time (the work item's run is ending): ask again in the next run.
+    deferred: bool = False
 
     @property
     def ok(self) -> bool:
@@ -125,49 +128,60 @@ class Judge:
             cache_write=usage.cache_write_tokens,
         )
 
-    def ask(self, request: StructuredRequest, validate: Callable[[Any], T]) -> Outcome:
-        """Ask until there is a valid answer or no point trying again (a fatal error ends at once, `fatal` set)."""
+    def ask(
+        self, request: StructuredRequest, validate: Callable[[Any], T], *, deadline: float | None = None
+    ) -> Outcome:
+        """Ask until there is a valid answer or no point trying again.
+
+        A fatal error ends at once (`fatal` set). With a `deadline` (time.monotonic()), no attempt starts that
+        could outlast it, and no backoff sleeps past it: the outcome is then `deferred` (ask again later).
+        Whatever the provider or the SDK raises becomes an outcome: nothing escapes to the caller.
+        """
         outcome = Outcome()
         bad_replies = 0
         for attempt in range(1, settings.JUDGE_MAX_ATTEMPTS + 1):
+            if deadline is not None and time.monotonic() + settings.JUDGE_TIMEOUT_SECONDS > deadline:
+                outcome.error = "not asked: no time left in this run to finish a call"
+                outcome.deferred = True
+                return outcome
             started = time.perf_counter()
             try:
                 with self.limiter:
                     reply = self.provider.complete(request)
                 answer = validate(reply.data)
-            except JudgeError as exc:
+            except Exception as raw:
+                # A reply the SDK itself cannot parse (an HTML page from a gateway, JSON cut off mid-way) raises
+                # whatever the SDK raises: it is a bad reply, asked again once, never an escaped exception.
+                exc = (
+                    raw if isinstance(raw, JudgeError) else BadReply(f"unreadable reply ({type(raw).__name__}: {raw})")
+                )
                 latency = int((time.perf_counter() - started) * 1000)
                 outcome.attempts.append(
-                    Attempt(
-                        attempt,
-                        exc.outcome,
-                        exc.usage,
-                        self.cost(exc.usage),
-                        latency,
-                        str(exc),
-                    )
+                    Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc))
                 )
                 if isinstance(exc, FatalJudgeError):
                     outcome.error = str(exc)
                     outcome.fatal = True
                     return outcome
-                if isinstance(exc, Refused):
-                    outcome.error = f"the judge refused: {exc}"
+                if isinstance(exc, Refused | Rejected):
+                    outcome.error = f"the judge refused: {exc}" if isinstance(exc, Refused) else str(exc)
                     return outcome
-                if isinstance(exc, BadReply):
-                    bad_replies += 1
-                    if bad_replies >= BAD_REPLY_ATTEMPTS:
-                        outcome.error = f"the judge's reply did not fit the schema twice: {exc}"
-                        return outcome
-                    continue
                 if isinstance(exc, TransientError):
                     if exc.outcome == "rate_limited":
                         self.limiter.rate_limited()
-                    if attempt < settings.JUDGE_MAX_ATTEMPTS:
-                        sleep(backoff_seconds(attempt, exc.retry_after))
                     outcome.error = f"gave up after {attempt} attempts: {exc}"
+                    if attempt < settings.JUDGE_MAX_ATTEMPTS:
+                        pause = backoff_seconds(attempt, exc.retry_after)
+                        if deadline is not None and time.monotonic() + pause > deadline:
+                            outcome.deferred = True
+                            return outcome
+                        sleep(pause)
                     continue
-                raise
+                bad_replies += 1  # BadReply, or anything else the reply caused
+                if bad_replies >= BAD_REPLY_ATTEMPTS:
+                    outcome.error = f"the judge's reply did not fit the schema twice: {exc}"
+                    return outcome
+                continue
             latency = int((time.perf_counter() - started) * 1000)
             outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency))
             self.limiter.succeeded()
@@ -183,26 +197,45 @@ def ask_each(
     on_answer: Callable[[Item, Outcome], bool],
     *,
     workers: int | None = None,
-) -> None:
+    tick: Callable[[], bool] | None = None,
+    tick_every: float = 1.0,
+) -> bool:
     """Ask about every item, `workers` at a time (default JUDGE_CONCURRENCY), handing each outcome to `on_answer`
     in the calling thread as soon as it arrives, so that every database write happens on one connection.
 
-    `on_answer` returns False to stop: queued items are never asked, and calls already in flight finish and are
-    still handed to `on_answer` (they were made and paid for, so the ledger must see them). An exception from
-    `on_answer` stops asking the same way, then propagates.
+    Items are drawn from the iterable only as calls free up: a window of `workers` calls stays in flight across
+    the whole iterable (no drain between batches), and memory stays flat however many items there are.
+    `tick()` runs in the calling thread at least every `tick_every` seconds (a heartbeat, a cancel check).
+    `on_answer` or `tick` returning False stops asking: no new item is drawn, calls already in flight finish and
+    are still handed to `on_answer` (they were made and paid for, so the ledger must see them). An exception from
+    `on_answer` stops the same way, then propagates. Returns True if every item was asked.
     """
-    with ThreadPoolExecutor(max_workers=workers or settings.JUDGE_CONCURRENCY) as pool:
-        futures = {pool.submit(ask, item): item for item in items}
-        waiting = set(futures)
+    width = workers or settings.JUDGE_CONCURRENCY
+    source = iter(items)
+    exhausted = stopped = False
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        flying: dict[Future[Outcome], Item] = {}
         try:
-            for future in as_completed(futures):
-                waiting.discard(future)
-                if future.cancelled():
-                    continue
-                if not on_answer(futures[future], future.result()):
-                    for queued in waiting:
-                        queued.cancel()
+            while True:
+                while not (exhausted or stopped) and len(flying) < width:
+                    item = next(source, _END)
+                    if item is _END:
+                        exhausted = True
+                    else:
+                        flying[pool.submit(ask, item)] = item  # type: ignore[arg-type]
+                if not flying:
+                    break
+                done, _ = wait(flying, timeout=tick_every, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if not on_answer(flying.pop(future), future.result()):
+                        stopped = True
+                if tick is not None and not stopped and not tick():
+                    stopped = True
         except BaseException:
-            for queued in waiting:
-                queued.cancel()
+            # Stop drawing; the pool's exit waits for the calls in flight.
+            stopped = True
             raise
+    return exhausted and not stopped
+
+
+_END: Any = object()

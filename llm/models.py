@@ -59,6 +59,7 @@ class JudgeCall(models.Model):
         TIMEOUT = "timeout"
         BAD_REPLY = "bad_reply"
         REFUSED = "refused"
+        REJECTED = "rejected"
         FATAL = "fatal"
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")

@@ -18,6 +18,7 @@ from .base import (
     BadReply,
     FatalJudgeError,
     Refused,
+    Rejected,
     Reply,
     StructuredRequest,
     TransientError,
@@ -27,6 +28,8 @@ from .catalog import JudgeModel
 from .offline import OfflineProvider
 
 RETRYABLE_STATUS = {408, 409, 429}
+# About this request only (too long for the context window, a content filter): the item fails, the job goes on.
+REJECTED_STATUS = {400, 413, 422}
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -60,6 +63,8 @@ def _translate(exc: Exception, sdk: Any) -> Exception:
             return FatalJudgeError(f"the provider rejected the credentials ({message})")
         if status == 404:
             return FatalJudgeError(f"the provider does not know this model ({message})")
+        if status in REJECTED_STATUS:
+            return Rejected(f"the provider rejected this request ({message})")
         return FatalJudgeError(message)
     return exc
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from companies.models import Company
 from guardrails import services
@@ -27,6 +25,8 @@ from guardrails.rubrics import (
 from llm.base import BadReply
 from llm.models import JudgeCall
 from tests.llm.fakes import Answer, FakeProvider
+from work import dispatch, runner
+from work.models import WorkItem
 
 ALL_METRICS = list(METRICS)
 MODEL_INPUT = {
@@ -530,7 +530,7 @@ def test_every_call_is_in_the_ledger_and_the_cost_is_their_sum(
 def test_a_duplicate_delivery_is_a_no_op(judges: Judges, evaluate: Callable[..., GuardrailEvaluation]) -> None:
     evaluation = evaluate(run_mode="precision")
     calls = judges.anthropic.calls
-    services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+    runner.run_item(WorkItem.objects.get(kind="guardrail.run", subject_id=evaluation.id).id)
     assert judges.anthropic.calls == calls
     again = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert (again.status, again.end_timestamp, again.modified_at) == (
@@ -545,9 +545,11 @@ class WorkerStopped(BaseException):
 
 
 def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finished_metrics(
-    judges: Judges, alice: Any, company_a: Company, settings: Any
+    judges: Judges, alice: Any, company_a: Company, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.JUDGE_CONCURRENCY = 1
+    settings.WORK_BACKOFF_MAX_SECONDS = 0
+    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)  # nothing runs inline: the test runs the item itself
     metrics = ["correctness", "completeness", "instruction_adherence"]
     # Created without the on-commit enqueue, so the test drives each delivery itself.
     evaluation = services.guardrail_evaluation_create(
@@ -567,8 +569,9 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
         return fine(schema, user)
 
     judges.anthropic.answer = dies_on_the_second_call
+    item = WorkItem.objects.get(kind="guardrail.run", subject_id=evaluation.id)
     with pytest.raises(WorkerStopped):
-        services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+        runner.run_item(item.id)
     stopped = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert stopped.status == "in_progress"
     assert list(stopped.evaluation_result) == ["correctness"]
@@ -576,12 +579,16 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
     # A call already queued in the pool may have gone out before the stop; its answer was dropped with it.
     made = judges.anthropic.calls
     assert made in {2, 3}
-    # While the first worker's claim is fresh, another delivery leaves it alone.
-    services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+    # The row recorded the stop: one attempt counted, due again.
+    item.refresh_from_db()
+    assert (item.state, item.attempts) == ("queued", 1)
+    # While another worker holds it, a delivery leaves it alone.
+    WorkItem.objects.filter(pk=item.pk).update(state="running")
+    runner.run_item(item.id)
     assert judges.anthropic.calls == made
-    # Once the claim is older than a task can live, the retry takes over and asks only what is missing.
-    GuardrailEvaluation.objects.filter(pk=evaluation.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
-    services.run_guardrail_evaluation(evaluation_id=evaluation.id)
+    # Queued again (by the reconciler), the retry asks only what is missing.
+    WorkItem.objects.filter(pk=item.pk).update(state="queued")
+    runner.run_item(item.id)
     finished = GuardrailEvaluation.objects.get(pk=evaluation.pk)
     assert finished.status == "completed"
     assert list(finished.ordered_result) == metrics

@@ -28,7 +28,8 @@ class FakeProvider:
     """Answers like Anthropic's /v1/messages or OpenAI's /chat/completions.
 
     `script` queues special replies for the next calls: ("status", code, headers), ("timeout",), ("malformed",),
-    ("refusal",), ("off_schema", data). Every request body is kept in `requests`.
+    ("refusal",), ("off_schema", data), ("html",) (a gateway's HTML page with status 200), ("cut",) (a JSON body
+    cut off mid-way). Every request body is kept in `requests`.
     """
 
     def __init__(self, kind: str, answer: Answer = first_values) -> None:
@@ -62,6 +63,12 @@ class FakeProvider:
         if step and step[0] == "status":
             _, code, headers = step
             return httpx2.Response(code, headers=headers, json=self._error(code))
+        if step and step[0] == "html":
+            return httpx2.Response(
+                200, headers={"content-type": "text/html"}, text="<html><body>Bad gateway</body></html>"
+            )
+        if step and step[0] == "cut":
+            return httpx2.Response(200, headers={"content-type": "application/json"}, content=b'{"id": "msg_1", "conte')
         system, user, schema = self._parts(body)
         cached = self._cache(system)
         if step and step[0] == "refusal":
