@@ -21,7 +21,6 @@ import importlib
 import json
 import random
 import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -166,7 +165,16 @@ class Config:
             raise ValueError(f"unknown fault kinds: {sorted(bad)}; known: {[*FAULT_KINDS, OK]}")
         if any(not 0 <= rate <= 1 for rate in faults.values()) or sum(faults.values()) > 1 + 1e-9:
             raise ValueError("fault rates must be in [0, 1] and sum to at most 1")
-        for key, value in changes.items():
+        # Coerce now: a bad value sent to /_config is a 400 there, not a crash in a later request.
+        casts: dict[str, Callable[[Any], Any]] = {
+            "latency": float,
+            "seed": int,
+            "retry_after": float,
+            "hang_seconds": float,
+            "max_body_bytes": lambda v: None if v is None else int(v),
+        }
+        coerced = {key: casts[key](value) for key, value in changes.items() if key in casts}
+        for key, value in coerced.items():
             setattr(self, key, value)
         self.faults, self.forced = {k: float(v) for k, v in faults.items()}, forced
 
@@ -379,7 +387,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(400, _error_body(provider, "invalid_request_error", "the body is not JSON"))
             return
         builder = _openai_reply if provider == "openai" else _anthropic_reply
-        reply = builder(request, fault, state)
+        try:
+            reply = builder(request, fault, state)
+        except Exception as exc:  # a test's policy failed: say so rather than drop the connection
+            self._send_json(500, _error_body(provider, "api_error", f"stand-in policy failed: {exc!r}"))
+            return
         body = json.dumps(reply).encode()
         if fault == "malformed":
             self._send(200, body[: len(body) // 2], "application/json")
@@ -650,4 +662,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

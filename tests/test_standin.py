@@ -185,6 +185,15 @@ def test_it_answers_with_the_policy_when_one_is_set(standin: StandIn) -> None:
     assert [r["model"] for r in seen] == ["gpt-standin", "claude-standin"]
 
 
+def test_it_answers_500_when_the_policy_fails(standin: StandIn) -> None:
+    def broken(request: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("label")
+
+    standin.policy = broken
+    with pytest.raises(openai.InternalServerError, match="policy failed"):
+        ask_openai(standin)
+
+
 # --- Faults, as each SDK surfaces them -------------------------------------------------------------------------
 
 
@@ -350,6 +359,8 @@ def test_it_is_configured_and_counted_over_http(standin: StandIn) -> None:
     assert http_json(standin.url + "/_config", {"faults": {"meteor": 0.1}})[0] == 400
     assert http_json(standin.url + "/_config", {"faults": {"html": 0.7, "hang": 0.7}})[0] == 400
     assert http_json(standin.url + "/_config", {"colour": "red"})[0] == 400
+    assert http_json(standin.url + "/_config", {"latency": "slow"})[0] == 400
+    assert standin.stats()["config"]["latency"] == 0.2
     status, stats = http_json(standin.url + "/_reset", {})
     assert (status, stats["requests"], stats["faults"], stats["paths"]) == (200, 0, {}, {})
 
