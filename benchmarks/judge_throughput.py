@@ -87,7 +87,6 @@ def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
 
     from companies.services import member_ensure
     from evaluations import services
-    from evaluations.models import Evaluation
     from llm.models import JudgeCall
     from runs.services import run_import, spec_create
 
@@ -100,13 +99,13 @@ def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     membership = member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")
     spec = spec_create(company=membership.company, created_by=None, name="bench", content_yaml=spec_yaml())
     run_ = run_import(company=membership.company, created_by=None, spec=spec, rows=rows(n))
-    evaluation = Evaluation.objects.create(
-        company=membership.company, run=run_, requested_model="bench/standin", total_samples=n
-    )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     started = time.perf_counter()
-    services.start_evaluation(evaluation_id=evaluation.id)
+    # As the API does it; with Q_CLUSTER sync every work item (start, classify, finalize) runs here, in turn.
+    evaluation = services.evaluation_create(
+        company=membership.company, created_by=None, run=run_, model_name="bench/standin"
+    )
     wall = time.perf_counter() - started
 
     evaluation.refresh_from_db()

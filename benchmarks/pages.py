@@ -42,7 +42,7 @@ def build(n: int, company: Any, user: Any) -> Any:
         ),
         batch_size=1000,
     )
-    services.evaluation_finalize(evaluation_id=evaluation.id)
+    services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Q_CLUSTER sync
     return Evaluation.objects.get(pk=evaluation.pk)
 
 

@@ -258,7 +258,7 @@ def evaluation_start(*, evaluation_id: int) -> None:
             args={"part": part, "parts": parts},
         )
     if evaluation.total_samples == 0:
-        _create_finalize(evaluation)
+        evaluation_finalize_enqueue(evaluation=evaluation)
 
 
 def _unclassified(evaluation: Evaluation, *, part: int, parts: int) -> Iterator[Sample]:
@@ -336,11 +336,14 @@ def evaluation_classify(*, evaluation_id: int, part: int, parts: int, ctx: Conte
     if ctx.stop_reason or next(_unclassified(evaluation, part=part, parts=parts), None) is not None:
         return Result.YIELD  # stopped early, or samples deferred for lack of time: the next run goes on
     if evaluation.classifications.count() >= evaluation.total_samples:
-        _create_finalize(evaluation)  # the last part to finish does it; the key makes a second one a no-op
+        evaluation_finalize_enqueue(
+            evaluation=evaluation
+        )  # the last part to finish does it; the key makes a second one a no-op
     return Result.DONE
 
 
-def _create_finalize(evaluation: Evaluation) -> None:
+def evaluation_finalize_enqueue(*, evaluation: Evaluation) -> None:
+    """Create the finalize item (once: its key makes a second call a no-op)."""
     work_create(
         company_id=evaluation.company_id,
         kind="evaluation.finalize",

@@ -222,7 +222,7 @@ def ask_each(
                     if item is _END:
                         exhausted = True
                     else:
-                        flying[pool.submit(ask, item)] = item  # type: ignore[arg-type]
+                        flying[pool.submit(ask, item)] = item
                 if not flying:
                     break
                 done, _ = wait(flying, timeout=tick_every, return_when=FIRST_COMPLETED)
