@@ -292,12 +292,17 @@ GUARDRAIL_RUN_MODES: dict[str, dict[str, object]] = {
         "judges": ["anthropic/claude-opus-4-6", "openai/gpt-5.4"], "call_per_metric": True, "max_tokens": 2048,
     },
 }  # fmt: skip
+if os.environ.get("GUARDRAIL_RUN_MODES_JSON"):  # overrides, e.g. {"smart": {"judges": ["local/qwen3-8b"]}}
+    import json
+
+    GUARDRAIL_RUN_MODES.update(json.loads(os.environ["GUARDRAIL_RUN_MODES_JSON"]))
 
 # --- Background work (work app) ---
 WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 30)  # a worker that stops heartbeating loses its item after this
 WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 2)  # also how soon a running item sees a cancel
-WORK_SLICE_SECONDS = env_int("WORK_SLICE_SECONDS", 30)  # a running item yields after this if other work waits
-WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 3)  # failed or lost runs of one item before it gives up
+WORK_SLICE_SECONDS = env_int("WORK_SLICE_SECONDS", 10)  # a running item yields after this if other work waits
+WORK_RECONCILE_SECONDS = env_int("WORK_RECONCILE_SECONDS", 10)  # each worker process reconciles this often
+WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 5)  # failed or lost runs of one item before it gives up
 WORK_BACKOFF_MAX_SECONDS = env_int("WORK_BACKOFF_MAX_SECONDS", 60)
 WORK_REDELIVER_SECONDS = env_int("WORK_REDELIVER_SECONDS", 45)  # a sent item not started by then is sent again
 WORK_MAX_IN_FLIGHT_PER_COMPANY = env_int("WORK_MAX_IN_FLIGHT_PER_COMPANY", 2)

@@ -9,11 +9,9 @@ class WorkConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
         from django_q.signals import post_spawn
 
-        from . import runner, schedules
+        from . import runner
 
-        post_migrate.connect(schedules.ensure_schedules, sender=self)
-        # In every django-q worker process: SIGTERM means "hand back what you hold and exit" (runner.py).
-        post_spawn.connect(runner.install_sigterm_handler)
+        # In every django-q worker process: a reconciler loop, and SIGTERM meaning "hand back and exit".
+        post_spawn.connect(runner.on_worker_start)

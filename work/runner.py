@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.conf import Conf
@@ -143,11 +144,13 @@ def run_item(item_id: int) -> None:
         os._exit(0)  # graceful stop: what this process held is back in the queue
 
 
-def install_sigterm_handler(sender: Any = None, **kwargs: Any) -> None:
-    """In a django-q worker process: SIGTERM stops taking work. An idle worker exits at once; a busy one lets its
-    item hand itself back at the next tick (within WORK_HEARTBEAT_SECONDS plus the calls already in flight) and
-    then exits. Without this, SIGTERM to the process group leaves workers that nobody stops."""
+def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
+    """In each django-q worker process: start the reconciler loop, and make SIGTERM a graceful stop.
 
+    SIGTERM stops taking work: an idle worker exits at once; a busy one lets its item hand itself back at the
+    next tick (within WORK_HEARTBEAT_SECONDS, plus the calls already in flight) and then exits. Without this,
+    SIGTERM to the process group (what systemd sends) leaves workers that nobody stops.
+    """
     if Conf.SYNC or threading.current_thread() is not threading.main_thread():
         return  # tasks running inline (tests, sync mode): this is not a worker process
 
@@ -157,3 +160,17 @@ def install_sigterm_handler(sender: Any = None, **kwargs: Any) -> None:
             os._exit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    threading.Thread(target=_reconcile_forever, name="work-reconciler", daemon=True).start()
+
+
+def _reconcile_forever() -> None:
+    """Every WORK_RECONCILE_SECONDS: re-queue expired leases, re-send lost messages, dispatch fairly. Every worker
+    process runs it (it is idempotent), so it needs no scheduler and no cron, and runs wherever workers run."""
+    while not STOPPING.is_set():
+        time.sleep(settings.WORK_RECONCILE_SECONDS)
+        try:
+            dispatch.reconcile()
+        except Exception:
+            logger.exception("the reconciler failed; it tries again in %s s", settings.WORK_RECONCILE_SECONDS)
+        finally:
+            close_old_connections()

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from companies.api.base import BadRequest, CompanyScopedViewSet
 from evaluations.models import Evaluation
 from evaluations.selectors import evaluations_for_run
-from evaluations.services import EvaluationError, evaluation_create
+from evaluations.services import EvaluationError, evaluation_cancel, evaluation_create
 from llm.catalog import UnknownModel
 from runs.models import Run
 
@@ -52,6 +52,16 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
             raise BadRequest(str(exc)) from exc
         evaluation.refresh_from_db()
         return Response(evaluation_detail(evaluation), status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Our addition: stop an unfinished evaluation. It ends FAILED (the Dataframer client knows no CANCELED
+        status) with an error_message naming who canceled it; no new judge call starts after a few seconds."""
+        try:
+            evaluation = evaluation_cancel(evaluation=self.get_object(), canceled_by=self.membership.user)
+        except EvaluationError as exc:
+            raise BadRequest(str(exc)) from exc
+        return Response(evaluation_detail(evaluation))
 
     @action(detail=True, methods=["get"])
     def statistics(self, request: Request, pk: str | None = None) -> Response:

@@ -26,6 +26,7 @@ from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
 from guardrails.rubrics import RUN_MODES
 from guardrails.services import (
     GuardrailInputError,
+    guardrail_evaluation_cancel,
     guardrail_evaluation_create,
     guardrail_evaluation_create_batch,
 )
@@ -110,6 +111,15 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
     def retrieve(self, request: Request, eval_id: str) -> Response:
         return Response(guardrail_evaluation_data(self._evaluation(eval_id)))
 
+    @extend_schema(operation_id="evaluate_cancel", summary="Cancel a guardrail evaluation (our addition)")
+    def cancel(self, request: Request, eval_id: str) -> Response:
+        """Stop a queued or in-progress evaluation: it ends `canceled`; no new judge call starts."""
+        try:
+            evaluation = guardrail_evaluation_cancel(evaluation=self._evaluation(eval_id))
+        except GuardrailInputError as exc:
+            raise BadRequest(str(exc)) from exc
+        return Response(guardrail_evaluation_data(evaluation))
+
     @extend_schema(
         operation_id="evaluate_list",
         summary="List guardrail evaluations (our addition), newest first",
@@ -177,4 +187,9 @@ urlpatterns = [
     path("evaluate", GuardrailEvaluationViewSet.as_view({"get": "list", "post": "create"}), name="evaluate"),
     path("evaluate/batch", GuardrailEvaluationViewSet.as_view({"post": "batch"}), name="evaluate-batch"),
     path("evaluate/<str:eval_id>", GuardrailEvaluationViewSet.as_view({"get": "retrieve"}), name="evaluation"),
+    path(
+        "evaluate/<str:eval_id>/cancel",
+        GuardrailEvaluationViewSet.as_view({"post": "cancel"}),
+        name="evaluation-cancel",
+    ),
 ]
