@@ -8,8 +8,9 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 
+# DRF's body for 401, 403, 404 and 429, and ours for a business-rule 400.
 class DetailOutputSerializer(serializers.Serializer[Any]):
-    """`{"detail": "<message>"}`: DRF's body for 401, 403 and 404, and ours for a business-rule 400."""
+    """An error: `detail` says what went wrong."""
 
     detail = serializers.CharField()
 

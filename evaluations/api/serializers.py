@@ -19,9 +19,9 @@ class EvaluationProgressOutputSerializer(serializers.Serializer[Any]):
     total = serializers.IntegerField()
 
 
+# Serializes the dict evaluations.selectors.evaluation_trace builds (the evaluation page shows the same).
 class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
-    """Our addition: how the evaluation was judged. Serializes the dict evaluations.selectors.evaluation_trace
-    builds (the evaluation page shows the same)."""
+    """Our addition: how the evaluation was judged: models, prompt, calls, tokens, cost and progress."""
 
     task_id = serializers.CharField(allow_null=True)
     requested_model = serializers.CharField()
@@ -40,9 +40,10 @@ class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     chunks = serializers.IntegerField()
 
 
+# Documentation only: the analysis is stored as JSON when the evaluation finishes and answered as stored (each
+# distribution's keys in the spec's value order); tests/test_schema.py checks it has these fields.
 class DistributionAnalysisOutputSerializer(serializers.Serializer[Any]):
-    """Documentation only: the analysis is stored as JSON when the evaluation finishes and answered as stored
-    (each distribution's keys in the spec's value order); tests/test_schema.py checks it has these fields."""
+    """One property's requested, expected and judged distributions, in percent."""
 
     property_name = serializers.CharField()
     total_samples = serializers.IntegerField()
@@ -57,9 +58,10 @@ class DistributionAnalysisOutputSerializer(serializers.Serializer[Any]):
     total_samples_analyzed = serializers.IntegerField()
 
 
+# Documentation only: an evaluation can hold thousands of these, so EvaluationDetailOutputSerializer streams
+# them from one values_list; tests/test_schema.py checks the rows match these fields, in this order.
 class SampleClassificationOutputSerializer(serializers.Serializer[Any]):
-    """Documentation only: an evaluation can hold thousands of these, so EvaluationDetailOutputSerializer streams
-    them from one values_list; tests/test_schema.py checks the rows match these fields, in this order."""
+    """One sample's judged property values."""
 
     id = serializers.UUIDField()
     evaluation_id = serializers.UUIDField()
@@ -97,7 +99,7 @@ class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
 
     @extend_schema_field(DistributionAnalysisOutputSerializer(many=True, allow_null=True))
     def get_distribution_analysis(self, evaluation: Evaluation) -> list[dict[str, Any]] | None:
-        """The stored analysis with each distribution's keys in the spec's value order (jsonb does not keep it)."""
+        # The stored analysis with each distribution's keys in the spec's value order (jsonb does not keep it).
         if evaluation.distribution_analysis is None or not evaluation.statistics:
             return evaluation.distribution_analysis
         values = {p["property_name"]: p["values"] for p in evaluation.statistics["properties"]}
@@ -115,7 +117,7 @@ class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
 
     @extend_schema_field(SampleClassificationOutputSerializer(many=True))
     def get_sample_classifications(self, evaluation: Evaluation) -> list[dict[str, Any]]:
-        """Empty until the evaluation succeeds; then one row per sample, in sample order."""
+        # Empty until the evaluation succeeds; then one row per sample, in sample order.
         if evaluation.status != Evaluation.Status.SUCCEEDED:
             return []
         rows = (

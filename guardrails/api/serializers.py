@@ -145,8 +145,9 @@ def unprocessable(errors: list[dict[str, Any]]) -> Response:
     return Response(UnprocessableOutputSerializer({"detail": errors}).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
 
 
+# The keys are rubrics.MODEL_INPUT_FIELDS, in that order (tests/test_schema.py checks).
 class ModelInputOutputSerializer(serializers.Serializer[Any]):
-    """The stored model_input with every field, null when not given (keys as rubrics.MODEL_INPUT_FIELDS)."""
+    """The model input as sent; every field is present, null when not given."""
 
     system_prompt = serializers.CharField(allow_null=True)
     user_prompt = serializers.CharField(allow_null=True)
@@ -154,8 +155,10 @@ class ModelInputOutputSerializer(serializers.Serializer[Any]):
     ground_truth = serializers.CharField(allow_null=True)
 
 
+# Documentation only: a metric's result is stored as JSON when its judges answer and answered as stored.
 class MetricResultOutputSerializer(serializers.Serializer[Any]):
-    """Documentation only: a metric's result is stored as JSON when its judges answer and answered as stored."""
+    """One metric's result. Judges add detail keys: `verdicts`, and with several judges `judges`,
+    `disagreement` and `failed_judges`; an unscored metric has `error`."""
 
     score = serializers.FloatField(allow_null=True, help_text="0-1; null when the metric could not be scored.")
     rationale = serializers.CharField()
@@ -167,9 +170,9 @@ class UnavailableJudgeOutputSerializer(serializers.Serializer[Any]):
     error = serializers.CharField()
 
 
+# Serializes the dict guardrails.selectors.guardrail_trace builds (the evaluation page shows the same).
 class GuardrailTraceOutputSerializer(serializers.Serializer[Any]):
-    """Our addition: which judges graded (offline or not, and why), the prompt version and the calls made.
-    Serializes the dict guardrails.selectors.guardrail_trace builds (the evaluation page shows the same)."""
+    """Our addition: which judges graded (offline or not, and why), the prompt version and the calls made."""
 
     prompt_version = serializers.CharField(allow_null=True)
     requested_judges = serializers.ListField(child=serializers.CharField())
@@ -208,7 +211,7 @@ class GuardrailEvaluationOutputSerializer(serializers.Serializer[GuardrailEvalua
 
     @extend_schema_field(serializers.DictField(child=MetricResultOutputSerializer(), allow_null=True))
     def get_evaluation_result(self, evaluation: GuardrailEvaluation) -> dict[str, Any] | None:
-        """Metric → result, in the requested metrics' order; null until the first metric is graded."""
+        # As stored, in the requested metrics' order; null until the first metric is graded.
         return evaluation.ordered_result
 
     @extend_schema_field(GuardrailTraceOutputSerializer)

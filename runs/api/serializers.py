@@ -12,10 +12,10 @@ from runs.models import Run, Spec
 # --- Output ---
 
 
+# Getters of the seed dataset keys: imported and hand-made specs have none, and the contract calls such specs
+# MULTI_FILE. Each serializer declares the fields itself, at their place in the wire order. (Comments, not a
+# docstring: a serializer's docstring becomes its description in /api/schema/.)
 class SeedlessFieldsMixin:
-    """Getters of the seed dataset keys: imported and hand-made specs have none, and the contract calls such specs
-    MULTI_FILE. Each serializer declares the fields itself, at their place in the wire order."""
-
     def get_dataset_id(self, instance: Any) -> str | None:
         return None
 
@@ -27,7 +27,7 @@ class SeedlessFieldsMixin:
 
 
 class CreatedOutputSerializer(serializers.Serializer[Any]):
-    """A create's answer in the Dataframer family: the new object's id only."""
+    """The new object's id."""
 
     id = serializers.UUIDField(source="code")
 
@@ -69,9 +69,11 @@ class SpecDetailOutputSerializer(SpecListOutputSerializer):
         return SpecVersionOutputSerializer(spec.versions.order_by("number"), many=True).data  # type: ignore[return-value]
 
 
+# RunDetailOutputSerializer.get_runtime_params builds the object: the stored parameters (an import keeps what it
+# was imported with), then every key below, null when unset.
 class RunRuntimeParamsOutputSerializer(serializers.Serializer[Any]):
-    """The contract's runtime parameters. RunDetailOutputSerializer.get_runtime_params builds the object: the
-    stored parameters (an import keeps what it was imported with), then every key below, null when unset."""
+    """The parameters the run was made with: every key below is present (null when unset), and a run may add
+    others (an imported run has `source`)."""
 
     filtering_types = serializers.ListField(child=serializers.CharField(), allow_null=True)
     generation_model = serializers.CharField(allow_null=True)
@@ -94,9 +96,10 @@ class RunRuntimeParamsOutputSerializer(serializers.Serializer[Any]):
 RUNTIME_PARAM_KEYS = list(RunRuntimeParamsOutputSerializer().fields)
 
 
+# Documentation only: a run can hold thousands of samples, so RunDetailOutputSerializer builds these rows from
+# one values_list; tests/test_schema.py checks they match these fields, in this order.
 class GeneratedFileOutputSerializer(serializers.Serializer[Any]):
-    """Documentation only: a run can hold thousands of samples, so RunDetailOutputSerializer builds these rows
-    from one values_list; tests/test_schema.py checks they match these fields, in this order."""
+    """One generated file (sample) of a run."""
 
     id = serializers.UUIDField()
     path = serializers.CharField()
