@@ -28,9 +28,9 @@ def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str
     responses: dict[str, Any] = {}
 
     def call(name: str, method: str, url: str, data: Any = None, client: APIClient = alice_api) -> Any:
-        responses[name] = getattr(client, method)(url, data, format="json") if data is not None else getattr(
-            client, method
-        )(url)
+        responses[name] = (
+            getattr(client, method)(url, data, format="json") if data is not None else getattr(client, method)(url)
+        )
         return responses[name]
 
     # Specs

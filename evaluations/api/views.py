@@ -66,8 +66,7 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
     @extend_schema(responses={200: EvaluationStatisticsOutputSerializer, **error_responses(401, 403, 404)})
     @action(detail=True, methods=["get"])
     def statistics(self, request: Request, pk: str | None = None) -> Response:
-        """An evaluation's statistics per property: chi-square p-value, Wilson intervals, agreement and confusion
-        matrix (our addition)."""
+        """Per property statistics: chi-square p-value, Wilson intervals, agreement, confusion (our addition)."""
         return Response(EvaluationStatisticsOutputSerializer(self.get_object()).data)
 
 
