@@ -44,7 +44,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # drf-spectacular's registry hook
     """Documents ApiKeyAuthentication as an HTTP bearer scheme, so `/api/docs/`'s "Authorize" takes an API key.
 
     Defining it next to the class registers it whenever the class is importable, i.e. before any schema is built.

@@ -72,7 +72,7 @@ class SampleClassificationOutputSerializer(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
-class EvaluationSummaryOutputSerializer(serializers.Serializer[Evaluation]):
+class EvaluationSummaryOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="code")
     run_id = serializers.UUIDField(source="run.code")
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
@@ -141,7 +141,7 @@ class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
 
     @extend_schema_field(EvaluationTraceOutputSerializer)
     def get_trace(self, evaluation: Evaluation) -> dict[str, Any]:
-        return EvaluationTraceOutputSerializer(evaluation_trace(evaluation)).data  # type: ignore[return-value]
+        return EvaluationTraceOutputSerializer(evaluation_trace(evaluation)).data
 
 
 class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
