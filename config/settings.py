@@ -196,6 +196,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`; name each choice set after its model rather than by hash.
+    "ENUM_NAME_OVERRIDES": {
+        "SpecStatusEnum": "runs.models.Spec.Status",
+        "RunStatusEnum": "runs.models.Run.Status",
+        "EvaluationStatusEnum": "evaluations.models.Evaluation.Status",
+        "GuardrailEvaluationStatusEnum": "guardrails.models.GuardrailEvaluation.Status",
+    },
 }
 
 # --- API keys ---

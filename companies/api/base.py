@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -103,8 +102,3 @@ class BadRequest(exceptions.APIException):
 
     status_code = 400
     default_code = "bad_request"
-
-
-def iso_datetime(value: datetime | None) -> str | None:
-    """A datetime as DRF renders it (ISO 8601), or None: the wire's explicit null."""
-    return serializers.DateTimeField().to_representation(value) if value else None

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from companies.api.base import iso_datetime
 from guardrails.models import GuardrailEvaluation
-from guardrails.rubrics import DEFAULT_METRICS, METRICS, MODEL_INPUT_FIELDS, RUN_MODES
+from guardrails.rubrics import DEFAULT_METRICS, METRICS, RUN_MODES
 from guardrails.selectors import guardrail_trace
 from guardrails.services import BATCH_MAX_ITEMS
 
@@ -51,7 +51,7 @@ class ModelInputSerializer(ObjectSerializer):
     system_prompt = _optional_text()
     user_prompt = _optional_text()
     ground_truth = _optional_text()
-    # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.context.
+    # The wire key `context` shadows Field.context only in the stubs: DRF keeps declared fields apart.
     context = _optional_text(help_text="Our addition: reference material for context_adherence.")  # type: ignore[assignment]
 
 
@@ -107,10 +107,6 @@ def _error(loc: tuple[str | int, ...], detail: Any) -> dict[str, Any]:
     return {"loc": list(loc), "msg": str(detail), "type": ERROR_TYPES.get(code, code)}
 
 
-def unprocessable(errors: list[dict[str, Any]]) -> Response:
-    return Response({"detail": errors}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-
-
 def validated(request: Request, serializer_class: type[serializers.Serializer[Any]]) -> tuple[Any, Response | None]:
     """The validated body, or the 422 to answer instead (malformed JSON included)."""
     try:
@@ -126,24 +122,103 @@ def validated(request: Request, serializer_class: type[serializers.Serializer[An
 # --- Output: every field of deeprails.types.Evaluation, explicit nulls ---
 
 
-def guardrail_evaluation_data(evaluation: GuardrailEvaluation) -> dict[str, Any]:
-    return {
-        "eval_id": evaluation.eval_id,
-        "evaluation_status": evaluation.status,
-        "run_mode": evaluation.run_mode,
-        "guardrail_metrics": list(evaluation.guardrail_metrics),
-        "model_input": {k: evaluation.model_input.get(k) for k in MODEL_INPUT_FIELDS},
-        "model_output": evaluation.model_output,
-        "model_used": evaluation.model_used,
-        "nametag": evaluation.nametag,
-        "progress": evaluation.progress,
-        "evaluation_result": evaluation.ordered_result,
-        "evaluation_total_cost": evaluation.total_cost_usd(),
-        "created_at": iso_datetime(evaluation.created_at),
-        "start_timestamp": iso_datetime(evaluation.start_timestamp),
-        "end_timestamp": iso_datetime(evaluation.end_timestamp),
-        "modified_at": iso_datetime(evaluation.modified_at),
-        "error_message": evaluation.error_message,
-        "error_timestamp": iso_datetime(evaluation.error_timestamp),
-        "trace": guardrail_trace(evaluation),
-    }
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class LocationPartField(serializers.Field):  # type: ignore[type-arg]
+    """One step of an error's location: a key (`"model_output"`) or a list index (`1`), answered as is."""
+
+    def to_representation(self, value: str | int) -> str | int:
+        return value
+
+
+class SchemaErrorOutputSerializer(serializers.Serializer[Any]):
+    loc = serializers.ListField(child=LocationPartField(), help_text='Where, e.g. ["body", "model_input"].')
+    msg = serializers.CharField()
+    type = serializers.CharField(help_text="The pydantic error type, e.g. missing, enum, string_type.")
+
+
+class UnprocessableOutputSerializer(serializers.Serializer[Any]):
+    """The 422 body of a request that does not match the schema."""
+
+    detail = SchemaErrorOutputSerializer(many=True)
+
+
+def unprocessable(errors: list[dict[str, Any]]) -> Response:
+    return Response(UnprocessableOutputSerializer({"detail": errors}).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+# The keys are rubrics.MODEL_INPUT_FIELDS, in that order (tests/test_schema.py checks).
+class ModelInputOutputSerializer(serializers.Serializer[Any]):
+    """The model input as sent; every field is present, null when not given."""
+
+    system_prompt = serializers.CharField(allow_null=True)
+    user_prompt = serializers.CharField(allow_null=True)
+    context = serializers.CharField(allow_null=True, help_text="Our addition: reference material.")  # type: ignore[assignment]
+    ground_truth = serializers.CharField(allow_null=True)
+
+
+# Documentation only: a metric's result is stored as JSON when its judges answer and answered as stored.
+class MetricResultOutputSerializer(serializers.Serializer[Any]):
+    """One metric's result. Judges add detail keys: `verdicts`, and with several judges `judges`,
+    `disagreement` and `failed_judges`; an unscored metric has `error`."""
+
+    score = serializers.FloatField(allow_null=True, help_text="0-1; null when the metric could not be scored.")
+    rationale = serializers.CharField()
+    judge = serializers.CharField(help_text="Our addition: the judge model(s) that graded, joined by ' + '.")
+
+
+class UnavailableJudgeOutputSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField()
+    error = serializers.CharField()
+
+
+# Serializes the dict guardrails.selectors.guardrail_trace builds (the evaluation page shows the same).
+class GuardrailTraceOutputSerializer(serializers.Serializer[Any]):
+    """Our addition: which judges graded (offline or not, and why), the prompt version and the calls made."""
+
+    prompt_version = serializers.CharField(allow_null=True)
+    requested_judges = serializers.ListField(child=serializers.CharField())
+    judges = serializers.ListField(child=serializers.CharField())
+    offline_judge = serializers.BooleanField()
+    fallback_reason = serializers.CharField(allow_null=True)
+    unavailable_judges = serializers.SerializerMethodField()
+    call_per_metric = serializers.BooleanField(allow_null=True)
+    calls = serializers.IntegerField()
+
+    @extend_schema_field(UnavailableJudgeOutputSerializer(many=True))
+    def get_unavailable_judges(self, trace: dict[str, Any]) -> list[dict[str, str]]:
+        # As stored: a serializer would reorder the keys of rows PostgreSQL's jsonb already reordered.
+        return trace["unavailable_judges"]  # type: ignore[no-any-return]
+
+
+class GuardrailEvaluationOutputSerializer(serializers.Serializer[Any]):
+    eval_id = serializers.CharField(help_text="`eval-<uuid>`.")
+    evaluation_status = serializers.ChoiceField(source="status", choices=GuardrailEvaluation.Status.choices)
+    run_mode = serializers.ChoiceField(choices=RUN_MODES)
+    guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=METRICS))
+    model_input = ModelInputOutputSerializer()
+    model_output = serializers.CharField()
+    model_used = serializers.CharField(allow_null=True)
+    nametag = serializers.CharField(allow_null=True)
+    progress = serializers.IntegerField(help_text="0-100.")
+    evaluation_result = serializers.SerializerMethodField()
+    evaluation_total_cost = serializers.FloatField(source="total_cost_usd", help_text="USD.")
+    created_at = serializers.DateTimeField()
+    start_timestamp = serializers.DateTimeField(allow_null=True)
+    end_timestamp = serializers.DateTimeField(allow_null=True)
+    modified_at = serializers.DateTimeField()
+    error_message = serializers.CharField(allow_null=True)
+    error_timestamp = serializers.DateTimeField(allow_null=True)
+    trace = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField(child=MetricResultOutputSerializer(), allow_null=True))
+    def get_evaluation_result(self, evaluation: GuardrailEvaluation) -> dict[str, Any] | None:
+        # As stored, in the requested metrics' order; null until the first metric is graded.
+        return evaluation.ordered_result
+
+    @extend_schema_field(GuardrailTraceOutputSerializer)
+    def get_trace(self, evaluation: GuardrailEvaluation) -> dict[str, Any]:
+        return GuardrailTraceOutputSerializer(guardrail_trace(evaluation)).data
+
+
+class GuardrailBatchOutputSerializer(serializers.Serializer[Any]):
+    eval_ids = serializers.ListField(child=serializers.CharField(), help_text="In the order of the items sent.")

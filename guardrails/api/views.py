@@ -14,14 +14,14 @@ from typing import Any, cast
 from django.db.models import QuerySet
 from django.urls import path
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
+from companies.api.serializers import error_responses
 from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
 from guardrails.rubrics import RUN_MODES
 from guardrails.services import (
@@ -32,9 +32,11 @@ from guardrails.services import (
 )
 
 from .serializers import (
+    GuardrailBatchOutputSerializer,
     GuardrailBatchSerializer,
     GuardrailCreateSerializer,
-    guardrail_evaluation_data,
+    GuardrailEvaluationOutputSerializer,
+    UnprocessableOutputSerializer,
     unprocessable,
     validated,
 )
@@ -69,6 +71,10 @@ LIST_PARAMETERS = [
     OpenApiParameter("page", int),
     OpenApiParameter("page_size", int, description="At most 100; default 50."),
 ]
+EVAL_ID = OpenApiParameter("eval_id", str, OpenApiParameter.PATH, description="`eval-<uuid>`.")
+UNPROCESSABLE = {
+    422: OpenApiResponse(UnprocessableOutputSerializer, description="The request does not match the schema.")
+}
 
 
 class GuardrailEvaluationViewSet(CompanyScopedViewSet):
@@ -91,9 +97,10 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         operation_id="evaluate_create",
         summary="Create a guardrail evaluation",
         request=GuardrailCreateSerializer,
-        responses={201: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 422: OpenApiTypes.OBJECT},
+        responses={201: GuardrailEvaluationOutputSerializer, **error_responses(400, 401, 403), **UNPROCESSABLE},
     )
     def create(self, request: Request) -> Response:
+        """Evaluate a model output on guardrail metrics; the answer is the evaluation, queued, to poll."""
         data, error = validated(request, GuardrailCreateSerializer)
         if error:
             return error
@@ -101,32 +108,44 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
             evaluation = guardrail_evaluation_create(company=self.company, created_by=self.membership.user, **data)
         except GuardrailInputError as exc:
             raise BadRequest(str(exc)) from exc
-        return Response(guardrail_evaluation_data(evaluation), status=status.HTTP_201_CREATED)
+        return Response(GuardrailEvaluationOutputSerializer(evaluation).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         operation_id="evaluate_retrieve",
         summary="Retrieve a guardrail evaluation",
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[EVAL_ID],
+        responses={200: GuardrailEvaluationOutputSerializer, **error_responses(401, 403, 404)},
     )
     def retrieve(self, request: Request, eval_id: str) -> Response:
-        return Response(guardrail_evaluation_data(self._evaluation(eval_id)))
+        """Poll an evaluation until its status is completed or failed."""
+        return Response(GuardrailEvaluationOutputSerializer(self._evaluation(eval_id)).data)
 
-    @extend_schema(operation_id="evaluate_cancel", summary="Cancel a guardrail evaluation (our addition)")
+    @extend_schema(
+        operation_id="evaluate_cancel",
+        summary="Cancel a guardrail evaluation (our addition)",
+        request=None,
+        responses={200: GuardrailEvaluationOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     def cancel(self, request: Request, eval_id: str) -> Response:
         """Stop a queued or in-progress evaluation: it ends `canceled`; no new judge call starts."""
         try:
             evaluation = guardrail_evaluation_cancel(evaluation=self._evaluation(eval_id))
         except GuardrailInputError as exc:
             raise BadRequest(str(exc)) from exc
-        return Response(guardrail_evaluation_data(evaluation))
+        return Response(GuardrailEvaluationOutputSerializer(evaluation).data)
 
     @extend_schema(
         operation_id="evaluate_list",
         summary="List guardrail evaluations (our addition), newest first",
         parameters=LIST_PARAMETERS,
-        responses={200: OpenApiTypes.OBJECT, 422: OpenApiTypes.OBJECT},
+        responses={
+            200: GuardrailEvaluationOutputSerializer(many=True),
+            **error_responses(401, 403),
+            **UNPROCESSABLE,
+        },
     )
     def list(self, request: Request) -> Response:
+        """List your company's guardrail evaluations, newest first, filtered and a page at a time."""
         queryset = self.get_queryset()
         params = request.query_params
         errors = []
@@ -161,15 +180,16 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
             return unprocessable(errors)
         page = self.paginate_queryset(queryset)
         assert page is not None  # pagination_class is set
-        return self.get_paginated_response([guardrail_evaluation_data(e) for e in page])
+        return self.get_paginated_response(GuardrailEvaluationOutputSerializer(page, many=True).data)
 
     @extend_schema(
         operation_id="evaluate_batch",
         summary="Create up to 1,000 guardrail evaluations at once (our addition); all or nothing",
         request=GuardrailBatchSerializer,
-        responses={201: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 422: OpenApiTypes.OBJECT},
+        responses={201: GuardrailBatchOutputSerializer, **error_responses(400, 401, 403), **UNPROCESSABLE},
     )
     def batch(self, request: Request) -> Response:
+        """Create up to 1,000 evaluations in one request: all are created, or none."""
         data, error = validated(request, GuardrailBatchSerializer)
         if error:
             return error
@@ -179,7 +199,8 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
             )
         except GuardrailInputError as exc:
             raise BadRequest(str(exc)) from exc
-        return Response({"eval_ids": [e.eval_id for e in evaluations]}, status=status.HTTP_201_CREATED)
+        data = {"eval_ids": [e.eval_id for e in evaluations]}
+        return Response(GuardrailBatchOutputSerializer(data).data, status=status.HTTP_201_CREATED)
 
 
 # Top-level paths, no trailing slash: the DeepRails client posts to exactly `/evaluate`.

@@ -10,7 +10,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import content_disposition_header
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, status
 from rest_framework.decorators import (
     action,
@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
+from companies.api.serializers import error_responses
 from runs.exports import build_run_zip
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
@@ -36,12 +37,16 @@ from runs.services import (
 from runs.specfile import SpecError
 
 from .serializers import (
-    RunDetailSerializer,
+    ArchiveDownloadOutputSerializer,
+    CreatedOutputSerializer,
+    FileDownloadOutputSerializer,
+    RunCancelOutputSerializer,
+    RunDetailOutputSerializer,
     RunImportSerializer,
-    RunListSerializer,
+    RunListOutputSerializer,
     SpecCreateSerializer,
-    SpecDetailSerializer,
-    SpecListSerializer,
+    SpecDetailOutputSerializer,
+    SpecListOutputSerializer,
     SpecUpdateSerializer,
 )
 
@@ -52,6 +57,22 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
 
 
+INCLUDE_VERSIONS = OpenApiParameter(
+    "include_versions", bool, description="Also return every version's YAML, oldest first."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="List your company's specs, newest first.",
+        responses={200: SpecListOutputSerializer(many=True), **error_responses(401, 403)},
+    ),
+    retrieve=extend_schema(
+        description="Retrieve a spec with its latest YAML.",
+        parameters=[INCLUDE_VERSIONS],
+        responses={200: SpecDetailOutputSerializer, **error_responses(401, 403, 404)},
+    ),
+)
 class SpecViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -62,7 +83,7 @@ class SpecViewSet(
     http_method_names = ["get", "post", "put", "delete", "head", "options"]
 
     def get_serializer_class(self) -> Any:
-        return SpecListSerializer if self.action == "list" else SpecDetailSerializer
+        return SpecListOutputSerializer if self.action == "list" else SpecDetailOutputSerializer
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {
@@ -70,7 +91,12 @@ class SpecViewSet(
             "include_versions": _flag(self.request, "include_versions"),
         }
 
+    @extend_schema(
+        request=SpecCreateSerializer,
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403)},
+    )
     def create(self, request: Request) -> Response:
+        """Create a spec from its YAML (`content_yaml`); the answer holds its id."""
         serializer = SpecCreateSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         if "content_yaml" not in serializer.validated_data:
@@ -86,9 +112,15 @@ class SpecViewSet(
             )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
-        return Response({"id": str(spec.code)}, status=status.HTTP_201_CREATED)
+        return Response(CreatedOutputSerializer(spec).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        request=SpecUpdateSerializer,
+        parameters=[INCLUDE_VERSIONS],
+        responses={200: SpecDetailOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     def update(self, request: Request, pk: str | None = None) -> Response:
+        """Save new YAML as the spec's next version and return the spec."""
         spec = self.get_object()
         serializer = SpecUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -101,9 +133,14 @@ class SpecViewSet(
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
         spec.refresh_from_db()
-        return Response(SpecDetailSerializer(spec, context=self.get_serializer_context()).data)
+        return Response(SpecDetailOutputSerializer(spec, context=self.get_serializer_context()).data)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("force", bool, description="Also delete the spec's runs.")],
+        responses={204: None, **error_responses(400, 401, 403, 404)},
+    )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
+        """Delete a spec; one with runs only with `force=true`, which deletes its runs too."""
         try:
             spec_delete(spec=self.get_object(), force=_flag(request, "force"))
         except RunError as exc:
@@ -111,6 +148,20 @@ class SpecViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="List your company's runs, newest first.",
+        responses={200: RunListOutputSerializer(many=True), **error_responses(401, 403)},
+    ),
+    retrieve=extend_schema(
+        description="Retrieve a run with its runtime parameters and files.",
+        responses={200: RunDetailOutputSerializer, **error_responses(401, 403, 404)},
+    ),
+    destroy=extend_schema(
+        description="Delete a run and its samples.",
+        responses={204: None, **error_responses(401, 403, 404)},
+    ),
+)
 class RunViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -121,15 +172,20 @@ class RunViewSet(
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_serializer_class(self) -> Any:
-        return RunListSerializer if self.action == "list" else RunDetailSerializer
+        return RunListOutputSerializer if self.action == "list" else RunDetailOutputSerializer
 
+    @extend_schema(request=None, responses=error_responses(400, 401, 403))
     def create(self, request: Request) -> Response:
+        """Not supported yet (always 400): generate your samples elsewhere and import them."""
         raise BadRequest(
             "Generating runs with an LLM is not supported yet: bring your samples with "
             "POST /api/dataframer/runs/import/."
         )
 
-    @extend_schema(request=RunImportSerializer, responses={201: None})
+    @extend_schema(
+        request=RunImportSerializer,
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     @action(detail=False, methods=["post"], url_path="import")
     def import_run(self, request: Request) -> Response:
         """Import a run you generated elsewhere: JSON `samples`, or a JSONL / ZIP `file`."""
@@ -149,17 +205,25 @@ class RunViewSet(
             raise exceptions.ValidationError({"samples": exc.problems}) from exc
         except RunError as exc:
             raise BadRequest(str(exc)) from exc
-        return Response({"id": str(run.code)}, status=status.HTTP_201_CREATED)
+        return Response(CreatedOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={200: RunCancelOutputSerializer, **error_responses(400, 401, 403, 404)})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a PENDING or PROCESSING run."""
         run = self.get_object()
         if not run.cancel():
             raise BadRequest(f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
-        return Response({"id": str(run.code), "status": run.status})
+        return Response(RunCancelOutputSerializer(run).data)
 
+    @extend_schema(
+        operation_id="api_dataframer_runs_files_download_retrieve",
+        parameters=[OpenApiParameter("file_id", str, OpenApiParameter.PATH, description="A generated file's id.")],
+        responses={200: FileDownloadOutputSerializer, **error_responses(401, 403, 404)},
+    )
     @action(detail=True, methods=["get"], url_path=r"files/(?P<file_id>[^/]+)/download")
     def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
+        """A signed, expiring link to one file of the run."""
         run = self.get_object()
         sample = (
             run.samples.filter(code=file_id).only("code", "path", "file_type").first() if _is_uuid(file_id) else None
@@ -167,26 +231,29 @@ class RunViewSet(
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
         token = signing.dumps({"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT)
-        return Response(
-            {
-                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
-                "filename": sample.path.rsplit("/", 1)[-1],
-                "content_type": sample.file_type,
-            }
-        )
+        data = {
+            "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
+            "filename": sample.path.rsplit("/", 1)[-1],
+            "content_type": sample.file_type,
+        }
+        return Response(FileDownloadOutputSerializer(data).data)
 
+    @extend_schema(
+        operation_id="api_dataframer_runs_files_download_all_retrieve",
+        responses={200: ArchiveDownloadOutputSerializer, **error_responses(401, 403, 404)},
+    )
     @action(detail=True, methods=["get"], url_path="files/download")
     def download_all(self, request: Request, pk: str | None = None) -> Response:
+        """A signed, expiring link to a ZIP of every file of the run."""
         run = self.get_object()
         with build_run_zip(run) as archive:
             size = archive.seek(0, 2)
         token = signing.dumps({"run": str(run.code), "file": None}, salt=DOWNLOAD_SALT)
-        return Response(
-            {
-                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
-                "size_bytes": size,
-            }
-        )
+        data = {
+            "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
+            "size_bytes": size,
+        }
+        return Response(ArchiveDownloadOutputSerializer(data).data)
 
 
 def _is_uuid(value: str) -> bool:
