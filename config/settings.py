@@ -220,12 +220,33 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# --- Run import ---
+# --- Limits on what a request may carry (README "Security" lists them all) ---
+# Every limit is checked in linear time before any write transaction starts, so one company's oversized input
+# can neither hold the SQLite write lock nor slow another company's requests.
+# Specs (runs/specfile.py): refused with a 400 that names the line.
+SPEC_MAX_BYTES = env_int("SPEC_MAX_BYTES", 1024 * 1024)
+SPEC_MAX_PROPERTIES = env_int("SPEC_MAX_PROPERTIES", 100)
+SPEC_MAX_VALUES_PER_PROPERTY = env_int("SPEC_MAX_VALUES_PER_PROPERTY", 1000)
+SPEC_MAX_NAME_CHARS = env_int("SPEC_MAX_NAME_CHARS", 500)  # a property name or value
+SPEC_MAX_TEXT_CHARS = env_int("SPEC_MAX_TEXT_CHARS", 20_000)  # a description or the requirements
+SPEC_MAX_DEPTH = env_int("SPEC_MAX_DEPTH", 10)  # YAML nesting; the documented layout needs 8
+# Run import (runs/imports.py).
 IMPORT_MAX_SAMPLES = env_int("IMPORT_MAX_SAMPLES", 20_000)
 IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
-# Signed file download links (GET .../files/.../download/) stay valid this long.
-DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 3600)
+IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 50_000)
+IMPORT_MAX_INFLATED_BYTES = env_int("IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024)  # the whole ZIP, unpacked
+IMPORT_MAX_ZIP_RATIO = env_int("IMPORT_MAX_ZIP_RATIO", 200)  # unpacked / packed, per member past its first MiB
+# JSON request bodies (config/parsers.py): deeper nesting is refused before it reaches a serializer.
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
+# Signed file download links (GET .../files/.../download/) stay valid this long, and only while the API key
+# (or browser session) that asked for them is.
+DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 600)
+# Failed sign-ins and API-key guesses, counted in the cache per window (companies/throttling.py).
+FAILURE_WINDOW_SECONDS = env_int("FAILURE_WINDOW_SECONDS", 15 * 60)
+LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+API_KEY_MAX_FAILURES_PER_ADDRESS = env_int("API_KEY_MAX_FAILURES_PER_ADDRESS", 20)
 
 # --- Judges ---
 # Model name → provider, provider model id, thinking, prices (USD per million input / output / cache-read /
