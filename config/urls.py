@@ -33,3 +33,6 @@ urlpatterns = [
     path("", include((guardrail_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
 ]
+
+# Pages get templates/404.html and 500.html when DEBUG is off; API paths get JSON (config.errors).
+handler500 = "config.errors.server_error"

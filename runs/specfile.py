@@ -151,7 +151,7 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
-def _some(values: list[str], shown: int = 10) -> str:
+def some_values(values: list[str], shown: int = 10) -> str:
     """The first few values, for an error message that stays short however long the list is."""
     more = len(values) - shown
     return f"{values[:shown]}" if more <= 0 else f"{values[:shown]} and {more} more"
@@ -193,7 +193,7 @@ def _distribution(raw: Any, values: list[str], where: str, line: int | None, cel
     for key, percent in raw.items():
         key_line = _line(raw, key)
         if key not in result:
-            raise SpecError(f"{where} names '{key}', which is not one of {_some(values)}", key_line)
+            raise SpecError(f"{where} names '{key}', which is not one of {some_values(values)}", key_line)
         number = _percent(percent)
         if number is None:
             shown = repr(percent) if len(repr(percent)) <= 40 else f"{repr(percent)[:40]}..."
@@ -252,7 +252,7 @@ def _parse_property(item: Any, index: int, line: int | None, earlier: dict[str, 
     # Counted in one pass: `values.count(v)` per value was quadratic (40,000 values took minutes).
     duplicates = sorted(v for v, seen in Counter(values).items() if seen > 1)
     if duplicates or "" in values:
-        problem = f"repeats {_some(duplicates)}" if duplicates else "has an empty value"
+        problem = f"repeats {some_values(duplicates)}" if duplicates else "has an empty value"
         raise SpecError(f"property '{name}': property_values {problem}", values_line)
 
     raw_base = item.get("base_distributions")
@@ -292,7 +292,7 @@ def _parse_property(item: Any, index: int, line: int | None, earlier: dict[str, 
             for parent_value, dist in by_value.items():
                 if parent_value not in parent.value_set:
                     raise SpecError(
-                        f"'{parent_value}' is not a value of '{parent_name}' (one of {_some(parent.values)})",
+                        f"'{parent_value}' is not a value of '{parent_name}' (one of {some_values(parent.values)})",
                         _line(by_value, parent_value),
                     )
                 where = f"distribution of '{name}' when {parent_name} is '{parent_value}'"

@@ -17,13 +17,14 @@ from rest_framework.decorators import (
     authentication_classes,
     permission_classes,
 )
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
+from config.api import StrictJSONParser
 from evaluations.api.views import run_evaluations
-from runs.exports import build_run_zip
+from runs.exports import build_run_zip, export_name
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
 from runs.services import (
@@ -118,7 +119,7 @@ class RunViewSet(
     CompanyScopedViewSet,
 ):
     queryset = Run.objects.select_related("spec", "spec_version", "created_by")
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def get_serializer_class(self) -> Any:
         return RunListSerializer if self.action == "list" else RunDetailSerializer
@@ -167,7 +168,9 @@ class RunViewSet(
     def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
         run = self.get_object()
         sample = (
-            run.samples.filter(code=file_id).only("code", "path", "file_type").first() if _is_uuid(file_id) else None
+            run.samples.filter(code=file_id).only("code", "path", "file_type", "position").first()
+            if _is_uuid(file_id)
+            else None
         )
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
@@ -175,7 +178,7 @@ class RunViewSet(
         return Response(
             {
                 "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
-                "filename": sample.path.rsplit("/", 1)[-1],
+                "filename": export_name(sample).rsplit("/", 1)[-1],
                 "content_type": sample.file_type,
             }
         )
@@ -229,5 +232,5 @@ def signed_download(request: Request, token: str) -> HttpResponse:
         sample.content.encode("utf-8"),
         content_type=f"{sample.file_type}; charset=utf-8",
     )
-    response["Content-Disposition"] = content_disposition_header(True, sample.path.rsplit("/", 1)[-1])
+    response["Content-Disposition"] = content_disposition_header(True, export_name(sample).rsplit("/", 1)[-1])
     return response
