@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,12 +43,49 @@ def env_secret(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def install_secret_key(path: Path) -> str:
+    """The key this install made for itself the first time it started, kept outside the repository.
+
+    A constant development key let anyone who read the source forge session cookies and download links for
+    every install started with `make run`. The web process and the worker start together: os.link publishes
+    the new file atomically, so the one that loses the race reads the winner's key.
+    """
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ImproperlyConfigured(f"Cannot read {path} ({exc}): set SECRET_KEY or DATA_DIR.") from None
+    key = secrets.token_urlsafe(50)
+    draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(key)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            key = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"Cannot write a secret key to {path} ({exc}): set SECRET_KEY or DATA_DIR."
+        ) from None
+    finally:
+        draft.unlink(missing_ok=True)
+    return key
+
+
 # --- Core ---
 DEBUG = env_bool("DEBUG", True)
+# The SQLite database and the generated development secret key live here (both git-ignored by default).
+DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR)
 SECRET_KEY = env_secret("SECRET_KEY")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
 if DEBUG:
-    SECRET_KEY = SECRET_KEY or "django-insecure-development-only-key"
+    SECRET_KEY = SECRET_KEY or install_secret_key(DATA_DIR / ".secret_key")
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 else:
     if not SECRET_KEY:
@@ -113,7 +151,7 @@ TEMPLATES = [
 # --- Database ---
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
