@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
+from companies.views import SignInView
 from config.api_router import dataframer
 from evaluations.api.guardrails import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
@@ -22,11 +23,7 @@ urlpatterns = [
     path("", include("companies.urls")),
     path("", include("runs.urls")),
     path("", include("evaluations.urls")),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
     # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
