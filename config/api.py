@@ -10,6 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.metadata import BaseMetadata
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 
 class JSONProblem(ValueError):
@@ -20,6 +21,12 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class OutOfRange(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "A value in the request is out of range (dates must fall within years 1 to 9999)."
+    default_code = "out_of_range"
 
 
 def _refuse_constant(name: str) -> Any:
@@ -85,6 +92,17 @@ class StrictJSONParser(JSONParser):
             return loads_strict(text)
         except JSONProblem as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}.") from None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus: an OverflowError is a 400. It comes from a value the client chose that Python cannot
+    represent once converted, e.g. `created_after=9999-12-31T23:59:59-01:00` is past year 9999 in UTC."""
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (this module) when it is imported.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, OverflowError):
+        exc = OutOfRange()
+    return drf_exception_handler(exc, context)
 
 
 class MinimalMetadata(BaseMetadata):

@@ -100,6 +100,8 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, l
                         ]
                     )
                 chunks.append(chunk)
+    except ImportProblems:
+        raise  # a ValueError too: it must not be caught as a damaged member below
     except zipfile.BadZipFile as exc:  # "Bad CRC-32", a truncated member, a bad local header
         raise ImportProblems([f"{where}: '{info.filename}' is damaged ({exc})"]) from None
     except NotImplementedError:
