@@ -452,3 +452,46 @@ def test_nothing_hostile_was_stored(alice_api: APIClient, spec_a: Spec) -> None:
     # The fixture's own spec is the only one; no run came from any refused import.
     assert Spec.objects.count() == 1
     assert not Run.objects.exists()
+
+
+# --- One company's hostile spec does not stall another's requests ---
+
+
+def test_it_keeps_other_companies_working_during_a_huge_spec(
+    transactional_db: None, live_server: Any, alice_api: APIClient, charlie_api: APIClient
+) -> None:
+    import threading
+
+    import httpx
+
+    huge = spec_body(one_property("\n" + "".join(f"        - value_{i}\n" for i in range(40_000))))
+    attacker_answers: list[tuple[int, float]] = []
+    neighbour_errors: list[str] = []
+    neighbour_created = 0
+
+    def attack() -> None:
+        headers = {"Authorization": f"Bearer {alice_api.api_key}"}  # type: ignore[attr-defined]
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+            for number in range(3):
+                started = time.perf_counter()
+                response = http.post(SPECS, json={**huge, "name": f"huge {number}"})
+                attacker_answers.append((response.status_code, time.perf_counter() - started))
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    headers = {"Authorization": f"Bearer {charlie_api.api_key}"}  # type: ignore[attr-defined]
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+        number = 0
+        while attacker.is_alive() or number < 3:
+            response = http.post(SPECS, json=spec_body(SPEC_YAML, name=f"small {number}"))
+            if response.status_code != HTTPStatus.CREATED:
+                neighbour_errors.append(f"{response.status_code} {response.text[:200]}")
+            else:
+                neighbour_created += 1
+            number += 1
+    attacker.join()
+    assert neighbour_errors == []
+    assert neighbour_created >= 3
+    assert [status for status, _ in attacker_answers] == [HTTPStatus.BAD_REQUEST] * 3
+    assert max(seconds for _, seconds in attacker_answers) < SECONDS
+    assert not Spec.objects.filter(name__startswith="huge").exists()
