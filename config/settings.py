@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,12 +43,49 @@ def env_secret(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def install_secret_key(path: Path) -> str:
+    """The key this install made for itself the first time it started, kept outside the repository.
+
+    A constant development key let anyone who read the source forge session cookies and download links for
+    every install started with `make run`. The web process and the worker start together: os.link publishes
+    the new file atomically, so the one that loses the race reads the winner's key.
+    """
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ImproperlyConfigured(f"Cannot read {path} ({exc}): set SECRET_KEY or DATA_DIR.") from None
+    key = secrets.token_urlsafe(50)
+    draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(key)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            key = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"Cannot write a secret key to {path} ({exc}): set SECRET_KEY or DATA_DIR."
+        ) from None
+    finally:
+        draft.unlink(missing_ok=True)
+    return key
+
+
 # --- Core ---
 DEBUG = env_bool("DEBUG", True)
+# The SQLite database and the generated development secret key live here (both git-ignored by default).
+DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR)
 SECRET_KEY = env_secret("SECRET_KEY")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
 if DEBUG:
-    SECRET_KEY = SECRET_KEY or "django-insecure-development-only-key"
+    SECRET_KEY = SECRET_KEY or install_secret_key(DATA_DIR / ".secret_key")
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 else:
     if not SECRET_KEY:
@@ -79,6 +117,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it sees every answer: API paths get JSON errors (413 before a body is read, 404/405/500 too).
+    "config.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -114,7 +154,7 @@ TEMPLATES = [
 # --- Database ---
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
@@ -180,11 +220,20 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bounded and strict: NaN, lone surrogates, deep nesting and oversized bodies are a 400/413, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_METADATA_CLASS": "config.api.MinimalMetadata",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"api_key_rotate": os.environ.get("API_KEY_ROTATE_RATE", "5/hour")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-# Bodies larger than this are refused with 400 before any view reads them.
+# Bodies larger than this (plus IMPORT_MAX_UPLOAD_BYTES for a multipart upload) are refused with a JSON 413
+# before any view reads them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -239,12 +288,33 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# --- Run import ---
+# --- Limits on what a request may carry (README "Security" lists them all) ---
+# Every limit is checked in linear time before any write transaction starts, so one company's oversized input
+# can neither hold the SQLite write lock nor slow another company's requests.
+# Specs (runs/specfile.py): refused with a 400 that names the line.
+SPEC_MAX_BYTES = env_int("SPEC_MAX_BYTES", 1024 * 1024)
+SPEC_MAX_PROPERTIES = env_int("SPEC_MAX_PROPERTIES", 100)
+SPEC_MAX_VALUES_PER_PROPERTY = env_int("SPEC_MAX_VALUES_PER_PROPERTY", 1000)
+SPEC_MAX_NAME_CHARS = env_int("SPEC_MAX_NAME_CHARS", 500)  # a property name or value
+SPEC_MAX_TEXT_CHARS = env_int("SPEC_MAX_TEXT_CHARS", 20_000)  # a description or the requirements
+SPEC_MAX_DEPTH = env_int("SPEC_MAX_DEPTH", 10)  # YAML nesting; the documented layout needs 8
+# Run import (runs/imports.py).
 IMPORT_MAX_SAMPLES = env_int("IMPORT_MAX_SAMPLES", 20_000)
 IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
-# Signed file download links (GET .../files/.../download/) stay valid this long.
-DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 3600)
+IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 50_000)
+IMPORT_MAX_INFLATED_BYTES = env_int("IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024)  # the whole ZIP, unpacked
+IMPORT_MAX_ZIP_RATIO = env_int("IMPORT_MAX_ZIP_RATIO", 200)  # unpacked / packed, per member past its first MiB
+# JSON request bodies (config/parsers.py): deeper nesting is refused before it reaches a serializer.
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
+# Signed file download links (GET .../files/.../download/) stay valid this long, and only while the API key
+# (or browser session) that asked for them is.
+DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 600)
+# Failed sign-ins and API-key guesses, counted in the cache per window (companies/throttling.py).
+FAILURE_WINDOW_SECONDS = env_int("FAILURE_WINDOW_SECONDS", 15 * 60)
+LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+API_KEY_MAX_FAILURES_PER_ADDRESS = env_int("API_KEY_MAX_FAILURES_PER_ADDRESS", 20)
 
 # --- Judges ---
 # Model name → provider, provider model id, thinking, prices (USD per million input / output / cache-read /

@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
+from companies.views import SignInView
 from config.api_router import dataframer
 from evaluations.api.views import RunEvaluationsViewSet
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
@@ -29,14 +30,13 @@ urlpatterns = [
     path("", include("runs.urls")),
     path("", include("evaluations.urls")),
     path("", include("guardrails.urls")),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
     # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
     path("", include((guardrail_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
 ]
+
+# Pages get templates/404.html and 500.html when DEBUG is off; API paths get JSON (config.errors).
+handler500 = "config.errors.server_error"

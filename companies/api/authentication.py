@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from companies.models import ApiKey, Membership
+from companies.throttling import API_KEY_BY_ADDRESS, client_address
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -25,6 +26,22 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if parts[0].lower() != self.keyword.lower():
             return None
+        # Checked before the key is looked at: while an address is over its limit, a right guess answers 429
+        # like a wrong one, so guessing from it learns nothing.
+        address = client_address(request)
+        wait = API_KEY_BY_ADDRESS.retry_after(address)
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait,
+                detail=f"Too many failed API-key attempts from this address; try again in {wait} seconds.",
+            )
+        try:
+            return self._check(parts)
+        except exceptions.AuthenticationFailed:
+            API_KEY_BY_ADDRESS.record(address)
+            raise
+
+    def _check(self, parts: list[str]) -> tuple[User, ApiKey]:
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <api key>'.")
         key = ApiKey.find(parts[1])

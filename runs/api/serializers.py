@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -163,7 +164,10 @@ class ArchiveDownloadOutputSerializer(serializers.Serializer[Any]):
 
 class SpecCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=settings.SPEC_MAX_TEXT_CHARS
+    )
+    # Its size, nesting and counts are checked by runs.specfile.parse_spec (SPEC_MAX_* settings).
     content_yaml = serializers.CharField(required=False, trim_whitespace=False)
 
     def validate_name(self, value: str) -> str:

@@ -4,11 +4,13 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.core import signing
 from django.http import FileResponse, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, status
@@ -18,13 +20,15 @@ from rest_framework.decorators import (
     authentication_classes,
     permission_classes,
 )
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
 from companies.api.serializers import error_responses
-from runs.exports import build_run_zip
+from companies.models import ApiKey, Membership
+from config.api import StrictJSONParser
+from runs.exports import build_run_zip, export_name
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
 from runs.services import (
@@ -169,7 +173,7 @@ class RunViewSet(
     CompanyScopedViewSet,
 ):
     queryset = Run.objects.select_related("spec", "spec_version", "created_by")
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def get_serializer_class(self) -> Any:
         return RunListOutputSerializer if self.action == "list" else RunDetailOutputSerializer
@@ -226,14 +230,16 @@ class RunViewSet(
         """A signed, expiring link to one file of the run."""
         run = self.get_object()
         sample = (
-            run.samples.filter(code=file_id).only("code", "path", "file_type").first() if _is_uuid(file_id) else None
+            run.samples.filter(code=file_id).only("code", "path", "file_type", "position").first()
+            if _is_uuid(file_id)
+            else None
         )
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
-        token = signing.dumps({"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT)
+        token = download_token(request, run=run, file=str(sample.code))
         data = {
             "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
-            "filename": sample.path.rsplit("/", 1)[-1],
+            "filename": export_name(sample).rsplit("/", 1)[-1],
             "content_type": sample.file_type,
         }
         return Response(FileDownloadOutputSerializer(data).data)
@@ -248,12 +254,54 @@ class RunViewSet(
         run = self.get_object()
         with build_run_zip(run) as archive:
             size = archive.seek(0, 2)
-        token = signing.dumps({"run": str(run.code), "file": None}, salt=DOWNLOAD_SALT)
+        token = download_token(request, run=run, file=None)
         data = {
             "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
             "size_bytes": size,
         }
         return Response(ArchiveDownloadOutputSerializer(data).data)
+
+
+def _session_tag(session_key: str) -> str:
+    # The token is signed, not encrypted: it carries a keyed hash of the session key, never the key itself.
+    return salted_hmac(DOWNLOAD_SALT, session_key).hexdigest()[:32]
+
+
+def download_token(request: Request, *, run: Run, file: str | None) -> str:
+    """A signed link bound to what asked for it: the API key (revoking or rotating it ends the link) or, for a
+    signed-in browser, its session (signing out ends it, and only that browser can use it)."""
+    payload: dict[str, Any] = {"run": str(run.code), "file": file}
+    if isinstance(request.auth, ApiKey):
+        payload["key"] = str(request.auth.code)
+    else:
+        if request.session.session_key is None:
+            request.session.save()
+        payload["session"] = _session_tag(request.session.session_key or "")
+    return signing.dumps(payload, salt=DOWNLOAD_SALT, compress=True)
+
+
+def _binding_holds(request: Request, payload: dict[str, Any], run: Run) -> bool:
+    """Whether the key or session that made the link may still read the run."""
+    if "key" in payload:
+        key = ApiKey.objects.active().filter(code=payload["key"], company_id=run.company_id).select_related("user")
+        api_key = key.first()
+        return (
+            api_key is not None
+            and api_key.user.is_active
+            and Membership.objects.filter(user=api_key.user, company_id=run.company_id).exists()
+        )
+    if "session" in payload:
+        session_key = request.session.session_key
+        # This view runs no DRF authentication (a key link needs none), which leaves request.user anonymous:
+        # read the session's user the way Django's middleware does (checking its password hash too).
+        user = get_user(request._request)
+        return (
+            session_key is not None
+            and user.is_authenticated
+            and constant_time_compare(payload["session"], _session_tag(session_key))
+            and Membership.objects.filter(user=user, company_id=run.company_id).exists()
+        )
+    return False  # a link from before links were bound: refuse it
 
 
 def _is_uuid(value: str) -> bool:
@@ -269,7 +317,8 @@ def _is_uuid(value: str) -> bool:
 @authentication_classes([])
 @permission_classes([permissions.AllowAny])
 def signed_download(request: Request, token: str) -> HttpResponseBase:
-    """Serve a file behind a signed, expiring link: it works without the API key, like a presigned URL."""
+    """Serve a file behind a signed link valid for DOWNLOAD_URL_MAX_AGE seconds: it works without the API key, like
+    a presigned URL, but only while the key (or browser session) that made it is still valid."""
     try:
         payload = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE)
     except signing.SignatureExpired:
@@ -277,6 +326,11 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
     except signing.BadSignature:
         raise exceptions.NotFound("Invalid download link.") from None
     run = get_object_or_404(Run, code=payload["run"])
+    if not _binding_holds(request, payload, run):
+        raise exceptions.NotFound(
+            "This download link is no longer valid: the API key or session that made it was revoked, rotated, "
+            "expired or signed out."
+        )
     if payload["file"] is None:
         archive = build_run_zip(run)
         archive.seek(0)
@@ -291,5 +345,5 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
         sample.content.encode("utf-8"),
         content_type=f"{sample.file_type}; charset=utf-8",
     )
-    response["Content-Disposition"] = content_disposition_header(True, sample.path.rsplit("/", 1)[-1])
+    response["Content-Disposition"] = content_disposition_header(True, export_name(sample).rsplit("/", 1)[-1])
     return response
