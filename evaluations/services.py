@@ -34,6 +34,7 @@ from llm.models import JudgeCache
 from runs.models import Run, Sample
 from runs.specfile import Property, parse_spec
 from work.dispatch import work_cancel, work_create
+from work.models import WorkItem
 from work.registry import Result
 
 from . import analysis
@@ -122,6 +123,28 @@ def evaluation_cancel(*, evaluation: Evaluation, canceled_by: User) -> Evaluatio
     now = timezone.now()
     _set(evaluation.id, canceled_at=now)
     evaluation_fail(evaluation_id=evaluation.id, message=f"Canceled by {canceled_by.get_username()}.")
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+@transaction.atomic
+def evaluation_retry(*, evaluation: Evaluation) -> Evaluation:
+    """Run a FAILED evaluation again from the start: samples already judged keep their results (only the others
+    are asked), and the statistics are computed anew."""
+    if evaluation.status != Evaluation.Status.FAILED:
+        raise EvaluationError(f"Only FAILED evaluations can be retried; this one is {evaluation.status}.")
+    Evaluation.objects.filter(id=evaluation.id, status=Evaluation.Status.FAILED).update(
+        status=Evaluation.Status.PENDING,
+        error_message=None,
+        completed_at=None,
+        canceled_at=None,
+        updated_at=timezone.now(),
+    )
+    # The start item makes the classify items again, and the last classify item the finalize item.
+    WorkItem.objects.for_subject("evaluation.", evaluation.id).delete()
+    work_create(
+        company_id=evaluation.company_id, kind="evaluation.start", subject_id=evaluation.id, key=evaluation.task_id
+    )
     evaluation.refresh_from_db()
     return evaluation
 

@@ -22,6 +22,7 @@ from llm.judges import resolve_judge
 from llm.ledger import record_calls
 from llm.providers import provider_for
 from work.dispatch import work_cancel, work_create
+from work.models import WorkItem
 from work.registry import Result
 
 from .models import GuardrailEvaluation
@@ -122,13 +123,17 @@ def _new(*, company: Company, created_by: User | None, data: GuardrailInput) -> 
     )
 
 
-def _enqueue_on_commit(evaluation: GuardrailEvaluation) -> None:
+def _enqueue(evaluation: GuardrailEvaluation) -> None:
     work_create(
         company_id=evaluation.company_id,
         kind="guardrail.run",
         subject_id=evaluation.id,
         key=f"guardrail.run:{evaluation.id}",
     )
+
+
+def _enqueue_new(evaluation: GuardrailEvaluation) -> None:
+    _enqueue(evaluation)
     # A new evaluation has made no calls: the response needs no ledger query.
     evaluation.total_cost = Decimal(0)  # type: ignore[attr-defined]
     evaluation.calls = 0  # type: ignore[attr-defined]
@@ -157,7 +162,7 @@ def guardrail_evaluation_create(
     )
     evaluation = _new(company=company, created_by=created_by, data=data)
     evaluation.save()
-    _enqueue_on_commit(evaluation)
+    _enqueue_new(evaluation)
     return evaluation
 
 
@@ -178,7 +183,7 @@ def guardrail_evaluation_create_batch(
         [_new(company=company, created_by=created_by, data=data) for data in checked]
     )
     for evaluation in evaluations:
-        _enqueue_on_commit(evaluation)
+        _enqueue_new(evaluation)
     return evaluations
 
 
@@ -335,6 +340,24 @@ def guardrail_evaluation_cancel(*, evaluation: GuardrailEvaluation) -> Guardrail
         id=evaluation.id, status__in=[GuardrailEvaluation.Status.QUEUED, GuardrailEvaluation.Status.IN_PROGRESS]
     ).update(status=GuardrailEvaluation.Status.CANCELED, end_timestamp=now, modified_at=now)
     work_cancel(kind_prefix="guardrail.", subject_id=evaluation.id, reason="canceled")
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+@transaction.atomic
+def guardrail_evaluation_retry(*, evaluation: GuardrailEvaluation) -> GuardrailEvaluation:
+    """Run a failed evaluation again: metrics already graded keep their results, the others are graded."""
+    if evaluation.status != GuardrailEvaluation.Status.FAILED:
+        raise GuardrailInputError(f"Only failed evaluations can be retried; this one is {evaluation.status}.")
+    GuardrailEvaluation.objects.filter(id=evaluation.id, status=GuardrailEvaluation.Status.FAILED).update(
+        status=GuardrailEvaluation.Status.QUEUED,
+        error_message=None,
+        error_timestamp=None,
+        end_timestamp=None,
+        modified_at=timezone.now(),
+    )
+    WorkItem.objects.for_subject("guardrail.", evaluation.id).delete()
+    _enqueue(evaluation)
     evaluation.refresh_from_db()
     return evaluation
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -43,6 +43,21 @@ def work_cancel(*, kind_prefix: str, subject_id: int, reason: str) -> int:
         .open()
         .update(state=WorkItem.State.CANCELED, last_error=reason, finished_at=now, lease_until=None)
     )
+
+
+def work_retry(items: QuerySet[WorkItem]) -> int:
+    """Queue items again with their attempts reset (staff's "retry"); sent once the transaction commits."""
+    count = items.update(
+        state=WorkItem.State.QUEUED,
+        attempts=0,
+        last_error="",
+        available_at=timezone.now(),
+        enqueued_at=None,
+        lease_until=None,
+        finished_at=None,
+    )
+    transaction.on_commit(dispatch)
+    return count
 
 
 def _redeliver_before() -> Any:
