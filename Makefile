@@ -37,6 +37,7 @@ test: install-test
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 benchmark: install-test
 	$(BIN)/python benchmarks/run.py

@@ -104,11 +104,12 @@ def evaluate_once(company: Company, run_mode: str) -> dict[str, float]:
     """Create one evaluation (django-q runs it inline when committed) and sum its ledger rows."""
     from django.db.models import Count, Sum
 
-    from evaluations import guardrail_services
-    from evaluations.judges.guardrails import METRICS
-    from evaluations.models import GuardrailEvaluation, JudgeCall
+    from guardrails import services
+    from guardrails.models import GuardrailEvaluation
+    from guardrails.rubrics import METRICS
+    from llm.models import JudgeCall
 
-    created = guardrail_services.guardrail_evaluation_create(
+    created = services.guardrail_evaluation_create(
         company=company,
         created_by=None,
         model_input=MODEL_INPUT,
@@ -119,7 +120,7 @@ def evaluate_once(company: Company, run_mode: str) -> dict[str, float]:
     evaluation = GuardrailEvaluation.objects.get(pk=created.pk)
     assert evaluation.status == "completed", (run_mode, evaluation.status, evaluation.error_message)
     assert evaluation.trace["offline_judge"] is False, evaluation.trace  # the stand-in judged, not the heuristic
-    assert set(evaluation.evaluation_result) == set(METRICS)
+    assert set(evaluation.evaluation_result or {}) == set(METRICS)
     calls = JudgeCall.objects.filter(guardrail_evaluation=evaluation, purpose="guardrail")
     assert not calls.exclude(outcome="ok").exists(), list(calls.values_list("outcome", "error"))
     sums = calls.aggregate(
@@ -144,9 +145,9 @@ def evaluate_once(company: Company, run_mode: str) -> dict[str, float]:
 
 def measure(company: Company, run_mode: str) -> dict[str, float]:
     """A cold then a warm evaluation of `run_mode`, with stand-ins of its own (so no cache carries over)."""
-    from evaluations.judges import providers
-    from tests.evaluations.fakes import FakeProvider
-    from tests.evaluations.test_guardrails_scoring import guardrail_answer
+    from llm import providers
+    from tests.guardrails.test_scoring import guardrail_answer
+    from tests.llm.fakes import FakeProvider
 
     fakes = {
         "anthropic": FakeProvider("anthropic", guardrail_answer(0.8)),
@@ -168,7 +169,7 @@ def main() -> dict[str, dict[str, float]]:
     from django_q.conf import Conf
 
     from companies.services import member_ensure
-    from evaluations.judges.guardrails import METRICS, run_mode_config
+    from guardrails.rubrics import METRICS, run_mode_config
 
     Conf.SYNC = True  # the on_commit enqueue runs the task inline, once: no separate run_guardrail_evaluation call
     # Dummy keys, so the judges resolve to the real providers (whose network is the stand-in), not the heuristic.

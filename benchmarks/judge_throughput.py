@@ -1,4 +1,4 @@
-"""Judge a run through the `openai` provider against a local OpenAI-compatible stand-in with fixed latency L.
+"""Judge a run through the `openai` provider against the local stand-in provider (standin.py) with fixed latency L.
 
 Reports wall time against the ideal N·L/c, provider calls per sample, input tokens per sample with and without
 prompt caching, and the worker's peak memory. Targets: wall ≤ 1.25 × ideal, exactly 1 call per sample, memory
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -63,27 +62,24 @@ def rows(n: int) -> list[dict[str, object]]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main(n: int = 1000, latency: float = 0.1, concurrency: int = 8) -> dict[str, float]:
-    port = free_port()
+    # A separate process, so the stand-in's threads do not share the GIL with the worker being measured.
     standin = subprocess.Popen(
-        [sys.executable, str(HERE / "standin_openai.py"), str(port), str(latency)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(HERE / "standin.py"), "--port", "0", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert standin.stdout is not None
-        assert standin.stdout.readline().strip() == "ready"
-        return run(n, latency, concurrency, port)
+        url = standin.stdout.readline().strip()  # the stand-in prints its URL once it is listening
+        assert url.startswith("http://127.0.0.1:"), url
+        return run(n, latency, concurrency, url)
     finally:
         standin.terminate()
         standin.wait()
 
 
-def run(n: int, latency: float, concurrency: int, port: int) -> dict[str, float]:
+def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     setup_django()
     from django.conf import settings
     from django.db.models import Sum
@@ -91,25 +87,25 @@ def run(n: int, latency: float, concurrency: int, port: int) -> dict[str, float]
 
     from companies.services import member_ensure
     from evaluations import services
-    from evaluations.models import Evaluation, JudgeCall
+    from llm.models import JudgeCall
     from runs.services import run_import, spec_create
 
     Conf.SYNC = True  # tasks run in this process: it is the worker being measured
     settings.JUDGE_CONCURRENCY = concurrency
     settings.JUDGE_MODELS["bench/standin"] = {
-        "provider": "openai", "model": "standin", "base_url": f"http://127.0.0.1:{port}/v1",
+        "provider": "openai", "model": "standin", "base_url": f"{url}/v1",
         "prices": {"input": 2.5, "output": 15, "cache_read": 0.25},
     }  # fmt: skip
     membership = member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")
     spec = spec_create(company=membership.company, created_by=None, name="bench", content_yaml=spec_yaml())
     run_ = run_import(company=membership.company, created_by=None, spec=spec, rows=rows(n))
-    evaluation = Evaluation.objects.create(
-        company=membership.company, run=run_, requested_model="bench/standin", total_samples=n
-    )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     started = time.perf_counter()
-    services.start_evaluation(evaluation_id=evaluation.id)
+    # As the API does it; with Q_CLUSTER sync every work item (start, classify, finalize) runs here, in turn.
+    evaluation = services.evaluation_create(
+        company=membership.company, created_by=None, run=run_, model_name="bench/standin"
+    )
     wall = time.perf_counter() - started
 
     evaluation.refresh_from_db()

@@ -10,11 +10,12 @@ import random
 import statistics
 import sys
 import time
+from typing import Any
 
 from common import setup_django
 
 
-def build(n: int, company: object, user: object) -> object:
+def build(n: int, company: Any, user: Any) -> Any:
     from evaluations import services
     from evaluations.models import Evaluation, SampleClassification
     from runs.services import run_import, spec_create
@@ -41,7 +42,7 @@ def build(n: int, company: object, user: object) -> object:
         ),
         batch_size=1000,
     )
-    services.evaluation_finalize(evaluation_id=evaluation.id)
+    services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Q_CLUSTER sync
     return Evaluation.objects.get(pk=evaluation.pk)
 
 

@@ -12,20 +12,22 @@ from django.shortcuts import get_object_or_404
 from .models import ApiKey, Company, Membership
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from uuid import UUID
+
+    from django.contrib.auth.models import AnonymousUser, User
     from django.http import HttpRequest
 
 ACTIVE_COMPANY_SESSION_KEY = "active_company"
 M = TypeVar("M", bound=Model)
 
 
-def get_membership(user: AbstractBaseUser | AnonymousUser, company: Company) -> Membership | None:
+def get_membership(user: User | AnonymousUser, company: Company) -> Membership | None:
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(user=user, company=company).first()
 
 
-def get_company_for_user(user: AbstractBaseUser | AnonymousUser, code: object) -> tuple[Company, Membership]:
+def get_company_for_user(user: User | AnonymousUser, code: UUID | str) -> tuple[Company, Membership]:
     """Return the company with this code and the user's membership, or 404 if they are not a member."""
     if not user.is_authenticated:
         raise Http404
@@ -43,7 +45,7 @@ def get_active_membership(request: HttpRequest) -> Membership | None:
     user = request.user
     if not user.is_authenticated:
         return None
-    cached = getattr(request, "_active_membership", None)
+    cached: Membership | None = getattr(request, "_active_membership", None)
     if cached is not None:
         return cached
     api_key = getattr(request, "auth", None)
@@ -64,9 +66,7 @@ def set_active_company(request: HttpRequest, company: Company) -> None:
     request.__dict__.pop("_active_membership", None)
 
 
-def get_object_for_user(
-    queryset: QuerySet[M], user: AbstractBaseUser | AnonymousUser, **lookup: Any
-) -> tuple[M, Membership]:
+def get_object_for_user(queryset: QuerySet[M], user: User | AnonymousUser, **lookup: Any) -> tuple[M, Membership]:
     """Return the object if `user` belongs to its company, with their membership; 404 for strangers and typos alike."""
     obj = get_object_or_404(queryset.select_related("company"), **lookup)
     membership = get_membership(user, obj.company)  # type: ignore[attr-defined]
@@ -75,9 +75,7 @@ def get_object_for_user(
     return obj, membership
 
 
-def get_rw_object_for_user(
-    queryset: QuerySet[M], user: AbstractBaseUser | AnonymousUser, **lookup: Any
-) -> tuple[M, Membership]:
+def get_rw_object_for_user(queryset: QuerySet[M], user: User | AnonymousUser, **lookup: Any) -> tuple[M, Membership]:
     """As get_object_for_user, and 403 unless the user's role may write."""
     obj, membership = get_object_for_user(queryset, user, **lookup)
     if not membership.can_write:

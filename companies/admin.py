@@ -44,7 +44,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     list_filter = ["company"]
     search_fields = ["name", "prefix", "user__email", "company__name"]
-    fields = list_display
+    fields = list_display  # type: ignore[assignment]  # every column is a plain field here
     readonly_fields = [
         "masked_key",
         "company",

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from http import HTTPStatus
+from math import ceil
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .access import get_company_for_user, require_active_membership, set_active_company
 from .models import ApiKey, Membership
+from .throttling import LOGIN_BY_ADDRESS, LOGIN_BY_USERNAME, client_address
 
 
 class ApiKeyForm(forms.Form):
@@ -22,7 +27,9 @@ class ApiKeyForm(forms.Form):
 
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest
+    from django.http import HttpRequest as AnonymousHttpRequest
+
+    from config.http import AuthenticatedHttpRequest as HttpRequest
 
 
 @login_required
@@ -59,7 +66,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            key, secret = ApiKey.issue(company=membership.company, user=request.user, name=form.cleaned_data["name"])
+            key, secret = ApiKey.issue(company=membership.company, user=membership.user, name=form.cleaned_data["name"])
             form = ApiKeyForm()
         else:
             status = 400
@@ -79,3 +86,38 @@ def api_key_revoke(request: HttpRequest, code: UUID) -> HttpResponse:
     key.revoke()
     messages.success(request, f"Revoked {key.masked_key}.")
     return redirect("companies:api-keys")
+
+
+class SignInView(LoginView):
+    """Django's login, slowed for guessers: after LOGIN_MAX_FAILURES_PER_USERNAME failures for one username, or
+    LOGIN_MAX_FAILURES_PER_ADDRESS from one address, within FAILURE_WINDOW_SECONDS, it answers 429 with
+    Retry-After and does not check the password at all."""
+
+    redirect_authenticated_user = True
+
+    def _username(self) -> str:
+        return str(self.request.POST.get("username", "")).strip().lower()[:254]
+
+    def post(self, request: AnonymousHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        waits = [LOGIN_BY_USERNAME.retry_after(self._username()), LOGIN_BY_ADDRESS.retry_after(client_address(request))]
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is None:
+            return super().post(request, *args, **kwargs)
+        # An unbound form: binding it would run authenticate(), which is what is being refused.
+        form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
+        context = self.get_context_data(
+            form=form, throttled=f"Too many failed sign-ins. Try again in {ceil(wait / 60)} minutes."
+        )
+        response = self.render_to_response(context, status=HTTPStatus.TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(wait)
+        return response
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        LOGIN_BY_USERNAME.record(self._username())
+        LOGIN_BY_ADDRESS.record(client_address(self.request))
+        return super().form_invalid(form)
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        # The owner got in: their username starts afresh (the address keeps its count, it may be shared).
+        LOGIN_BY_USERNAME.clear(self._username())
+        return super().form_valid(form)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,12 +43,49 @@ def env_secret(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def install_secret_key(path: Path) -> str:
+    """The key this install made for itself the first time it started, kept outside the repository.
+
+    A constant development key let anyone who read the source forge session cookies and download links for
+    every install started with `make run`. The web process and the worker start together: os.link publishes
+    the new file atomically, so the one that loses the race reads the winner's key.
+    """
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ImproperlyConfigured(f"Cannot read {path} ({exc}): set SECRET_KEY or DATA_DIR.") from None
+    key = secrets.token_urlsafe(50)
+    draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(key)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            key = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"Cannot write a secret key to {path} ({exc}): set SECRET_KEY or DATA_DIR."
+        ) from None
+    finally:
+        draft.unlink(missing_ok=True)
+    return key
+
+
 # --- Core ---
 DEBUG = env_bool("DEBUG", True)
+# The SQLite database and the generated development secret key live here (both git-ignored by default).
+DATA_DIR = Path(os.environ.get("DATA_DIR") or BASE_DIR)
 SECRET_KEY = env_secret("SECRET_KEY")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
 if DEBUG:
-    SECRET_KEY = SECRET_KEY or "django-insecure-development-only-key"
+    SECRET_KEY = SECRET_KEY or install_secret_key(DATA_DIR / ".secret_key")
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 else:
     if not SECRET_KEY:
@@ -71,11 +109,16 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "companies",
+    "llm",
     "runs",
+    "work",
     "evaluations",
+    "guardrails",
 ]
 
 MIDDLEWARE = [
+    # First, so it sees every answer: API paths get JSON errors (413 before a body is read, 404/405/500 too).
+    "config.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -111,7 +154,7 @@ TEMPLATES = [
 # --- Database ---
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
@@ -148,6 +191,9 @@ LOGIN_REDIRECT_URL = "companies:home"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 
+# --- Pages ---
+PAGE_SIZE = 25  # rows per page of every list page and sample table
+
 # --- I18N ---
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -174,11 +220,20 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bounded and strict: NaN, lone surrogates, deep nesting and oversized bodies are a 400/413, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_METADATA_CLASS": "config.api.MinimalMetadata",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"api_key_rotate": os.environ.get("API_KEY_ROTATE_RATE", "5/hour")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-# Bodies larger than this are refused with 400 before any view reads them.
+# Bodies larger than this (plus IMPORT_MAX_UPLOAD_BYTES for a multipart upload) are refused with a JSON 413
+# before any view reads them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -190,22 +245,35 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`; name each choice set after its model rather than by hash.
+    "ENUM_NAME_OVERRIDES": {
+        "SpecStatusEnum": "runs.models.Spec.Status",
+        "RunStatusEnum": "runs.models.Run.Status",
+        "EvaluationStatusEnum": "evaluations.models.Evaluation.Status",
+        "GuardrailEvaluationStatusEnum": "guardrails.models.GuardrailEvaluation.Status",
+    },
 }
 
 # --- API keys ---
 API_KEY_LIFETIME = timedelta(days=env_int("API_KEY_LIFETIME_DAYS", 365))
 
 # --- django-q2 ---
+# The queue only wakes workers: the work app's rows say what is left to do (DESIGN.md §6). So django-q never
+# retries on its own (our rows count attempts), failures are acknowledged (our runner has recorded them), and a
+# worker prefetches no more than it can run (a prefetched message dies with its worker; the reconciler re-sends).
+Q_TIMEOUT = env_int("Q_TIMEOUT", 600)
+Q_WORKERS = env_int("Q_WORKERS", 2)
 Q_CLUSTER: dict[str, object] = {
     "name": "evalservice",
-    "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 600),
-    "retry": env_int("Q_TIMEOUT", 600) + 60,
-    "max_attempts": 3,
-    "queue_limit": 50,
+    "workers": Q_WORKERS,
+    "timeout": Q_TIMEOUT,
+    "retry": Q_TIMEOUT + 60,
+    "max_attempts": 1,
+    "queue_limit": Q_WORKERS,
     "bulk": 1,
     "catch_up": False,
     "ack_failures": True,
+    "save_limit": 1000,
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -220,12 +288,33 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# --- Run import ---
+# --- Limits on what a request may carry (README "Security" lists them all) ---
+# Every limit is checked in linear time before any write transaction starts, so one company's oversized input
+# can neither hold the SQLite write lock nor slow another company's requests.
+# Specs (runs/specfile.py): refused with a 400 that names the line.
+SPEC_MAX_BYTES = env_int("SPEC_MAX_BYTES", 1024 * 1024)
+SPEC_MAX_PROPERTIES = env_int("SPEC_MAX_PROPERTIES", 100)
+SPEC_MAX_VALUES_PER_PROPERTY = env_int("SPEC_MAX_VALUES_PER_PROPERTY", 1000)
+SPEC_MAX_NAME_CHARS = env_int("SPEC_MAX_NAME_CHARS", 500)  # a property name or value
+SPEC_MAX_TEXT_CHARS = env_int("SPEC_MAX_TEXT_CHARS", 20_000)  # a description or the requirements
+SPEC_MAX_DEPTH = env_int("SPEC_MAX_DEPTH", 10)  # YAML nesting; the documented layout needs 8
+# Run import (runs/imports.py).
 IMPORT_MAX_SAMPLES = env_int("IMPORT_MAX_SAMPLES", 20_000)
 IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
-# Signed file download links (GET .../files/.../download/) stay valid this long.
-DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 3600)
+IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 50_000)
+IMPORT_MAX_INFLATED_BYTES = env_int("IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024)  # the whole ZIP, unpacked
+IMPORT_MAX_ZIP_RATIO = env_int("IMPORT_MAX_ZIP_RATIO", 200)  # unpacked / packed, per member past its first MiB
+# JSON request bodies (config/parsers.py): deeper nesting is refused before it reaches a serializer.
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
+# Signed file download links (GET .../files/.../download/) stay valid this long, and only while the API key
+# (or browser session) that asked for them is.
+DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 600)
+# Failed sign-ins and API-key guesses, counted in the cache per window (companies/throttling.py).
+FAILURE_WINDOW_SECONDS = env_int("FAILURE_WINDOW_SECONDS", 15 * 60)
+LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+API_KEY_MAX_FAILURES_PER_ADDRESS = env_int("API_KEY_MAX_FAILURES_PER_ADDRESS", 20)
 
 # --- Judges ---
 # Model name → provider, provider model id, thinking, prices (USD per million input / output / cache-read /
@@ -267,7 +356,8 @@ JUDGE_CONCURRENCY = env_int("JUDGE_CONCURRENCY", 8)  # simultaneous calls per pr
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5)  # per call, for 429 / 5xx / timeouts
 JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
 JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
-EVALUATION_CHUNK_SIZE = env_int("EVALUATION_CHUNK_SIZE", 250)  # samples per background task
+# Work items classifying one evaluation side by side (each keeps JUDGE_CONCURRENCY calls in flight).
+EVALUATION_PARALLEL_ITEMS = env_int("EVALUATION_PARALLEL_ITEMS", 1)
 # Guardrail evaluations (DeepRails /evaluate): run mode → the judges that grade, whether each metric gets its own
 # call (else one call grades every requested metric), and the reply budget, which a combined call needs more of.
 # precision_plus asks two judges from different providers and reports their mean and disagreement.
@@ -279,3 +369,24 @@ GUARDRAIL_RUN_MODES: dict[str, dict[str, object]] = {
         "judges": ["anthropic/claude-opus-4-6", "openai/gpt-5.4"], "call_per_metric": True, "max_tokens": 2048,
     },
 }  # fmt: skip
+if os.environ.get("GUARDRAIL_RUN_MODES_JSON"):  # overrides, e.g. {"smart": {"judges": ["local/qwen3-8b"]}}
+    import json
+
+    GUARDRAIL_RUN_MODES.update(json.loads(os.environ["GUARDRAIL_RUN_MODES_JSON"]))
+
+# --- Background work (work app) ---
+WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 30)  # a worker that stops heartbeating loses its item after this
+WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 2)  # also how soon a running item sees a cancel
+WORK_SLICE_SECONDS = env_int("WORK_SLICE_SECONDS", 10)  # a running item yields after this if other work waits
+WORK_RECONCILE_SECONDS = env_int("WORK_RECONCILE_SECONDS", 10)  # each worker process reconciles this often
+WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 5)  # failed or lost runs of one item before it gives up
+WORK_BACKOFF_MAX_SECONDS = env_int("WORK_BACKOFF_MAX_SECONDS", 60)
+WORK_REDELIVER_SECONDS = env_int("WORK_REDELIVER_SECONDS", 45)  # a sent item not started by then is sent again
+WORK_MAX_IN_FLIGHT_PER_COMPANY = env_int("WORK_MAX_IN_FLIGHT_PER_COMPANY", 2)
+WORK_DISPATCH_BATCH = 500
+# A run ends before django-q's timeout would kill it: no provider call starts that could outlast this.
+WORK_HARD_SECONDS = Q_TIMEOUT - JUDGE_TIMEOUT_SECONDS - 30
+if WORK_HARD_SECONDS < 30:
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_TIMEOUT}) must exceed JUDGE_TIMEOUT_SECONDS ({JUDGE_TIMEOUT_SECONDS}) by at least 60 s."
+    )

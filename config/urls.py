@@ -2,16 +2,23 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from companies.api.views import rotate_api_key
+from companies.views import SignInView
 from config.api_router import dataframer
-from evaluations.api.guardrails import urlpatterns as guardrail_urlpatterns
+from evaluations.api.views import RunEvaluationsViewSet
+from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
 
-api_urlpatterns = [
+api_urlpatterns: list[URLPattern | URLResolver] = [
     path("users/api-key/rotate", rotate_api_key, name="api-key-rotate"),
+    path(
+        "dataframer/runs/<str:run_pk>/evaluations/",
+        RunEvaluationsViewSet.as_view({"get": "list"}),
+        name="run-evaluations",
+    ),
     path("dataframer/", include(dataframer.urls)),
     path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -22,14 +29,14 @@ urlpatterns = [
     path("", include("companies.urls")),
     path("", include("runs.urls")),
     path("", include("evaluations.urls")),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("", include("guardrails.urls")),
+    path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
     # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
     path("", include((guardrail_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
 ]
+
+# Pages get templates/404.html and 500.html when DEBUG is off; API paths get JSON (config.errors).
+handler500 = "config.errors.server_error"

@@ -1,88 +1,167 @@
 """Turn an evaluation's classifications into the distribution analysis and statistics (DESIGN.md §4).
 
-Counts come from SQL (one GROUP BY per property over (assigned, judged) pairs, one over assigned values);
-the arithmetic is the pure functions of statistics.py.
+Every share of a property is computed over one sample set: the samples classified OK whose judged values include
+that property (a judge may abstain on a property, issue 13). Expected (assigned) and evaluated (judged) shares are
+both taken over it, so a sample the judge failed on counts in neither. The counting is one streamed query over the
+classifications, done in Python: JSON path lookups in SQL break on property names with quotes or backslashes, and
+one pass gives every property's counts at once. The arithmetic is the pure functions of statistics.py.
 """
 
 from __future__ import annotations
 
-import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, F, Q
-from django.db.models.fields.json import KeyTextTransform
-
-from runs.selectors import assigned_value_counts
 from runs.specfile import Property
 
 from . import statistics as stats
 from .models import Evaluation, SampleClassification
 
 NON_CONFORMANT_TVD = 5.0  # percentage points beyond which a property is called non-conformant
+STREAM_CHUNK = 2000  # classifications fetched per round trip: memory stays flat whatever the run's size
+TRACKED_ERRORS = 50  # distinct failure messages kept to name the commonest one
 
 
-def _pair_counts(evaluation: Evaluation, prop: Property) -> dict[tuple[str, str], int]:
-    rows = (
-        SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
-        .annotate(
-            assigned=KeyTextTransform(prop.name, "sample__properties"),
-            judged=KeyTextTransform(prop.name, "classifications"),
+class NothingAnalysed(Exception):
+    """Not one sample was analysed on any property, so there is nothing to score.
+
+    The evaluation must end FAILED with this message as its error_message, not SUCCEEDED with a null or 0 score:
+    - score 0 says "the data is as far from its spec as it can be" when nothing was measured;
+    - the wire contract (pydataframer's EvaluationRetrieveResponse) documents conformance_score as "null until the
+      evaluation completes", so SUCCEEDED with a null score reads as unfinished to a client polling on it, while
+      FAILED is terminal and carries error_message, which the client shows;
+    - the message names the cause (every judge call failed, with the commonest error; or the judge abstained
+      everywhere), which is what the user has to fix. The per-sample rows stay, so the failures can be inspected.
+    """
+
+    def __init__(self, reason: str, *, samples_total: int, samples_failed: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.samples_total = samples_total
+        self.samples_failed = samples_failed
+
+
+@dataclass
+class Tally:
+    """Everything analyse needs from the classifications, counted in one pass."""
+
+    names: list[str]
+    pairs: dict[str, Counter[tuple[str, str]]] = field(init=False)
+    undecided: Counter[str] = field(default_factory=Counter)
+    unusable: Counter[str] = field(default_factory=Counter)
+    rows: int = 0
+    failed: int = 0
+    mismatched: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.pairs = {name: Counter() for name in self.names}
+
+
+# One classification as analyse reads it: (status, judged map, assigned map, error).
+Row = tuple[str, Any, Any, str]
+
+
+def tally_rows(rows: Iterable[Row], properties: list[Property]) -> Tally:
+    """Count every property's (assigned, judged) pairs, abstentions and failures in one pass over the rows."""
+    tally = Tally([p.name for p in properties])
+    allowed = {p.name: set(p.values) for p in properties}
+    for status, judged, assigned, error in rows:
+        tally.rows += 1
+        if status != SampleClassification.Status.OK:
+            tally.failed += 1
+            reason = error or "no reason recorded"
+            if reason in tally.errors or len(tally.errors) < TRACKED_ERRORS:
+                tally.errors[reason] += 1
+            continue
+        judged = judged if isinstance(judged, dict) else {}
+        assigned = assigned if isinstance(assigned, dict) else {}
+        mismatch = False
+        for name, values in allowed.items():
+            j, a = judged.get(name), assigned.get(name)
+            if j is None:
+                # The judge abstained on this property for this sample: not analysed on it.
+                tally.undecided[name] += 1
+                continue
+            # Same rule as the page's "judged ≠ assigned" filter (a SQL text comparison of both present values),
+            # so the count read off the statistics equals the rows the filter shows.
+            mismatch = mismatch or (a is not None and str(a) != str(j))
+            if not (isinstance(j, str) and isinstance(a, str) and j in values and a in values):
+                # A value outside the spec on either side cannot be placed in the distributions.
+                tally.unusable[name] += 1
+                continue
+            tally.pairs[name][(a, j)] += 1
+        tally.mismatched += mismatch
+    return tally
+
+
+def _nothing_analysed(tally: Tally, total: int) -> NothingAnalysed:
+    if tally.failed and tally.failed == tally.rows:
+        [(error, _count)] = tally.errors.most_common(1)
+        reason = (
+            f"No conformance score: the judge failed on all {tally.failed} samples, so none could be analysed "
+            f"(most common error: {error})."
         )
-        .values("assigned", "judged")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return {(row["assigned"], row["judged"]): row["n"] for row in rows}
-
-
-def _mismatched(evaluation: Evaluation, names: list[str]) -> int:
-    """Samples whose judged value differs from the assigned one on at least one property (one COUNT)."""
-    rows = SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
-    differs = Q()
-    for i, name in enumerate(names):
-        rows = rows.annotate(
-            **{
-                f"_a{i}": KeyTextTransform(name, "sample__properties"),
-                f"_j{i}": KeyTextTransform(name, "classifications"),
-            }
+    else:
+        reason = (
+            f"No conformance score: no sample could be analysed on any property ({tally.failed} of {total} samples "
+            f"failed; on the other {tally.rows - tally.failed} the judge left every property undecided or gave "
+            f"values outside the spec)."
         )
-        differs |= ~Q(**{f"_a{i}": F(f"_j{i}")})
-    return rows.filter(differs).count()
-
-
-def _round(dist: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 2) for k, v in dist.items()}
+    return NothingAnalysed(reason, samples_total=total, samples_failed=tally.failed)
 
 
 def analyse(
     evaluation: Evaluation,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
-    """Return (distribution_analysis, statistics, conformance_score) for a fully classified evaluation."""
-    run = evaluation.run
-    total = evaluation.total_samples
-    analysis, per_property, distances = [], [], []
-    failed = SampleClassification.objects.filter(
-        evaluation=evaluation, status=SampleClassification.Status.FAILED
-    ).count()
-    for prop in run.spec_version.parsed_properties:
-        expected_counts = assigned_value_counts(run=run, prop=prop)
-        pairs = _pair_counts(evaluation, prop)
-        matrix = stats.confusion_matrix(pairs, prop.values)
-        judged_counts = {v: sum(matrix[i][j] for i in range(len(prop.values))) for j, v in enumerate(prop.values)}
+    """Return (distribution_analysis, statistics, conformance_score) for a fully classified evaluation.
+
+    The score is 100 minus the mean distance over the properties with at least one analysed sample; a property
+    with none is listed (distance None, coverage 0) but not scored, since no data is not the same as wrong data,
+    and its coverage says so beside it. Raises NothingAnalysed when no property has an analysed sample.
+    Queries: one, streamed (the run and its spec version are expected to be loaded with the evaluation).
+    """
+    rows = (
+        SampleClassification.objects.filter(evaluation=evaluation)
+        .values_list("status", "classifications", "sample__properties", "error")
+        .order_by()
+    )
+    properties = evaluation.run.spec_version.parsed_properties
+    counted = tally_rows(rows.iterator(chunk_size=STREAM_CHUNK), properties)
+    return summarise(properties, counted, total=evaluation.total_samples)
+
+
+def summarise(
+    properties: list[Property], tally: Tally, *, total: int
+) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
+    """analyse's arithmetic on counted rows (no I/O): the wire's distribution_analysis, our statistics, the score."""
+    analysis: list[dict[str, Any]] = []
+    per_property: list[dict[str, Any]] = []
+    distances: list[float] = []
+    for prop in properties:
+        pairs = tally.pairs[prop.name]
+        matrix = stats.confusion_matrix(dict(pairs), prop.values)
+        n = len(prop.values)
+        expected_counts = {v: sum(matrix[i]) for i, v in enumerate(prop.values)}
+        judged_counts = {v: sum(matrix[i][j] for i in range(n)) for j, v in enumerate(prop.values)}
         analysed = sum(judged_counts.values())
-        expected = stats.shares(expected_counts)
-        evaluated = stats.shares(judged_counts)
-        distance = stats.total_variation_distance(expected, evaluated) if analysed else 100.0
-        distances.append(distance)
-        statistic, dof, p_value = stats.chi_square_gof(judged_counts, expected)
+        expected, evaluated = stats.shares(expected_counts), stats.shares(judged_counts)
+        distance = stats.total_variation_distance(expected, evaluated) if analysed else None
+        if distance is not None:
+            distances.append(distance)
+        shown_evaluated = stats.rounded_shares(judged_counts)
+        requested = {v: prop.base_distribution.get(v, 0.0) for v in prop.values}
         analysis.append(
             {
                 "property_name": prop.name,
                 "total_samples": total,
-                "requested_distributions": _round(prop.base_distribution),
-                "expected_distributions": _round(expected),
-                "evaluated_distributions": _round(evaluated),
-                "observed_distributions": _round(evaluated),
+                "requested_distributions": stats.rounded_shares(requested),
+                "expected_distributions": stats.rounded_shares(expected_counts),
+                "evaluated_distributions": shown_evaluated,
+                "observed_distributions": dict(shown_evaluated),
+                # "successfully classified for this property" (the client's docstring): the scored sample set.
                 "total_samples_analyzed": analysed,
             }
         )
@@ -90,15 +169,11 @@ def analyse(
             {
                 "property_name": prop.name,
                 "values": prop.values,
-                "total_variation_distance": round(distance, 2),
-                "requested_vs_expected_distance": round(
-                    stats.total_variation_distance(prop.base_distribution, expected), 2
+                "total_variation_distance": None if distance is None else round(distance, 2),
+                "requested_vs_expected_distance": (
+                    round(stats.total_variation_distance(stats.shares(requested), expected), 2) if analysed else None
                 ),
-                "chi_square": {
-                    "statistic": None if math.isinf(statistic) else round(statistic, 4),
-                    "dof": dof,
-                    "p_value": p_value,
-                },
+                "chi_square": stats.chi_square_gof(judged_counts, expected_counts).to_dict(),
                 "wilson_intervals": {
                     v: [round(x, 2) for x in stats.wilson_interval(judged_counts[v], analysed)] for v in prop.values
                 },
@@ -107,17 +182,28 @@ def analyse(
                 "expected_counts": expected_counts,
                 "evaluated_counts": judged_counts,
                 "samples_analyzed": analysed,
+                # Where the samples not analysed went: failed + undecided + unusable + analysed = classified.
+                "coverage": {
+                    "analysed": analysed,
+                    "total": total,
+                    "percent": round(100 * analysed / total, 2) if total else 0.0,
+                    "failed": tally.failed,
+                    "undecided": tally.undecided[prop.name],
+                    "unusable": tally.unusable[prop.name],
+                },
             }
         )
+    if not distances:
+        raise _nothing_analysed(tally, total)
     score = round(stats.conformance_score(distances), 2)
-    names = [p.name for p in run.spec_version.parsed_properties]
     agreements = [p["agreement"] for p in per_property if p["agreement"] is not None]
     summary = {
         "conformance_score": score,
         "samples_total": total,
-        "samples_failed": failed,
+        "samples_failed": tally.failed,
         "mean_agreement": round(sum(agreements) / len(agreements), 2) if agreements else None,
-        "samples_mismatched": _mismatched(evaluation, names),
+        "samples_mismatched": tally.mismatched,
+        "properties_not_analysed": [p["property_name"] for p in per_property if p["samples_analyzed"] == 0],
         "properties": per_property,
     }
     return analysis, summary, score
@@ -125,7 +211,8 @@ def analyse(
 
 def template_explanation(summary: dict[str, Any]) -> dict[str, str]:
     """The explanation and area strings written from the numbers alone (used when no LLM judge is available)."""
-    props = summary["properties"]
+    # Properties with no analysed sample have no distance; they are named, not scored.
+    props = [p for p in summary["properties"] if p["total_variation_distance"] is not None]
     good = [p for p in props if p["total_variation_distance"] < NON_CONFORMANT_TVD]
     bad = [p for p in props if p["total_variation_distance"] >= NON_CONFORMANT_TVD]
     mean_tvd = sum(p["total_variation_distance"] for p in props) / len(props) if props else 0.0
@@ -140,6 +227,15 @@ def template_explanation(summary: dict[str, Any]) -> dict[str, str]:
         )
     if summary["samples_failed"]:
         explanation += f" {summary['samples_failed']} of {summary['samples_total']} samples could not be classified."
+    partial = [p for p in props if p["coverage"]["analysed"] < p["coverage"]["total"]]
+    if partial:
+        explanation += (
+            " Shares are over the samples analysed on each property: "
+            + ", ".join(f"{p['property_name']} {p['coverage']['analysed']}/{p['coverage']['total']}" for p in partial)
+            + "."
+        )
+    if summary["properties_not_analysed"]:
+        explanation += f" Not analysed on any sample, so not scored: {', '.join(summary['properties_not_analysed'])}."
 
     def deviation(p: dict[str, Any]) -> str:
         expected = p["expected_counts"]

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from .judges.catalog import judge_models
+from llm.catalog import judge_models
 
 
 def model_choices() -> list[tuple[str, str]]:

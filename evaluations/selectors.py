@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from runs.selectors import COLORS, grouped_bar_chart
+from config.charts import COLORS, grouped_bar_chart
+from runs.models import Run
 
-from .models import Evaluation, GuardrailEvaluation, SampleClassification
-
-ROWS_PER_PAGE = 25
+from .models import Evaluation, SampleClassification
 
 
 def property_views(*, evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -124,13 +124,16 @@ def classification_count(
     by_name = {p["property_name"]: p for p in evaluation.statistics["properties"]}
     stats = by_name.get(prop)
     if stats is None or not (assigned or judged or mismatch):
-        return evaluation.statistics.get("samples_mismatched") if mismatch else evaluation.total_samples
+        known: int | None = evaluation.statistics.get("samples_mismatched") if mismatch else evaluation.total_samples
+        return known
     values, matrix = stats["values"], stats["confusion_matrix"]
-    return sum(
-        matrix[i][j]
-        for i, a in enumerate(values)
-        for j, v in enumerate(values)
-        if (not assigned or a == assigned) and (not judged or v == judged) and (not mismatch or i != j)
+    return int(
+        sum(
+            matrix[i][j]
+            for i, a in enumerate(values)
+            for j, v in enumerate(values)
+            if (not assigned or a == assigned) and (not judged or v == judged) and (not mismatch or i != j)
+        )
     )
 
 
@@ -144,7 +147,7 @@ class _KnownCountPaginator(Paginator):  # type: ignore[type-arg]
 def classification_page(*, evaluation: Evaluation, page: str | int = 1, **filters: Any) -> Page[SampleClassification]:
     rows = classification_rows(evaluation=evaluation, **filters)
     known = classification_count(evaluation=evaluation, **filters)
-    return _KnownCountPaginator(rows, ROWS_PER_PAGE, known_count=known).get_page(page)
+    return _KnownCountPaginator(rows, settings.PAGE_SIZE, known_count=known).get_page(page)
 
 
 def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
@@ -156,7 +159,7 @@ def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
         other = second_by_name.get(name)
         if other is None:
             continue
-        values = [p["values"] for p in first.statistics["properties"] if p["property_name"] == name][0]
+        values = [p["values"] for p in (first.statistics or {})["properties"] if p["property_name"] == name][0]
         chart = grouped_bar_chart(
             title=name,
             values=values,
@@ -202,50 +205,56 @@ def evaluations_for_run(run_id: int) -> QuerySet[Evaluation]:
     return Evaluation.objects.filter(run_id=run_id).select_related("run", "created_by").order_by("-created_at")
 
 
-def guardrail_evaluations(
-    *, company: Any, nametag: str = "", status: str = "", run_mode: str = ""
-) -> QuerySet[GuardrailEvaluation]:
-    """The guardrail list page: the company's evaluations, newest first, filtered as the API filters them."""
-    rows = GuardrailEvaluation.objects.for_company(company).with_ledger().order_by("-created_at", "-id")
-    if nametag:
-        rows = rows.filter(nametag=nametag)
-    if status in GuardrailEvaluation.Status.values:
-        rows = rows.filter(status=status)
-    if run_mode in GuardrailEvaluation.RunMode.values:
-        rows = rows.filter(run_mode=run_mode)
-    return rows
-
-
-def guardrail_score_chart(*, evaluation: GuardrailEvaluation) -> dict[str, Any] | None:
-    """A bar per metric (0-1); for two-judge modes, a bar per judge beside the mean."""
-    result = evaluation.ordered_result or {}
-    scored = {m: r for m, r in result.items() if r.get("score") is not None}
-    if not scored:
-        return None
-    metrics = list(scored)
-    data = [
-        {
-            "type": "bar",
-            "name": "score",
-            "x": metrics,
-            "y": [scored[m]["score"] for m in metrics],
-            "marker": {"color": COLORS["expected"]},
-            "hovertemplate": "%{x}: %{y:.2f}<extra></extra>",
-        }
-    ]
-    judges = sorted({j["model"] for r in scored.values() for j in r.get("judges", []) if "model" in j})
-    for judge in judges if len(judges) > 1 else []:
-        by_metric = {
-            m: next((j.get("score") for j in r.get("judges", []) if j.get("model") == judge), None)
-            for m, r in scored.items()
-        }
-        data.append({"type": "bar", "name": judge, "x": metrics, "y": [by_metric[m] for m in metrics], "opacity": 0.6})
-    layout = {
-        "barmode": "group",
-        "yaxis": {"range": [0, 1], "title": {"text": "score (0-1)"}},
-        "height": 320,
-        "margin": {"l": 55, "r": 15, "t": 20, "b": 90},
-        "legend": {"orientation": "h", "y": -0.4},
-        "paper_bgcolor": "rgba(0,0,0,0)",
+def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
+    """Task id, models requested and used (and why they differ), prompt and configuration, calls, tokens, cost,
+    and progress (classified / failed / total), readable while the evaluation runs."""
+    totals = evaluation.ledger_totals()
+    if evaluation.status == Evaluation.Status.SUCCEEDED and evaluation.statistics:
+        # Finished: every sample has a row, and the failures were counted when it finished.
+        classified, failed = evaluation.total_samples, evaluation.statistics["samples_failed"]
+    else:
+        classified = evaluation.classifications.count()
+        failed = evaluation.classifications.filter(status=SampleClassification.Status.FAILED).count()
+    return {
+        "task_id": evaluation.task_id or None,
+        "requested_model": evaluation.requested_model,
+        "model_used": evaluation.model_used or None,
+        "offline_judge": evaluation.is_offline,
+        "fallback_reason": evaluation.fallback_reason or None,
+        "prompt_version": evaluation.prompt_version,
+        "config_hash": evaluation.config_hash or None,
+        "calls": totals["calls"],
+        "input_tokens": totals["input_tokens"],
+        "output_tokens": totals["output_tokens"],
+        "cache_read_tokens": totals["cache_read_tokens"],
+        "cache_write_tokens": totals["cache_write_tokens"],
+        "cost_usd": totals["cost_usd"],
+        "progress": {
+            "classified": classified,
+            "failed": failed,
+            "total": evaluation.total_samples,
+        },
+        "chunks": evaluation.chunks_total,
     }
-    return {"data": data, "layout": layout}
+
+
+def latest_classifications(run: Run) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """The latest successful evaluation's id and its judged values per sample; (None, {}) before any."""
+    latest = Evaluation.objects.filter(run=run, status=Evaluation.Status.SUCCEEDED).order_by("-completed_at").first()
+    if latest is None:
+        return None, {}
+    rows = SampleClassification.objects.filter(evaluation=latest, status=SampleClassification.Status.OK)
+    judged: dict[str, dict[str, Any]] = dict(
+        rows.values_list("sample__identifier", "classifications").iterator(chunk_size=2000)  # type: ignore[arg-type]
+    )
+    return str(latest.code), judged
+
+
+def annotate_latest_score(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """Annotate `latest_score` (the conformance score of the run's newest successful evaluation) and
+    `latest_score_offline` (whether the offline judge gave it): two subqueries, no per-row query."""
+    latest = Evaluation.objects.filter(run=OuterRef("pk"), status=Evaluation.Status.SUCCEEDED).order_by("-completed_at")
+    return runs.annotate(
+        latest_score=Subquery(latest.values("conformance_score")[:1]),
+        latest_score_model=Subquery(latest.values("model_used")[:1]),
+    )

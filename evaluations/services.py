@@ -1,33 +1,44 @@
-"""Dataframer evaluation workflows: create and enqueue, claim, classify in chunks, aggregate (DESIGN.md §6).
+"""Dataframer evaluation workflows (DESIGN.md §6): create, then three kinds of work item run by the work app:
 
-Each step is safe to run twice: the claim is a conditional UPDATE, a sample already classified is skipped, and
-only the chunk that holds the aggregation lease completes the evaluation.
+1. `evaluation.start` claims the PENDING evaluation, resolves its judge and creates the classify items;
+2. `evaluation.classify` streams the samples of its part that have no result yet through one window of concurrent
+   judge calls, writing each result as it arrives; it yields its turn at the end of a time slice when other work
+   waits, and the last one to leave nothing unclassified creates the finalize item;
+3. `evaluation.finalize` computes the statistics and has the judge write the explanation.
+
+Every step is safe to run again: claims are conditional UPDATEs, a classified sample is never asked again, items
+are created once per key. What the work app cannot finish (after WORK_MAX_ATTEMPTS) ends the evaluation FAILED.
 """
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F
+from django.db.models.functions import Mod
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from companies.models import Company
+from llm.base import BadReply, FatalJudgeError, StructuredRequest
+from llm.catalog import get_judge_model
+from llm.engine import Outcome, ask_each
+from llm.judges import ResolvedJudge, resolve_judge
+from llm.ledger import record_calls
+from llm.models import JudgeCache
 from runs.models import Run, Sample
 from runs.specfile import Property, parse_spec
+from work.dispatch import work_cancel, work_create
+from work.models import WorkItem
+from work.registry import Result
 
 from . import analysis
-from .judges import ResolvedJudge, resolve_judge
-from .judges.base import BadReply, FatalJudgeError, StructuredRequest
-from .judges.catalog import get_judge_model
-from .judges.classify import (
+from .classify import (
     PROMPT_VERSION,
     answer_schema,
     config_hash,
@@ -36,18 +47,26 @@ from .judges.classify import (
     system_prompt,
     validate_answer,
 )
-from .judges.engine import Attempt, Outcome
-from .judges.ledger import record_calls
-from .models import Evaluation, JudgeCache, SampleClassification
+from .models import Evaluation, SampleClassification
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-FINALIZE_LEASE = timedelta(minutes=10)
+    from work.runner import Context
+
+PAGE = 200  # samples read per query while streaming a part: memory stays flat whatever the run's size
 
 
 class EvaluationError(ValueError):
     pass
+
+
+def _set(evaluation_id: int, *, status: str | None = None, **fields: Any) -> int:
+    """Update an evaluation's row (only while it is in `status`, when given), moving updated_at with it."""
+    rows = Evaluation.objects.filter(id=evaluation_id)
+    if status is not None:
+        rows = rows.filter(status=status)
+    return rows.update(updated_at=timezone.now(), **fields)
 
 
 @transaction.atomic
@@ -58,7 +77,7 @@ def evaluation_create(
     run: Run,
     model_name: str | None = None,
 ) -> Evaluation:
-    """Create a PENDING evaluation of a SUCCEEDED run and enqueue it once the row is committed."""
+    """Create a PENDING evaluation of a SUCCEEDED run, and its start item (sent to a worker once committed)."""
     if run.company_id != company.id:
         raise EvaluationError("unknown run")
     if run.status != Run.Status.SUCCEEDED:
@@ -73,25 +92,61 @@ def evaluation_create(
         total_samples=run.samples.count(),
         prompt_version=PROMPT_VERSION,
     )
-    transaction.on_commit(lambda: _enqueue_start(evaluation))
+    key = f"evaluation.start:{evaluation.id}"
+    evaluation.task_id = key
+    evaluation.save(update_fields=["task_id"])
+    work_create(company_id=company.id, kind="evaluation.start", subject_id=evaluation.id, key=key)
     return evaluation
 
 
-def _enqueue_start(evaluation: Evaluation) -> None:
-    task_id = async_task(
-        "evaluations.tasks.start_evaluation",
-        evaluation.id,
-        group=str(evaluation.company_id),
-    )
-    Evaluation.objects.filter(id=evaluation.id).update(task_id=task_id or "")
-
-
 def evaluation_fail(*, evaluation_id: int, message: str) -> None:
-    Evaluation.objects.filter(id=evaluation_id).exclude(status=Evaluation.Status.SUCCEEDED).update(
+    """End an evaluation FAILED with `message` (unless it already ended), and every work item it still has."""
+    Evaluation.objects.filter(
+        id=evaluation_id, status__in=[Evaluation.Status.PENDING, Evaluation.Status.PROCESSING]
+    ).update(
         status=Evaluation.Status.FAILED,
         error_message=message,
         completed_at=timezone.now(),
+        updated_at=timezone.now(),
     )
+    work_cancel(kind_prefix="evaluation.", subject_id=evaluation_id, reason=message)
+
+
+def evaluation_cancel(*, evaluation: Evaluation, canceled_by: User) -> Evaluation:
+    """Stop an unfinished evaluation: no new judge call starts (a running worker sees it within
+    WORK_HEARTBEAT_SECONDS). The Dataframer client knows no CANCELED status, so it ends FAILED, saying who
+    canceled it; `canceled_at` and the trace tell it apart from a failure."""
+    if evaluation.is_terminal:
+        raise EvaluationError(
+            f"Only PENDING or PROCESSING evaluations can be canceled; this one is {evaluation.status}."
+        )
+    now = timezone.now()
+    _set(evaluation.id, canceled_at=now)
+    evaluation_fail(evaluation_id=evaluation.id, message=f"Canceled by {canceled_by.get_username()}.")
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+@transaction.atomic
+def evaluation_retry(*, evaluation: Evaluation) -> Evaluation:
+    """Run a FAILED evaluation again from the start: samples already judged keep their results (only the others
+    are asked), and the statistics are computed anew."""
+    if evaluation.status != Evaluation.Status.FAILED:
+        raise EvaluationError(f"Only FAILED evaluations can be retried; this one is {evaluation.status}.")
+    Evaluation.objects.filter(id=evaluation.id, status=Evaluation.Status.FAILED).update(
+        status=Evaluation.Status.PENDING,
+        error_message=None,
+        completed_at=None,
+        canceled_at=None,
+        updated_at=timezone.now(),
+    )
+    # The start item makes the classify items again, and the last classify item the finalize item.
+    WorkItem.objects.for_subject("evaluation.", evaluation.id).delete()
+    work_create(
+        company_id=evaluation.company_id, kind="evaluation.start", subject_id=evaluation.id, key=evaluation.task_id
+    )
+    evaluation.refresh_from_db()
+    return evaluation
 
 
 @dataclass
@@ -134,71 +189,30 @@ class ClassificationJob:
             properties=self.properties,
         )
 
-    def classify(self, sample: Sample) -> Outcome:
-        return self.resolved.judge.ask(self.request(sample), lambda data: validate_answer(data, self.properties))
-
-
-def start_evaluation(*, evaluation_id: int) -> None:
-    """Claim a PENDING evaluation, pick its judge, and fan its samples out in chunks."""
-    claimed = Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PENDING).update(
-        status=Evaluation.Status.PROCESSING, started_at=timezone.now()
-    )
-    evaluation = Evaluation.objects.select_related("run__spec_version", "company").filter(id=evaluation_id).first()
-    if evaluation is None or evaluation.status != Evaluation.Status.PROCESSING:
-        return  # deleted, or already finished: a duplicate delivery
-    if not claimed and evaluation.chunks_total:
-        return  # another delivery already fanned out; a re-delivery after a crash before that goes on below
-    try:
-        job = ClassificationJob.for_evaluation(evaluation)
-    except (FatalJudgeError, ValueError) as exc:
-        evaluation_fail(evaluation_id=evaluation_id, message=str(exc))
-        return
-    positions = list(evaluation.run.samples.order_by("position").values_list("position", flat=True))
-    size = settings.EVALUATION_CHUNK_SIZE
-    chunks = [(positions[i], positions[min(i + size, len(positions)) - 1]) for i in range(0, len(positions), size)]
-    Evaluation.objects.filter(id=evaluation_id).update(
-        model_used=job.resolved.model.name,
-        fallback_reason=job.resolved.fallback_reason,
-        config_hash=job.config_hash,
-        chunks_total=len(chunks),
-    )
-    if not chunks:
-        evaluation_finalize(evaluation_id=evaluation_id)
-    for first, last in chunks:
-        async_task(
-            "evaluations.tasks.classify_chunk",
-            evaluation_id,
-            first,
-            last,
-            group=str(evaluation.company_id),
+    def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
+        return self.resolved.judge.ask(
+            self.request(sample), lambda data: validate_answer(data, self.properties), deadline=deadline
         )
-
-
-def _record_calls(
-    *,
-    job: ClassificationJob,
-    sample: Sample | None,
-    purpose: str,
-    attempts: list[Attempt],
-) -> None:
-    record_calls(
-        company_id=job.evaluation.company_id,
-        model=job.resolved.model,
-        purpose=purpose,
-        attempts=attempts,
-        evaluation_id=job.evaluation.id,
-        sample=sample,
-    )
 
 
 def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str) -> None:
     """Write one sample's result, its ledger rows and the cache entry together, as soon as it arrives.
 
     Inserts ignore conflicts: if a duplicate delivery of this chunk got there first, its classification stands,
-    and this delivery's calls are still recorded (they were made, and paid for).
+    and this delivery's calls are still recorded (they were made, and paid for). A fatal outcome writes only the
+    ledger: the sample was not judged, and the evaluation fails as a whole.
     """
     with transaction.atomic():
-        _record_calls(job=job, sample=sample, purpose="classify", attempts=outcome.attempts)
+        record_calls(
+            company_id=job.evaluation.company_id,
+            model=job.resolved.model,
+            purpose="classify",
+            attempts=outcome.attempts,
+            subject=job.evaluation,
+            item_id=sample.id,
+        )
+        if outcome.fatal or outcome.deferred:
+            return  # not judged: a fatal error ends the evaluation, a deferred sample is asked in the next run
         SampleClassification.objects.bulk_create(
             [
                 SampleClassification(
@@ -225,107 +239,165 @@ def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Out
             )
 
 
-def _classify_concurrently(*, job: ClassificationJob, samples: list[Sample], digests: dict[int, str]) -> None:
-    """Ask the judge about every sample, JUDGE_CONCURRENCY at a time, saving each answer as it arrives."""
-    with ThreadPoolExecutor(max_workers=settings.JUDGE_CONCURRENCY) as pool:
-        futures = {pool.submit(job.classify, s): s for s in samples}
-        try:
-            for future in as_completed(futures):
-                sample = futures[future]
-                _save_classification(
-                    job=job,
-                    sample=sample,
-                    outcome=future.result(),
-                    digest=digests[sample.id],
-                )
-        except BaseException:
-            # Stop asking: calls in flight finish, queued ones never start. What was saved stays saved.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def classify_chunk(*, evaluation_id: int, first_position: int, last_position: int) -> None:
-    """Classify the samples of one chunk that have no classification yet; the last chunk aggregates."""
+def _started(evaluation_id: int) -> Evaluation | None:
+    """The evaluation if it is PROCESSING (anything else: deleted, finished or canceled, so nothing to do)."""
     evaluation = Evaluation.objects.select_related("run__spec_version", "company").filter(id=evaluation_id).first()
-    if evaluation is None or evaluation.status != Evaluation.Status.PROCESSING:
-        return
+    return evaluation if evaluation is not None and evaluation.status == Evaluation.Status.PROCESSING else None
+
+
+def _job_or_fail(evaluation: Evaluation) -> ClassificationJob | None:
     try:
-        job = ClassificationJob.for_evaluation(evaluation)
+        return ClassificationJob.for_evaluation(evaluation)
     except (FatalJudgeError, ValueError) as exc:
-        evaluation_fail(evaluation_id=evaluation_id, message=str(exc))
-        return
-    samples = list(
-        Sample.objects.filter(
-            run_id=evaluation.run_id,
-            position__gte=first_position,
-            position__lte=last_position,
-        )
-        .exclude(classifications__evaluation_id=evaluation_id)
-        .only("id", "content", "properties")
-        .order_by("position")
+        evaluation_fail(evaluation_id=evaluation.id, message=str(exc))
+        return None
+
+
+def evaluation_start(*, evaluation_id: int) -> None:
+    """Claim a PENDING evaluation, pick its judge, and create its classify items (once each, by key)."""
+    Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PENDING).update(
+        status=Evaluation.Status.PROCESSING, started_at=timezone.now(), updated_at=timezone.now()
     )
-    digests = {s.id: content_hash(s.content) for s in samples}
-    cached = dict(
-        JudgeCache.objects.filter(
+    evaluation = _started(evaluation_id)
+    if evaluation is None:
+        return
+    job = _job_or_fail(evaluation)
+    if job is None:
+        return
+    parts = max(1, min(settings.EVALUATION_PARALLEL_ITEMS, evaluation.total_samples))
+    _set(
+        evaluation_id,
+        model_used=job.resolved.model.name,
+        fallback_reason=job.resolved.fallback_reason,
+        config_hash=job.config_hash,
+        chunks_total=parts,
+    )
+    for part in range(parts):
+        work_create(
             company_id=evaluation.company_id,
-            config_hash=job.config_hash,
-            content_hash__in=set(digests.values()),
-        ).values_list("content_hash", "result")
-    )
-    # 1. Answers we already have for this content and configuration: no provider call.
-    SampleClassification.objects.bulk_create(
-        [
-            SampleClassification(
-                evaluation_id=evaluation_id,
-                sample=s,
-                classifications=cached[digests[s.id]],
-                from_cache=True,
-            )
-            for s in samples
-            if digests[s.id] in cached
-        ],
-        ignore_conflicts=True,
-    )
-    todo = [s for s in samples if digests[s.id] not in cached]
-    # 2. The rest, concurrently; each result is written by this thread as soon as it arrives.
-    if todo:
-        try:
-            _classify_concurrently(job=job, samples=todo, digests=digests)
-        except FatalJudgeError as exc:
-            _record_calls(
-                job=job,
-                sample=None,
-                purpose="classify",
-                attempts=getattr(exc, "attempts", []),
-            )
-            evaluation_fail(evaluation_id=evaluation_id, message=f"The judge failed: {exc}")
+            kind="evaluation.classify",
+            subject_id=evaluation_id,
+            key=f"evaluation.classify:{evaluation_id}:{part}",
+            args={"part": part, "parts": parts},
+        )
+    if evaluation.total_samples == 0:
+        evaluation_finalize_enqueue(evaluation=evaluation)
+
+
+def _unclassified(evaluation: Evaluation, *, part: int, parts: int) -> Iterator[Sample]:
+    """The part's samples that have no result yet, in position order, read a page at a time."""
+    last = -1
+    while True:
+        page = list(
+            Sample.objects.filter(run_id=evaluation.run_id, position__gt=last)
+            .annotate(_part=Mod(F("position"), parts))
+            .filter(_part=part)
+            .exclude(classifications__evaluation_id=evaluation.id)
+            .only("id", "content", "properties", "position")
+            .order_by("position")[:PAGE]
+        )
+        if not page:
             return
-    evaluation_finalize(evaluation_id=evaluation_id)
+        last = page[-1].position
+        yield from page
 
 
-def evaluation_finalize(*, evaluation_id: int) -> None:
-    """Once every sample has a classification, aggregate and complete, under a lease so only one chunk does."""
-    evaluation = Evaluation.objects.select_related("run__spec_version").get(id=evaluation_id)
-    if evaluation.classifications.count() < evaluation.total_samples:
-        return
-    now = timezone.now()
-    claimed = (
-        Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PROCESSING)
-        .filter(Q(finalizing_since__isnull=True) | Q(finalizing_since__lt=now - FINALIZE_LEASE))
-        .update(finalizing_since=now)
+def _answered_from_cache(*, job: ClassificationJob, samples: Iterator[Sample]) -> Iterator[tuple[Sample, str]]:
+    """Write the samples the cache already answers for this content and configuration (no provider call), a page
+    at a time; pass the others on with their content hash."""
+    while True:
+        page = [s for _, s in zip(range(PAGE), samples, strict=False)]
+        if not page:
+            return
+        digests = {s.id: content_hash(s.content) for s in page}
+        cached = dict(
+            JudgeCache.objects.filter(
+                company_id=job.evaluation.company_id,
+                config_hash=job.config_hash,
+                content_hash__in=set(digests.values()),
+            ).values_list("content_hash", "result")
+        )
+        SampleClassification.objects.bulk_create(
+            [
+                SampleClassification(
+                    evaluation_id=job.evaluation.id, sample=s, classifications=cached[digests[s.id]], from_cache=True
+                )
+                for s in page
+                if digests[s.id] in cached
+            ],
+            ignore_conflicts=True,
+        )
+        yield from ((s, digests[s.id]) for s in page if digests[s.id] not in cached)
+
+
+def evaluation_classify(*, evaluation_id: int, part: int, parts: int, ctx: Context) -> Result:
+    """Judge the part's unclassified samples in one window of concurrent calls, each result written as it arrives."""
+    evaluation = _started(evaluation_id)
+    if evaluation is None:
+        return Result.DONE
+    job = _job_or_fail(evaluation)
+    if job is None:
+        return Result.DONE
+    fatal: list[str] = []
+
+    def on_answer(item: tuple[Sample, str], outcome: Outcome) -> bool:
+        sample, digest = item
+        _save_classification(job=job, sample=sample, outcome=outcome, digest=digest)
+        if outcome.fatal:
+            fatal.append(outcome.error)
+        return not fatal
+
+    ask_each(
+        _answered_from_cache(job=job, samples=_unclassified(evaluation, part=part, parts=parts)),
+        lambda item: job.classify(item[0], deadline=ctx.deadline),
+        on_answer,
+        tick=ctx.tick,
     )
-    if not claimed:
-        return
-    distribution, summary, score = analysis.analyse(evaluation)
-    texts = _explain(evaluation=evaluation, summary=summary)
+    if fatal:
+        evaluation_fail(evaluation_id=evaluation_id, message=f"The judge failed: {fatal[0]}")
+        return Result.DONE
+    if ctx.stop_reason or next(_unclassified(evaluation, part=part, parts=parts), None) is not None:
+        return Result.YIELD  # stopped early, or samples deferred for lack of time: the next run goes on
+    if evaluation.classifications.count() >= evaluation.total_samples:
+        evaluation_finalize_enqueue(
+            evaluation=evaluation
+        )  # the last part to finish does it; the key makes a second one a no-op
+    return Result.DONE
+
+
+def evaluation_finalize_enqueue(*, evaluation: Evaluation) -> None:
+    """Create the finalize item (once: its key makes a second call a no-op)."""
+    work_create(
+        company_id=evaluation.company_id,
+        kind="evaluation.finalize",
+        subject_id=evaluation.id,
+        key=f"evaluation.finalize:{evaluation.id}",
+    )
+
+
+def evaluation_finalize(*, evaluation_id: int, ctx: Context) -> Result:
+    """Aggregate and complete: the statistics, then the explanation (the judge's, or the template's)."""
+    evaluation = _started(evaluation_id)
+    if evaluation is None:
+        return Result.DONE
+    try:
+        distribution, summary, score = analysis.analyse(evaluation)
+    except analysis.NothingAnalysed as exc:
+        evaluation_fail(evaluation_id=evaluation_id, message=str(exc))
+        return Result.DONE
+    texts = _explain(evaluation=evaluation, summary=summary, ctx=ctx)
+    if ctx.lost:
+        return Result.DONE
     Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PROCESSING).update(
         status=Evaluation.Status.SUCCEEDED,
         conformance_score=score,
         distribution_analysis=distribution,
         statistics=summary | {"explanation_source": texts.pop("source")},
         completed_at=timezone.now(),
+        updated_at=timezone.now(),
         **texts,
     )
+    return Result.DONE
 
 
 EXPLAIN_SYSTEM = """\
@@ -336,19 +408,16 @@ assigned and judged values, and a chi-square p-value. Be concrete and brief: nam
 the numbers that matter, do not speculate beyond them. conformance_explanation: 2-4 sentences on the score. \
 conformant_areas and non_conformant_areas: one short plain-text sentence or list each ("None" if there are none).\
 """
-EXPLAIN_SCHEMA = {
+EXPLAIN_FIELDS = ("conformance_explanation", "conformant_areas", "non_conformant_areas")
+EXPLAIN_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "conformance_explanation": {"type": "string"},
-        "conformant_areas": {"type": "string"},
-        "non_conformant_areas": {"type": "string"},
-    },
-    "required": ["conformance_explanation", "conformant_areas", "non_conformant_areas"],
+    "properties": {name: {"type": "string"} for name in EXPLAIN_FIELDS},
+    "required": list(EXPLAIN_FIELDS),
     "additionalProperties": False,
 }
 
 
-def _explain(*, evaluation: Evaluation, summary: dict[str, Any]) -> dict[str, str]:
+def _explain(*, evaluation: Evaluation, summary: dict[str, Any], ctx: Context) -> dict[str, str]:
     """The judge model writes the explanation from the numbers; the template does when it cannot."""
     template = analysis.template_explanation(summary) | {"source": "template"}
     try:
@@ -367,23 +436,26 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any]) -> dict[str, st
     )
 
     def validate(data: Any) -> dict[str, str]:
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in EXPLAIN_SCHEMA["required"]):
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in EXPLAIN_FIELDS):
             raise BadReply("the summary is missing fields")
-        return {k: data[k] for k in EXPLAIN_SCHEMA["required"]}
+        return {k: data[k] for k in EXPLAIN_FIELDS}
 
-    def record(attempts: list[Attempt]) -> None:
+    answers: list[Outcome] = []
+
+    def on_answer(_request: StructuredRequest, outcome: Outcome) -> bool:
         record_calls(
             company_id=evaluation.company_id,
             model=resolved.model,
             purpose="explain",
-            attempts=attempts,
-            evaluation_id=evaluation.id,
+            attempts=outcome.attempts,
+            subject=evaluation,
         )
+        answers.append(outcome)
+        return True
 
-    try:
-        outcome = resolved.judge.ask(request, validate)
-    except FatalJudgeError as exc:
-        record(getattr(exc, "attempts", []))
-        return template
-    record(outcome.attempts)
-    return (outcome.answer | {"source": "judge"}) if outcome.ok else template
+    # Through ask_each for its heartbeat: one call can take longer than the lease.
+    ask_each(
+        [request], lambda r: resolved.judge.ask(r, validate, deadline=ctx.deadline), on_answer, workers=1, tick=ctx.tick
+    )
+    outcome = answers[0] if answers else None
+    return (outcome.answer | {"source": "judge"}) if outcome is not None and outcome.ok else template

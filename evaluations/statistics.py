@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# Re-exported: the evaluation statistics read as one module.
+from runs.distributions import rounded_shares as rounded_shares
+from runs.distributions import shares as shares
 
 WILSON_Z = 1.959963984540054  # two-sided 95%
 
 
-def shares(counts: Mapping[str, int]) -> dict[str, float]:
-    """Percent of the total for each key, unrounded (all 0 when there is nothing to count)."""
-    total = sum(counts.values())
-    return {key: (100.0 * n / total if total else 0.0) for key, n in counts.items()}
-
-
 def total_variation_distance(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     """Half the L1 distance between two percentage distributions, in percentage points (0-100)."""
-    keys = set(p) | set(q)
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys)
+    # fsum is exactly rounded, so the result does not depend on the (hash-seeded) order of the key set.
+    return 0.5 * math.fsum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
 
 
 def conformance_score(distances: Iterable[float]) -> float:
@@ -25,7 +24,7 @@ def conformance_score(distances: Iterable[float]) -> float:
     values = list(distances)
     if not values:
         return 100.0
-    return min(100.0, max(0.0, 100.0 - sum(values) / len(values)))
+    return min(100.0, max(0.0, 100.0 - math.fsum(values) / len(values)))
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:
@@ -42,32 +41,79 @@ def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[f
     return low, high
 
 
-def chi_square_gof(
-    observed: Mapping[str, int], expected_shares: Mapping[str, float]
-) -> tuple[float, int, float | None]:
-    """Pearson's goodness-of-fit of observed counts against expected shares: (statistic, dof, p-value).
+MIN_EXPECTED = 5.0  # Cochran's rule: the chi-square approximation needs every expected count >= 5
 
-    Categories the expected distribution gives 0% are left out unless something was observed there, in which
-    case the fit is impossible (p = 0). With fewer than two usable categories or no observations, p is None.
+
+@dataclass(frozen=True)
+class ChiSquare:
+    """Pearson's goodness-of-fit result, with what was done to make it valid and what to be careful about."""
+
+    statistic: float | None
+    dof: int
+    p_value: float | None
+    # Categories merged into one cell because their expected counts were below MIN_EXPECTED.
+    pooled: tuple[str, ...] = ()
+    # Observed counts in categories expected 0 times: impossible under the expected distribution.
+    unexpected: dict[str, int] = field(default_factory=dict)
+    # Why p_value is None, or what was pooled and flagged; None when the test ran as is.
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "statistic": None if self.statistic is None else round(self.statistic, 4),
+            "dof": self.dof,
+            "p_value": self.p_value,
+            "pooled": list(self.pooled),
+            "unexpected": self.unexpected,
+            "note": self.note,
+        }
+
+
+def chi_square_gof(
+    observed: Mapping[str, int], expected: Mapping[str, float], min_expected: float = MIN_EXPECTED
+) -> ChiSquare:
+    """Pearson's goodness-of-fit of observed counts against expected weights (counts or percentages).
+
+    The expected weights are scaled to the observed total. Cells with expected count < `min_expected` are pooled
+    into one cell (the smallest remaining cells are added until the pool reaches it), rather than the test
+    being dropped: with 3-4 values and a few dozen samples most cells are small, and a pooled test still says
+    whether the large cells fit. A category expected 0 times but observed is flagged in `unexpected` and pooled
+    like any small cell, so one stray judgement cannot by itself turn p into 0 (the per-sample agreement and the
+    distance already count it). Fewer than two cells after pooling: p is None, with the reason in `note`.
+    Categories are processed in sorted order and summed with fsum, so the result does not depend on dict order.
     """
-    n = sum(observed.values())
+    keys = sorted(set(observed) | set(expected))
+    n = sum(observed.get(k, 0) for k in keys)
+    weight = math.fsum(expected.get(k, 0.0) for k in keys)
     if n == 0:
-        return 0.0, 0, None
-    statistic = 0.0
-    categories = 0
-    for key in set(observed) | set(expected_shares):
-        expected = n * expected_shares.get(key, 0.0) / 100.0
-        seen = observed.get(key, 0)
-        if expected <= 0:
-            if seen > 0:
-                return math.inf, max(categories, 1), 0.0
-            continue
-        statistic += (seen - expected) ** 2 / expected
-        categories += 1
-    dof = categories - 1
+        return ChiSquare(None, 0, None, note="nothing was observed")
+    if weight <= 0:
+        return ChiSquare(None, 0, None, note="nothing was expected")
+    want = {k: n * expected.get(k, 0.0) / weight for k in keys}
+    seen = {k: observed.get(k, 0) for k in keys}
+    unexpected = {k: seen[k] for k in keys if want[k] == 0 and seen[k] > 0}
+    # Categories neither expected nor observed carry no information: leave them out instead of pooling them.
+    keys = [k for k in keys if want[k] > 0 or seen[k] > 0]
+    pool = [k for k in keys if want[k] < min_expected]
+    large = sorted((k for k in keys if want[k] >= min_expected), key=lambda k: (want[k], k))
+    while pool and math.fsum(want[k] for k in pool) < min_expected and large:
+        pool.append(large.pop(0))
+    cells = [(seen[k], want[k]) for k in sorted(large)]
+    if pool:
+        cells.append((sum(seen[k] for k in pool), math.fsum(want[k] for k in pool)))
+    pooled = tuple(sorted(pool)) if len(pool) > 1 else ()
+    notes = []
+    if unexpected:
+        listed = ", ".join(f"{k!r} ×{count}" for k, count in unexpected.items())
+        notes.append(f"judged where none was expected: {listed}")
+    if pooled:
+        notes.append(f"cells with expected count < {min_expected:g} pooled: {', '.join(pooled)}")
+    dof = len(cells) - 1
     if dof < 1:
-        return statistic, 0, None
-    return statistic, dof, chi_square_survival(statistic, dof)
+        notes.append(f"not tested: fewer than two cells with expected count >= {min_expected:g} after pooling")
+        return ChiSquare(None, 0, None, pooled, unexpected, "; ".join(notes))
+    statistic = math.fsum((o - e) ** 2 / e for o, e in cells)
+    return ChiSquare(statistic, dof, chi_square_survival(statistic, dof), pooled, unexpected, "; ".join(notes) or None)
 
 
 def chi_square_survival(x: float, dof: int) -> float:

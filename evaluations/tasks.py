@@ -1,23 +1,35 @@
-"""django-q2 tasks: thin functions that take ids and call services (STYLE.md rule 9)."""
+"""Work item handlers (the work app runs them in django-q2 workers): thin functions that take the item and call
+services (STYLE.md rule 9). Registered in EvaluationsConfig.ready()."""
 
 from __future__ import annotations
 
-from typing import Any
+from work.models import WorkItem
+from work.registry import Result, register
+from work.runner import Context
 
-from . import guardrail_services, services
-
-
-def start_evaluation(evaluation_id: int, **kwargs: Any) -> None:
-    services.start_evaluation(evaluation_id=evaluation_id)
+from . import services
 
 
-def classify_chunk(evaluation_id: int, first_position: int, last_position: int, **kwargs: Any) -> None:
-    services.classify_chunk(
-        evaluation_id=evaluation_id,
-        first_position=first_position,
-        last_position=last_position,
+def start(item: WorkItem, ctx: Context) -> Result:
+    services.evaluation_start(evaluation_id=item.subject_id)
+    return Result.DONE
+
+
+def classify(item: WorkItem, ctx: Context) -> Result:
+    return services.evaluation_classify(
+        evaluation_id=item.subject_id, part=item.args["part"], parts=item.args["parts"], ctx=ctx
     )
 
 
-def run_guardrail_evaluation(evaluation_id: int, **kwargs: Any) -> None:
-    guardrail_services.run_guardrail_evaluation(evaluation_id=evaluation_id)
+def finalize(item: WorkItem, ctx: Context) -> Result:
+    return services.evaluation_finalize(evaluation_id=item.subject_id, ctx=ctx)
+
+
+def give_up(item: WorkItem, reason: str) -> None:
+    services.evaluation_fail(evaluation_id=item.subject_id, message=f"The evaluation could not finish: {reason}")
+
+
+def register_all() -> None:
+    register("evaluation.start", run=start, give_up=give_up)
+    register("evaluation.classify", run=classify, give_up=give_up)
+    register("evaluation.finalize", run=finalize, give_up=give_up)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from . import guardrail_views, views
+from . import views
 
 
 class ExportFormat:
@@ -25,6 +25,4 @@ urlpatterns = [
     path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
     path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),
     path("runs/<uuid:code>/evaluate/", views.evaluation_start, name="start"),
-    path("guardrails/", guardrail_views.guardrail_list, name="guardrail-list"),
-    path("guardrails/<str:eval_id>/", guardrail_views.guardrail_detail, name="guardrail-detail"),
 ]

@@ -8,20 +8,30 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.http import content_disposition_header
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from companies.models import Membership
+from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
+from runs.models import Run
 
 from .access import get_evaluation_for_user
-from .api.serializers import evaluation_trace
 from .forms import EvaluateForm
-from .judges.catalog import UnknownModel
 from .models import Evaluation
-from .selectors import classification_page, classification_rows, compare, property_views
+from .selectors import (
+    classification_page,
+    classification_rows,
+    compare,
+    evaluation_trace,
+    evaluations_for_run,
+    property_views,
+)
 from .services import EvaluationError, evaluation_create
 
 if TYPE_CHECKING:
@@ -35,6 +45,18 @@ def _filters(request: HtmxHttpRequest) -> dict[str, object]:
         "judged": request.GET.get("judged", ""),
         "mismatch": request.GET.get("mismatch") == "1",
     }
+
+
+def run_evaluations_section(request: HttpRequest, run: Run, membership: Membership) -> SafeString:
+    """The run page's "Evaluations" card (history and the evaluate form), contributed through runs' extension
+    slot so that runs never imports this app."""
+    context = {
+        "run": run,
+        "membership": membership,
+        "evaluations": evaluations_for_run(run.id),
+        "evaluate_form": EvaluateForm(),
+    }
+    return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
 
 
 @login_required
@@ -92,7 +114,7 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if form.is_valid():
         try:
             evaluation = evaluation_create(
-                company=run.company, created_by=request.user, run=run,
+                company=run.company, created_by=membership.user, run=run,
                 model_name=form.cleaned_data["evaluation_model"],
             )  # fmt: skip
         except (EvaluationError, UnknownModel) as exc:
@@ -104,7 +126,7 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
                 return response
             return redirect("evaluations:detail", code=evaluation.code)
     else:
-        error = "; ".join(e for errors in form.errors.values() for e in errors)
+        error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
     if request.htmx:
         return render(request, "evaluations/_start_error.html", {"error": error}, status=400)
     raise Http404(error)

@@ -8,17 +8,17 @@ from companies.access import get_object_for_user, get_rw_object_for_user
 from .models import Run, Spec
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
     from companies.models import Membership
 
 
-def get_spec_for_user(user: AbstractBaseUser | AnonymousUser, code: UUID) -> tuple[Spec, Membership]:
+def get_spec_for_user(user: User | AnonymousUser, code: UUID) -> tuple[Spec, Membership]:
     """Return the spec if `user` belongs to its company."""
     return get_object_for_user(Spec.objects.select_related("created_by"), user, code=code)
 
 
-def get_run_for_user(user: AbstractBaseUser | AnonymousUser, code: UUID) -> tuple[Run, Membership]:
+def get_run_for_user(user: User | AnonymousUser, code: UUID) -> tuple[Run, Membership]:
     """Return the run if `user` belongs to its company."""
     return get_object_for_user(
         Run.objects.select_related("spec", "spec_version", "created_by"),
@@ -27,6 +27,6 @@ def get_run_for_user(user: AbstractBaseUser | AnonymousUser, code: UUID) -> tupl
     )
 
 
-def get_rw_run_for_user(user: AbstractBaseUser | AnonymousUser, code: UUID) -> tuple[Run, Membership]:
+def get_rw_run_for_user(user: User | AnonymousUser, code: UUID) -> tuple[Run, Membership]:
     """Return the run if `user` may change it."""
     return get_rw_object_for_user(Run.objects.select_related("spec", "spec_version"), user, code=code)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from companies.models import Company
 
@@ -12,7 +13,7 @@ from .specfile import SpecError, parse_spec
 
 class SpecForm(forms.Form):
     name = forms.CharField(max_length=200)
-    description = forms.CharField(required=False, widget=forms.TextInput)
+    description = forms.CharField(required=False, widget=forms.TextInput, max_length=settings.SPEC_MAX_TEXT_CHARS)
     content_yaml = forms.CharField(
         label="Spec YAML",
         widget=forms.Textarea(attrs={"rows": 18, "spellcheck": "false"}),

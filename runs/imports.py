@@ -1,24 +1,47 @@
 """Read and check the samples of a run brought by the user: JSON, JSONL or ZIP with a samples.jsonl manifest.
 
 Everything is checked before anything is saved; each problem names the sample's position (1-based) and what is
-wrong, so a user can fix their file in one pass.
+wrong, so a user can fix their file in one pass. A ZIP is inflated as a stream against a byte budget
+(IMPORT_MAX_INFLATED_BYTES, IMPORT_MAX_ZIP_RATIO), so a bomb is refused as soon as it crosses the budget.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import re
 import zipfile
+import zlib
 from collections.abc import Iterable
 from typing import IO, Any
 
 from django.conf import settings
 
+from config.api import JSONProblem, loads_strict
+
 from .models import Sample
-from .specfile import Property
+from .specfile import Property, some_values
 
 MAX_REPORTED_PROBLEMS = 20
 MANIFEST_NAME = "samples.jsonl"
+INFLATE_CHUNK_BYTES = 64 * 1024
+RATIO_FREE_BYTES = 1024 * 1024  # a member may unpack this far before its compression ratio is judged
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why `name` cannot be a file path inside a run (it could escape the folder it is unpacked to), or None."""
+    if "\\" in name:
+        return "has a backslash"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if ".." in name.split("/"):
+        return "has a '..' segment"
+    if _CONTROL.search(name):
+        return "has a control character"
+    return None
 
 
 class ImportProblems(ValueError):
@@ -30,47 +53,105 @@ class ImportProblems(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-def read_jsonl(stream: IO[bytes] | Iterable[bytes]) -> list[Any]:
+def read_jsonl(stream: IO[bytes] | Iterable[bytes], name: str = "") -> list[Any]:
+    where = f"{name} line" if name else "line"
     rows: list[Any] = []
     for number, raw_line in enumerate(stream, start=1):
-        line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8", errors="strict").strip()
+        try:
+            line = raw_line.decode("utf-8-sig" if number == 1 else "utf-8", errors="strict").strip()
+        except UnicodeDecodeError:
+            raise ImportProblems([f"{where} {number}: not UTF-8 text"]) from None
         if not line:
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ImportProblems([f"line {number}: not valid JSON ({exc.msg})"]) from None
+            rows.append(loads_strict(line))
+        except JSONProblem as exc:
+            raise ImportProblems([f"{where} {number}: not valid JSON ({exc})"]) from None
         _check_count(len(rows))
     return rows
+
+
+class _Budget:
+    """Bytes the whole ZIP may still unpack to."""
+
+    def __init__(self) -> None:
+        self.left = settings.IMPORT_MAX_INFLATED_BYTES
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, limit: int, where: str) -> bytes:
+    """The member's bytes, read in chunks: refused the moment it passes `limit`, the budget or the ratio."""
+    chunks: list[bytes] = []
+    size = 0
+    ratio_cap = settings.IMPORT_MAX_ZIP_RATIO * max(info.compress_size, 1)
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(INFLATE_CHUNK_BYTES):
+                size += len(chunk)
+                budget.left -= len(chunk)
+                if size > limit:
+                    raise ImportProblems([f"{where}: '{info.filename}' unpacks to more than {limit:,} bytes"])
+                if budget.left < 0:
+                    raise ImportProblems([f"the ZIP unpacks to more than {settings.IMPORT_MAX_INFLATED_BYTES:,} bytes"])
+                if size > RATIO_FREE_BYTES and size > ratio_cap:
+                    raise ImportProblems(
+                        [
+                            f"{where}: '{info.filename}' unpacks to more than {settings.IMPORT_MAX_ZIP_RATIO} times "
+                            "its packed size (a ZIP bomb?)"
+                        ]
+                    )
+                chunks.append(chunk)
+    except ImportProblems:
+        raise  # a ValueError too: it must not be caught as a damaged member below
+    except zipfile.BadZipFile as exc:  # "Bad CRC-32", a truncated member, a bad local header
+        raise ImportProblems([f"{where}: '{info.filename}' is damaged ({exc})"]) from None
+    except NotImplementedError:
+        raise ImportProblems([f"{where}: '{info.filename}' uses an unsupported compression method"]) from None
+    except RuntimeError:  # zipfile's "File ... is encrypted, password required"
+        raise ImportProblems([f"{where}: '{info.filename}' is encrypted"]) from None
+    except (zlib.error, EOFError, OSError, ValueError) as exc:
+        raise ImportProblems([f"{where}: '{info.filename}' cannot be unpacked ({exc})"]) from None
+    return b"".join(chunks)
 
 
 def read_zip(stream: IO[bytes]) -> list[Any]:
     """A ZIP of sample files plus a samples.jsonl manifest; a manifest row without `content` reads its `path`."""
     try:
         archive = zipfile.ZipFile(stream)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError):
         raise ImportProblems(["the upload is not a valid ZIP file"]) from None
     with archive:
-        members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
-        # Refuse a ZIP bomb before inflating anything.
-        if sum(info.file_size for info in members.values()) > settings.IMPORT_MAX_UPLOAD_BYTES:
-            raise ImportProblems([f"the ZIP unpacks to more than {settings.IMPORT_MAX_UPLOAD_BYTES} bytes"])
+        infos = archive.infolist()
+        if len(infos) > settings.IMPORT_MAX_ZIP_MEMBERS:
+            raise ImportProblems(
+                [f"the ZIP has {len(infos):,} members; the limit is {settings.IMPORT_MAX_ZIP_MEMBERS:,}"]
+            )
+        members = {info.filename: info for info in infos if not info.is_dir()}
+        # The declared sizes refuse an honest bomb at once; the streamed budget below catches a lying one.
+        if sum(info.file_size for info in members.values()) > settings.IMPORT_MAX_INFLATED_BYTES:
+            raise ImportProblems([f"the ZIP unpacks to more than {settings.IMPORT_MAX_INFLATED_BYTES:,} bytes"])
         manifest_name = next((n for n in members if n.rsplit("/", 1)[-1] == MANIFEST_NAME), None)
         if manifest_name is None:
             raise ImportProblems([f"the ZIP has no {MANIFEST_NAME} manifest"])
         prefix = manifest_name[: -len(MANIFEST_NAME)]
-        rows = read_jsonl(io.BytesIO(archive.read(manifest_name)))
+        budget = _Budget()
+        manifest = _inflate(archive, members[manifest_name], budget, settings.IMPORT_MAX_INFLATED_BYTES, MANIFEST_NAME)
+        rows = read_jsonl(io.BytesIO(manifest), name=MANIFEST_NAME)
         problems = []
         for position, row in enumerate(rows, start=1):
             if not isinstance(row, dict) or "content" in row:
                 continue
             path = row.get("path")
+            reason = unsafe_name(path) if isinstance(path, str) else None
+            if reason:
+                problems.append(f"sample {position}: path '{path}' {reason}")
+                continue
             member = members.get(f"{prefix}{path}") if isinstance(path, str) else None
             if member is None:
                 problems.append(f"sample {position}: no content and no file '{path}' in the ZIP")
                 continue
+            data = _inflate(archive, member, budget, settings.IMPORT_MAX_SAMPLE_BYTES, f"sample {position}")
             try:
-                row["content"] = archive.read(member).decode("utf-8")
+                row["content"] = data.decode("utf-8")
             except UnicodeDecodeError:
                 problems.append(f"sample {position}: file '{path}' is not UTF-8 text")
         if problems:
@@ -102,6 +183,11 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
             problems.append(f"{where}: identifier must be a non-empty string of at most 255 characters")
             continue
         where = f"sample {position} ('{identifier}')"
+        # The identifier names the file when the row has no path, so it obeys the same rules.
+        reason = unsafe_name(identifier)
+        if reason:
+            problems.append(f"{where}: identifier {reason}; it must be usable as a relative file name")
+            continue
         if identifier in seen:
             problems.append(f"{where}: duplicate identifier")
         seen.add(identifier)
@@ -109,12 +195,20 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
         if not isinstance(content, str):
             problems.append(f"{where}: content must be a string")
             continue
-        size = len(content.encode("utf-8"))
+        try:
+            size = len(content.encode("utf-8"))
+        except UnicodeEncodeError:
+            problems.append(f"{where}: content holds a lone surrogate, which is not valid Unicode")
+            continue
         if size > settings.IMPORT_MAX_SAMPLE_BYTES:
             problems.append(f"{where}: content is {size} bytes; the limit is {settings.IMPORT_MAX_SAMPLE_BYTES}")
         path = row.get("path") or f"{identifier}.txt"
-        if not isinstance(path, str) or len(path) > 500 or path.startswith("/") or ".." in path.split("/"):
+        if not isinstance(path, str) or len(path) > 500:
             problems.append(f"{where}: path must be a relative path of at most 500 characters")
+            continue
+        reason = unsafe_name(path)
+        if reason:
+            problems.append(f"{where}: path '{path}' {reason}; use a relative path with '/' between folders")
             continue
         assigned = row.get("properties")
         if not isinstance(assigned, dict):
@@ -125,8 +219,9 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
         for prop in properties:
             if prop.name not in assigned:
                 problems.append(f"{where}: property '{prop.name}' is not assigned")
-            elif assigned[prop.name] not in prop.values:
-                problems.append(f"{where}: property '{prop.name}' is {assigned[prop.name]!r}, not one of {prop.values}")
+            elif not isinstance(assigned[prop.name], str) or assigned[prop.name] not in prop.value_set:
+                shown = repr(assigned[prop.name])[:100]
+                problems.append(f"{where}: property '{prop.name}' is {shown}, not one of {some_values(prop.values)}")
         samples.append(
             Sample(
                 position=position,
@@ -151,7 +246,4 @@ def read_upload(upload: Any) -> list[Any]:
     upload.seek(0)
     if head.startswith(b"PK"):
         return read_zip(upload)
-    try:
-        return read_jsonl(upload)
-    except UnicodeDecodeError:
-        raise ImportProblems(["the file is neither a ZIP nor UTF-8 JSONL"]) from None
+    return read_jsonl(upload)

@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
-from evaluations.statistics import shares
+from config.charts import grouped_bar_chart
 
+from .distributions import rounded_shares
 from .models import Run, Sample
 from .specfile import Property
-
-SAMPLES_PER_PAGE = 25
-COLORS = {"requested": "#9aa5c4", "expected": "#3451b2", "evaluated": "#e07a1f"}
 
 
 def assigned_value_counts(*, run: Run, prop: Property) -> dict[str, int]:
@@ -34,31 +33,6 @@ def assigned_value_counts(*, run: Run, prop: Property) -> dict[str, int]:
     return counts
 
 
-def grouped_bar_chart(*, title: str, values: list[str], series: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """A Plotly figure (plain data/layout dicts) comparing percentage distributions side by side."""
-    data = [
-        {
-            "type": "bar",
-            "name": label.capitalize(),
-            "x": values,
-            "y": [dist.get(v, 0) for v in values],
-            "marker": {"color": COLORS.get(label, "#777")},
-            "hovertemplate": "%{x}: %{y:.1f}%<extra>" + label + "</extra>",
-        }
-        for label, dist in series.items()
-    ]
-    layout = {
-        "title": {"text": title, "font": {"size": 15}},
-        "barmode": "group",
-        "yaxis": {"title": {"text": "% of samples"}, "rangemode": "tozero"},
-        "height": 320,
-        "margin": {"l": 55, "r": 15, "t": 45, "b": 45},
-        "legend": {"orientation": "h", "y": -0.2},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-    }
-    return {"data": data, "layout": layout}
-
-
 @dataclass
 class PropertySummary:
     prop: Property
@@ -73,7 +47,7 @@ def run_property_summaries(*, run: Run) -> list[PropertySummary]:
     summaries = []
     for prop in run.spec_version.parsed_properties:
         counts = assigned_value_counts(run=run, prop=prop)
-        expected = {value: round(share, 2) for value, share in shares(counts).items()}
+        expected = rounded_shares(counts)
         chart = grouped_bar_chart(
             title=prop.name,
             values=prop.values,
@@ -92,12 +66,4 @@ def filtered_samples(*, run: Run, prop: str = "", value: str = "") -> QuerySet[S
 
 
 def sample_page(*, run: Run, prop: str = "", value: str = "", page: str | int = 1) -> Page[Sample]:
-    return Paginator(filtered_samples(run=run, prop=prop, value=value), SAMPLES_PER_PAGE).get_page(page)
-
-
-def with_latest_score(runs: QuerySet[Run]) -> QuerySet[Run]:
-    """Annotate `latest_score`: the conformance score of the run's newest successful evaluation (a subquery)."""
-    from evaluations.models import Evaluation
-
-    latest = Evaluation.objects.filter(run=OuterRef("pk"), status=Evaluation.Status.SUCCEEDED).order_by("-completed_at")
-    return runs.annotate(latest_score=Subquery(latest.values("conformance_score")[:1]))
+    return Paginator(filtered_samples(run=run, prop=prop, value=value), settings.PAGE_SIZE).get_page(page)

@@ -10,7 +10,7 @@ from companies.models import Company
 
 from .imports import build_samples, read_jsonl
 from .models import Run, Sample, Spec, SpecVersion
-from .specfile import parse_spec
+from .specfile import ParsedSpec, parse_spec
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -22,7 +22,6 @@ class RunError(ValueError):
     pass
 
 
-@transaction.atomic
 def spec_create(
     *,
     company: Company,
@@ -32,20 +31,28 @@ def spec_create(
     description: str = "",
 ) -> Spec:
     """Create a spec and its first version; raises SpecError (nothing saved) if the YAML is invalid."""
+    # Parsed before the transaction: on SQLite an atomic block holds the database's only write lock, and no
+    # company's input may hold it while it is being checked.
     parsed = parse_spec(content_yaml)
-    spec = Spec.objects.create(
-        company=company,
-        name=name,
-        description=description or parsed.description,
-        created_by=created_by,
-    )
-    spec_add_version(spec=spec, created_by=created_by, content_yaml=content_yaml)
+    with transaction.atomic():
+        spec = Spec.objects.create(
+            company=company,
+            name=name,
+            description=description or parsed.description,
+            created_by=created_by,
+        )
+        _version_create(spec=spec, created_by=created_by, content_yaml=content_yaml, parsed=parsed)
     return spec
 
 
-@transaction.atomic
 def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) -> SpecVersion:
-    parsed = parse_spec(content_yaml)
+    """Add the next version of a spec; raises SpecError (nothing saved) if the YAML is invalid."""
+    parsed = parse_spec(content_yaml)  # before the transaction, as in spec_create
+    with transaction.atomic():
+        return _version_create(spec=spec, created_by=created_by, content_yaml=content_yaml, parsed=parsed)
+
+
+def _version_create(*, spec: Spec, created_by: User | None, content_yaml: str, parsed: ParsedSpec) -> SpecVersion:
     # Lock the spec so two concurrent updates cannot both take the same version number.
     Spec.objects.select_for_update().filter(pk=spec.pk).update(updated_at=timezone.now())
     latest = spec.versions.order_by("-number").values_list("number", flat=True).first() or 0
@@ -69,7 +76,6 @@ def spec_delete(*, spec: Spec, force: bool) -> None:
     spec.delete()
 
 
-@transaction.atomic
 def run_import(
     *,
     company: Company,
@@ -86,24 +92,26 @@ def run_import(
     version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
     if version is None:
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
+    # Every sample is checked before the transaction; inside it there are only inserts.
     samples = build_samples(rows, version.parsed_properties)
     now = timezone.now()
-    run = Run.objects.create(
-        company=company,
-        spec=spec,
-        spec_version=version,
-        name=name,
-        status=Run.Status.SUCCEEDED,
-        source=Run.Source.IMPORT,
-        samples_completed=len(samples),
-        runtime_params={"number_of_samples": len(samples), "source": "import"},
-        created_by=created_by,
-        started_at=now,
-        completed_at=now,
-    )
-    for sample in samples:
-        sample.run = run
-    Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_SIZE)
+    with transaction.atomic():
+        run = Run.objects.create(
+            company=company,
+            spec=spec,
+            spec_version=version,
+            name=name,
+            status=Run.Status.SUCCEEDED,
+            source=Run.Source.IMPORT,
+            samples_completed=len(samples),
+            runtime_params={"number_of_samples": len(samples), "source": "import"},
+            created_by=created_by,
+            started_at=now,
+            completed_at=now,
+        )
+        for sample in samples:
+            sample.run = run
+        Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_SIZE)
     return run
 
 

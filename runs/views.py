@@ -13,14 +13,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from companies.access import require_active_membership
 from companies.models import Membership
-from evaluations.forms import EvaluateForm
-from evaluations.selectors import evaluations_for_run
 
 from .access import get_run_for_user, get_spec_for_user
+from .extensions import extensions
 from .forms import RunImportForm, SpecForm
 from .imports import ImportProblems, read_upload
 from .models import Run, Spec
-from .selectors import run_property_summaries, sample_page, with_latest_score
+from .selectors import run_property_summaries, sample_page
 from .services import RunError, run_import, spec_create
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def spec_list(request: HttpRequest) -> HttpResponse:
         if not membership.can_write:
             raise PermissionDenied("Your role in this company is read-only.")
         if form.is_valid():
-            spec = spec_create(company=membership.company, created_by=request.user, **form.cleaned_data)
+            spec = spec_create(company=membership.company, created_by=membership.user, **form.cleaned_data)
             messages.success(request, f"Spec '{spec.name}' created.")
             return redirect("runs:spec-detail", code=spec.code)
     specs = Spec.objects.for_company(membership.company).annotate(run_count=Count("runs")).order_by("-created_at")
@@ -71,7 +70,7 @@ def spec_detail(request: HttpRequest, code: UUID) -> HttpResponse:
 def _run_list_response(
     request: HttpRequest, membership: Membership, form: RunImportForm, status: int = 200
 ) -> HttpResponse:
-    runs = with_latest_score(
+    runs = extensions.annotate_latest_score(
         Run.objects.for_company(membership.company).select_related("spec", "spec_version").order_by("-created_at")
     )
     context = {"runs": runs, "form": form, "membership": membership}
@@ -96,7 +95,7 @@ def run_import_upload(request: HttpRequest) -> HttpResponse:
             rows = read_upload(form.cleaned_data["file"])
             run = run_import(
                 company=membership.company,
-                created_by=request.user,
+                created_by=membership.user,
                 spec=form.cleaned_data["spec"],
                 rows=rows,
                 name=form.cleaned_data["name"],
@@ -131,6 +130,5 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if request.htmx:
         return render(request, "runs/run_detail.html#samples-table", context)
     context["summaries"] = run_property_summaries(run=run)
-    context["evaluations"] = evaluations_for_run(run.id)
-    context["evaluate_form"] = EvaluateForm()
+    context["evaluations_section"] = extensions.run_page_section(request, run, membership)
     return render(request, "runs/run_detail.html", context)

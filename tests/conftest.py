@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -186,7 +187,7 @@ def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach a real provider: no credentials from the environment, and a network that refuses."""
     import httpx2
 
-    from evaluations.judges import providers
+    from llm import providers
 
     for name in (
         "ANTHROPIC_API_KEY",
@@ -207,8 +208,8 @@ def _no_real_providers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _install_fake(monkeypatch: pytest.MonkeyPatch, kind: str, key_env: str) -> Any:
-    from evaluations.judges import engine, providers
-    from tests.evaluations.fakes import FakeProvider
+    from llm import engine, providers
+    from tests.llm.fakes import FakeProvider
 
     fake = FakeProvider(kind)
     monkeypatch.setenv(key_env, f"test-{kind}-key")
@@ -231,7 +232,7 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_limiters() -> Iterator[None]:
     # Limiters are per process and sized from settings when first used; tests change the settings.
-    from evaluations.judges import engine
+    from llm import engine
 
     engine._limiters.clear()
     yield
@@ -252,14 +253,64 @@ def evaluate(django_capture_on_commit_callbacks: Any, alice: Any, company_a: Com
     return run_it
 
 
-@pytest.fixture
-def worker(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A real django-q2 worker (`manage.py qcluster`) on the test database and the configured broker."""
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
+class Worker:
+    """A real django-q2 cluster (`manage.py qcluster`) in its own process group, on the test database and the
+    configured broker (the ORM broker on CI's first leg, Redis on its second)."""
 
+    def __init__(self, env: dict[str, str]) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "worker"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: a test can kill or stop the whole cluster at once
+        )
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def wait_gone(self, timeout: float) -> None:
+        """Wait until every process of the cluster has exited (the main one may leave before its workers)."""
+        import time
+
+        self.process.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"processes of group {self.process.pid} still running after {timeout} s")
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the cluster: a machine that dies, nothing handed back."""
+        import signal
+
+        self.signal_group(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 20) -> None:
+        import signal
+        import subprocess
+
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+@pytest.fixture
+def start_worker(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Start real workers with extra environment (settings overrides); every one is stopped at the end."""
     from django.db import connection
     from django_q.conf import Conf
 
@@ -268,17 +319,25 @@ def worker(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         url = f"sqlite:///{db['NAME']}"
     else:
         url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    monkeypatch.setattr(Conf, "SYNC", False)  # this process enqueues; the worker runs the tasks
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_WORKERS": "1"}
-    root = Path(__file__).resolve().parent.parent
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    monkeypatch.setattr(Conf, "SYNC", False)  # this process enqueues; the workers run the tasks
+    started: list[Worker] = []
+
+    def start(**extra: str) -> Worker:
+        env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_WORKERS": "1"}
+        worker = Worker(env | extra)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(start_worker: Any) -> Any:
+    """One real worker with the default settings."""
+    import time
+
+    process = start_worker().process
     time.sleep(0.5)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return process

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from companies.models import ApiKey, Membership
+from companies.throttling import API_KEY_BY_ADDRESS, client_address
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+    from drf_spectacular.openapi import AutoSchema
     from rest_framework.request import Request
 
 
@@ -23,6 +26,22 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if parts[0].lower() != self.keyword.lower():
             return None
+        # Checked before the key is looked at: while an address is over its limit, a right guess answers 429
+        # like a wrong one, so guessing from it learns nothing.
+        address = client_address(request)
+        wait = API_KEY_BY_ADDRESS.retry_after(address)
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait,
+                detail=f"Too many failed API-key attempts from this address; try again in {wait} seconds.",
+            )
+        try:
+            return self._check(parts)
+        except exceptions.AuthenticationFailed:
+            API_KEY_BY_ADDRESS.record(address)
+            raise
+
+    def _check(self, parts: list[str]) -> tuple[User, ApiKey]:
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <api key>'.")
         key = ApiKey.find(parts[1])
@@ -40,3 +59,20 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 (not 403) when credentials are missing.
         return self.keyword
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # drf-spectacular's registry hook
+    """Documents ApiKeyAuthentication as an HTTP bearer scheme, so `/api/docs/`'s "Authorize" takes an API key.
+
+    Defining it next to the class registers it whenever the class is importable, i.e. before any schema is built.
+    """
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from the API keys page, sent as `Authorization: Bearer <key>`.",
+        }

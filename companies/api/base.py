@@ -32,17 +32,28 @@ class CompanyWritePermission(permissions.BasePermission):
 
 
 class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
-    """Owns `get_queryset`: subclasses narrow it in `scope_queryset` and never see other companies' rows."""
+    """Owns `get_queryset` and `get_permissions`: subclasses narrow the rows in `scope_queryset` and never see
+    other companies' rows; they may add permission classes (`permission_classes`) but never drop the company
+    write check (as PostHog's routing base does)."""
 
-    permission_classes = [permissions.IsAuthenticated, CompanyWritePermission]
+    # Always applied, whatever a subclass sets in permission_classes.
+    base_permission_classes: tuple[type[permissions.BasePermission], ...] = (
+        permissions.IsAuthenticated,
+        CompanyWritePermission,
+    )
+    permission_classes: list[type[permissions.BasePermission]] = []
     lookup_field = "code"
     lookup_url_kwarg = "pk"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in ("get_queryset", "get_object"):
+        for name in ("get_queryset", "get_object", "get_permissions"):
             if name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} must not override {name}; implement scope_queryset instead")
+
+    def get_permissions(self) -> list[permissions.BasePermission]:
+        extra = [p for p in self.permission_classes if p not in self.base_permission_classes]
+        return [permission() for permission in (*self.base_permission_classes, *extra)]
 
     @cached_property
     def membership(self) -> Membership:
@@ -56,8 +67,7 @@ class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return queryset
 
     def get_queryset(self) -> models.QuerySet[Any]:
-        assert self.queryset is not None, f"{type(self).__name__} needs a queryset"
-        return self.scope_queryset(self.queryset.filter(company=self.company))
+        return self.scope_queryset(super().get_queryset().filter(company=self.company))
 
     def get_object(self) -> Any:
         # A malformed id is "not found" too: never a 500, never a hint.
@@ -79,6 +89,7 @@ class CompanyScopedPrimaryKeyRelatedField(serializers.SlugRelatedField):  # type
 
     def get_queryset(self) -> models.QuerySet[Any]:
         queryset = super().get_queryset()
+        assert queryset is not None, "a scoped related field needs a queryset"
         request = self.context.get("request")
         if request is None or not request.user.is_authenticated:
             return queryset.none()

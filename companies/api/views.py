@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status, throttling
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status, throttling
 from rest_framework.decorators import api_view, authentication_classes, throttle_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,6 +9,8 @@ from rest_framework.response import Response
 from companies.api.authentication import ApiKeyAuthentication
 from companies.models import ApiKey
 from companies.services import ApiKeyError, api_key_rotate
+
+from .serializers import ApiKeyRotateOutputSerializer, error_responses
 
 
 class RotateThrottle(throttling.SimpleRateThrottle):
@@ -25,14 +27,10 @@ class RotateThrottle(throttling.SimpleRateThrottle):
 
 @extend_schema(
     request=None,
-    responses=inline_serializer(
-        "ApiKeyRotateResponse",
-        {
-            "api_key": serializers.CharField(),
-            "masked_key": serializers.CharField(),
-            "expires_at": serializers.DateTimeField(),
-        },
-    ),
+    responses={
+        200: ApiKeyRotateOutputSerializer,
+        **error_responses(401, 429),
+    },
 )
 @api_view(["POST"])
 @authentication_classes([ApiKeyAuthentication])
@@ -45,7 +43,5 @@ def rotate_api_key(request: Request) -> Response:
         key, secret = api_key_rotate(api_key=request.auth)
     except ApiKeyError as exc:
         raise exceptions.AuthenticationFailed(str(exc)) from exc
-    return Response(
-        {"api_key": secret, "masked_key": key.masked_key, "expires_at": key.expires_at},
-        status=status.HTTP_200_OK,
-    )
+    data = {"api_key": secret, "masked_key": key.masked_key, "expires_at": key.expires_at}
+    return Response(ApiKeyRotateOutputSerializer(data).data, status=status.HTTP_200_OK)

@@ -4,114 +4,157 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from evaluations.models import Evaluation, SampleClassification
+from evaluations.models import Evaluation
+from evaluations.selectors import evaluation_trace
+
+# --- Output ---
 
 
-def _dt(value: Any) -> str | None:
-    return serializers.DateTimeField().to_representation(value) if value else None
+class EvaluationProgressOutputSerializer(serializers.Serializer[Any]):
+    classified = serializers.IntegerField(help_text="Samples with a classification row (failed ones included).")
+    failed = serializers.IntegerField()
+    total = serializers.IntegerField()
 
 
-def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
-    """Task id, models requested and used (and why they differ), prompt and configuration, calls, tokens, cost,
-    and progress (classified / failed / total), readable while the evaluation runs."""
-    totals = evaluation.ledger_totals()
-    if evaluation.status == Evaluation.Status.SUCCEEDED and evaluation.statistics:
-        # Finished: every sample has a row, and the failures were counted when it finished.
-        classified, failed = evaluation.total_samples, evaluation.statistics["samples_failed"]
-    else:
-        classified = evaluation.classifications.count()
-        failed = evaluation.classifications.filter(status=SampleClassification.Status.FAILED).count()
-    return {
-        "task_id": evaluation.task_id or None,
-        "requested_model": evaluation.requested_model,
-        "model_used": evaluation.model_used or None,
-        "offline_judge": evaluation.is_offline,
-        "fallback_reason": evaluation.fallback_reason or None,
-        "prompt_version": evaluation.prompt_version,
-        "config_hash": evaluation.config_hash or None,
-        "calls": totals["calls"],
-        "input_tokens": totals["input_tokens"],
-        "output_tokens": totals["output_tokens"],
-        "cache_read_tokens": totals["cache_read_tokens"],
-        "cache_write_tokens": totals["cache_write_tokens"],
-        "cost_usd": totals["cost_usd"],
-        "progress": {
-            "classified": classified,
-            "failed": failed,
-            "total": evaluation.total_samples,
-        },
-        "chunks": evaluation.chunks_total,
-    }
+# Serializes the dict evaluations.selectors.evaluation_trace builds (the evaluation page shows the same).
+class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
+    """Our addition: how the evaluation was judged: models, prompt, calls, tokens, cost and progress."""
+
+    task_id = serializers.CharField(allow_null=True)
+    requested_model = serializers.CharField()
+    model_used = serializers.CharField(allow_null=True)
+    offline_judge = serializers.BooleanField()
+    fallback_reason = serializers.CharField(allow_null=True, help_text="Why the model used is not the one requested.")
+    prompt_version = serializers.CharField()
+    config_hash = serializers.CharField(allow_null=True)
+    calls = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cost_usd = serializers.FloatField()
+    progress = EvaluationProgressOutputSerializer()
+    chunks = serializers.IntegerField()
 
 
-def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
-    return {
-        "id": str(evaluation.code),
-        "run_id": str(evaluation.run.code),
-        "status": evaluation.status,
-        "status_display": evaluation.get_status_display(),
-        "conformance_score": evaluation.conformance_score,
-        "created_at": _dt(evaluation.created_at),
-        "created_by_email": evaluation.created_by.email if evaluation.created_by else None,
-        "started_at": _dt(evaluation.started_at),
-        "completed_at": _dt(evaluation.completed_at),
-    }
+# Documentation only: the analysis is stored as JSON when the evaluation finishes and answered as stored (each
+# distribution's keys in the spec's value order); tests/test_schema.py checks it has these fields.
+class DistributionAnalysisOutputSerializer(serializers.Serializer[Any]):
+    """One property's requested, expected and judged distributions, in percent."""
+
+    property_name = serializers.CharField()
+    total_samples = serializers.IntegerField()
+    requested_distributions = serializers.DictField(child=serializers.FloatField(), help_text="Percent per value.")
+    expected_distributions = serializers.DictField(
+        child=serializers.FloatField(), help_text="Percent per value achievable with this many samples."
+    )
+    evaluated_distributions = serializers.DictField(
+        child=serializers.FloatField(), help_text="Percent per value as the judge classified the samples."
+    )
+    observed_distributions = serializers.DictField(child=serializers.FloatField())
+    total_samples_analyzed = serializers.IntegerField()
 
 
-def evaluation_detail(evaluation: Evaluation) -> dict[str, Any]:
-    done = evaluation.status == Evaluation.Status.SUCCEEDED
-    classifications = []
-    if done:
+# Documentation only: an evaluation can hold thousands of these, so EvaluationDetailOutputSerializer streams
+# them from one values_list; tests/test_schema.py checks the rows match these fields, in this order.
+class SampleClassificationOutputSerializer(serializers.Serializer[Any]):
+    """One sample's judged property values."""
+
+    id = serializers.UUIDField()
+    evaluation_id = serializers.UUIDField()
+    sample_identifier = serializers.CharField()
+    classifications = serializers.DictField(
+        child=serializers.CharField(), allow_null=True, help_text="Property → judged value; null if the judge failed."
+    )
+    created_at = serializers.DateTimeField()
+
+
+class EvaluationSummaryOutputSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField(source="code")
+    run_id = serializers.UUIDField(source="run.code")
+    status = serializers.ChoiceField(choices=Evaluation.Status.choices)
+    status_display = serializers.CharField(source="get_status_display")
+    conformance_score = serializers.FloatField(allow_null=True, help_text="0-100; null until the evaluation ends.")
+    created_at = serializers.DateTimeField()
+    created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
+class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
+    company_id = serializers.UUIDField(source="company.code")
+    distribution_analysis = serializers.SerializerMethodField()
+    created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
+    conformance_explanation = serializers.CharField(allow_null=True)
+    conformant_areas = serializers.CharField(allow_null=True)
+    non_conformant_areas = serializers.CharField(allow_null=True)
+    sample_classifications = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    error_message = serializers.CharField(allow_null=True)
+    trace = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(DistributionAnalysisOutputSerializer(many=True, allow_null=True))
+    def get_distribution_analysis(self, evaluation: Evaluation) -> list[dict[str, Any]] | None:
+        # The stored analysis with each distribution's keys in the spec's value order (jsonb does not keep it).
+        if evaluation.distribution_analysis is None or not evaluation.statistics:
+            return evaluation.distribution_analysis
+        values = {p["property_name"]: p["values"] for p in evaluation.statistics["properties"]}
+        return [
+            {
+                key: (
+                    {v: item[key][v] for v in values[item["property_name"]]}
+                    if key.endswith("_distributions")
+                    else item[key]
+                )
+                for key in item
+            }
+            for item in evaluation.distribution_analysis
+        ]
+
+    @extend_schema_field(SampleClassificationOutputSerializer(many=True))
+    def get_sample_classifications(self, evaluation: Evaluation) -> list[dict[str, Any]]:
+        # Empty until the evaluation succeeds; then one row per sample, in sample order.
+        if evaluation.status != Evaluation.Status.SUCCEEDED:
+            return []
         rows = (
             evaluation.classifications.select_related("sample")
             .order_by("sample__position")
             .values_list("code", "sample__identifier", "classifications", "created_at")
         )
         eval_id = str(evaluation.code)
-        classifications = [
+        # A serializer per row costs more than the query for thousands of rows: build the dicts directly.
+        to_iso = serializers.DateTimeField().to_representation
+        return [
             {
                 "id": str(code),
                 "evaluation_id": eval_id,
                 "sample_identifier": identifier,
                 "classifications": judged,
-                "created_at": _dt(created),
+                "created_at": to_iso(created) if created else None,
             }
             for code, identifier, judged, created in rows.iterator(chunk_size=2000)
         ]
-    return {
-        **evaluation_summary(evaluation),
-        "company_id": str(evaluation.company.code),
-        "distribution_analysis": _in_spec_order(evaluation),
-        "created_by": evaluation.created_by_id,
-        "conformance_explanation": evaluation.conformance_explanation,
-        "conformant_areas": evaluation.conformant_areas,
-        "non_conformant_areas": evaluation.non_conformant_areas,
-        "sample_classifications": classifications,
-        "duration_seconds": evaluation.duration_seconds,
-        "error_message": evaluation.error_message,
-        "trace": evaluation_trace(evaluation),
-        "updated_at": _dt(evaluation.updated_at),
-    }
+
+    @extend_schema_field(EvaluationTraceOutputSerializer)
+    def get_trace(self, evaluation: Evaluation) -> dict[str, Any]:
+        return EvaluationTraceOutputSerializer(evaluation_trace(evaluation)).data
 
 
-def _in_spec_order(evaluation: Evaluation) -> list[dict[str, Any]] | None:
-    """The stored analysis with each distribution's keys in the spec's value order (jsonb does not keep it)."""
-    if evaluation.distribution_analysis is None or not evaluation.statistics:
-        return evaluation.distribution_analysis
-    values = {p["property_name"]: p["values"] for p in evaluation.statistics["properties"]}
-    return [
-        {
-            key: (
-                {v: item[key][v] for v in values[item["property_name"]]}
-                if key.endswith("_distributions")
-                else item[key]
-            )
-            for key in item
-        }
-        for item in evaluation.distribution_analysis
-    ]
+class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
+    id = serializers.UUIDField(source="code")
+    status = serializers.ChoiceField(choices=Evaluation.Status.choices)
+    statistics = serializers.JSONField(
+        allow_null=True,
+        help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix; "
+        "null until the evaluation ends.",
+    )
+
+
+# --- Input ---
 
 
 class EvaluationCreateSerializer(serializers.Serializer[Any]):

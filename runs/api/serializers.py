@@ -2,64 +2,172 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.models import Run, Spec
 
-# Imported and hand-made specs have no seed dataset; the contract says such specs are MULTI_FILE.
-SEEDLESS = {"dataset_id": None, "dataset_name": None, "dataset_type": "MULTI_FILE"}
-
-RUNTIME_PARAM_KEYS = [
-    "filtering_types", "generation_model", "generation_thinking_budget", "max_examples_in_prompt",
-    "max_revision_cycles", "number_of_samples", "outline_model", "outline_thinking_budget", "revision_model",
-    "revision_thinking_budget", "revision_types", "seed_shuffling_level", "skip_outline", "tools",
-    "unified_multifield",
-]  # fmt: skip
+# --- Output ---
 
 
-def _email(user: Any) -> str | None:
-    return user.email if user is not None else None
+# Getters of the seed dataset keys: imported and hand-made specs have none, and the contract calls such specs
+# MULTI_FILE. Each serializer declares the fields itself, at their place in the wire order. (Comments, not a
+# docstring: a serializer's docstring becomes its description in /api/schema/.)
+class SeedlessFieldsMixin:
+    def get_dataset_id(self, instance: Any) -> str | None:
+        return None
+
+    def get_dataset_name(self, instance: Any) -> str | None:
+        return None
+
+    def get_dataset_type(self, instance: Any) -> Literal["SINGLE_FILE", "MULTI_FILE", "MULTI_FOLDER"]:
+        return "MULTI_FILE"
 
 
-class SpecListSerializer(serializers.ModelSerializer[Spec]):
-    id = serializers.UUIDField(source="code", read_only=True)
+class CreatedOutputSerializer(serializers.Serializer[Any]):
+    """The new object's id."""
 
-    class Meta:
-        model = Spec
-        fields = ["id", "name", "description", "status", "created_at"]
-
-    def to_representation(self, instance: Spec) -> dict[str, Any]:
-        return {**super().to_representation(instance), **SEEDLESS}
+    id = serializers.UUIDField(source="code")
 
 
-class SpecDetailSerializer(SpecListSerializer):
-    def to_representation(self, instance: Spec) -> dict[str, Any]:
-        latest = instance.latest_version
-        data = {
-            **super().to_representation(instance),
-            "content_yaml": latest.content_yaml if latest else None,
-            "created_by_email": _email(instance.created_by),
-            "error": None,
-            "runtime_params": None,
-            "updated_at": serializers.DateTimeField().to_representation(instance.updated_at),
-            "versions": None,
-        }
-        if self.context.get("include_versions"):
-            data["versions"] = [
-                {
-                    "content_yaml": v.content_yaml,
-                    "created_at": serializers.DateTimeField().to_representation(v.created_at),
-                }
-                for v in instance.versions.order_by("number")
-            ]
-        return data
+class SpecVersionOutputSerializer(serializers.Serializer[Any]):
+    content_yaml = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class SpecListOutputSerializer(SeedlessFieldsMixin, serializers.Serializer[Spec]):
+    id = serializers.UUIDField(source="code")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    status = serializers.ChoiceField(choices=Spec.Status.choices)
+    created_at = serializers.DateTimeField()
+    dataset_id = serializers.SerializerMethodField()
+    dataset_name = serializers.SerializerMethodField()
+    dataset_type = serializers.SerializerMethodField()
+
+
+class SpecDetailOutputSerializer(SpecListOutputSerializer):
+    content_yaml = serializers.CharField(source="latest_version.content_yaml", allow_null=True)
+    created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
+    error = serializers.SerializerMethodField(help_text="Always null: specs are written, not generated, here.")
+    runtime_params = serializers.SerializerMethodField(help_text="Always null: specs are written, not generated.")
+    updated_at = serializers.DateTimeField()
+    versions = serializers.SerializerMethodField(help_text="Oldest first; null unless `include_versions=true`.")
+
+    def get_error(self, spec: Spec) -> str | None:
+        return None
+
+    def get_runtime_params(self, spec: Spec) -> dict[str, Any] | None:
+        return None
+
+    @extend_schema_field(SpecVersionOutputSerializer(many=True, allow_null=True))
+    def get_versions(self, spec: Spec) -> list[dict[str, Any]] | None:
+        if not self.context.get("include_versions"):
+            return None
+        return SpecVersionOutputSerializer(spec.versions.order_by("number"), many=True).data  # type: ignore[return-value]
+
+
+# RunDetailOutputSerializer.get_runtime_params builds the object: the stored parameters (an import keeps what it
+# was imported with), then every key below, null when unset.
+class RunRuntimeParamsOutputSerializer(serializers.Serializer[Any]):
+    """The parameters the run was made with: every key below is present (null when unset), and a run may add
+    others (an imported run has `source`)."""
+
+    filtering_types = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    generation_model = serializers.CharField(allow_null=True)
+    generation_thinking_budget = serializers.IntegerField(allow_null=True)
+    max_examples_in_prompt = serializers.IntegerField(allow_null=True)
+    max_revision_cycles = serializers.IntegerField(allow_null=True)
+    number_of_samples = serializers.IntegerField(allow_null=True)
+    outline_model = serializers.CharField(allow_null=True)
+    outline_thinking_budget = serializers.IntegerField(allow_null=True)
+    revision_model = serializers.CharField(allow_null=True)
+    revision_thinking_budget = serializers.IntegerField(allow_null=True)
+    revision_types = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    seed_shuffling_level = serializers.ChoiceField(choices=["none", "sample", "field", "prompt"], allow_null=True)
+    skip_outline = serializers.BooleanField(allow_null=True)
+    tools = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    unified_multifield = serializers.BooleanField(allow_null=True)
+
+
+# The keys every run's runtime_params has, in the contract's order.
+RUNTIME_PARAM_KEYS = list(RunRuntimeParamsOutputSerializer().fields)
+
+
+# Documentation only: a run can hold thousands of samples, so RunDetailOutputSerializer builds these rows from
+# one values_list; tests/test_schema.py checks they match these fields, in this order.
+class GeneratedFileOutputSerializer(serializers.Serializer[Any]):
+    """One generated file (sample) of a run."""
+
+    id = serializers.UUIDField()
+    path = serializers.CharField()
+    file_type = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+
+
+class RunListOutputSerializer(SeedlessFieldsMixin, serializers.Serializer[Run]):
+    id = serializers.UUIDField(source="code")
+    status = serializers.ChoiceField(choices=Run.Status.choices)
+    spec_id = serializers.UUIDField(source="spec.code")
+    spec_name = serializers.CharField(source="spec.name")
+    spec_version = serializers.IntegerField(source="spec_version.number")
+    samples_completed = serializers.IntegerField()
+    samples_failed = serializers.IntegerField()
+    total_cost = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    dataset_id = serializers.SerializerMethodField()
+    dataset_name = serializers.SerializerMethodField()
+    dataset_type = serializers.SerializerMethodField()
+    created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
+
+
+class RunDetailOutputSerializer(RunListOutputSerializer):
+    runtime_params = serializers.SerializerMethodField()
+    generated_files = serializers.SerializerMethodField()
+
+    @extend_schema_field(RunRuntimeParamsOutputSerializer)
+    def get_runtime_params(self, run: Run) -> dict[str, Any]:
+        params = run.runtime_params or {}
+        return {**params, **{key: params.get(key) for key in RUNTIME_PARAM_KEYS}}
+
+    @extend_schema_field(GeneratedFileOutputSerializer(many=True))
+    def get_generated_files(self, run: Run) -> list[dict[str, Any]]:
+        files = run.samples.order_by("position").values_list("code", "path", "file_type", "size_bytes")
+        return [
+            {"id": str(code), "path": path, "file_type": file_type, "size_bytes": size}
+            for code, path, file_type, size in files
+        ]
+
+
+class RunCancelOutputSerializer(serializers.Serializer[Run]):
+    id = serializers.UUIDField(source="code")
+    status = serializers.ChoiceField(choices=Run.Status.choices)
+
+
+class FileDownloadOutputSerializer(serializers.Serializer[Any]):
+    download_url = serializers.URLField(help_text="A signed link that works without the API key, for a while.")
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+
+
+class ArchiveDownloadOutputSerializer(serializers.Serializer[Any]):
+    download_url = serializers.URLField(help_text="A signed link to a ZIP of every file; it works without the API key.")
+    size_bytes = serializers.IntegerField()
+
+
+# --- Input ---
 
 
 class SpecCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=settings.SPEC_MAX_TEXT_CHARS
+    )
+    # Its size, nesting and counts are checked by runs.specfile.parse_spec (SPEC_MAX_* settings).
     content_yaml = serializers.CharField(required=False, trim_whitespace=False)
 
     def validate_name(self, value: str) -> str:
@@ -70,50 +178,6 @@ class SpecCreateSerializer(serializers.Serializer[Any]):
 
 class SpecUpdateSerializer(serializers.Serializer[Any]):
     content_yaml = serializers.CharField(trim_whitespace=False)
-
-
-class RunListSerializer(serializers.ModelSerializer[Run]):
-    id = serializers.UUIDField(source="code", read_only=True)
-    spec_id = serializers.UUIDField(source="spec.code", read_only=True)
-    spec_name = serializers.CharField(source="spec.name", read_only=True)
-    spec_version = serializers.IntegerField(source="spec_version.number", read_only=True)
-    total_cost = serializers.FloatField(read_only=True)
-
-    class Meta:
-        model = Run
-        fields = [
-            "id", "status", "spec_id", "spec_name", "spec_version", "samples_completed", "samples_failed",
-            "total_cost", "created_at", "completed_at",
-        ]  # fmt: skip
-
-    def to_representation(self, instance: Run) -> dict[str, Any]:
-        return {
-            **super().to_representation(instance),
-            **SEEDLESS,
-            "created_by_email": _email(instance.created_by),
-        }
-
-
-class RunDetailSerializer(RunListSerializer):
-    def to_representation(self, instance: Run) -> dict[str, Any]:
-        params = instance.runtime_params or {}
-        files = instance.samples.order_by("position").values_list("code", "path", "file_type", "size_bytes")
-        return {
-            **super().to_representation(instance),
-            "runtime_params": {
-                **params,
-                **{key: params.get(key) for key in RUNTIME_PARAM_KEYS},
-            },
-            "generated_files": [
-                {
-                    "id": str(code),
-                    "path": path,
-                    "file_type": file_type,
-                    "size_bytes": size,
-                }
-                for code, path, file_type, size in files
-            ],
-        }
 
 
 class RunImportSerializer(serializers.Serializer[Any]):

@@ -4,12 +4,15 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.core import signing
 from django.http import FileResponse, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import content_disposition_header
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, status
 from rest_framework.decorators import (
     action,
@@ -17,13 +20,15 @@ from rest_framework.decorators import (
     authentication_classes,
     permission_classes,
 )
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
-from evaluations.api.views import run_evaluations
-from runs.exports import build_run_zip
+from companies.api.serializers import error_responses
+from companies.models import ApiKey, Membership
+from config.api import StrictJSONParser
+from runs.exports import build_run_zip, export_name
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
 from runs.services import (
@@ -36,12 +41,16 @@ from runs.services import (
 from runs.specfile import SpecError
 
 from .serializers import (
-    RunDetailSerializer,
+    ArchiveDownloadOutputSerializer,
+    CreatedOutputSerializer,
+    FileDownloadOutputSerializer,
+    RunCancelOutputSerializer,
+    RunDetailOutputSerializer,
     RunImportSerializer,
-    RunListSerializer,
+    RunListOutputSerializer,
     SpecCreateSerializer,
-    SpecDetailSerializer,
-    SpecListSerializer,
+    SpecDetailOutputSerializer,
+    SpecListOutputSerializer,
     SpecUpdateSerializer,
 )
 
@@ -52,6 +61,22 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
 
 
+INCLUDE_VERSIONS = OpenApiParameter(
+    "include_versions", bool, description="Also return every version's YAML, oldest first."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="List your company's specs, newest first.",
+        responses={200: SpecListOutputSerializer(many=True), **error_responses(401, 403)},
+    ),
+    retrieve=extend_schema(
+        description="Retrieve a spec with its latest YAML.",
+        parameters=[INCLUDE_VERSIONS],
+        responses={200: SpecDetailOutputSerializer, **error_responses(401, 403, 404)},
+    ),
+)
 class SpecViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -62,7 +87,7 @@ class SpecViewSet(
     http_method_names = ["get", "post", "put", "delete", "head", "options"]
 
     def get_serializer_class(self) -> Any:
-        return SpecListSerializer if self.action == "list" else SpecDetailSerializer
+        return SpecListOutputSerializer if self.action == "list" else SpecDetailOutputSerializer
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {
@@ -70,7 +95,12 @@ class SpecViewSet(
             "include_versions": _flag(self.request, "include_versions"),
         }
 
+    @extend_schema(
+        request=SpecCreateSerializer,
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403)},
+    )
     def create(self, request: Request) -> Response:
+        """Create a spec from its YAML (`content_yaml`); the answer holds its id."""
         serializer = SpecCreateSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         if "content_yaml" not in serializer.validated_data:
@@ -81,29 +111,40 @@ class SpecViewSet(
         try:
             spec = spec_create(
                 company=self.company,
-                created_by=request.user,
+                created_by=self.membership.user,
                 **serializer.validated_data,
             )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
-        return Response({"id": str(spec.code)}, status=status.HTTP_201_CREATED)
+        return Response(CreatedOutputSerializer(spec).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        request=SpecUpdateSerializer,
+        parameters=[INCLUDE_VERSIONS],
+        responses={200: SpecDetailOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     def update(self, request: Request, pk: str | None = None) -> Response:
+        """Save new YAML as the spec's next version and return the spec."""
         spec = self.get_object()
         serializer = SpecUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             spec_add_version(
                 spec=spec,
-                created_by=request.user,
+                created_by=self.membership.user,
                 content_yaml=serializer.validated_data["content_yaml"],
             )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
         spec.refresh_from_db()
-        return Response(SpecDetailSerializer(spec, context=self.get_serializer_context()).data)
+        return Response(SpecDetailOutputSerializer(spec, context=self.get_serializer_context()).data)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("force", bool, description="Also delete the spec's runs.")],
+        responses={204: None, **error_responses(400, 401, 403, 404)},
+    )
     def destroy(self, request: Request, pk: str | None = None) -> Response:
+        """Delete a spec; one with runs only with `force=true`, which deletes its runs too."""
         try:
             spec_delete(spec=self.get_object(), force=_flag(request, "force"))
         except RunError as exc:
@@ -111,6 +152,20 @@ class SpecViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="List your company's runs, newest first.",
+        responses={200: RunListOutputSerializer(many=True), **error_responses(401, 403)},
+    ),
+    retrieve=extend_schema(
+        description="Retrieve a run with its runtime parameters and files.",
+        responses={200: RunDetailOutputSerializer, **error_responses(401, 403, 404)},
+    ),
+    destroy=extend_schema(
+        description="Delete a run and its samples.",
+        responses={204: None, **error_responses(401, 403, 404)},
+    ),
+)
 class RunViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -118,18 +173,23 @@ class RunViewSet(
     CompanyScopedViewSet,
 ):
     queryset = Run.objects.select_related("spec", "spec_version", "created_by")
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def get_serializer_class(self) -> Any:
-        return RunListSerializer if self.action == "list" else RunDetailSerializer
+        return RunListOutputSerializer if self.action == "list" else RunDetailOutputSerializer
 
+    @extend_schema(request=None, responses=error_responses(400, 401, 403))
     def create(self, request: Request) -> Response:
+        """Not supported yet (always 400): generate your samples elsewhere and import them."""
         raise BadRequest(
             "Generating runs with an LLM is not supported yet: bring your samples with "
             "POST /api/dataframer/runs/import/."
         )
 
-    @extend_schema(request=RunImportSerializer, responses={201: None})
+    @extend_schema(
+        request=RunImportSerializer,
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     @action(detail=False, methods=["post"], url_path="import")
     def import_run(self, request: Request) -> Response:
         """Import a run you generated elsewhere: JSON `samples`, or a JSONL / ZIP `file`."""
@@ -142,56 +202,106 @@ class RunViewSet(
         try:
             rows = data["samples"] if "samples" in data else read_upload(data["file"])
             run = run_import(
-                company=self.company, created_by=request.user, spec=spec, rows=rows,
+                company=self.company, created_by=self.membership.user, spec=spec, rows=rows,
                 spec_version=data.get("spec_version"), name=data["name"],
             )  # fmt: skip
         except ImportProblems as exc:
             raise exceptions.ValidationError({"samples": exc.problems}) from exc
         except RunError as exc:
             raise BadRequest(str(exc)) from exc
-        return Response({"id": str(run.code)}, status=status.HTTP_201_CREATED)
+        return Response(CreatedOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
-    @action(detail=True, methods=["get"])
-    def evaluations(self, request: Request, pk: str | None = None) -> Response:
-        """The run's evaluations, newest first."""
-        return run_evaluations(self.get_object())
-
+    @extend_schema(request=None, responses={200: RunCancelOutputSerializer, **error_responses(400, 401, 403, 404)})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a PENDING or PROCESSING run."""
         run = self.get_object()
         if not run.cancel():
             raise BadRequest(f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
-        return Response({"id": str(run.code), "status": run.status})
+        return Response(RunCancelOutputSerializer(run).data)
 
+    @extend_schema(
+        operation_id="api_dataframer_runs_files_download_retrieve",
+        parameters=[OpenApiParameter("file_id", str, OpenApiParameter.PATH, description="A generated file's id.")],
+        responses={200: FileDownloadOutputSerializer, **error_responses(401, 403, 404)},
+    )
     @action(detail=True, methods=["get"], url_path=r"files/(?P<file_id>[^/]+)/download")
     def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
+        """A signed, expiring link to one file of the run."""
         run = self.get_object()
         sample = (
-            run.samples.filter(code=file_id).only("code", "path", "file_type").first() if _is_uuid(file_id) else None
+            run.samples.filter(code=file_id).only("code", "path", "file_type", "position").first()
+            if _is_uuid(file_id)
+            else None
         )
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
-        token = signing.dumps({"run": str(run.code), "file": str(sample.code)}, salt=DOWNLOAD_SALT)
-        return Response(
-            {
-                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
-                "filename": sample.path.rsplit("/", 1)[-1],
-                "content_type": sample.file_type,
-            }
-        )
+        token = download_token(request, run=run, file=str(sample.code))
+        data = {
+            "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
+            "filename": export_name(sample).rsplit("/", 1)[-1],
+            "content_type": sample.file_type,
+        }
+        return Response(FileDownloadOutputSerializer(data).data)
 
+    @extend_schema(
+        operation_id="api_dataframer_runs_files_download_all_retrieve",
+        responses={200: ArchiveDownloadOutputSerializer, **error_responses(401, 403, 404)},
+    )
     @action(detail=True, methods=["get"], url_path="files/download")
     def download_all(self, request: Request, pk: str | None = None) -> Response:
+        """A signed, expiring link to a ZIP of every file of the run."""
         run = self.get_object()
         with build_run_zip(run) as archive:
             size = archive.seek(0, 2)
-        token = signing.dumps({"run": str(run.code), "file": None}, salt=DOWNLOAD_SALT)
-        return Response(
-            {
-                "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
-                "size_bytes": size,
-            }
+        token = download_token(request, run=run, file=None)
+        data = {
+            "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
+            "size_bytes": size,
+        }
+        return Response(ArchiveDownloadOutputSerializer(data).data)
+
+
+def _session_tag(session_key: str) -> str:
+    # The token is signed, not encrypted: it carries a keyed hash of the session key, never the key itself.
+    return salted_hmac(DOWNLOAD_SALT, session_key).hexdigest()[:32]
+
+
+def download_token(request: Request, *, run: Run, file: str | None) -> str:
+    """A signed link bound to what asked for it: the API key (revoking or rotating it ends the link) or, for a
+    signed-in browser, its session (signing out ends it, and only that browser can use it)."""
+    payload: dict[str, Any] = {"run": str(run.code), "file": file}
+    if isinstance(request.auth, ApiKey):
+        payload["key"] = str(request.auth.code)
+    else:
+        if request.session.session_key is None:
+            request.session.save()
+        payload["session"] = _session_tag(request.session.session_key or "")
+    return signing.dumps(payload, salt=DOWNLOAD_SALT, compress=True)
+
+
+def _binding_holds(request: Request, payload: dict[str, Any], run: Run) -> bool:
+    """Whether the key or session that made the link may still read the run."""
+    if "key" in payload:
+        key = ApiKey.objects.active().filter(code=payload["key"], company_id=run.company_id).select_related("user")
+        api_key = key.first()
+        return (
+            api_key is not None
+            and api_key.user.is_active
+            and Membership.objects.filter(user=api_key.user, company_id=run.company_id).exists()
         )
+    if "session" in payload:
+        session_key = request.session.session_key
+        # This view runs no DRF authentication (a key link needs none), which leaves request.user anonymous:
+        # read the session's user the way Django's middleware does (checking its password hash too).
+        user = get_user(request._request)
+        return (
+            session_key is not None
+            and user.is_authenticated
+            and constant_time_compare(payload["session"], _session_tag(session_key))
+            and Membership.objects.filter(user=user, company_id=run.company_id).exists()
+        )
+    return False  # a link from before links were bound: refuse it
 
 
 def _is_uuid(value: str) -> bool:
@@ -206,8 +316,9 @@ def _is_uuid(value: str) -> bool:
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([permissions.AllowAny])
-def signed_download(request: Request, token: str) -> HttpResponse:
-    """Serve a file behind a signed, expiring link: it works without the API key, like a presigned URL."""
+def signed_download(request: Request, token: str) -> HttpResponseBase:
+    """Serve a file behind a signed link valid for DOWNLOAD_URL_MAX_AGE seconds: it works without the API key, like
+    a presigned URL, but only while the key (or browser session) that made it is still valid."""
     try:
         payload = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE)
     except signing.SignatureExpired:
@@ -215,6 +326,11 @@ def signed_download(request: Request, token: str) -> HttpResponse:
     except signing.BadSignature:
         raise exceptions.NotFound("Invalid download link.") from None
     run = get_object_or_404(Run, code=payload["run"])
+    if not _binding_holds(request, payload, run):
+        raise exceptions.NotFound(
+            "This download link is no longer valid: the API key or session that made it was revoked, rotated, "
+            "expired or signed out."
+        )
     if payload["file"] is None:
         archive = build_run_zip(run)
         archive.seek(0)
@@ -229,5 +345,5 @@ def signed_download(request: Request, token: str) -> HttpResponse:
         sample.content.encode("utf-8"),
         content_type=f"{sample.file_type}; charset=utf-8",
     )
-    response["Content-Disposition"] = content_disposition_header(True, sample.path.rsplit("/", 1)[-1])
+    response["Content-Disposition"] = content_disposition_header(True, export_name(sample).rsplit("/", 1)[-1])
     return response

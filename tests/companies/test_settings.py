@@ -39,3 +39,34 @@ def test_it_refuses_to_start_misconfigured(env: dict[str, str], message: str) ->
 def test_it_starts_in_production_when_configured() -> None:
     result = start({"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "example.com"})
     assert result.returncode == 0, result.stderr
+
+
+def secret_key_of(data_dir: Path) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SECRET_KEY_FILE", "DEBUG"}}
+    result = subprocess.run(
+        [sys.executable, "-c", "from config import settings; print(settings.SECRET_KEY)"],
+        cwd=ROOT,
+        env={**clean, "DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_it_generates_one_secret_key_per_install(tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    key = secret_key_of(first)
+    assert len(key) >= 50
+    assert key != secret_key_of(second)
+    # The same install keeps its key across restarts, in a file only its owner can read.
+    assert secret_key_of(first) == key
+    assert (first / ".secret_key").read_text() == key
+    assert (first / ".secret_key").stat().st_mode & 0o077 == 0
+    assert "django-insecure" not in (ROOT / "config" / "settings.py").read_text()
+
+
+def test_it_keeps_the_generated_key_out_of_git() -> None:
+    result = subprocess.run(["git", "check-ignore", "-q", ".secret_key"], cwd=ROOT, capture_output=True, timeout=30)
+    assert result.returncode == 0

@@ -1,17 +1,22 @@
-"""Background execution: claims, chunks, duplicate deliveries, a worker stopped half-way, fatal errors."""
+"""Background execution in-process: work items, duplicate deliveries, a worker stopped half-way, expired leases,
+attempts running out, cancel, per-sample errors, fatal errors. (tests/test_worker.py does the same through a real
+qcluster subprocess.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from evaluations import services
+from evaluations import analysis, services
 from evaluations.models import Evaluation, SampleClassification
 from runs.models import Run
 from runs.services import run_import
 from tests.conftest import make_rows
-from tests.evaluations.fakes import first_values, sample_text
+from tests.llm.fakes import first_values, sample_text
+from work import dispatch, runner
+from work.models import WorkItem
 
 SONNET = "anthropic/claude-sonnet-4-6"
 
@@ -20,47 +25,57 @@ class WorkerStopped(BaseException):
     """What a killed worker looks like from inside: not an Exception, nothing catches it."""
 
 
-def pending_evaluation(run: Run, model: str = SONNET) -> Evaluation:
-    # Created without the on-commit enqueue, so the test drives each task step itself.
-    return Evaluation.objects.create(
-        company=run.company,
-        run=run,
-        requested_model=model,
-        total_samples=run.samples.count(),
-    )
+@pytest.fixture(autouse=True)
+def _no_backoff(settings: Any) -> None:
+    settings.WORK_BACKOFF_MAX_SECONDS = 0  # a failed item is due again at once
 
 
-def test_a_duplicate_start_is_a_no_op(fake_anthropic: Any, run_a: Run, evaluate: Any) -> None:
+@pytest.fixture
+def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is sent to a worker (tasks would run inline in tests): the test runs each item itself."""
+    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
+
+
+def created(run: Run, alice: Any, model: str = SONNET) -> Evaluation:
+    """An evaluation as the API creates it (its start item queued)."""
+    return services.evaluation_create(company=run.company, created_by=alice, run=run, model_name=model)
+
+
+def item(evaluation: Evaluation, kind: str) -> WorkItem:
+    return WorkItem.objects.get(kind=kind, subject_id=evaluation.id)
+
+
+def test_a_duplicate_delivery_is_a_no_op(fake_anthropic: Any, run_a: Run, evaluate: Any) -> None:
     evaluation = evaluate(run_a, SONNET)
     calls = fake_anthropic.calls
-    services.start_evaluation(evaluation_id=evaluation.id)
-    services.classify_chunk(evaluation_id=evaluation.id, first_position=1, last_position=12)
+    for done in WorkItem.objects.filter(subject_id=evaluation.id):
+        runner.run_item(done.id)
     assert fake_anthropic.calls == calls
     assert Evaluation.objects.get(pk=evaluation.pk).completed_at == evaluation.completed_at
+    assert set(WorkItem.objects.filter(subject_id=evaluation.id).values_list("state", flat=True)) == {"done"}
 
 
-def test_big_runs_are_split_into_chunks_and_the_last_one_aggregates(
-    fake_anthropic: Any,
-    alice: Any,
-    company_a: Any,
-    spec_a: Any,
-    evaluate: Any,
-    settings: Any,
+def test_parallel_items_split_the_samples_and_one_finalizes(
+    fake_anthropic: Any, alice: Any, company_a: Any, spec_a: Any, evaluate: Any, settings: Any
 ) -> None:
-    settings.EVALUATION_CHUNK_SIZE = 10
+    settings.EVALUATION_PARALLEL_ITEMS = 3
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(35))
     evaluation = evaluate(run, SONNET)
-    assert evaluation.chunks_total == 4
+    assert evaluation.chunks_total == 3
     assert evaluation.status == "SUCCEEDED"
     assert evaluation.classifications.count() == 35
+    assert WorkItem.objects.filter(subject_id=evaluation.id, kind="evaluation.classify").count() == 3
+    assert WorkItem.objects.filter(subject_id=evaluation.id, kind="evaluation.finalize").count() == 1
     assert evaluation.judge_calls.filter(purpose="explain").count() == 1
 
 
+@pytest.mark.usefixtures("by_hand")
 def test_a_worker_stopped_half_way_loses_nothing_and_the_retry_skips_finished_samples(
-    fake_anthropic: Any, run_a: Run, settings: Any
+    fake_anthropic: Any, run_a: Run, alice: Any, settings: Any
 ) -> None:
     settings.JUDGE_CONCURRENCY = 1
-    evaluation = pending_evaluation(run_a)
+    evaluation = created(run_a, alice)
+    runner.run_item(item(evaluation, "evaluation.start").id)
     asked: list[str] = []
     calls = iter(range(1, 1000))
 
@@ -72,38 +87,99 @@ def test_a_worker_stopped_half_way_loses_nothing_and_the_retry_skips_finished_sa
         return first_values(schema, user)
 
     fake_anthropic.answer = dies_on_the_fifth_call
-    Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.PROCESSING)
+    classify = item(evaluation, "evaluation.classify")
     with pytest.raises(WorkerStopped):
-        services.classify_chunk(evaluation_id=evaluation.id, first_position=1, last_position=12)
+        runner.run_item(classify.id)
     saved = set(evaluation.classifications.values_list("sample__content", flat=True))
-    # What was answered before the stop is saved; answers still in memory when it stopped are lost.
+    # What was answered before the stop is saved; the row says what happened and that it is due again.
     assert set(asked[:4]) == saved
+    classify.refresh_from_db()
+    assert (classify.state, classify.attempts) == ("queued", 1)
+    assert "WorkerStopped" in classify.last_error
     assert Evaluation.objects.get(pk=evaluation.pk).status == "PROCESSING"
 
-    # The queue re-delivers the chunk: only the unfinished samples are asked again.
+    # Run again: only the unfinished samples are asked; the last one creates the finalize item.
     asked.clear()
-    services.classify_chunk(evaluation_id=evaluation.id, first_position=1, last_position=12)
+    runner.run_item(classify.id)
     assert len(asked) == 12 - len(saved)
     assert not set(asked) & saved
-    assert evaluation.classifications.count() == 12
     assert SampleClassification.objects.filter(evaluation=evaluation).values("sample").distinct().count() == 12
+    runner.run_item(item(evaluation, "evaluation.finalize").id)
     assert Evaluation.objects.get(pk=evaluation.pk).status == "SUCCEEDED"
 
 
-def test_a_start_interrupted_before_fan_out_is_picked_up_again(fake_anthropic: Any, run_a: Run) -> None:
-    evaluation = pending_evaluation(run_a)
-    # Claimed, then the worker died before it enqueued any chunk.
-    Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.PROCESSING)
-    services.start_evaluation(evaluation_id=evaluation.id)
+def test_an_expired_lease_is_counted_and_the_item_runs_again(
+    fake_anthropic: Any, run_a: Run, alice: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    evaluation = created(run_a, alice)
+    start = item(evaluation, "evaluation.start")
+    # A worker claimed it, then died: its lease runs out.
+    WorkItem.objects.filter(pk=start.pk).update(state="running", claim=1, lease_until=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.reconcile()  # tasks run inline in tests: the re-queued item runs, and everything after it
+    start.refresh_from_db()
+    assert (start.state, start.attempts) == ("done", 1)
+    assert "lease expired" in start.last_error or start.last_error == ""
     assert Evaluation.objects.get(pk=evaluation.pk).status == "SUCCEEDED"
 
 
-def test_two_finishing_chunks_aggregate_once(fake_anthropic: Any, run_a: Run, evaluate: Any) -> None:
+def test_after_the_last_attempt_the_evaluation_fails_with_the_reason(
+    fake_anthropic: Any, run_a: Run, evaluate: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.WORK_MAX_ATTEMPTS = 2
+
+    def broken(evaluation: Evaluation) -> Any:
+        raise RuntimeError("the statistics broke")
+
+    monkeypatch.setattr(analysis, "analyse", broken)
     evaluation = evaluate(run_a, SONNET)
-    Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.PROCESSING)
-    # Holds the lease from the first aggregation: a second one does nothing.
-    services.evaluation_finalize(evaluation_id=evaluation.id)
-    assert evaluation.judge_calls.filter(purpose="explain").count() == 1
+    dispatch.reconcile()  # in tests the re-sent item runs inline, so both attempts are already made
+    finalize = item(evaluation, "evaluation.finalize")
+    evaluation.refresh_from_db()
+    assert (finalize.state, finalize.attempts) == ("failed", 2)
+    assert evaluation.status == "FAILED"
+    assert evaluation.error_message == (
+        "The evaluation could not finish: gave up after 2 attempts: RuntimeError: the statistics broke"
+    )
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_a_canceled_evaluation_asks_nothing_more(fake_anthropic: Any, run_a: Run, alice: Any) -> None:
+    evaluation = created(run_a, alice)
+    runner.run_item(item(evaluation, "evaluation.start").id)
+    services.evaluation_cancel(evaluation=Evaluation.objects.get(pk=evaluation.pk), canceled_by=alice)
+    calls = fake_anthropic.calls
+    runner.run_item(item(evaluation, "evaluation.classify").id)
+    assert fake_anthropic.calls == calls
+    evaluation.refresh_from_db()
+    assert evaluation.status == "FAILED"
+    assert evaluation.error_message == f"Canceled by {alice.username}."
+    assert evaluation.canceled_at is not None
+    assert item(evaluation, "evaluation.classify").state == "canceled"
+
+
+@pytest.mark.parametrize(
+    ("steps", "reason"),
+    [
+        ([("status", 400, {})], "the provider rejected this request (HTTP 400"),
+        ([("status", 413, {})], "the provider rejected this request (HTTP 413"),
+        ([("html",), ("html",)], "the judge's reply did not fit the schema twice"),
+        ([("cut",), ("cut",)], "the judge's reply did not fit the schema twice"),
+        ([("refusal",)], "the judge refused"),
+    ],
+)
+def test_one_sample_s_error_fails_that_sample_only(
+    fake_anthropic: Any, run_a: Run, evaluate: Any, settings: Any, steps: list[tuple[Any, ...]], reason: str
+) -> None:
+    settings.JUDGE_CONCURRENCY = 1  # the scripted replies go to the first sample asked
+    fake_anthropic.script.extend(steps)
+    evaluation = evaluate(run_a, SONNET)
+    assert evaluation.status == "SUCCEEDED"
+    [failed] = evaluation.classifications.filter(status="failed")
+    assert failed.error.startswith(reason), failed.error
+    assert evaluation.classifications.filter(status="ok").count() == 11
+    # Every call made is in the ledger: one per good sample, and each the failing sample took.
+    assert evaluation.judge_calls.filter(purpose="classify").count() == 11 + len(steps)
 
 
 def test_bad_credentials_fail_the_evaluation_clearly(fake_anthropic: Any, run_a: Run, evaluate: Any) -> None:
@@ -125,10 +201,7 @@ def test_an_unknown_provider_model_fails_the_evaluation(fake_openai: Any, run_a:
 def test_without_credentials_development_falls_back_to_offline(run_a: Run, evaluate: Any) -> None:
     evaluation = evaluate(run_a, SONNET)
     assert evaluation.status == "SUCCEEDED"
-    assert (evaluation.requested_model, evaluation.model_used) == (
-        SONNET,
-        "offline/heuristic",
-    )
+    assert (evaluation.requested_model, evaluation.model_used) == (SONNET, "offline/heuristic")
     assert evaluation.fallback_reason.startswith("ANTHROPIC_API_KEY is not set")
     assert evaluation.statistics["explanation_source"] == "template"
     assert evaluation.judge_calls.filter(outcome="ok").count() == 12
@@ -145,11 +218,7 @@ def test_without_credentials_production_fails(run_a: Run, evaluate: Any, setting
 
 
 def test_an_openai_compatible_server_needs_only_a_base_url(
-    fake_openai: Any,
-    run_a: Run,
-    evaluate: Any,
-    settings: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    fake_openai: Any, run_a: Run, evaluate: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     settings.JUDGE_MODELS = {

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evaluations import analysis
 from evaluations import statistics as stats
+from runs.specfile import Property
 
 VALUES = ["a", "b", "c", "d"]
 counts = st.dictionaries(st.sampled_from(VALUES), st.integers(min_value=0, max_value=10_000), min_size=1)
@@ -74,16 +84,112 @@ def test_chi_square_survival_matches_tables(x: float, dof: int, p: float) -> Non
 
 
 def test_chi_square_gof() -> None:
-    statistic, dof, p = stats.chi_square_gof({"a": 50, "b": 50}, {"a": 50, "b": 50})
-    assert (statistic, dof, p) == (0.0, 1, 1.0)
-    statistic, dof, p = stats.chi_square_gof({"a": 90, "b": 10}, {"a": 50, "b": 50})
-    assert statistic == pytest.approx(64)
-    assert dof == 1
-    assert p < 1e-10
-    # Something observed where nothing was expected cannot fit.
-    assert stats.chi_square_gof({"a": 5, "b": 1}, {"a": 100, "b": 0})[2] == 0.0
-    assert math.isinf(stats.chi_square_gof({"a": 5, "b": 1}, {"a": 100, "b": 0})[0])
-    assert stats.chi_square_gof({}, {"a": 100})[2] is None
+    result = stats.chi_square_gof({"a": 50, "b": 50}, {"a": 50, "b": 50})
+    assert (result.statistic, result.dof, result.p_value, result.note) == (0.0, 1, 1.0, None)
+    result = stats.chi_square_gof({"a": 90, "b": 10}, {"a": 50, "b": 50})
+    assert result.statistic == pytest.approx(64)
+    assert result.dof == 1
+    assert result.p_value < 1e-10
+    # Expected weights may be counts or percentages: they are scaled to the observed total.
+    assert stats.chi_square_gof({"a": 90, "b": 10}, {"a": 1, "b": 1}) == result
+    assert stats.chi_square_gof({}, {"a": 100}).p_value is None
+
+
+def test_chi_square_pools_cells_with_small_expected_counts() -> None:
+    # c and d expect 3 + 1 = 4 < 5 together, so the smallest large cell (b, 36) joins their pool.
+    result = stats.chi_square_gof({"a": 60, "b": 36, "c": 3, "d": 1}, {"a": 60, "b": 36, "c": 3, "d": 1})
+    assert result.pooled == ("b", "c", "d")
+    assert result.dof == 1
+    assert result.p_value == 1.0
+    assert "pooled: b, c, d" in (result.note or "")
+    # Large enough cells are left alone.
+    assert stats.chi_square_gof({"a": 10, "b": 5}, {"a": 10, "b": 5}).pooled == ()
+
+
+def test_one_stray_judgement_in_a_0_percent_cell_is_flagged_not_p_0() -> None:
+    result = stats.chi_square_gof({"a": 50, "b": 49, "c": 1}, {"a": 50, "b": 50, "c": 0})
+    assert result.unexpected == {"c": 1}
+    assert "judged where none was expected: 'c' ×1" in (result.note or "")
+    assert result.p_value is not None
+    assert result.p_value > 0.5
+    assert result.statistic is not None
+    assert math.isfinite(result.statistic)
+
+
+def test_chi_square_is_not_run_without_two_cells_of_expected_count_5() -> None:
+    result = stats.chi_square_gof({"a": 4, "b": 4, "c": 4}, {"a": 4, "b": 4, "c": 4})
+    assert (result.statistic, result.dof, result.p_value) == (None, 0, None)
+    assert "not tested" in (result.note or "")
+    assert result.to_dict()["p_value"] is None
+
+
+@given(counts, st.randoms(use_true_random=False))
+def test_chi_square_does_not_depend_on_dict_order(observed: dict[str, int], rnd: Any) -> None:
+    expected = {v: (i + 1) * 7 for i, v in enumerate(VALUES)}
+    keys = list(observed)
+    rnd.shuffle(keys)
+    reordered = {k: observed[k] for k in keys}
+    backwards = dict(reversed(list(expected.items())))
+    assert stats.chi_square_gof(reordered, backwards) == stats.chi_square_gof(observed, expected)
+
+
+def test_chi_square_does_not_depend_on_the_hash_seed() -> None:
+    # The old code iterated a set of keys: degrees of freedom changed with PYTHONHASHSEED.
+    code = (
+        "from evaluations import statistics as s;"
+        "print(s.chi_square_gof({'x': 9, 'y': 1, 'z': 0, 'w': 5}, {'x': 40, 'y': 0, 'z': 30, 'w': 30}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "1", "2", "3")
+    }
+    assert len(outputs) == 1
+
+
+money = st.dictionaries(st.text(min_size=1, max_size=8), st.integers(min_value=0, max_value=10**6), min_size=1)
+
+
+@given(money)
+def test_rounded_shares_sum_to_exactly_100(c: dict[str, int]) -> None:
+    rounded = stats.rounded_shares(c)
+    assert list(rounded) == list(c)
+    # As they are written on the wire: JSON holds the shortest repr of each float.
+    on_the_wire = [Decimal(json.dumps(v)) for v in rounded.values()]
+    if sum(c.values()):
+        assert sum(on_the_wire) == Decimal(100)
+        exact = stats.shares(c)
+        assert all(abs(rounded[k] - exact[k]) < 0.01 + 1e-9 for k in c)
+    else:
+        assert set(on_the_wire) == {Decimal(0)}
+
+
+@given(st.dictionaries(st.sampled_from(VALUES), st.floats(min_value=0, max_value=100), min_size=1))
+def test_rounded_shares_of_percentages_sum_to_exactly_100(weights: dict[str, float]) -> None:
+    rounded = stats.rounded_shares(weights)
+    if sum(weights.values()) > 0:
+        assert sum(Decimal(json.dumps(v)) for v in rounded.values()) == Decimal(100)
+
+
+@given(money)
+def test_rounded_shares_do_not_depend_on_dict_order(c: dict[str, int]) -> None:
+    backwards = dict(reversed(list(c.items())))
+    assert stats.rounded_shares(backwards) == stats.rounded_shares(c)
+
+
+def test_rounded_shares_examples() -> None:
+    assert stats.rounded_shares({"a": 1, "b": 1, "c": 1}) == {"a": 33.34, "b": 33.33, "c": 33.33}
+    assert stats.rounded_shares({"a": 0, "b": 0}) == {"a": 0.0, "b": 0.0}
+    # A hand-written spec that misses 100 by rounding is normalised.
+    assert stats.rounded_shares({"x": 33.3, "y": 33.3, "z": 33.3}) == {"x": 33.34, "y": 33.33, "z": 33.33}
+    assert stats.rounded_shares({"p": 40, "n": 30, "u": 30}) == {"p": 40.0, "n": 30.0, "u": 30.0}
 
 
 @given(st.lists(st.tuples(st.sampled_from(VALUES), st.sampled_from(VALUES)), max_size=200))
@@ -98,3 +204,68 @@ def test_confusion_matrix_and_agreement(pairs: list[tuple[str, str]]) -> None:
         assert share == pytest.approx(100 * sum(a == j for a, j in pairs) / len(pairs))
     else:
         assert share is None
+
+
+# --- The analysis on counted rows (analysis.tally_rows + summarise: no database) ---
+
+PROPERTIES = [
+    Property("sentiment", ["positive", "negative", "neutral"], {"positive": 40, "negative": 30, "neutral": 30}),
+    Property("priority", ["high", "medium", "low"], {"high": 20, "medium": 50, "low": 30}),
+]
+assignments = st.fixed_dictionaries({p.name: st.sampled_from(p.values) for p in PROPERTIES})
+
+
+def perfect_rows(assigned: list[dict[str, str]], fails: Callable[[dict[str, str]], bool]) -> list[analysis.Row]:
+    return [("failed", None, a, "HTTP 400") if fails(a) else ("ok", dict(a), a, "") for a in assigned]
+
+
+@given(st.lists(assignments, min_size=1, max_size=60), st.sampled_from(PROPERTIES[0].values))
+def test_a_perfect_judge_scores_100_whatever_class_it_fails_on(assigned: list[dict[str, str]], lost: str) -> None:
+    rows = perfect_rows(assigned, lambda a: a["sentiment"] == lost)
+    counted = analysis.tally_rows(rows, PROPERTIES)
+    if counted.failed == len(rows):
+        with pytest.raises(analysis.NothingAnalysed):
+            analysis.summarise(PROPERTIES, counted, total=len(rows))
+        return
+    distribution, summary, score = analysis.summarise(PROPERTIES, counted, total=len(rows))
+    assert score == 100
+    assert summary["mean_agreement"] == 100
+    assert all(item["expected_distributions"] == item["evaluated_distributions"] for item in distribution)
+    assert all(item["total_samples_analyzed"] == len(rows) - counted.failed for item in distribution)
+
+
+@given(st.lists(assignments, min_size=0, max_size=30))
+def test_all_failed_gives_no_score(assigned: list[dict[str, str]]) -> None:
+    rows = perfect_rows(assigned, lambda a: True)
+    with pytest.raises(analysis.NothingAnalysed, match="No conformance score"):
+        analysis.summarise(PROPERTIES, analysis.tally_rows(rows, PROPERTIES), total=len(rows))
+
+
+judgements = st.one_of(
+    st.none(),  # the sample failed
+    st.fixed_dictionaries(
+        {},
+        optional={p.name: st.sampled_from([*p.values, "off-spec"]) for p in PROPERTIES},  # absent = abstained
+    ),
+)
+
+
+@given(st.lists(st.tuples(assignments, judgements), min_size=1, max_size=60))
+def test_any_judge_gives_sums_of_100_and_coverage_that_adds_up(
+    pairs: list[tuple[dict[str, str], dict[str, str] | None]],
+) -> None:
+    rows: list[analysis.Row] = [("failed", None, a, "boom") if j is None else ("ok", j, a, "") for a, j in pairs]
+    counted = analysis.tally_rows(rows, PROPERTIES)
+    try:
+        distribution, summary, score = analysis.summarise(PROPERTIES, counted, total=len(rows))
+    except analysis.NothingAnalysed:
+        assert all(not counted.pairs[p.name] for p in PROPERTIES)
+        return
+    assert 0 <= score <= 100
+    for item, prop_stats in zip(distribution, summary["properties"], strict=True):
+        for key in ("requested", "expected", "evaluated"):
+            shown = sum(Decimal(json.dumps(v)) for v in item[f"{key}_distributions"].values())
+            assert shown == (100 if key == "requested" or item["total_samples_analyzed"] else 0)
+        c = prop_stats["coverage"]
+        assert c["analysed"] + c["failed"] + c["undecided"] + c["unusable"] == len(rows)
+        assert sum(map(sum, prop_stats["confusion_matrix"])) == item["total_samples_analyzed"] == c["analysed"]

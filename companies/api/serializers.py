@@ -1,0 +1,36 @@
+"""Output serializers every API family shares: the error body and the API key rotation answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+# DRF's body for 401, 403, 404 and 429, and ours for a business-rule 400.
+class DetailOutputSerializer(serializers.Serializer[Any]):
+    """An error: `detail` says what went wrong."""
+
+    detail = serializers.CharField()
+
+
+class ApiKeyRotateOutputSerializer(serializers.Serializer[Any]):
+    api_key = serializers.CharField(help_text="The new key; shown only in this response.")
+    masked_key = serializers.CharField(help_text="The new key with its middle hidden, as the key list shows it.")
+    expires_at = serializers.DateTimeField()
+
+
+ERROR_DESCRIPTIONS = {
+    400: 'A business rule refused the request: `{"detail": "..."}`; or invalid fields: `{"<field>": ["..."]}`.',
+    401: "Missing, invalid, expired or revoked API key.",
+    403: "Your role in this company is read-only.",
+    404: "No such object in your company.",
+    429: "Too many requests: wait the number of seconds the message names.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema entries for the listed error statuses, documented with the `{"detail": ...}` body (a 400 may carry
+    field errors instead, as its description says)."""
+    return {code: OpenApiResponse(DetailOutputSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}

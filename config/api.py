@@ -1,0 +1,119 @@
+"""DRF defaults that keep hostile JSON a 400: a strict, bounded JSON parser and OPTIONS that never introspect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import IO, Any
+
+from django.conf import settings
+from rest_framework import exceptions, status
+from rest_framework.metadata import BaseMetadata
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+
+class JSONProblem(ValueError):
+    """Text that is not JSON we accept; the message says what is wrong with it."""
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class OutOfRange(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "A value in the request is out of range (dates must fall within years 1 to 9999)."
+    default_code = "out_of_range"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JSONProblem(f"{name} is not a JSON number")
+
+
+def _check_text(text: str) -> None:
+    # json decodes "\ud800" to a lone surrogate, which no database or encoder accepts later (a 500 then).
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise JSONProblem("a string holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
+
+
+def loads_strict(text: str, max_depth: int | None = None) -> Any:
+    """json.loads, refusing NaN/Infinity, lone surrogates and nesting deeper than `max_depth` (API_JSON_MAX_DEPTH)."""
+    max_depth = settings.API_JSON_MAX_DEPTH if max_depth is None else max_depth
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        # The C decoder recurses per level; ~1,000 levels exhaust the stack before any check could run.
+        raise JSONProblem(f"nested more than {max_depth} levels deep") from None
+    except json.JSONDecodeError as exc:
+        raise JSONProblem(f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits, or a constant refused above
+        raise JSONProblem(str(exc)) from None
+    # Iterative, so checking depth cannot itself recurse; linear in the number of values.
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, str):
+            _check_text(node)
+        elif isinstance(node, dict | list):
+            if depth > max_depth:
+                raise JSONProblem(f"nested more than {max_depth} levels deep")
+            if isinstance(node, dict):
+                for key in node:
+                    _check_text(key)
+                pending.extend((value, depth + 1) for value in node.values())
+            else:
+                pending.extend((value, depth + 1) for value in node)
+    return data
+
+
+class StrictJSONParser(JSONParser):
+    """The default JSON parser: reads at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (else 413), then `loads_strict`."""
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        # DRF hands JSON parsers the raw request stream, which Django does not cap: read one byte past the limit.
+        raw = stream.read(limit + 1) if limit is not None else stream.read()
+        if limit is not None and len(raw) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes (MAX_REQUEST_BYTES).")
+        try:
+            text = raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            raise exceptions.ParseError(f"JSON parse error - the body is not {encoding} text.") from None
+        try:
+            return loads_strict(text)
+        except JSONProblem as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}.") from None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus: an OverflowError is a 400. It comes from a value the client chose that Python cannot
+    represent once converted, e.g. `created_after=9999-12-31T23:59:59-01:00` is past year 9999 in UTC."""
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (this module) when it is imported.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, OverflowError):
+        exc = OutOfRange()
+    return drf_exception_handler(exc, context)
+
+
+class MinimalMetadata(BaseMetadata):
+    """OPTIONS answers name, description and formats; DRF's default introspects serializers, which not every
+    view has (OPTIONS /evaluate answered 500)."""
+
+    def determine_metadata(self, request: Request, view: Any) -> dict[str, Any]:
+        return {
+            "name": view.get_view_name(),
+            "description": view.get_view_description(),
+            "renders": [renderer.media_type for renderer in view.renderer_classes],
+            "parses": [parser.media_type for parser in view.parser_classes],
+        }

@@ -1,0 +1,141 @@
+"""Every answer under /api/ and the DeepRails paths is JSON, errors included, in DEBUG too.
+
+DRF renders its own errors as JSON, but Django answers some requests before or after DRF sees them (an unknown
+path, a body over the size limit, an exception in a view, DEBUG's technical pages): those are turned into
+`{"detail": ...}` here. A 500 carries a request id that is also in the log, so a user can report it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+logger = logging.getLogger("config.errors")
+
+# Headers an error answer keeps when its body is rewritten as JSON.
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith("/api/") or path == "/evaluate" or path.startswith("/evaluate/")
+
+
+def request_id(request: HttpRequest) -> str:
+    """The id of this request in the log: the proxy's X-Request-ID when it looks like one, else a new one."""
+    existing = getattr(request, "request_id", None)
+    if existing:
+        return str(existing)
+    sent = request.META.get("HTTP_X_REQUEST_ID", "")
+    rid = sent if _CLIENT_REQUEST_ID.match(sent) else uuid.uuid4().hex
+    request.request_id = rid  # type: ignore[attr-defined]
+    return rid
+
+
+def json_error(request: HttpRequest, code: int, detail: str | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"detail": detail or f"{HTTPStatus(code).phrase}."}
+    if code >= 500:
+        body["request_id"] = request_id(request)
+    return JsonResponse(body, status=code)
+
+
+def _declared_too_big(request: HttpRequest) -> int | None:
+    """The byte limit a declared Content-Length exceeds, or None; checked before a byte of the body is read."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is None:
+        return None
+    if request.META.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+        # Uploaded files are not held in memory and have their own cap (a run import's file).
+        limit += settings.IMPORT_MAX_UPLOAD_BYTES
+    return limit if length > limit else None
+
+
+class JsonErrorsMiddleware:
+    """First in MIDDLEWARE: it sees every answer on its way out, and its process_exception catches view errors."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        rid = request_id(request)
+        if not is_api_path(request.path_info):
+            return self.get_response(request)
+        limit = _declared_too_big(request)
+        if limit is not None:
+            response: HttpResponse = json_error(
+                request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request body is larger than {limit:,} bytes."
+            )
+        else:
+            response = self.get_response(request)
+            if response.status_code >= 400 and not _is_json(response):
+                response = self._as_json(request, response)
+        response["X-Request-ID"] = rid
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api_path(request.path_info):
+            return None  # pages keep Django's handling: templates/404.html, 500.html, or DEBUG's pages
+        if isinstance(exception, RequestDataTooBig):
+            return json_error(request, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The request body is too large.")
+        if isinstance(exception, SuspiciousOperation):
+            return json_error(request, HTTPStatus.BAD_REQUEST, "The request is malformed.")
+        if isinstance(exception, Http404):
+            return json_error(request, HTTPStatus.NOT_FOUND)
+        if isinstance(exception, PermissionDenied):
+            return json_error(request, HTTPStatus.FORBIDDEN)
+        logger.exception(
+            "Unhandled error, request id %s: %s %s", request_id(request), request.method, request.path_info
+        )
+        return json_error(request, HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error.")
+
+    def _as_json(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """Django's own error page (HTML, or DEBUG's technical page) for an API path, as `{"detail": ...}`."""
+        code = response.status_code
+        if code >= 500:
+            logger.error(
+                "Error page %s replaced, request id %s: %s %s",
+                code,
+                request_id(request),
+                request.method,
+                request.path_info,
+            )
+        try:
+            detail = None if code >= 500 else f"{HTTPStatus(code).phrase}."
+        except ValueError:
+            detail = "Error."
+        rewritten = json_error(request, code, detail)
+        for header in KEPT_HEADERS:
+            if header in response:
+                rewritten[header] = response[header]
+        return rewritten
+
+
+def _is_json(response: HttpResponse) -> bool:
+    content_type = response.get("Content-Type", "").split(";")[0].strip()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500 (DEBUG off): JSON for the API, else a page that names the request id."""
+    rid = request_id(request)
+    logger.error("Server error, request id %s: %s %s", rid, request.method, request.path_info)
+    if is_api_path(request.path_info):
+        return json_error(request, HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error.")
+    # No request context: the context processors read the database, which may be why we are here.
+    page = loader.render_to_string("500.html", {"request_id": rid})
+    return HttpResponse(page, status=HTTPStatus.INTERNAL_SERVER_ERROR)

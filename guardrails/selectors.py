@@ -1,0 +1,77 @@
+"""Read-side queries and Plotly figures for the guardrail pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from companies.models import Company
+from config.charts import COLORS
+
+from .models import GuardrailEvaluation
+
+
+def guardrail_evaluations(
+    *, company: Company, nametag: str = "", status: str = "", run_mode: str = ""
+) -> QuerySet[GuardrailEvaluation]:
+    """The guardrail list page: the company's evaluations, newest first, filtered as the API filters them."""
+    rows = GuardrailEvaluation.objects.for_company(company).with_ledger().order_by("-created_at", "-id")
+    if nametag:
+        rows = rows.filter(nametag=nametag)
+    if status in GuardrailEvaluation.Status.values:
+        rows = rows.filter(status=status)
+    if run_mode in GuardrailEvaluation.RunMode.values:
+        rows = rows.filter(run_mode=run_mode)
+    return rows
+
+
+def guardrail_score_chart(*, evaluation: GuardrailEvaluation) -> dict[str, Any] | None:
+    """A bar per metric (0-1); for two-judge modes, a bar per judge beside the mean."""
+    result = evaluation.ordered_result or {}
+    scored = {m: r for m, r in result.items() if r.get("score") is not None}
+    if not scored:
+        return None
+    metrics = list(scored)
+    data: list[dict[str, Any]] = [
+        {
+            "type": "bar",
+            "name": "score",
+            "x": metrics,
+            "y": [scored[m]["score"] for m in metrics],
+            "marker": {"color": COLORS["expected"]},
+            "hovertemplate": "%{x}: %{y:.2f}<extra></extra>",
+        }
+    ]
+    judges = sorted({j["model"] for r in scored.values() for j in r.get("judges", []) if "model" in j})
+    for judge in judges if len(judges) > 1 else []:
+        by_metric = {
+            m: next((j.get("score") for j in r.get("judges", []) if j.get("model") == judge), None)
+            for m, r in scored.items()
+        }
+        data.append({"type": "bar", "name": judge, "x": metrics, "y": [by_metric[m] for m in metrics], "opacity": 0.6})
+    layout = {
+        "barmode": "group",
+        "yaxis": {"range": [0, 1], "title": {"text": "score (0-1)"}},
+        "height": 320,
+        "margin": {"l": 55, "r": 15, "t": 20, "b": 90},
+        "legend": {"orientation": "h", "y": -0.4},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+    }
+    return {"data": data, "layout": layout}
+
+
+def guardrail_trace(evaluation: GuardrailEvaluation) -> dict[str, Any]:
+    """Our addition: which judges graded (offline or not, and why), the prompt version and the calls made."""
+    trace = evaluation.trace or {}
+    calls = getattr(evaluation, "calls", None)
+    return {
+        "prompt_version": trace.get("prompt_version"),
+        "requested_judges": trace.get("requested_judges", []),
+        "judges": trace.get("judges", []),
+        "offline_judge": bool(trace.get("offline_judge", False)),
+        "fallback_reason": trace.get("fallback_reason"),
+        "unavailable_judges": trace.get("unavailable_judges", []),
+        "call_per_metric": trace.get("call_per_metric"),
+        "calls": calls if calls is not None else evaluation.judge_calls.count(),
+    }

@@ -1,0 +1,241 @@
+"""Calling a judge: bounded, adaptive concurrency per provider; retries with backoff; every attempt recorded."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.conf import settings
+
+from .base import (
+    BadReply,
+    FatalJudgeError,
+    JudgeError,
+    Provider,
+    Refused,
+    Rejected,
+    StructuredRequest,
+    TransientError,
+    Usage,
+)
+from .catalog import JudgeModel
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+BAD_REPLY_ATTEMPTS = 2  # a reply that does not parse is asked again once
+sleep = time.sleep  # tests replace it to run backoffs instantly
+
+
+class AdaptiveLimiter:
+    """At most `limit` calls at once; halved on a 429, grown back by one per success (AIMD), never above max."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = max(1, maximum)
+        self.limit = self.maximum
+        self.active = 0
+        self._condition = threading.Condition()
+
+    def __enter__(self) -> AdaptiveLimiter:
+        with self._condition:
+            self._condition.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._condition:
+            self.active -= 1
+            self._condition.notify_all()
+
+    def rate_limited(self) -> None:
+        with self._condition:
+            self.limit = max(1, self.limit // 2)
+
+    def succeeded(self) -> None:
+        with self._condition:
+            if self.limit < self.maximum:
+                self.limit += 1
+                self._condition.notify_all()
+
+
+_limiters: dict[str, AdaptiveLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def limiter_for(provider: str) -> AdaptiveLimiter:
+    """One limiter per provider per process, shared by every evaluation the process runs."""
+    with _limiters_lock:
+        if provider not in _limiters:
+            _limiters[provider] = AdaptiveLimiter(settings.JUDGE_CONCURRENCY)
+        return _limiters[provider]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One provider call for the ledger (JudgeCall)."""
+
+    attempt: int
+    outcome: str
+    usage: Usage
+    cost_usd: Decimal
+    latency_ms: int
+    error: str = ""
+
+
+@dataclass
+class Outcome:
+    """What asking a judge came to: an answer, or the reason there is none; plus every attempt it took.
+
+    `fatal` means no call to this judge can succeed (bad credentials, unknown model): the caller stops asking it.
+    """
+
+    answer: Any = None
+    error: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+    fatal: bool = False
+    # Not asked to the end for lack of time (the work item's run is ending): ask again in the next run.
+    deferred: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> float:
+    """Honour the provider's Retry-After; otherwise exponential backoff with jitter, capped."""
+    cap = float(settings.JUDGE_BACKOFF_MAX_SECONDS)
+    if retry_after is not None:
+        return min(cap, max(0.0, retry_after))
+    return min(cap, (2.0 ** (attempt - 1)) * (0.5 + random.random() * 0.5))  # noqa: S311 - jitter, not crypto
+
+
+class Judge:
+    def __init__(self, model: JudgeModel, provider: Provider) -> None:
+        self.model = model
+        self.provider = provider
+        self.limiter = limiter_for(model.provider if not model.base_url else model.base_url)
+
+    def cost(self, usage: Usage) -> Decimal:
+        return self.model.prices.cost(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read=usage.cache_read_tokens,
+            cache_write=usage.cache_write_tokens,
+        )
+
+    def ask(
+        self, request: StructuredRequest, validate: Callable[[Any], T], *, deadline: float | None = None
+    ) -> Outcome:
+        """Ask until there is a valid answer or no point trying again.
+
+        A fatal error ends at once (`fatal` set). With a `deadline` (time.monotonic()), no attempt starts that
+        could outlast it, and no backoff sleeps past it: the outcome is then `deferred` (ask again later).
+        Whatever the provider or the SDK raises becomes an outcome: nothing escapes to the caller.
+        """
+        outcome = Outcome()
+        bad_replies = 0
+        for attempt in range(1, settings.JUDGE_MAX_ATTEMPTS + 1):
+            if deadline is not None and time.monotonic() + settings.JUDGE_TIMEOUT_SECONDS > deadline:
+                outcome.error = "not asked: no time left in this run to finish a call"
+                outcome.deferred = True
+                return outcome
+            started = time.perf_counter()
+            try:
+                with self.limiter:
+                    reply = self.provider.complete(request)
+                answer = validate(reply.data)
+            except Exception as raw:
+                # A reply the SDK itself cannot parse (an HTML page from a gateway, JSON cut off mid-way) raises
+                # whatever the SDK raises: it is a bad reply, asked again once, never an escaped exception.
+                exc = (
+                    raw if isinstance(raw, JudgeError) else BadReply(f"unreadable reply ({type(raw).__name__}: {raw})")
+                )
+                latency = int((time.perf_counter() - started) * 1000)
+                outcome.attempts.append(
+                    Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc))
+                )
+                if isinstance(exc, FatalJudgeError):
+                    outcome.error = str(exc)
+                    outcome.fatal = True
+                    return outcome
+                if isinstance(exc, Refused | Rejected):
+                    outcome.error = f"the judge refused: {exc}" if isinstance(exc, Refused) else str(exc)
+                    return outcome
+                if isinstance(exc, TransientError):
+                    if exc.outcome == "rate_limited":
+                        self.limiter.rate_limited()
+                    outcome.error = f"gave up after {attempt} attempts: {exc}"
+                    if attempt < settings.JUDGE_MAX_ATTEMPTS:
+                        pause = backoff_seconds(attempt, exc.retry_after)
+                        if deadline is not None and time.monotonic() + pause > deadline:
+                            outcome.deferred = True
+                            return outcome
+                        sleep(pause)
+                    continue
+                bad_replies += 1  # BadReply, or anything else the reply caused
+                if bad_replies >= BAD_REPLY_ATTEMPTS:
+                    outcome.error = f"the judge's reply did not fit the schema twice: {exc}"
+                    return outcome
+                continue
+            latency = int((time.perf_counter() - started) * 1000)
+            outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency))
+            self.limiter.succeeded()
+            outcome.answer = answer
+            outcome.error = ""
+            return outcome
+        return outcome
+
+
+def ask_each(
+    items: Iterable[Item],
+    ask: Callable[[Item], Outcome],
+    on_answer: Callable[[Item, Outcome], bool],
+    *,
+    workers: int | None = None,
+    tick: Callable[[], bool] | None = None,
+    tick_every: float = 1.0,
+) -> bool:
+    """Ask about every item, `workers` at a time (default JUDGE_CONCURRENCY), handing each outcome to `on_answer`
+    in the calling thread as soon as it arrives, so that every database write happens on one connection.
+
+    Items are drawn from the iterable only as calls free up: a window of `workers` calls stays in flight across
+    the whole iterable (no drain between batches), and memory stays flat however many items there are.
+    `tick()` runs in the calling thread at least every `tick_every` seconds (a heartbeat, a cancel check).
+    `on_answer` or `tick` returning False stops asking: no new item is drawn, calls already in flight finish and
+    are still handed to `on_answer` (they were made and paid for, so the ledger must see them). An exception from
+    `on_answer` stops the same way, then propagates. Returns True if every item was asked.
+    """
+    width = workers or settings.JUDGE_CONCURRENCY
+    source = iter(items)
+    exhausted = stopped = False
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        flying: dict[Future[Outcome], Item] = {}
+        try:
+            while True:
+                while not (exhausted or stopped) and len(flying) < width:
+                    item = next(source, _END)
+                    if item is _END:
+                        exhausted = True
+                    else:
+                        flying[pool.submit(ask, item)] = item
+                if not flying:
+                    break
+                done, _ = wait(flying, timeout=tick_every, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if not on_answer(flying.pop(future), future.result()):
+                        stopped = True
+                if tick is not None and not stopped and not tick():
+                    stopped = True
+        except BaseException:
+            # Stop drawing; the pool's exit waits for the calls in flight.
+            stopped = True
+            raise
+    return exhausted and not stopped
+
+
+_END: Any = object()

@@ -1,0 +1,49 @@
+"""The JudgeCall ledger write shared by every caller: one row per provider call attempt."""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+from .catalog import JudgeModel
+from .engine import Attempt
+from .models import JudgeCall
+
+
+def record_calls(
+    *,
+    company_id: int,
+    model: JudgeModel,
+    purpose: str,
+    attempts: list[Attempt],
+    subject: models.Model | None = None,
+    item_id: int | None = None,
+) -> None:
+    """Record every attempt, failed ones included: they were made, and most were paid for.
+
+    `subject` is the work the calls served (an evaluation, a guardrail evaluation); `item_id` the unit within it.
+    """
+    if not attempts:
+        return
+    subject_type = ContentType.objects.get_for_model(subject) if subject is not None else None
+    JudgeCall.objects.bulk_create(
+        JudgeCall(
+            company_id=company_id,
+            subject_type=subject_type,
+            subject_id=subject.pk if subject is not None else None,
+            item_id=item_id,
+            provider=model.provider,
+            model=model.name,
+            purpose=purpose,
+            attempt=a.attempt,
+            outcome=a.outcome,
+            error=a.error[:2000],
+            input_tokens=a.usage.input_tokens,
+            output_tokens=a.usage.output_tokens,
+            cache_read_tokens=a.usage.cache_read_tokens,
+            cache_write_tokens=a.usage.cache_write_tokens,
+            cost_usd=a.cost_usd,
+            latency_ms=a.latency_ms,
+        )
+        for a in attempts
+    )

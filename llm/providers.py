@@ -1,0 +1,232 @@
+"""The Anthropic and OpenAI SDKs behind one `complete(StructuredRequest) -> Reply` call.
+
+Clients are built with max_retries=0: the engine retries, so every attempt reaches the ledger and one
+Retry-After policy (capped) applies to both providers. SDK errors become the engine's error classes here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+from django.conf import settings
+
+from .base import (
+    BadReply,
+    FatalJudgeError,
+    Refused,
+    Rejected,
+    Reply,
+    StructuredRequest,
+    TransientError,
+    Usage,
+)
+from .catalog import JudgeModel
+from .offline import OfflineProvider
+
+RETRYABLE_STATUS = {408, 409, 429}
+# About this request only (too long for the context window, a content filter): the item fails, the job goes on.
+REJECTED_STATUS = {400, 413, 422}
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        if headers.get("retry-after"):
+            return float(headers["retry-after"])
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+    return None
+
+
+def _translate(exc: Exception, sdk: Any) -> Exception:
+    """Map an SDK exception to TransientError (retry) or FatalJudgeError (give up on this judge)."""
+    if isinstance(exc, sdk.APITimeoutError):
+        return TransientError(f"timed out: {exc}", outcome="timeout")
+    if isinstance(exc, sdk.APIConnectionError):
+        return TransientError(f"connection failed: {exc}", outcome="server_error")
+    if isinstance(exc, sdk.APIStatusError):
+        headers = exc.response.headers
+        status = exc.status_code
+        message = f"HTTP {status}: {getattr(exc, 'message', exc)}"
+        should_retry = headers.get("x-should-retry")
+        if should_retry != "false" and (status in RETRYABLE_STATUS or status >= 500):
+            outcome = "rate_limited" if status == 429 else "server_error"
+            return TransientError(message, outcome=outcome, retry_after=_retry_after(headers))
+        if status in {401, 403}:
+            return FatalJudgeError(f"the provider rejected the credentials ({message})")
+        if status == 404:
+            return FatalJudgeError(f"the provider does not know this model ({message})")
+        if status in REJECTED_STATUS:
+            return Rejected(f"the provider rejected this request ({message})")
+        return FatalJudgeError(message)
+    return exc
+
+
+def _client_options(model: JudgeModel, http_client: httpx2.Client | None) -> dict[str, Any]:
+    # max_retries=0: the engine retries, so that every attempt is in the ledger.
+    return {
+        "api_key": model.api_key(),
+        "base_url": model.resolved_base_url(),
+        "max_retries": 0,
+        "timeout": settings.JUDGE_TIMEOUT_SECONDS,
+        "http_client": http_client,
+    }
+
+
+class AnthropicProvider:
+    """Claude through the Messages API.
+
+    Without thinking: a forced, strict tool whose input_schema is the answer schema. With thinking, a forced
+    tool_choice is not allowed, so the answer comes as structured output (output_config.format json_schema).
+    The system prompt is one text block marked for prompt caching.
+    """
+
+    name = "anthropic"
+
+    def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
+        self.model = model
+        self.client = anthropic.Anthropic(**_client_options(model, http_client))
+
+    def _params(self, request: StructuredRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model.model,
+            "max_tokens": self.model.max_tokens,
+            "system": [
+                {
+                    "type": "text",
+                    "text": request.system,
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+            "messages": [{"role": "user", "content": request.user}],
+        }
+        if self.model.thinking_budget:
+            params["thinking"] = {
+                "type": "enabled",
+                "budget_tokens": self.model.thinking_budget,
+            }
+            params["output_config"] = {"format": {"type": "json_schema", "schema": request.schema}}
+        else:
+            params["tools"] = [
+                {
+                    "name": request.tool_name,
+                    "description": request.tool_description,
+                    "input_schema": request.schema,
+                    "strict": True,
+                }
+            ]
+            params["tool_choice"] = {
+                "type": "tool",
+                "name": request.tool_name,
+                "disable_parallel_tool_use": True,
+            }
+        return params
+
+    def complete(self, request: StructuredRequest) -> Reply:
+        try:
+            message = self.client.messages.create(**self._params(request))
+        except anthropic.AnthropicError as exc:
+            raise _translate(exc, anthropic) from exc
+        raw = message.usage
+        usage = Usage(
+            input_tokens=raw.input_tokens,
+            output_tokens=raw.output_tokens,
+            cache_read_tokens=raw.cache_read_input_tokens or 0,
+            cache_write_tokens=raw.cache_creation_input_tokens or 0,
+        )
+        if message.stop_reason == "refusal":
+            details = getattr(message, "stop_details", None)
+            raise Refused(getattr(details, "explanation", None) or "refusal", usage=usage)
+        if message.stop_reason == "max_tokens":
+            raise BadReply("the reply was cut off at max_tokens", usage=usage)
+        for block in message.content:
+            if block.type == "tool_use" and block.name == request.tool_name:
+                return Reply(dict(block.input), usage)
+        text = "".join(block.text for block in message.content if block.type == "text")
+        try:
+            return Reply(json.loads(text), usage)
+        except json.JSONDecodeError as exc:
+            raise BadReply(f"the reply is not JSON: {text[:200]!r}", usage=usage) from exc
+
+
+class OpenAIProvider:
+    """GPT and any OpenAI-compatible server (vLLM, Ollama, llama.cpp, gateways) through Chat Completions.
+
+    The answer schema goes in response_format as a strict json_schema. The system prompt comes first and is the
+    same for every call of a job, which is what OpenAI's automatic prefix caching keys on.
+    """
+
+    name = "openai"
+
+    def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
+        self.model = model
+        self.client = openai.OpenAI(**_client_options(model, http_client))
+
+    def complete(self, request: StructuredRequest) -> Reply:
+        params: dict[str, Any] = {
+            "model": self.model.model,
+            "messages": [
+                {"role": "system", "content": request.system},
+                {"role": "user", "content": request.user},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.tool_name,
+                    "schema": request.schema,
+                    "strict": True,
+                },
+            },
+            "max_completion_tokens": self.model.max_tokens,
+        }
+        if self.model.reasoning_effort:
+            params["reasoning_effort"] = self.model.reasoning_effort
+        if self.model.temperature is not None:
+            params["temperature"] = self.model.temperature
+        try:
+            completion = self.client.chat.completions.create(**params)
+        except openai.OpenAIError as exc:
+            raise _translate(exc, openai) from exc
+        raw = completion.usage
+        cached = (raw.prompt_tokens_details.cached_tokens or 0) if raw and raw.prompt_tokens_details else 0
+        usage = Usage(
+            # prompt_tokens includes the cached ones; the ledger keeps them apart so each is priced once.
+            input_tokens=(raw.prompt_tokens - cached) if raw else 0,
+            output_tokens=raw.completion_tokens if raw else 0,
+            cache_read_tokens=cached,
+        )
+        if not completion.choices:
+            raise BadReply("the reply has no choices", usage=usage)
+        choice = completion.choices[0]
+        if choice.message.refusal:
+            raise Refused(choice.message.refusal, usage=usage)
+        if choice.finish_reason == "length":
+            raise BadReply("the reply was cut off at max_completion_tokens", usage=usage)
+        text = choice.message.content or ""
+        try:
+            return Reply(json.loads(text), usage)
+        except json.JSONDecodeError as exc:
+            raise BadReply(f"the reply is not JSON: {text[:200]!r}", usage=usage) from exc
+
+
+def build_provider(model: JudgeModel, http_client: httpx2.Client | None = None) -> Any:
+    if model.provider == "anthropic":
+        return AnthropicProvider(model, http_client)
+    if model.provider == "openai":
+        return OpenAIProvider(model, http_client)
+    return OfflineProvider()
+
+
+# Tests point this at an httpx2 transport that plays the provider; everything else uses the real network.
+http_client_for: Any = None
+
+
+def provider_for(model: JudgeModel) -> Any:
+    return build_provider(model, http_client_for(model) if http_client_for else None)

@@ -1,0 +1,91 @@
+"""One call to every API endpoint, on one representative object of each type: the responses the wire-shape
+tests in test_schema.py pin, key by key and in order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.test import APIClient
+
+from runs.models import Run
+from tests.conftest import SPEC_YAML, make_rows
+
+SPECS = "/api/dataframer/specs/"
+RUNS = "/api/dataframer/runs/"
+EVALUATIONS = "/api/dataframer/evaluations/"
+EVALUATE = "/evaluate"
+GUARDRAIL_BODY = {
+    "model_input": {"system_prompt": "Answer briefly.", "user_prompt": "What color is the sky?"},
+    "model_output": "The sky is blue.",
+    "run_mode": "economy",
+    "guardrail_metrics": ["correctness", "completeness"],
+    "nametag": "tour",
+}
+
+
+def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str, Any]:
+    """Name → response. `capture` is django_capture_on_commit_callbacks (tasks run inline, so evaluations finish)."""
+    responses: dict[str, Any] = {}
+
+    def call(name: str, method: str, url: str, data: Any = None, client: APIClient = alice_api) -> Any:
+        responses[name] = (
+            getattr(client, method)(url, data, format="json") if data is not None else getattr(client, method)(url)
+        )
+        return responses[name]
+
+    # Specs
+    spec_id = call("spec-create", "post", SPECS, {"name": "Support", "content_yaml": SPEC_YAML}).json()["id"]
+    call("spec-update", "put", f"{SPECS}{spec_id}/", {"content_yaml": SPEC_YAML + "\n"})
+    call("spec-list", "get", SPECS)
+    call("spec-retrieve", "get", f"{SPECS}{spec_id}/")
+    call("spec-retrieve-versions", "get", f"{SPECS}{spec_id}/?include_versions=true")
+    call("spec-create-400", "post", SPECS, {"name": "Generated"})
+    call("spec-create-400-fields", "post", SPECS, {"name": "Support", "content_yaml": SPEC_YAML})
+    call("spec-retrieve-404", "get", f"{SPECS}00000000-0000-0000-0000-000000000000/")
+    spare = alice_api.post(SPECS, {"name": "Spare", "content_yaml": SPEC_YAML}, format="json").json()["id"]
+    call("spec-destroy", "delete", f"{SPECS}{spare}/")
+
+    # Runs
+    run_id = call("run-import", "post", f"{RUNS}import/", {"spec_id": spec_id, "samples": make_rows(6)}).json()["id"]
+    call("run-list", "get", RUNS)
+    run = call("run-retrieve", "get", f"{RUNS}{run_id}/").json()
+    call("run-create-400", "post", RUNS, {})
+    call("run-file-download", "get", f"{RUNS}{run_id}/files/{run['generated_files'][0]['id']}/download/")
+    call("run-files-download", "get", f"{RUNS}{run_id}/files/download/")
+    call("run-cancel-400", "post", f"{RUNS}{run_id}/cancel/")
+    call("run-import-400", "post", f"{RUNS}import/", {"spec_id": spec_id})
+
+    # Evaluations: one created (PENDING, nothing run yet) and one run to the end.
+    call("evaluation-create", "post", EVALUATIONS, {"run_id": run_id})
+    with capture(execute=True):
+        # The offline judge: it classifies every sample without a provider.
+        body = {"run_id": run_id, "evaluation_model": "offline/heuristic"}
+        done = alice_api.post(EVALUATIONS, body, format="json").json()["id"]
+    call("evaluation-retrieve", "get", f"{EVALUATIONS}{done}/")
+    call("evaluation-list", "get", EVALUATIONS)
+    call("evaluation-statistics", "get", f"{EVALUATIONS}{done}/statistics/")
+    call("run-evaluations", "get", f"{RUNS}{run_id}/evaluations/")
+
+    # A run canceled while it is being processed.
+    Run.objects.filter(code=run_id).update(status=Run.Status.PROCESSING)
+    call("run-cancel", "post", f"{RUNS}{run_id}/cancel/")
+    spare_run = alice_api.post(f"{RUNS}import/", {"spec_id": spec_id, "samples": make_rows(1)}, format="json")
+    call("run-destroy", "delete", f"{RUNS}{spare_run.json()['id']}/")
+
+    # Guardrails: one created (queued), one run to the end, the list, a batch and the error shapes.
+    call("guardrail-create", "post", EVALUATE, GUARDRAIL_BODY)
+    with capture(execute=True):
+        eval_id = alice_api.post(EVALUATE, GUARDRAIL_BODY, format="json").json()["eval_id"]
+    call("guardrail-retrieve", "get", f"{EVALUATE}/{eval_id}")
+    call("guardrail-list", "get", f"{EVALUATE}?page_size=1")
+    call("guardrail-batch", "post", f"{EVALUATE}/batch", {"items": [GUARDRAIL_BODY]})
+    call("guardrail-create-422", "post", EVALUATE, {"model_input": {"user_prompt": "q"}})
+    call("guardrail-list-422", "get", f"{EVALUATE}?status=nope")
+    call("guardrail-create-400", "post", EVALUATE, {**GUARDRAIL_BODY, "model_input": {}})
+    call("guardrail-retrieve-404", "get", f"{EVALUATE}/eval-nope")
+
+    # Access errors, then the key rotation last (it revokes alice's key).
+    call("spec-destroy-403", "delete", f"{SPECS}{spec_id}/", client=bob_api)
+    call("spec-list-401", "get", SPECS, client=APIClient())
+    call("api-key-rotate", "post", "/api/users/api-key/rotate")
+    return responses

@@ -1,0 +1,497 @@
+"""Hostile input, as an attacker with a valid key would send it: every case a JSON 4xx within seconds, nothing stored.
+
+Each request goes through the test client and `refused()`, which times it (a generous bound: the point is
+"seconds, not minutes") and compares the row count of every table of ours before and after.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import zipfile
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.test import Client, override_settings
+from rest_framework.test import APIClient
+
+from runs.models import Run, Spec
+from tests.conftest import SPEC_YAML, make_rows
+
+SPECS = "/api/dataframer/specs/"
+IMPORT = "/api/dataframer/runs/import/"
+SECONDS = 2.0
+FRAMEWORK_APPS = {"admin", "auth", "contenttypes", "sessions", "django_q"}
+
+
+def rows() -> dict[str, int]:
+    """Rows per model of our own apps (whatever they are called after a refactor)."""
+    return {
+        model._meta.label: model._default_manager.count()
+        for model in apps.get_models()
+        if model._meta.app_label not in FRAMEWORK_APPS
+    }
+
+
+def refused(client: Client, method: str, path: str, status: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Send the request; check it is answered by a JSON 4xx in under SECONDS and stores nothing; return the body."""
+    before = rows()
+    started = time.perf_counter()
+    response = getattr(client, method)(path, **kwargs)
+    elapsed = time.perf_counter() - started
+    assert elapsed < SECONDS, f"{method.upper()} {path} took {elapsed:.2f} s"
+    assert HTTPStatus.BAD_REQUEST <= response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR, response.content[:300]
+    if status is not None:
+        assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    assert rows() == before
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def spec_body(content_yaml: str, name: str = "Hostile") -> dict[str, str]:
+    return {"name": name, "content_yaml": content_yaml}
+
+
+def one_property(values: str, extra: str = "") -> str:
+    return f"spec:\n  data_property_variations:\n    - property_name: p\n      property_values: {values}\n{extra}"
+
+
+# --- Specs ---
+
+
+def test_it_refuses_a_40000_value_property_at_once(alice_api: APIClient, company_a: Any) -> None:
+    values = "\n" + "".join(f"        - value_{i}\n" for i in range(40_000))
+    body = refused(
+        alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(one_property(values)), format="json"
+    )
+    assert "1,000" in body["content_yaml"][0]
+    assert body["content_yaml"][0].startswith("line ")
+
+
+def test_it_refuses_a_1001_value_flow_list_naming_the_limit(alice_api: APIClient, company_a: Any) -> None:
+    values = "[" + ", ".join(f"v{i}" for i in range(1001)) + "]"
+    body = refused(
+        alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(one_property(values)), format="json"
+    )
+    assert body["content_yaml"][0].startswith("line 4:")
+
+
+def test_it_refuses_yaml_aliases(alice_api: APIClient, company_a: Any) -> None:
+    bomb = (
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+        "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+        "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        "spec:\n  description: *d\n  data_property_variations:\n"
+        "    - {property_name: p, property_values: [x, y]}\n"
+    )
+    body = refused(alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(bomb), format="json")
+    assert "aliases" in body["content_yaml"][0]
+
+
+@pytest.mark.parametrize("percent", [".nan", ".NaN", ".inf", "-.inf", "lots", "1e999", "1" + "0" * 400, "true"])
+def test_it_refuses_non_finite_or_non_numeric_percentages(alice_api: APIClient, company_a: Any, percent: str) -> None:
+    text = one_property("[x, y]", f"      base_distributions: {{x: {percent}, y: 50}}\n")
+    body = refused(alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(text), format="json")
+    assert body["content_yaml"][0].startswith("line 5: base_distributions of 'p'['x'] must be a number")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("spec: " + "[" * 5_000 + "]" * 5_000, "nested more than"),
+        (
+            "spec:\n  data_property_variations:\n"
+            + "".join(f"    - {{property_name: p{i}, property_values: [x]}}\n" for i in range(101)),
+            "101 properties; the limit is 100",
+        ),
+        (one_property("[x, y]").replace("property_name: p", "property_name: " + "n" * 501), "longer than 500"),
+        (one_property("[x, " + "y" * 501 + "]"), "longer than 500"),
+        (one_property("[x, y]") + "  description: [a, b]\n", "description must be text"),
+        (one_property("[x, y]") + "  requirements: " + "r" * 20_001 + "\n", "longer than 20,000"),
+        (one_property("[x, y]", "      base_distributions: !!timestamp 0000-01-01\n"), "invalid YAML"),
+    ],
+)
+def test_it_refuses_specs_past_a_limit(alice_api: APIClient, company_a: Any, text: str, message: str) -> None:
+    body = refused(alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(text), format="json")
+    assert message in body["content_yaml"][0]
+
+
+@override_settings(SPEC_MAX_BYTES=1000)
+def test_it_refuses_a_spec_over_its_byte_limit(alice_api: APIClient, company_a: Any) -> None:
+    text = one_property("[x, y]") + "  description: " + "d" * 1000 + "\n"
+    body = refused(alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(text), format="json")
+    assert "the limit is 1,000" in body["content_yaml"][0]
+
+
+def test_it_refuses_a_hostile_new_version(alice_api: APIClient, spec_a: Spec) -> None:
+    values = "[" + ", ".join(f"v{i % 2}" for i in range(1000)) + "]"
+    body = refused(
+        alice_api, "put", f"{SPECS}{spec_a.code}/", HTTPStatus.BAD_REQUEST,
+        data={"content_yaml": one_property(values)}, format="json",
+    )  # fmt: skip
+    assert "repeats ['v0', 'v1']" in body["content_yaml"][0]
+    assert spec_a.versions.count() == 1
+
+
+# --- Run imports ---
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("../outside.txt", "has a '..' segment"),
+        ("a/../../outside.txt", "has a '..' segment"),
+        ("/etc/passwd", "is an absolute path"),
+        ("..\\..\\windows\\win.ini", "has a backslash"),
+        ("dir\\file.txt", "has a backslash"),
+        ("C:/Windows/win.ini", "starts with a drive letter"),
+        ("c:file.txt", "starts with a drive letter"),
+    ],
+)
+def test_it_refuses_unsafe_paths_naming_the_row(alice_api: APIClient, spec_a: Spec, path: str, reason: str) -> None:
+    samples = make_rows(3)
+    samples[1]["path"] = path
+    body = refused(
+        alice_api, "post", IMPORT, HTTPStatus.BAD_REQUEST,
+        data={"spec_id": str(spec_a.code), "samples": samples}, format="json",
+    )  # fmt: skip
+    assert body["samples"][0].startswith(f"sample 2 ('sample_2'): path '{path}' {reason}")
+
+
+@pytest.mark.parametrize("identifier", ["..", "../x", "a\\b", "D:evil"])
+def test_it_refuses_unsafe_identifiers(alice_api: APIClient, spec_a: Spec, identifier: str) -> None:
+    samples = make_rows(2)
+    samples[0]["identifier"] = identifier
+    body = refused(
+        alice_api, "post", IMPORT, HTTPStatus.BAD_REQUEST,
+        data={"spec_id": str(spec_a.code), "samples": samples}, format="json",
+    )  # fmt: skip
+    assert body["samples"][0].startswith(f"sample 1 ('{identifier}'): identifier ")
+
+
+def zip_upload(members: dict[str, bytes], name: str = "run.zip") -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    buffer.seek(0)
+    buffer.name = name
+    return buffer
+
+
+def manifest(rows: list[dict[str, Any]]) -> bytes:
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
+def import_zip(client: APIClient, spec: Spec, upload: io.BytesIO, status: int = HTTPStatus.BAD_REQUEST) -> list[str]:
+    body = refused(client, "post", IMPORT, status, data={"spec_id": str(spec.code), "file": upload}, format="multipart")
+    problems: list[str] = body["samples"]
+    return problems
+
+
+def test_it_refuses_a_zip_path_outside_the_archive(alice_api: APIClient, spec_a: Spec) -> None:
+    row = {**make_rows(1)[0], "path": "..\\secret.txt"}
+    del row["content"]
+    problems = import_zip(alice_api, spec_a, zip_upload({"samples.jsonl": manifest([row])}))
+    assert problems == ["sample 1: path '..\\secret.txt' has a backslash"]
+
+
+def test_it_refuses_a_zip_member_with_a_bad_crc(alice_api: APIClient, spec_a: Spec) -> None:
+    row = {**make_rows(1)[0], "path": "a.txt"}
+    del row["content"]
+    upload = zip_upload({"samples.jsonl": manifest([row]), "a.txt": b"hello, world " * 50})
+    data = bytearray(upload.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo("a.txt")
+    # Flip the stored CRC in the member's local header (offset 14) and in the central directory.
+    crc = info.CRC.to_bytes(4, "little")
+    bad = (info.CRC ^ 0xFFFFFFFF).to_bytes(4, "little")
+    data = bytearray(bytes(data).replace(crc, bad))
+    broken = io.BytesIO(bytes(data))
+    broken.name = "run.zip"
+    problems = import_zip(alice_api, spec_a, broken)
+    assert problems[0].startswith("sample 1: 'a.txt' is damaged")
+
+
+def test_it_refuses_a_non_utf8_manifest(alice_api: APIClient, spec_a: Spec) -> None:
+    upload = zip_upload({"samples.jsonl": manifest(make_rows(1)) + b"\n" + '{"identifier": "é"}'.encode("latin-1")})
+    problems = import_zip(alice_api, spec_a, upload)
+    assert problems == ["samples.jsonl line 2: not UTF-8 text"]
+
+
+@override_settings(IMPORT_MAX_ZIP_MEMBERS=5)
+def test_it_caps_zip_members(alice_api: APIClient, spec_a: Spec) -> None:
+    members = {f"f{i}.txt": b"x" for i in range(6)}
+    problems = import_zip(alice_api, spec_a, zip_upload(members))
+    assert problems == ["the ZIP has 6 members; the limit is 5"]
+
+
+@pytest.fixture(scope="module")
+def zip_bomb() -> bytes:
+    """A 194 KB ZIP whose manifest unpacks to 190 MiB (the size of the one that held a thread for 27 s)."""
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("samples.jsonl", "w") as member,
+    ):
+        for _ in range(190):
+            member.write(b"\0" * (1 << 20))
+    return buffer.getvalue()
+
+
+def test_it_refuses_a_zip_bomb_while_inflating(alice_api: APIClient, spec_a: Spec, zip_bomb: bytes) -> None:
+    assert len(zip_bomb) < 200_000
+    upload = io.BytesIO(zip_bomb)
+    upload.name = "bomb.zip"
+    problems = import_zip(alice_api, spec_a, upload)
+    assert problems == ["samples.jsonl: 'samples.jsonl' unpacks to more than 200 times its packed size (a ZIP bomb?)"]
+
+
+@override_settings(IMPORT_MAX_INFLATED_BYTES=5 * 1024 * 1024)
+def test_it_refuses_a_zip_past_its_inflated_budget(alice_api: APIClient, spec_a: Spec, zip_bomb: bytes) -> None:
+    upload = io.BytesIO(zip_bomb)
+    upload.name = "bomb.zip"
+    assert import_zip(alice_api, spec_a, upload) == ["the ZIP unpacks to more than 5,242,880 bytes"]
+
+
+def test_it_refuses_a_sample_file_that_inflates_past_its_limit(alice_api: APIClient, spec_a: Spec) -> None:
+    row = {**make_rows(1)[0], "path": "big.txt"}
+    del row["content"]
+    upload = zip_upload({"samples.jsonl": manifest([row]), "big.txt": b"a" * (1024 * 1024 + 1)})
+    problems = import_zip(alice_api, spec_a, upload)
+    assert problems == ["sample 1: 'big.txt' unpacks to more than 1,048,576 bytes"]
+
+
+def test_it_refuses_lone_surrogates_in_jsonl(alice_api: APIClient, spec_a: Spec) -> None:
+    upload = io.BytesIO(b'{"identifier": "a", "content": "\\ud800", "properties": {}}\n')
+    upload.name = "run.jsonl"
+    problems = import_zip(alice_api, spec_a, upload)
+    assert problems[0].startswith("line 1: not valid JSON (a string holds a lone surrogate")
+
+
+# --- JSON bodies ---
+
+
+def nested(depth: int) -> bytes:
+    return b'{"name": "x", "content_yaml": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [65, 990, 100_000])
+def test_it_refuses_deeply_nested_json(alice_api: APIClient, company_a: Any, depth: int) -> None:
+    body = refused(
+        alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=nested(depth), content_type="application/json"
+    )
+    assert "nested more than 64 levels deep" in body["detail"]
+
+
+def test_it_refuses_deeply_nested_json_on_deeprails_paths(alice_api: APIClient, company_a: Any) -> None:
+    body = b'{"model_input": ' + b"[" * 990 + b"]" * 990 + b', "model_output": "x"}'
+    answer = refused(
+        alice_api, "post", "/evaluate", HTTPStatus.UNPROCESSABLE_ENTITY, data=body, content_type="application/json"
+    )
+    assert "nested more than" in answer["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"name": "\\ud800", "content_yaml": "x"}', "lone surrogate"),
+        (b'{"name": "ok", "content_yaml": "\\udfff tail"}', "lone surrogate"),
+        (b'{"name": "ok", "\\ud83d": "x"}', "lone surrogate"),
+        (b'{"name": NaN, "content_yaml": "x"}', "NaN is not a JSON number"),
+        (b'{"name": Infinity, "content_yaml": "x"}', "Infinity is not a JSON number"),
+        (b'{"name": "\xff\xfe", "content_yaml": "x"}', "not utf-8 text"),
+        (b'{"name": ' + b"9" * 5000 + b"}", "JSON parse error"),
+    ],
+)
+def test_it_refuses_json_that_is_not_text(alice_api: APIClient, company_a: Any, raw: bytes, message: str) -> None:
+    body = refused(alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=raw, content_type="application/json")
+    assert message in body["detail"]
+
+
+def test_it_accepts_paired_surrogates(alice_api: APIClient, company_a: Any) -> None:
+    raw = json.dumps({"name": "smile \U0001f600", "content_yaml": SPEC_YAML}).encode()  # ensure_ascii: a pair
+    assert b"\\ud83d\\ude00" in raw
+    assert alice_api.post(SPECS, data=raw, content_type="application/json").status_code == HTTPStatus.CREATED
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=4096)
+@pytest.mark.parametrize("path", [SPECS, IMPORT, "/evaluate", "/api/users/api-key/rotate"])
+def test_it_answers_an_oversized_body_with_a_json_413(alice_api: APIClient, company_a: Any, path: str) -> None:
+    raw = json.dumps({"name": "x" * 5000, "content_yaml": SPEC_YAML}).encode()
+    body = refused(
+        alice_api, "post", path, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, data=raw, content_type="application/json"
+    )
+    assert "larger than 4,096 bytes" in body["detail"]
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=4096)
+def test_it_caps_a_body_without_a_declared_length(alice_api: APIClient, company_a: Any) -> None:
+    from config.api import PayloadTooLarge, StrictJSONParser
+
+    with pytest.raises(PayloadTooLarge):
+        StrictJSONParser().parse(io.BytesIO(b'{"a": "' + b"x" * 5000 + b'"}'), "application/json", {})
+
+
+# --- Every answer under /api/ and /evaluate is JSON ---
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", "/api/nothing-here", HTTPStatus.NOT_FOUND),
+        ("get", "/api/dataframer/specs/not-a-uuid/", HTTPStatus.NOT_FOUND),
+        ("get", "/api/dataframer/specs", HTTPStatus.NOT_FOUND),  # no trailing slash, and no redirect
+        ("get", "/evaluate/a/b", HTTPStatus.NOT_FOUND),
+        ("get", "/evaluate/not-an-id", HTTPStatus.NOT_FOUND),
+        ("put", "/evaluate", HTTPStatus.METHOD_NOT_ALLOWED),
+        ("delete", "/api/users/api-key/rotate", HTTPStatus.METHOD_NOT_ALLOWED),
+        ("patch", "/api/dataframer/specs/", HTTPStatus.METHOD_NOT_ALLOWED),
+        ("get", "/api/dataframer/downloads/forged/", HTTPStatus.NOT_FOUND),
+    ],
+)
+def test_it_answers_errors_as_json(
+    alice_api: APIClient, company_a: Any, debug: bool, method: str, path: str, status: int
+) -> None:
+    with override_settings(DEBUG=debug):
+        body = refused(alice_api, method, path, status)
+    assert isinstance(body["detail"], str)
+
+
+@pytest.mark.parametrize("path", ["/evaluate", SPECS, "/api/dataframer/runs/"])
+def test_it_answers_options_without_a_500(alice_api: APIClient, company_a: Any, path: str) -> None:
+    response = alice_api.options(path)
+    assert response.status_code == HTTPStatus.OK
+    assert "application/json" in response.json()["renders"]
+
+
+def test_it_answers_401_and_403_as_json(bob_api: APIClient, company_a: Any) -> None:
+    assert refused(APIClient(), "get", SPECS, HTTPStatus.UNAUTHORIZED)["detail"]
+    assert refused(APIClient(HTTP_AUTHORIZATION="Bearer nope"), "get", "/evaluate", HTTPStatus.UNAUTHORIZED)
+    body = refused(bob_api, "post", SPECS, HTTPStatus.FORBIDDEN, data=spec_body(SPEC_YAML), format="json")
+    assert "read-only" in body["detail"]
+
+
+@override_settings(API_KEY_MAX_FAILURES_PER_ADDRESS=1)
+def test_it_answers_429_as_json_with_retry_after(db: None) -> None:
+    guesser = APIClient(HTTP_AUTHORIZATION="Bearer " + "0" * 48)
+    refused(guesser, "get", SPECS, HTTPStatus.UNAUTHORIZED)
+    assert refused(guesser, "get", "/evaluate", HTTPStatus.TOO_MANY_REQUESTS)["detail"].startswith("Too many")
+
+
+@pytest.mark.parametrize(
+    "moment", ["10000-01-01", "99999-12-31T00:00:00", "9999-12-31T23:59:59-01:00", "0000-01-01", "2024-13-45"]
+)
+def test_it_refuses_dates_out_of_range_in_filters(alice_api: APIClient, company_a: Any, moment: str) -> None:
+    refused(alice_api, "get", "/evaluate", query_params={"created_after": moment})
+    refused(alice_api, "get", "/evaluate", query_params={"created_before": moment})
+    # DeepRails answers a bad filter with 422 and its own shape; one that overflows later with a 400.
+    assert isinstance(
+        refused(alice_api, "get", "/evaluate", query_params={"created_after": moment})["detail"], str | list
+    )
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_it_answers_a_500_as_json_with_a_logged_request_id(
+    alice_api: APIClient, company_a: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any, debug: bool
+) -> None:
+    from runs.api.views import SpecViewSet
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(SpecViewSet, "list", explode)
+    with override_settings(DEBUG=debug), caplog.at_level(logging.ERROR, logger="config.errors"):
+        response = alice_api.get(SPECS)
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    body = response.json()
+    assert body["detail"] == "Internal server error."
+    assert body["request_id"] == response["X-Request-ID"]
+    assert body["request_id"] in caplog.text
+    assert "RuntimeError: a bug" in caplog.text
+
+
+# --- Pages keep HTML, friendly and without DEBUG's pages ---
+
+
+def test_it_shows_a_friendly_404_page(client: Client, db: None) -> None:
+    response = client.get("/no/such/page/")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    page = response.content.decode()
+    assert "Page not found" in page
+    assert "URLconf" not in page
+
+
+def test_it_shows_a_friendly_500_page_with_the_request_id(
+    client: Client, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runs.extensions import extensions
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(extensions, "annotate_latest_score", explode)
+    client.force_login(alice)
+    client.raise_request_exception = False
+    response = client.get("/runs/", HTTP_X_REQUEST_ID="req-12345678")
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    page = response.content.decode()
+    assert "Something went wrong" in page
+    assert "req-12345678" in page
+    assert "Traceback" not in page
+
+
+def test_nothing_hostile_was_stored(alice_api: APIClient, spec_a: Spec) -> None:
+    # The fixture's own spec is the only one; no run came from any refused import.
+    assert Spec.objects.count() == 1
+    assert not Run.objects.exists()
+
+
+# --- One company's hostile spec does not stall another's requests ---
+
+
+def test_it_keeps_other_companies_working_during_a_huge_spec(
+    transactional_db: None, live_server: Any, alice_api: APIClient, charlie_api: APIClient
+) -> None:
+    import threading
+
+    import httpx
+
+    huge = spec_body(one_property("\n" + "".join(f"        - value_{i}\n" for i in range(40_000))))
+    attacker_answers: list[tuple[int, float]] = []
+    neighbour_errors: list[str] = []
+    neighbour_created = 0
+
+    def attack() -> None:
+        headers = {"Authorization": f"Bearer {alice_api.api_key}"}  # type: ignore[attr-defined]
+        with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+            for number in range(3):
+                started = time.perf_counter()
+                response = http.post(SPECS, json={**huge, "name": f"huge {number}"})
+                attacker_answers.append((response.status_code, time.perf_counter() - started))
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    headers = {"Authorization": f"Bearer {charlie_api.api_key}"}  # type: ignore[attr-defined]
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=30) as http:
+        number = 0
+        while attacker.is_alive() or number < 3:
+            response = http.post(SPECS, json=spec_body(SPEC_YAML, name=f"small {number}"))
+            if response.status_code != HTTPStatus.CREATED:
+                neighbour_errors.append(f"{response.status_code} {response.text[:200]}")
+            else:
+                neighbour_created += 1
+            number += 1
+    attacker.join()
+    assert neighbour_errors == []
+    assert neighbour_created >= 3
+    assert [status for status, _ in attacker_answers] == [HTTPStatus.BAD_REQUEST] * 3
+    assert max(seconds for _, seconds in attacker_answers) < SECONDS
+    assert not Spec.objects.filter(name__startswith="huge").exists()

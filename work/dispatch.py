@@ -1,0 +1,133 @@
+"""Creating work, sending it to the broker fairly, and reconciling rows with reality (DESIGN.md §6).
+
+The broker is only a doorbell: whatever it does with a message (the ORM broker re-delivers after its lock expires,
+Redis's BLPOP loses a message whose worker dies), the rows say what is left to do, and `reconcile` rings again.
+Fairness: no company has more than WORK_MAX_IN_FLIGHT_PER_COMPANY items running or on their way at once, and a
+free slot goes to the company with the fewest in flight, so one company's 20,000-sample evaluation cannot queue
+ahead of another's small one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict, deque
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from .models import WorkItem
+from .registry import HANDLERS
+
+logger = logging.getLogger(__name__)
+
+
+def work_create(*, company_id: int, kind: str, subject_id: int, key: str, args: dict[str, Any] | None = None) -> None:
+    """Create a queued item (once per key) and send work to the broker once the surrounding transaction commits."""
+    WorkItem.objects.bulk_create(
+        [WorkItem(company_id=company_id, kind=kind, subject_id=subject_id, key=key, args=args or {})],
+        ignore_conflicts=True,
+    )
+    transaction.on_commit(dispatch)
+
+
+def work_cancel(*, kind_prefix: str, subject_id: int, reason: str) -> int:
+    """End every open item of a subject; a worker running one sees its claim gone at its next tick and stops."""
+    now = timezone.now()
+    return (
+        WorkItem.objects.for_subject(kind_prefix, subject_id)
+        .open()
+        .update(state=WorkItem.State.CANCELED, last_error=reason, finished_at=now, lease_until=None)
+    )
+
+
+def work_retry(items: QuerySet[WorkItem]) -> int:
+    """Queue items again with their attempts reset (staff's "retry"); sent once the transaction commits."""
+    count = items.update(
+        state=WorkItem.State.QUEUED,
+        attempts=0,
+        last_error="",
+        available_at=timezone.now(),
+        enqueued_at=None,
+        lease_until=None,
+        finished_at=None,
+    )
+    transaction.on_commit(dispatch)
+    return count
+
+
+def _redeliver_before() -> Any:
+    return timezone.now() - timedelta(seconds=settings.WORK_REDELIVER_SECONDS)
+
+
+def dispatch() -> int:
+    """Send ready items to the broker, fairly across companies, within the in-flight caps. Returns how many.
+
+    Safe to run anywhere at any time, concurrently too: an item is sent only by whoever marks it sent first.
+    """
+    now, redeliver_before = timezone.now(), _redeliver_before()
+    cap = settings.WORK_MAX_IN_FLIGHT_PER_COMPANY
+    busy: Counter[int] = Counter(
+        dict(
+            WorkItem.objects.in_flight(now=now, redeliver_before=redeliver_before)
+            .values_list("company_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+    )
+    queues: dict[int, deque[int]] = defaultdict(deque)  # company -> its ready items, oldest first
+    ready = WorkItem.objects.ready(now=now, redeliver_before=redeliver_before).order_by("created_at", "id")
+    for item_id, company in ready.values_list("id", "company_id")[: settings.WORK_DISPATCH_BATCH]:
+        queues[company].append(item_id)
+    sent = 0
+    while True:
+        # The company with the fewest items in flight goes next (ties: the smaller id, for determinism).
+        open_companies = [c for c, items in queues.items() if items and busy[c] < cap]
+        if not open_companies:
+            break
+        company = min(open_companies, key=lambda c: (busy[c], c))
+        item_id = queues[company].popleft()
+        marked = (
+            WorkItem.objects.filter(id=item_id, state=WorkItem.State.QUEUED)
+            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
+            .update(enqueued_at=now)
+        )
+        if marked:
+            async_task("work.tasks.run_item", item_id, group=str(company))
+            busy[company] += 1
+            sent += 1
+    return sent
+
+
+def reconcile() -> None:
+    """Re-queue running items whose lease expired (their worker died) and give up on those out of attempts;
+    then dispatch, which also re-sends queued items whose message was lost."""
+    now = timezone.now()
+    for item in WorkItem.objects.filter(state=WorkItem.State.RUNNING, lease_until__lt=now):
+        expire(item, reason="the worker stopped while working on it (its lease expired)")
+    dispatch()
+
+
+def expire(item: WorkItem, *, reason: str) -> None:
+    """Count a lost or failed claim; queue the item again, or give up after the last attempt."""
+    attempts = item.attempts + 1
+    give_up = attempts >= settings.WORK_MAX_ATTEMPTS
+    backoff = timedelta(seconds=min(settings.WORK_BACKOFF_MAX_SECONDS, 2**attempts))
+    updated = WorkItem.objects.filter(id=item.id, claim=item.claim, state=WorkItem.State.RUNNING).update(
+        state=WorkItem.State.FAILED if give_up else WorkItem.State.QUEUED,
+        attempts=F("attempts") + 1,
+        last_error=reason[:4000],
+        lease_until=None,
+        enqueued_at=None,
+        available_at=timezone.now() + backoff,
+        finished_at=timezone.now() if give_up else None,
+    )
+    if updated and give_up:
+        logger.warning("work item %s gave up after %s attempts: %s", item.key, attempts, reason)
+        handler = HANDLERS.get(item.kind)
+        if handler is not None:
+            handler.give_up(item, f"gave up after {attempts} attempts: {reason}")

@@ -1,0 +1,176 @@
+"""Running one work item in a worker: claim it, keep its lease alive, record how it ended (DESIGN.md §6).
+
+No exception leaves `run_item` without the row recording it: a handler's error puts the item back in the queue
+(or gives up after the last attempt), and django-q never sees a failure it could drop. A worker killed outright
+leaves a lease that expires; the reconciler takes it from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import F, Q
+from django.utils import timezone
+from django_q.conf import Conf
+
+from . import dispatch
+from .models import WorkItem
+from .registry import HANDLERS, Result
+
+logger = logging.getLogger(__name__)
+
+# Set by SIGTERM in a worker process: running items hand themselves back, and the process exits.
+STOPPING = threading.Event()
+_busy = threading.Event()  # an item is running in this process
+
+
+class Context:
+    """What a running handler needs from the runner: `tick()` (call it often) and the time it has left."""
+
+    def __init__(self, item: WorkItem) -> None:
+        self.item = item
+        started = time.monotonic()
+        # The engine never starts a provider call it could not finish before django-q's own timeout.
+        self.deadline = started + settings.WORK_HARD_SECONDS
+        self._slice_ends = started + settings.WORK_SLICE_SECONDS
+        self._last_beat = started
+        self.stop_reason = ""
+
+    def tick(self) -> bool:
+        """Extend the lease when due. False once the item must stop now: its claim is gone (canceled, or taken
+        over after an expired lease), the worker is stopping, its time is up, or its slice is over while other
+        work waits. Cheap: at most one UPDATE per WORK_HEARTBEAT_SECONDS."""
+        if self.stop_reason:
+            return False
+        now = time.monotonic()
+        if STOPPING.is_set():
+            self.stop_reason = "the worker is stopping"
+        elif now >= self.deadline:
+            self.stop_reason = "out of time for this run"
+        elif now - self._last_beat >= settings.WORK_HEARTBEAT_SECONDS:
+            self._last_beat = now
+            if not _heartbeat(self.item):
+                self.stop_reason = "lost"
+            elif now >= self._slice_ends and _others_waiting(self.item):
+                self.stop_reason = "its time slice is over and other work waits"
+        return not self.stop_reason
+
+    @property
+    def lost(self) -> bool:
+        return self.stop_reason == "lost"
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.WORK_LEASE_SECONDS)
+
+
+def _heartbeat(item: WorkItem) -> bool:
+    """Extend the lease; False when this claim is no longer the item's (canceled, or taken over)."""
+    return bool(
+        WorkItem.objects.filter(id=item.id, claim=item.claim, state=WorkItem.State.RUNNING).update(
+            lease_until=timezone.now() + _lease()
+        )
+    )
+
+
+def _others_waiting(item: WorkItem) -> bool:
+    now = timezone.now()
+    redeliver_before = now - timedelta(seconds=settings.WORK_REDELIVER_SECONDS)
+    return WorkItem.objects.ready(now=now, redeliver_before=redeliver_before).exclude(id=item.id).exists()
+
+
+def _claim(item_id: int) -> WorkItem | None:
+    """Queued and due → running under a fresh lease and claim token; None for a duplicate or early delivery."""
+    now = timezone.now()
+    claimed = WorkItem.objects.filter(Q(id=item_id), Q(state=WorkItem.State.QUEUED), Q(available_at__lte=now)).update(
+        state=WorkItem.State.RUNNING,
+        claim=F("claim") + 1,
+        lease_until=now + _lease(),
+        worker=f"{socket.gethostname()}:{os.getpid()}"[:100],
+        started_at=now,
+    )
+    return WorkItem.objects.get(id=item_id) if claimed else None
+
+
+def _finish(item: WorkItem, state: str, **fields: Any) -> bool:
+    return bool(
+        WorkItem.objects.filter(id=item.id, claim=item.claim, state=WorkItem.State.RUNNING).update(
+            state=state, lease_until=None, **fields
+        )
+    )
+
+
+def run_item(item_id: int) -> None:
+    item = _claim(item_id)
+    if item is None:
+        return
+    handler = HANDLERS.get(item.kind)
+    if handler is None:
+        _finish(item, WorkItem.State.FAILED, last_error=f"no handler for {item.kind!r}", finished_at=timezone.now())
+        return
+    ctx = Context(item)
+    _busy.set()
+    try:
+        result = handler.run(item, ctx)
+    except BaseException as exc:
+        # Recorded first, whatever it is: django-q's timeout (a SystemExit), a bug, a database error.
+        logger.exception("work item %s failed", item.key)
+        summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        dispatch.expire(item, reason=summary)
+        if not isinstance(exc, Exception):
+            raise
+        return
+    finally:
+        _busy.clear()
+    if ctx.lost:
+        return  # canceled, or another worker holds it now: this one writes nothing more
+    if result is Result.YIELD:
+        # Handed back: straight to the queue, as if never sent, so the next dispatch sends it at once.
+        _finish(item, WorkItem.State.QUEUED, enqueued_at=None, last_error="")
+    else:
+        _finish(item, WorkItem.State.DONE, finished_at=timezone.now(), last_error="")
+    dispatch.dispatch()
+    if STOPPING.is_set():
+        os._exit(0)  # graceful stop: what this process held is back in the queue
+
+
+def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
+    """In each django-q worker process: start the reconciler loop, and make SIGTERM a graceful stop.
+
+    SIGTERM stops taking work: an idle worker exits at once; a busy one lets its item hand itself back at the
+    next tick (within WORK_HEARTBEAT_SECONDS, plus the calls already in flight) and then exits. Without this,
+    SIGTERM to the process group (what systemd sends) leaves workers that nobody stops.
+    """
+    if Conf.SYNC or threading.current_thread() is not threading.main_thread():
+        return  # tasks running inline (tests, sync mode): this is not a worker process
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        STOPPING.set()
+        if not _busy.is_set():
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    threading.Thread(target=_reconcile_forever, name="work-reconciler", daemon=True).start()
+
+
+def _reconcile_forever() -> None:
+    """Every WORK_RECONCILE_SECONDS: re-queue expired leases, re-send lost messages, dispatch fairly. Every worker
+    process runs it (it is idempotent), so it needs no scheduler and no cron, and runs wherever workers run."""
+    while not STOPPING.is_set():
+        time.sleep(settings.WORK_RECONCILE_SECONDS)
+        try:
+            dispatch.reconcile()
+        except Exception:
+            logger.exception("the reconciler failed; it tries again in %s s", settings.WORK_RECONCILE_SECONDS)
+        finally:
+            close_old_connections()
