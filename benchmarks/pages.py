@@ -24,7 +24,7 @@ def build(n: int, company: Any, user: Any) -> Any:
     spec = spec_create(company=company, created_by=user, name=f"pages-{n}-{time.time()}", content_yaml=SPEC_YAML)
     run = run_import(company=company, created_by=user, spec=spec, rows=make_rows(n))
     evaluation = Evaluation.objects.create(
-        company=company, run=run, requested_model="offline/heuristic", model_used="offline/heuristic",
+        company=company, run=run, requested_model="local/embeddings", model_used="local/embeddings",
         total_samples=n, status=Evaluation.Status.PROCESSING,
     )  # fmt: skip
     rng = random.Random(n)

@@ -146,6 +146,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "companies.context_processors.active_company",
+                "llm.context_processors.judge_notes",
             ],
         },
     },
@@ -343,7 +344,8 @@ JUDGE_MODELS: dict[str, dict[str, object]] = {
     "openai/gpt-5.4-thinking": {
         "provider": "openai", "model": "gpt-5.4", "reasoning_effort": "medium", "max_tokens": 8192, "prices": _GPT,
     },
-    "offline/heuristic": {"provider": "offline", "model": "heuristic"},
+    # The embedded judge (llm/embedded.py): local models from installed wheels, no network, no key.
+    "local/embeddings": {"provider": "offline", "model": "embeddings"},
 }  # fmt: skip
 if os.environ.get("JUDGE_MODELS_FILE"):
     import json

@@ -6,9 +6,9 @@ import hashlib
 import json
 from typing import Any
 
+from llm import embedded
 from llm.base import BadReply, StructuredRequest
 from llm.catalog import JudgeModel
-from llm.offline import classify_text
 from llm.prompts import fenced
 from runs.specfile import Property
 
@@ -96,17 +96,26 @@ def sample_request(*, system: str, schema: dict[str, Any], text: str, properties
         schema=schema,
         tool_name="record_classification",
         tool_description="Record the value chosen for every property of the sample.",
-        offline_task=lambda: classify_text(text, properties),
+        offline_task=lambda: embedded_answer(text, properties),
     )
 
 
-def validate_answer(data: Any, properties: list[Property]) -> dict[str, str]:
-    """The schema again, on our side: a provider that ignores it still cannot put a foreign label in our data."""
+def embedded_answer(text: str, properties: list[Property]) -> dict[str, str]:
+    """The embedded judge's answer: only the properties it decided (an undecided one is left out, never guessed)."""
+    judged = embedded.classify(text, properties)
+    return {name: judgement.value for name, judgement in judged.items() if judgement.value is not None}
+
+
+def validate_answer(data: Any, properties: list[Property], *, abstains: bool = False) -> dict[str, str]:
+    """The schema again, on our side: a provider that ignores it still cannot put a foreign label in our data.
+    A judge that `abstains` (the embedded one) may leave properties out; an LLM judge must answer them all."""
     if not isinstance(data, dict):
         raise BadReply(f"expected a JSON object, got {type(data).__name__}")
     answer = {}
     for prop in properties:
         value = data.get(prop.name)
+        if value is None and abstains:
+            continue
         if value not in prop.values:
             raise BadReply(f"property {prop.name!r}: {value!r} is not one of {prop.values}")
         answer[prop.name] = value

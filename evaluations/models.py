@@ -8,6 +8,7 @@ from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 
 from companies.models import Company
+from llm.catalog import is_offline_name
 from runs.models import Run, Sample
 
 
@@ -77,7 +78,7 @@ class Evaluation(models.Model):
 
     @property
     def is_offline(self) -> bool:
-        return self.model_used.startswith("offline/")
+        return is_offline_name(self.model_used)
 
     @property
     def duration_seconds(self) -> float | None:

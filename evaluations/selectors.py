@@ -6,10 +6,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from config.charts import COLORS, grouped_bar_chart
+from llm.catalog import OFFLINE_NAMES
 from runs.models import Run
 
 from .models import Evaluation, SampleClassification
@@ -182,16 +183,21 @@ def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
         **{f"_b_{i}": _other_value(second, name) for i, name in enumerate(names)},
         **{f"_a_{i}": KeyTextTransform(name, "classifications") for i, name in enumerate(names)},
     )
+    # Per property, over the samples both judges decided (a judge may leave a property undecided).
+    decided = {i: Q(**{f"_a_{i}__isnull": False, f"_b_{i}__isnull": False}) for i in range(len(names))}
     totals = pairs.aggregate(
         both=Count("id", filter=Q(_b_0__isnull=False)) if names else Count("id"),
-        **{f"same_{i}": Count("id", filter=Q(**{f"_a_{i}": F(f"_b_{i}")})) for i in range(len(names))},
+        **{f"decided_{i}": Count("id", filter=decided[i]) for i in range(len(names))},
+        **{f"same_{i}": Count("id", filter=decided[i] & Q(**{f"_a_{i}": F(f"_b_{i}")})) for i in range(len(names))},
     )
-    both = totals["both"] or 0
     agreement = [
-        {"name": name, "agreement": (100 * totals[f"same_{i}"] / both) if both else None}
+        {
+            "name": name,
+            "agreement": (100 * totals[f"same_{i}"] / totals[f"decided_{i}"]) if totals[f"decided_{i}"] else None,
+        }
         for i, name in enumerate(names)
     ]
-    return {"charts": charts, "agreement": agreement, "samples_compared": both}
+    return {"charts": charts, "agreement": agreement, "samples_compared": totals["both"] or 0}
 
 
 def _other_value(second: Evaluation, name: str) -> Subquery:
@@ -252,9 +258,11 @@ def latest_classifications(run: Run) -> tuple[str | None, dict[str, dict[str, An
 
 def annotate_latest_score(runs: QuerySet[Run]) -> QuerySet[Run]:
     """Annotate `latest_score` (the conformance score of the run's newest successful evaluation) and
-    `latest_score_offline` (whether the offline judge gave it): two subqueries, no per-row query."""
+    `latest_score_offline` (whether the embedded judge gave it): two subqueries, no per-row query."""
     latest = Evaluation.objects.filter(run=OuterRef("pk"), status=Evaluation.Status.SUCCEEDED).order_by("-completed_at")
     return runs.annotate(
         latest_score=Subquery(latest.values("conformance_score")[:1]),
         latest_score_model=Subquery(latest.values("model_used")[:1]),
+    ).annotate(
+        latest_score_offline=Case(When(latest_score_model__in=OFFLINE_NAMES, then=Value(True)), default=Value(False))
     )

@@ -191,7 +191,9 @@ class ClassificationJob:
 
     def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
         return self.resolved.judge.ask(
-            self.request(sample), lambda data: validate_answer(data, self.properties), deadline=deadline
+            self.request(sample),
+            lambda data: validate_answer(data, self.properties, abstains=self.resolved.model.is_offline),
+            deadline=deadline,
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from llm.base import BadReply, StructuredRequest
+from llm.catalog import SWITCH_TO_LLM
 from llm.offline import stems
 from llm.prompts import fenced
 
@@ -433,7 +434,7 @@ def panel_result(
 # instructions it can recognise (format, length, forbidden words), and looks for a lexicon of unsafe phrases and
 # for personal data with regular expressions. It cannot tell whether an unchecked fact is true.
 
-OFFLINE_NOTE = "Offline heuristic (no LLM judge): "
+OFFLINE_NOTE = "Offline heuristic (no LLM judge): "  # every offline grade starts with it
 _QUESTION_WORDS = {
     "what", "which", "who", "whom", "whose", "why", "how", "where", "does", "do", "did", "can", "could",
     "should", "would", "will", "please", "tell", "explain", "describe", "give", "list", "me", "us", "there",
@@ -484,11 +485,15 @@ def _offline_correctness(model_input: dict[str, Any], output: str) -> dict[str, 
     labels = {"supported": "correct", "contradicted": "incorrect", "unsupported": "unverifiable"}
     if not reference:
         verdicts = [{"statement": _short(s), "verdict": "unverifiable"} for s in _sentences(output)]
+        # Nothing to check the claims against: the offline judge cannot know world facts. The score stays a number
+        # (the wire type), but it is uninformative, and `judged` says so to the pages and to programs.
         return {
             "verdicts": verdicts,
-            "rationale": OFFLINE_NOTE + "there is no ground truth or context to check claims against and the "
-            "heuristic cannot verify facts itself, so it gives the neutral 0.5.",
+            "rationale": OFFLINE_NOTE + "not judged offline: there is no ground truth or context to check the claims "
+            "against, and without an LLM the facts themselves cannot be verified. The score 0.5 is uninformative. "
+            + SWITCH_TO_LLM,
             "score": 0.5 if verdicts else 1.0,
+            "judged": False,
         }
     verdicts = [
         {"statement": v["statement"], "verdict": labels[v["verdict"]]} for v in _claims_against(output, reference)
@@ -537,6 +542,22 @@ _FORBIDDEN = re.compile(
 _WORD_LIMIT = re.compile(
     r"\b(?:at most|no more than|under|fewer than|less than|maximum of|up to|within)\s+(\d+)\s+words\b", re.IGNORECASE
 )
+_NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+_SENTENCE_LIMIT = re.compile(
+    r"\b(?:at most|no more than|maximum of|up to|in|within)\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+sentences\b",
+    re.IGNORECASE,
+)
 
 
 def _instruction_checks(instructions: str, output: str) -> list[dict[str, str]]:
@@ -557,6 +578,9 @@ def _instruction_checks(instructions: str, output: str) -> list[dict[str, str]]:
         check("Answer in JSON.", valid)
     if re.search(r"\b(?:in one sentence|a single sentence|one-sentence|one sentence only)\b", lowered):
         check("Answer in one sentence.", len(_sentences(output)) == 1)
+    for raw in _SENTENCE_LIMIT.findall(instructions):
+        limit = int(_NUMBER_WORDS.get(raw.lower(), raw))
+        check(f"Use at most {limit} sentences.", len(_sentences(output)) <= limit)
     for limit in _WORD_LIMIT.findall(instructions):
         check(f"Use at most {limit} words.", len(output.split()) <= int(limit))
     if re.search(r"\bbullet(?:s|ed| points?)?\b", lowered):

@@ -29,7 +29,8 @@ def guardrail_evaluations(
 def guardrail_score_chart(*, evaluation: GuardrailEvaluation) -> dict[str, Any] | None:
     """A bar per metric (0-1); for two-judge modes, a bar per judge beside the mean."""
     result = evaluation.ordered_result or {}
-    scored = {m: r for m, r in result.items() if r.get("score") is not None}
+    # A metric the offline judge could not judge (`judged: false`) gets no bar: its score means nothing.
+    scored = {m: r for m, r in result.items() if r.get("score") is not None and r.get("judged", True)}
     if not scored:
         return None
     metrics = list(scored)

@@ -10,7 +10,19 @@ from typing import Any
 from django.conf import settings
 
 PROVIDERS = {"anthropic", "openai", "offline"}
-OFFLINE_MODEL = "offline/heuristic"
+OFFLINE_MODEL = "local/embeddings"  # the embedded judge: what "offline" means everywhere in this app
+# Model names that once meant the offline judge: results they gave are still marked as not from an LLM.
+OFFLINE_NAMES = {OFFLINE_MODEL, "offline/heuristic"}
+SWITCH_TO_LLM = (
+    "For an LLM judge, start the service with ANTHROPIC_API_KEY=... (or OPENAI_API_KEY=...), or point "
+    "JUDGE_MODELS_FILE at an OpenAI-compatible server, and pick that model."
+)
+
+
+def is_offline_name(name: str | None) -> bool:
+    return (name or "") in OFFLINE_NAMES
+
+
 # Environment variables holding each provider's default credentials and base URL.
 PROVIDER_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 PROVIDER_BASE_URL_ENV = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}

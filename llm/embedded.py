@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .base import PropertyLike
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -76,14 +78,6 @@ _REQUEST = re.compile(
     re.IGNORECASE,
 )
 _CONTRAST = re.compile(r"\b(but|though|although|however)\b", re.IGNORECASE)
-
-
-class PropertyLike(Protocol):
-    """What the judge needs of a property; `runs.specfile.Property` satisfies it."""
-
-    name: str
-    values: list[str]
-    description: str
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The judge engine shared by every kind of evaluation: a catalog of models, providers behind one interface,
-retries with backoff and a ledger of every call, and the offline heuristic for when no provider is configured."""
+retries with backoff and a ledger of every call, and the embedded judge for when no provider is configured."""
 
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ def resolve_judge(requested: str) -> ResolvedJudge:
         env = model.api_key_env or PROVIDER_KEY_ENV[model.provider]
         if not settings.JUDGE_OFFLINE_FALLBACK:
             raise FatalJudgeError(f"No credentials for {requested}: set {env} (or choose another evaluation model).")
-        reason = f"{env} is not set, so the offline heuristic judged instead of {requested}"
+        reason = f"{env} is not set, so the embedded judge (local/embeddings, no LLM) judged instead of {requested}"
         model = get_judge_model(OFFLINE_MODEL)
     return ResolvedJudge(Judge(model, provider_for(model)), requested, reason)

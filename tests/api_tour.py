@@ -59,7 +59,7 @@ def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str
     call("evaluation-create", "post", EVALUATIONS, {"run_id": run_id})
     with capture(execute=True):
         # The offline judge: it classifies every sample without a provider.
-        body = {"run_id": run_id, "evaluation_model": "offline/heuristic"}
+        body = {"run_id": run_id, "evaluation_model": "local/embeddings"}
         done = alice_api.post(EVALUATIONS, body, format="json").json()["id"]
     call("evaluation-retrieve", "get", f"{EVALUATIONS}{done}/")
     call("evaluation-list", "get", EVALUATIONS)

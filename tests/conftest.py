@@ -149,13 +149,21 @@ spec:
 """
 
 
+SENTIMENT_TEXTS = [
+    "Thank you so much, the order arrived early and everything works perfectly. Great service!",
+    "This is terrible. The order arrived broken, again, and nobody answers. I am furious and want a refund.",
+    "Could you tell me when the order will be shipped? I would like to know the delivery date, please.",
+]
+
+
 def make_rows(count: int, start: int = 1) -> list[dict[str, Any]]:
     sentiments = ["positive", "negative", "neutral"]
     priorities = ["high", "medium", "low"]
     return [
         {
             "identifier": f"sample_{i}",
-            "content": f"Customer {i}: my order arrived {'late' if i % 3 == 1 else 'fine'}.",
+            # Worded so that the embedded judge (the default without provider keys) can decide the sentiment.
+            "content": f"Customer {i}: " + SENTIMENT_TEXTS[i % 3],
             "properties": {
                 "sentiment": sentiments[i % 3],
                 "priority": priorities[i % 3],

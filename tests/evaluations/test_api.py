@@ -47,7 +47,7 @@ def test_create_then_poll_to_succeeded(
     body = alice_api.get(f"{EVALUATIONS}{created.json()['id']}/").json()
     assert body["status"] == "SUCCEEDED"
     assert len(body["sample_classifications"]) == 12
-    assert body["trace"]["model_used"] == "offline/heuristic"
+    assert body["trace"]["model_used"] == "local/embeddings"
     assert body["trace"]["offline_judge"] is True
     assert "OPENAI_API_KEY is not set" in body["trace"]["fallback_reason"]
     assert body["trace"]["progress"] == {"classified": 12, "failed": 0, "total": 12}
@@ -77,7 +77,7 @@ def test_create_validates(alice_api: APIClient, run_a: Run) -> None:
     assert response.status_code == HTTPStatus.BAD_REQUEST
     [message] = response.json()["evaluation_model"]
     assert message.startswith("Unknown evaluation model 'gpt-2'. Allowed: anthropic/claude-haiku-4-5,")
-    assert "offline/heuristic" in message
+    assert "local/embeddings" in message
     assert alice_api.post(EVALUATIONS, {"run_id": "x"}, format="json").json() == {"run_id": ["Must be a valid UUID."]}
     assert alice_api.post(EVALUATIONS, {}, format="json").status_code == HTTPStatus.BAD_REQUEST
     malformed = alice_api.generic("POST", EVALUATIONS, "{", content_type="application/json")

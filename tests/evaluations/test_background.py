@@ -201,7 +201,7 @@ def test_an_unknown_provider_model_fails_the_evaluation(fake_openai: Any, run_a:
 def test_without_credentials_development_falls_back_to_offline(run_a: Run, evaluate: Any) -> None:
     evaluation = evaluate(run_a, SONNET)
     assert evaluation.status == "SUCCEEDED"
-    assert (evaluation.requested_model, evaluation.model_used) == (SONNET, "offline/heuristic")
+    assert (evaluation.requested_model, evaluation.model_used) == (SONNET, "local/embeddings")
     assert evaluation.fallback_reason.startswith("ANTHROPIC_API_KEY is not set")
     assert evaluation.statistics["explanation_source"] == "template"
     assert evaluation.judge_calls.filter(outcome="ok").count() == 12

@@ -39,7 +39,7 @@ def test_import_evaluate_filter_export_and_manage_keys(
     assert page.url == f"{url}/runs/{run.code}/"
 
     # Start an evaluation; the worker runs it; progress is polled into the page until it completes.
-    page.select_option("#id_evaluation_model", "offline/heuristic")
+    page.select_option("#id_evaluation_model", "local/embeddings")
     page.click("button:has-text('Evaluate')")
     page.wait_for_selector("#evaluation-live .evaluation-progress")
     page.wait_for_selector("#evaluation-live .badge.SUCCEEDED", timeout=60_000)
@@ -51,7 +51,7 @@ def test_import_evaluate_filter_export_and_manage_keys(
     page.click("#evaluation-live a")
     page.wait_for_selector("#chart-distribution-1 .main-svg")
     page.wait_for_selector("#chart-confusion-2 .main-svg")
-    assert "Offline heuristic judge." in page.inner_text(".banner")
+    assert "Embedded judge (local/embeddings), not an LLM." in page.inner_text(".banner")
 
     # Filter the sample table to mismatches (an HTMX swap, no reload).
     total = page.inner_text("#classifications-count")

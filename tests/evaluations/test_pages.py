@@ -33,7 +33,7 @@ def test_detail_page_shows_score_charts_and_offline_banner(
         response = client.get(f"/evaluations/{evaluation.code}/")
     page = response.content.decode()
     assert f"{evaluation.conformance_score:.1f}" in page
-    assert "Offline heuristic judge." in page
+    assert "Embedded judge (local/embeddings), not an LLM." in page
     for i in (1, 2):
         assert f'data-chart="chart-distribution-{i}"' in page
         assert f'data-chart="chart-confusion-{i}"' in page
@@ -48,8 +48,11 @@ def test_the_classifications_partial_filters(
 ) -> None:
     evaluation = evaluate(run_a)
     signed_in(client, alice)
+    # A mismatch is a judged value other than the assigned one; an undecided property is not one.
     mismatched = sum(
-        1 for c in evaluation.classifications.select_related("sample") if c.classifications != c.sample.properties
+        1
+        for c in evaluation.classifications.select_related("sample")
+        if any(c.sample.properties[name] != value for name, value in (c.classifications or {}).items())
     )
     # session, user, evaluation, membership, sample page (the count is read off the stored confusion matrices)
     with django_assert_num_queries(5):
@@ -89,18 +92,18 @@ def test_start_from_the_run_page(
 ) -> None:
     signed_in(client, alice)
     page = client.get(f"/runs/{run_a.code}/").content.decode()
-    assert "offline/heuristic (offline heuristic: no LLM)" in page
+    assert "local/embeddings (offline heuristic: no LLM)" in page
     assert "anthropic/claude-opus-4-6 (no credentials: offline fallback)" in page
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "offline/heuristic"}, headers=HX)
+        response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "local/embeddings"}, headers=HX)
     assert response.status_code == HTTPStatus.OK
     evaluation = Evaluation.objects.get()
-    assert evaluation.requested_model == "offline/heuristic"
+    assert evaluation.requested_model == "local/embeddings"
     assert f'id="evaluation-{evaluation.code}"' in response.content.decode()
     history = client.get(f"/runs/{run_a.code}/").content.decode()
     assert f"/evaluations/{evaluation.code}/" in history
     # Without HTMX the form still works: it redirects to the evaluation.
-    response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "offline/heuristic"})
+    response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "local/embeddings"})
     assert response.status_code == HTTPStatus.FOUND
     bad = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "gpt-2"}, headers=HX)
     assert bad.status_code == HTTPStatus.BAD_REQUEST
@@ -129,7 +132,7 @@ def test_export_csv_and_jsonl_stream(client: Client, alice: Any, run_a: Run, eva
 
 
 def test_compare_two_evaluations(client: Client, alice: Any, run_a: Run, evaluate: Any) -> None:
-    first = evaluate(run_a, "offline/heuristic")
+    first = evaluate(run_a, "local/embeddings")
     second = evaluate(run_a, "anthropic/claude-haiku-4-5")  # no key: judged offline too, so they agree fully
     signed_in(client, alice)
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
@@ -158,7 +161,7 @@ def test_it_checks_ownership(client: Client, charlie: Any, run_a: Run, evaluate:
         f"/evaluations/compare/?a={evaluation.code}&b={evaluation.code}",
     ]:
         assert client.get(url, headers=HX).status_code == HTTPStatus.NOT_FOUND, url
-    assert client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "offline/heuristic"}).status_code == 404
+    assert client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "local/embeddings"}).status_code == 404
 
 
 def test_it_requires_rw_access(client: Client, bob: Any, run_a: Run, evaluate: Any) -> None:
@@ -166,7 +169,7 @@ def test_it_requires_rw_access(client: Client, bob: Any, run_a: Run, evaluate: A
     signed_in(client, bob)
     assert client.get(f"/evaluations/{evaluation.code}/").status_code == HTTPStatus.OK
     assert "Evaluate</button>" not in client.get(f"/runs/{run_a.code}/").content.decode()
-    response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "offline/heuristic"})
+    response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "local/embeddings"})
     assert response.status_code == HTTPStatus.FORBIDDEN
 
 

@@ -128,7 +128,7 @@ def test_the_official_client_reads_an_offline_evaluation(live_server: Any, alice
         "context_adherence",
         "comprehensive_safety",
     ]
-    assert {m["judge"] for m in result.values()} == {"offline/heuristic"}  # type: ignore[index]
+    assert {m["judge"] for m in result.values()} == {"local/embeddings"}  # type: ignore[index]
     assert result["context_adherence"]["score"] == 1.0  # type: ignore[index]
     assert evaluation.evaluation_total_cost == 0
     assert evaluation.to_dict()["trace"]["offline_judge"] is True

@@ -356,12 +356,12 @@ def test_without_credentials_development_falls_back_to_offline(evaluate: Callabl
         "comprehensive_safety",
     ]
     for result in evaluation.evaluation_result.values():
-        assert result["judge"] == "offline/heuristic"
+        assert result["judge"] == "local/embeddings"
         assert result["rationale"].startswith("Offline heuristic")
         assert 0 <= result["score"] <= 1
     assert evaluation.trace["offline_judge"] is True
     # Both judges of the panel are missing, and the heuristic judges once, not twice.
-    assert evaluation.trace["judges"] == ["offline/heuristic"]
+    assert evaluation.trace["judges"] == ["local/embeddings"]
     assert "ANTHROPIC_API_KEY is not set" in evaluation.trace["fallback_reason"]
     assert "OPENAI_API_KEY is not set" in evaluation.trace["fallback_reason"]
     assert evaluation.judge_calls.count() == 6
