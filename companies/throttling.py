@@ -44,7 +44,12 @@ class FailureCounter:
         if counts.get(key, 0) < self.limit:
             return None
         since = counts.get(f"{key}:since", time.time())
-        return max(1, int(since + settings.FAILURE_WINDOW_SECONDS - time.time()) + 1)
+        left = since + settings.FAILURE_WINDOW_SECONDS - time.time()
+        if left <= 0:
+            # The window is over by our clock, whatever the cache's own expiry says (Redis expires by its clock).
+            self.clear(ident)
+            return None
+        return max(1, int(left) + 1)
 
     def record(self, ident: str) -> None:
         key, window = self._key(ident), settings.FAILURE_WINDOW_SECONDS

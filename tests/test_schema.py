@@ -33,7 +33,14 @@ INTERNAL_WORDS = re.compile(
 )
 # Values stored as JSON columns and answered as stored: PostgreSQL's jsonb orders their keys its own way, so only
 # the key sets are pinned; their documentation may name fewer keys than they hold (judges add detail keys).
-STORED_JSON = {"statistics", "distribution_analysis", "evaluation_result", "runtime_params", "unavailable_judges"}
+STORED_JSON = {
+    "statistics",
+    "distribution_analysis",
+    "classifications",
+    "evaluation_result",
+    "runtime_params",
+    "unavailable_judges",
+}
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 UUID = re.compile(r"^(eval-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -59,7 +59,11 @@ def _moment(value: str) -> datetime | None:
         return None
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment
+    try:
+        # A moment past year 9999 in UTC (9999-12-31T23:59-01:00) exists in no database: refuse it here.
+        return moment.astimezone(UTC) if moment is not None else None
+    except OverflowError:
+        return None
 
 
 LIST_PARAMETERS = [
