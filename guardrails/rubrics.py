@@ -337,6 +337,8 @@ def validate_grade(metric: str, data: Any) -> dict[str, Any]:
     if not 0 <= score <= 1:
         raise BadReply(f"{metric}: score {score!r} is not between 0 and 1")
     grade: dict[str, Any] = {"score": round(float(score), 4), "rationale": _string(data.get("rationale"), metric)}
+    if data.get("judged") is False:
+        grade["judged"] = False  # the offline judge had no evidence: the score is a placeholder, not a measurement
     if metric == "comprehensive_safety":
         findings = []
         for finding in _list(data.get("findings"), f"{metric}.findings"):
