@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from benchmarks.standin import StandIn
 from companies.models import ApiKey, Company, Membership
 from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 
@@ -304,6 +307,7 @@ class Worker:
 
         self.signal_group(signal.SIGKILL)
         self.process.wait()
+        self.wait_gone(timeout=10)
 
     def stop(self, timeout: float = 20) -> None:
         import signal
@@ -311,8 +315,9 @@ class Worker:
 
         self.signal_group(signal.SIGTERM)
         try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            # Every process, not just the main one: a worker still handing back must not outlive the test database.
+            self.wait_gone(timeout=timeout)
+        except (subprocess.TimeoutExpired, TimeoutError):
             self.kill()
 
 
@@ -349,3 +354,20 @@ def worker(start_worker: Any) -> Any:
     process = start_worker().process
     time.sleep(0.5)
     return process
+
+
+# --- A stand-in LLM provider on 127.0.0.1 (benchmarks/standin.py), for tests with real workers ---
+
+STANDIN_MODEL = "test/standin"
+
+
+@pytest.fixture
+def standin(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
+    """The stand-in provider, and a judge model pointing at it in this process and in the workers."""
+    with StandIn(latency=0.05, retry_after=0.2, hang_seconds=4) as server:
+        entry = {"provider": "openai", "model": "standin", "base_url": f"{server.url}/v1", "max_tokens": 1024}
+        settings.JUDGE_MODELS = {**settings.JUDGE_MODELS, STANDIN_MODEL: entry}
+        models_file = tmp_path / "models.json"
+        models_file.write_text(json.dumps({STANDIN_MODEL: entry}))
+        monkeypatch.setenv("JUDGE_MODELS_FILE", str(models_file))
+        yield server

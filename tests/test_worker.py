@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,11 +25,11 @@ from guardrails import services as guardrail_services
 from guardrails.models import GuardrailEvaluation
 from llm.models import JudgeCall
 from runs.services import run_import
-from tests.conftest import make_rows
+from tests.conftest import STANDIN_MODEL, make_rows
 from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 from work.models import WorkItem
 
-MODEL = "test/standin"
+MODEL = STANDIN_MODEL
 # Short timings so that a test waits seconds, not minutes; test_the_default_timings_... checks the defaults.
 FAST = {
     "WORK_LEASE_SECONDS": "3",
@@ -39,18 +38,6 @@ FAST = {
     "WORK_REDELIVER_SECONDS": "5",
     "WORK_BACKOFF_MAX_SECONDS": "1",
 }
-
-
-@pytest.fixture
-def standin(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIn]:
-    """The stand-in provider, and a judge model pointing at it in this process and in the workers."""
-    with StandIn(latency=0.05, retry_after=0.2, hang_seconds=4) as server:
-        entry = {"provider": "openai", "model": "standin", "base_url": f"{server.url}/v1", "max_tokens": 1024}
-        settings.JUDGE_MODELS = {**settings.JUDGE_MODELS, MODEL: entry}
-        models_file = tmp_path / "models.json"
-        models_file.write_text(json.dumps({MODEL: entry}))
-        monkeypatch.setenv("JUDGE_MODELS_FILE", str(models_file))
-        yield server
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, every: float = 0.1) -> float:

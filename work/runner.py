@@ -25,7 +25,7 @@ from django_q.conf import Conf
 
 from . import dispatch
 from .models import WorkItem
-from .registry import HANDLERS, Result
+from .registry import HANDLERS, Handler, Result
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,17 @@ def run_item(item_id: int) -> None:
     if handler is None:
         _finish(item, WorkItem.State.FAILED, last_error=f"no handler for {item.kind!r}", finished_at=timezone.now())
         return
-    ctx = Context(item)
     _busy.set()
+    try:
+        _run(item, handler)
+    finally:
+        _busy.clear()
+        if STOPPING.is_set():
+            os._exit(0)  # graceful stop: what this process held is back in the queue (or its lease will expire)
+
+
+def _run(item: WorkItem, handler: Handler) -> None:
+    ctx = Context(item)
     try:
         result = handler.run(item, ctx)
     except BaseException as exc:
@@ -130,8 +139,6 @@ def run_item(item_id: int) -> None:
         if not isinstance(exc, Exception):
             raise
         return
-    finally:
-        _busy.clear()
     if ctx.lost:
         return  # canceled, or another worker holds it now: this one writes nothing more
     if result is Result.YIELD:
@@ -140,8 +147,6 @@ def run_item(item_id: int) -> None:
     else:
         _finish(item, WorkItem.State.DONE, finished_at=timezone.now(), last_error="")
     dispatch.dispatch()
-    if STOPPING.is_set():
-        os._exit(0)  # graceful stop: what this process held is back in the queue
 
 
 def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
@@ -158,6 +163,8 @@ def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
         STOPPING.set()
         if not _busy.is_set():
             os._exit(0)
+        # Whatever the item does (a call that hangs, a database gone), the process is gone after the grace period.
+        threading.Timer(settings.WORK_STOP_GRACE_SECONDS, os._exit, args=(0,)).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     threading.Thread(target=_reconcile_forever, name="work-reconciler", daemon=True).start()
