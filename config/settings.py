@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -245,6 +246,11 @@ IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 # Signed file download links (GET .../files/.../download/) stay valid this long.
 DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 3600)
+# Where "download all" keeps each run ZIP until its link expires; web servers on several machines should share it
+# (a link served where its file is missing builds the ZIP again).
+DOWNLOAD_ARCHIVE_DIR = Path(
+    os.environ.get("DOWNLOAD_ARCHIVE_DIR") or Path(tempfile.gettempdir()) / "evalservice-run-archives"
+)
 
 # --- Judges ---
 # Model name → provider, provider model id, thinking, prices (USD per million input / output / cache-read /

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import mimetypes
+import posixpath
 import zipfile
 from collections.abc import Iterable
 from typing import IO, Any
@@ -78,6 +80,15 @@ def read_zip(stream: IO[bytes]) -> list[Any]:
         return rows
 
 
+def default_path(identifier: str) -> str:
+    """A sample's file name when the row gives no `path`: the identifier, with `.txt` unless it has an extension."""
+    extension = posixpath.splitext(identifier)[1].lower()
+    known = extension == ".jsonl" or mimetypes.guess_type(identifier)[0] is not None
+    if known and any(c.isalpha() for c in extension):  # "ticket.123" is a number, not a file type
+        return identifier  # conv_00.txt stays conv_00.txt, not conv_00.txt.txt
+    return f"{identifier}.txt"
+
+
 def _check_count(count: int) -> None:
     if count > settings.IMPORT_MAX_SAMPLES:
         raise ImportProblems([f"too many samples: the limit is {settings.IMPORT_MAX_SAMPLES}"])
@@ -112,7 +123,7 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
         size = len(content.encode("utf-8"))
         if size > settings.IMPORT_MAX_SAMPLE_BYTES:
             problems.append(f"{where}: content is {size} bytes; the limit is {settings.IMPORT_MAX_SAMPLE_BYTES}")
-        path = row.get("path") or f"{identifier}.txt"
+        path = row.get("path") or default_path(identifier)
         if not isinstance(path, str) or len(path) > 500 or path.startswith("/") or ".." in path.split("/"):
             problems.append(f"{where}: path must be a relative path of at most 500 characters")
             continue

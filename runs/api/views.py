@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
 from companies.api.serializers import error_responses
-from runs.exports import build_run_zip
+from runs.exports import build_run_zip, run_zip_open, run_zip_store
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
 from runs.services import (
@@ -246,9 +246,9 @@ class RunViewSet(
     def download_all(self, request: Request, pk: str | None = None) -> Response:
         """A signed, expiring link to a ZIP of every file of the run."""
         run = self.get_object()
-        with build_run_zip(run) as archive:
-            size = archive.seek(0, 2)
-        token = signing.dumps({"run": str(run.code), "file": None}, salt=DOWNLOAD_SALT)
+        # Built once, here (the answer carries its size); the link serves this very file.
+        archive_id, size = run_zip_store(run)
+        token = signing.dumps({"run": str(run.code), "file": None, "archive": archive_id}, salt=DOWNLOAD_SALT)
         data = {
             "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
             "size_bytes": size,
@@ -278,8 +278,7 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
         raise exceptions.NotFound("Invalid download link.") from None
     run = get_object_or_404(Run, code=payload["run"])
     if payload["file"] is None:
-        archive = build_run_zip(run)
-        archive.seek(0)
+        archive = run_zip_open(str(payload.get("archive") or "")) or build_run_zip(run)
         return FileResponse(
             archive,
             as_attachment=True,
