@@ -368,3 +368,17 @@ def test_it_prunes_archives_whose_links_expired(alice_api: APIClient, run_a: Run
     alice_api.get(f"{RUNS}{run_a.code}/files/download/")
     assert first not in set(tmp_path.glob("*.zip"))
     assert len(list(tmp_path.glob("*.zip"))) == 1
+
+
+def test_it_signs_https_download_links_behind_a_tls_proxy(alice_api: APIClient, run_a: Run, settings: Any) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # what BEHIND_TLS_PROXY=true sets
+    sample = run_a.samples.get(identifier="sample_1")
+    for url in [f"{RUNS}{run_a.code}/files/download/", f"{RUNS}{run_a.code}/files/{sample.code}/download/"]:
+        # A proxy passes the Host header on as the browser sent it: no port.
+        body = alice_api.get(url, HTTP_HOST="testserver", HTTP_X_FORWARDED_PROTO="https").json()
+        assert body["download_url"].startswith("https://testserver/api/dataframer/downloads/"), url
+    # Without the proxy's word, the link is as plain as the request was.
+    settings.SECURE_PROXY_SSL_HEADER = None
+    body = alice_api.get(f"{RUNS}{run_a.code}/files/download/", HTTP_HOST="testserver", HTTP_X_FORWARDED_PROTO="https")
+    body = body.json()
+    assert body["download_url"].startswith("http://testserver/")
