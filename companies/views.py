@@ -13,9 +13,11 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from .access import get_company_for_user, require_active_membership, set_active_company
 from .models import ApiKey, Membership
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest as AnonymousHttpRequest
 
     from config.http import AuthenticatedHttpRequest as HttpRequest
+    from config.http import HtmxHttpRequest
 
 
 @login_required
@@ -57,34 +60,49 @@ def _managing_membership(request: HttpRequest) -> Membership:
     return membership
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def api_keys(request: HttpRequest) -> HttpResponse:
-    membership = _managing_membership(request)
-    form = ApiKeyForm(request.POST or None)
-    secret = None
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            key, secret = ApiKey.issue(company=membership.company, user=membership.user, name=form.cleaned_data["name"])
-            form = ApiKeyForm()
-        else:
-            status = 400
-    keys = ApiKey.objects.for_company(membership.company).select_related("user").order_by("-created_at")
-    context = {"keys": keys, "form": form, "secret": secret, "now": timezone.now()}
-    # The secret is rendered into this one response and never stored: it cannot be shown again.
-    response = render(request, "companies/api_keys.html", context, status=status)
+# The new key's secret, kept in the session between the POST that made it and the page that shows it once.
+NEW_KEY_SESSION_KEY = "companies.new_api_key"
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     return response
 
 
 @login_required
-@require_POST
-def api_key_revoke(request: HttpRequest, code: UUID) -> HttpResponse:
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
     membership = _managing_membership(request)
-    key = get_object_or_404(ApiKey.objects.for_company(membership.company), code=code)
+    form = ApiKeyForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            _key, secret = ApiKey.issue(
+                company=membership.company, user=membership.user, name=form.cleaned_data["name"]
+            )
+            # Post/redirect/get: reloading the page that shows the secret must not create a second key.
+            request.session[NEW_KEY_SESSION_KEY] = secret
+            return _no_store(redirect("companies:api-keys"))
+        status = 400
+    # Popped as it is shown: the secret is in the session for one page and never again.
+    secret = request.session.pop(NEW_KEY_SESSION_KEY, None)
+    keys = ApiKey.objects.for_company(membership.company).select_related("user").order_by("-created_at")
+    context = {"keys": keys, "form": form, "secret": secret, "now": timezone.now()}
+    return _no_store(render(request, "companies/api_keys.html", context, status=status))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_key_revoke(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """GET asks for confirmation (the page works without JavaScript); POST revokes."""
+    membership = _managing_membership(request)
+    key = get_object_or_404(ApiKey.objects.for_company(membership.company).select_related("user"), code=code)
+    if request.method == "GET":
+        return render(request, "companies/api_key_revoke.html", {"key": key})
     key.revoke()
     messages.success(request, f"Revoked {key.masked_key}.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("companies:api-keys"))
     return redirect("companies:api-keys")
 
 

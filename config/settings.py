@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,6 +193,22 @@ LOGIN_REDIRECT_URL = "companies:home"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 
+# --- Proxies and TLS ---
+# How many reverse proxies in front of us append to X-Forwarded-For. With 0 the header is ignored (anyone can send
+# it) and the client is REMOTE_ADDR; with N the client is the Nth address from the right, the one our own
+# outermost proxy saw. Every per-address throttle reads it (DRF's NUM_PROXIES below).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+if TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES must be 0 or more, got {TRUSTED_PROXIES}")
+# Behind a proxy that ends TLS: trust its X-Forwarded-Proto, so request.is_secure() holds and absolute links
+# (signed download URLs) are https://. Only set it when the proxy overwrites that header from clients.
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
 # --- Pages ---
 PAGE_SIZE = 25  # rows per page of every list page and sample table
 
@@ -231,6 +248,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"api_key_rotate": os.environ.get("API_KEY_ROTATE_RATE", "5/hour")},
+    # Not None: DRF then never takes a client-supplied X-Forwarded-For at its word (see TRUSTED_PROXIES).
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Bodies larger than this (plus IMPORT_MAX_UPLOAD_BYTES for a multipart upload) are refused with a JSON 413
@@ -316,6 +335,11 @@ FAILURE_WINDOW_SECONDS = env_int("FAILURE_WINDOW_SECONDS", 15 * 60)
 LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 API_KEY_MAX_FAILURES_PER_ADDRESS = env_int("API_KEY_MAX_FAILURES_PER_ADDRESS", 20)
+# Where "download all" keeps each run ZIP until its link expires; web servers on several machines should share it
+# (a link served where its file is missing builds the ZIP again).
+DOWNLOAD_ARCHIVE_DIR = Path(
+    os.environ.get("DOWNLOAD_ARCHIVE_DIR") or Path(tempfile.gettempdir()) / "evalservice-run-archives"
+)
 
 # --- Judges ---
 # Model name → provider, provider model id, thinking, prices (USD per million input / output / cache-read /

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from companies.models import Membership
+from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
 from runs.models import Run
@@ -180,14 +181,17 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
             )
             for identifier, status, assigned, judged, error in _export_rows(evaluation):
                 judged = judged or {}
+                # Sample identifiers, values and errors come from users and models: never let one run as a formula.
                 yield writer.writerow(
-                    [
-                        identifier,
-                        status,
-                        *[assigned.get(n, "") for n in names],
-                        *[judged.get(n, "") for n in names],
-                        error,
-                    ]
+                    safe_row(
+                        [
+                            identifier,
+                            status,
+                            *[assigned.get(n, "") for n in names],
+                            *[judged.get(n, "") for n in names],
+                            error,
+                        ]
+                    )
                 )
 
         content_type = "text/csv"

@@ -37,18 +37,28 @@ DEFAULT_RUN_MODE = "smart"
 # Asked for when a request names no metrics; the two adherence metrics join when their reference is given.
 DEFAULT_METRICS = ("correctness", "completeness", "instruction_adherence", "comprehensive_safety")
 SAFETY_CATEGORIES = ("cbrn", "pii", "hate_harassment", "violence", "sexual_content", "self_harm")
+# `context` is our addition: the deeprails 1.9.0 client's ModelInput has only the other three.
 MODEL_INPUT_FIELDS = ("system_prompt", "user_prompt", "context", "ground_truth")
-# Each metric's reference in model_input, without which it cannot be graded.
-METRIC_NEEDS = {"context_adherence": "context", "ground_truth_adherence": "ground_truth"}
+# Each metric's reference in model_input, without which it cannot be graded. context_adherence is not here: its
+# context is whatever the model was given (the prompts, plus `context` when sent), and a prompt is always given.
+METRIC_NEEDS = {"ground_truth_adherence": "ground_truth"}
+# The optional field whose presence adds a metric to the default set (the caller brought material to check).
+DEFAULT_WHEN_GIVEN = {"context_adherence": "context", "ground_truth_adherence": "ground_truth"}
+CONTEXT_FIELDS = ("system_prompt", "user_prompt", "context")
 
 
 def default_metrics(model_input: dict[str, Any]) -> list[str]:
     """The documented default set: the four base metrics, plus each adherence metric whose reference is given."""
     metrics = list(DEFAULT_METRICS)
-    for metric, field in METRIC_NEEDS.items():
+    for metric, field in DEFAULT_WHEN_GIVEN.items():
         if str(model_input.get(field) or "").strip():
             metrics.insert(metrics.index("comprehensive_safety"), metric)
     return metrics
+
+
+def grading_context(model_input: dict[str, Any]) -> str:
+    """What context_adherence grades against: everything the model was given before it answered."""
+    return "\n".join(str(model_input.get(f) or "") for f in CONTEXT_FIELDS if str(model_input.get(f) or "").strip())
 
 
 # --- Run modes ---
@@ -141,11 +151,14 @@ Implicit expectations are not instructions. When the two prompts conflict, the s
         "context_adherence",
         "Context adherence: is the output grounded in the context it was given?",
         """\
-1. Split the output into atomic claims (as for correctness).
-2. Verdict per claim against the context only, not world knowledge: "supported" (stated in the context or \
+1. The context is everything the model was given: the system prompt, the user prompt (which often carries \
+documents or data), and the separate context when one is given. The ground truth is not part of it.
+2. Split the output into atomic claims (as for correctness). Restating the question or following an \
+instruction is not a claim.
+3. Verdict per claim against the context only, not world knowledge: "supported" (stated in the context or \
 directly implied by it), "contradicted" (the context says otherwise), or "unsupported" (not in the context, \
 even if true). Saying that the context does not contain the answer is supported when it is true.
-3. score = supported / number of claims; any contradicted claim caps the score at 0.5. With no claims, score 1.""",
+4. score = supported / number of claims; any contradicted claim caps the score at 0.5. With no claims, score 1.""",
         "one atomic claim from the output",
         ("supported", "contradicted", "unsupported"),
     ),
@@ -620,7 +633,7 @@ def _offline_instruction_adherence(model_input: dict[str, Any], output: str) -> 
 
 
 def _offline_context_adherence(model_input: dict[str, Any], output: str) -> dict[str, Any]:
-    verdicts = _claims_against(output, str(model_input.get("context") or ""))
+    verdicts = _claims_against(output, grading_context(model_input))
     supported = sum(v["verdict"] == "supported" for v in verdicts)
     contradicted = sum(v["verdict"] == "contradicted" for v in verdicts)
     score = supported / len(verdicts) if verdicts else 1.0
@@ -629,7 +642,7 @@ def _offline_context_adherence(model_input: dict[str, Any], output: str) -> dict
     return {
         "verdicts": verdicts,
         "rationale": OFFLINE_NOTE + f"{supported} of {len(verdicts)} sentence(s) share most of their words with "
-        f"the context; {contradicted} state numbers the context does not.",
+        f"the context (the prompts and any context given); {contradicted} state numbers the context does not.",
         "score": round(score, 4),
     }
 

@@ -8,6 +8,8 @@ wrong, so a user can fix their file in one pass. A ZIP is inflated as a stream a
 from __future__ import annotations
 
 import io
+import mimetypes
+import posixpath
 import re
 import zipfile
 import zlib
@@ -159,6 +161,15 @@ def read_zip(stream: IO[bytes]) -> list[Any]:
         return rows
 
 
+def default_path(identifier: str) -> str:
+    """A sample's file name when the row gives no `path`: the identifier, with `.txt` unless it has an extension."""
+    extension = posixpath.splitext(identifier)[1].lower()
+    known = extension == ".jsonl" or mimetypes.guess_type(identifier)[0] is not None
+    if known and any(c.isalpha() for c in extension):  # "ticket.123" is a number, not a file type
+        return identifier  # conv_00.txt stays conv_00.txt, not conv_00.txt.txt
+    return f"{identifier}.txt"
+
+
 def _check_count(count: int) -> None:
     if count > settings.IMPORT_MAX_SAMPLES:
         raise ImportProblems([f"too many samples: the limit is {settings.IMPORT_MAX_SAMPLES}"])
@@ -202,7 +213,7 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
             continue
         if size > settings.IMPORT_MAX_SAMPLE_BYTES:
             problems.append(f"{where}: content is {size} bytes; the limit is {settings.IMPORT_MAX_SAMPLE_BYTES}")
-        path = row.get("path") or f"{identifier}.txt"
+        path = row.get("path") or default_path(identifier)
         if not isinstance(path, str) or len(path) > 500:
             problems.append(f"{where}: path must be a relative path of at most 500 characters")
             continue

@@ -94,7 +94,6 @@ def run_import(
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
     # Every sample is checked before the transaction; inside it there are only inserts.
     samples = build_samples(rows, version.parsed_properties)
-    now = timezone.now()
     with transaction.atomic():
         run = Run.objects.create(
             company=company,
@@ -106,9 +105,11 @@ def run_import(
             samples_completed=len(samples),
             runtime_params={"number_of_samples": len(samples), "source": "import"},
             created_by=created_by,
-            started_at=now,
-            completed_at=now,
         )
+        # An import starts and ends as it is created: the times are created_at's own (auto_now_add stamps it at
+        # save, so a now() taken before create() would read earlier than it).
+        run.started_at = run.completed_at = run.created_at
+        run.save(update_fields=["started_at", "completed_at"])
         for sample in samples:
             sample.run = run
         Sample.objects.bulk_create(samples, batch_size=IMPORT_BATCH_SIZE)

@@ -52,7 +52,10 @@ class ModelInputSerializer(ObjectSerializer):
     user_prompt = _optional_text()
     ground_truth = _optional_text()
     # The wire key `context` shadows Field.context only in the stubs: DRF keeps declared fields apart.
-    context = _optional_text(help_text="Our addition: reference material for context_adherence.")  # type: ignore[assignment]
+    context = _optional_text(  # type: ignore[assignment]
+        help_text="Our addition: more reference material for context_adherence, which always grades against the "
+        "system and user prompts too."
+    )
 
 
 class GuardrailCreateSerializer(ObjectSerializer):

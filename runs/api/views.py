@@ -28,7 +28,7 @@ from companies.api.base import BadRequest, CompanyScopedViewSet
 from companies.api.serializers import error_responses
 from companies.models import ApiKey, Membership
 from config.api import StrictJSONParser
-from runs.exports import build_run_zip, export_name
+from runs.exports import build_run_zip, export_name, run_zip_open, run_zip_store
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
 from runs.services import (
@@ -252,9 +252,9 @@ class RunViewSet(
     def download_all(self, request: Request, pk: str | None = None) -> Response:
         """A signed, expiring link to a ZIP of every file of the run."""
         run = self.get_object()
-        with build_run_zip(run) as archive:
-            size = archive.seek(0, 2)
-        token = download_token(request, run=run, file=None)
+        # Built once, here (the answer carries its size); the link serves this very file.
+        archive_id, size = run_zip_store(run)
+        token = download_token(request, run=run, file=None, archive=archive_id)
         data = {
             "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
             "size_bytes": size,
@@ -267,10 +267,12 @@ def _session_tag(session_key: str) -> str:
     return salted_hmac(DOWNLOAD_SALT, session_key).hexdigest()[:32]
 
 
-def download_token(request: Request, *, run: Run, file: str | None) -> str:
+def download_token(request: Request, *, run: Run, file: str | None, archive: str | None = None) -> str:
     """A signed link bound to what asked for it: the API key (revoking or rotating it ends the link) or, for a
     signed-in browser, its session (signing out ends it, and only that browser can use it)."""
     payload: dict[str, Any] = {"run": str(run.code), "file": file}
+    if archive is not None:
+        payload["archive"] = archive  # the ZIP built when the link was made (runs/exports.py)
     if isinstance(request.auth, ApiKey):
         payload["key"] = str(request.auth.code)
     else:
@@ -332,8 +334,7 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
             "expired or signed out."
         )
     if payload["file"] is None:
-        archive = build_run_zip(run)
-        archive.seek(0)
+        archive = run_zip_open(str(payload.get("archive") or "")) or build_run_zip(run)
         return FileResponse(
             archive,
             as_attachment=True,

@@ -120,6 +120,38 @@ def test_rotate_is_throttled_to_five_an_hour_per_address(alice: Any, company_a: 
     assert ApiKey.find(secret).is_active  # type: ignore[union-attr]
 
 
+def rotate_from(secret: str, *, remote: str, forwarded: str | None = None) -> tuple[int, str]:
+    """Rotate as a client at `remote`, optionally sending X-Forwarded-For; returns (status, the key to use next)."""
+    headers = {"REMOTE_ADDR": remote} | ({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {})
+    response = bearer(secret).post(ROTATE, **headers)
+    return response.status_code, response.json().get("api_key", secret)
+
+
+def test_it_ignores_a_client_supplied_forwarded_for_without_trusted_proxies(alice: Any, company_a: Company) -> None:
+    secret = ApiKey.issue(company=company_a, user=alice)[1]
+    statuses = []
+    for attempt in range(6):
+        # A client inventing a new address each time is still one address: REMOTE_ADDR.
+        status, secret = rotate_from(secret, remote="203.0.113.7", forwarded=f"198.51.100.{attempt}")
+        statuses.append(status)
+    assert statuses == [HTTPStatus.OK] * 5 + [HTTPStatus.TOO_MANY_REQUESTS]
+
+
+def test_it_takes_the_client_address_from_the_trusted_proxies(alice: Any, company_a: Company, settings: Any) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # what TRUSTED_PROXIES=1 sets
+    secret = ApiKey.issue(company=company_a, user=alice)[1]
+    proxy = "10.0.0.2"
+    for attempt in range(5):
+        # The left part is the client's own claim; our proxy appended the address it saw, on the right.
+        status, secret = rotate_from(secret, remote=proxy, forwarded=f"1.1.1.{attempt}, 198.51.100.9")
+        assert status == HTTPStatus.OK
+    status, secret = rotate_from(secret, remote=proxy, forwarded="9.9.9.9, 198.51.100.9")
+    assert status == HTTPStatus.TOO_MANY_REQUESTS
+    # Another client behind the same proxy has its own allowance.
+    status, secret = rotate_from(secret, remote=proxy, forwarded="198.51.100.10")
+    assert status == HTTPStatus.OK
+
+
 def test_rotate_only_answers_post(alice_api: APIClient) -> None:
     assert alice_api.get(ROTATE).status_code == HTTPStatus.METHOD_NOT_ALLOWED
 

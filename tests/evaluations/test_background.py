@@ -4,6 +4,7 @@ qcluster subprocess.)"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -156,6 +157,35 @@ def test_a_canceled_evaluation_asks_nothing_more(fake_anthropic: Any, run_a: Run
     assert evaluation.error_message == f"Canceled by {alice.username}."
     assert evaluation.canceled_at is not None
     assert item(evaluation, "evaluation.classify").state == "canceled"
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_it_moves_updated_at_with_every_status_change(
+    fake_anthropic: Any, run_a: Run, alice: Any, time_machine: Any
+) -> None:
+    start = timezone.now()
+    time_machine.move_to(start, tick=False)
+    evaluation = created(run_a, alice)
+    assert evaluation.updated_at == start
+    time_machine.move_to(start + timedelta(minutes=1), tick=False)
+    runner.run_item(item(evaluation, "evaluation.start").id)
+    evaluation.refresh_from_db()
+    assert (evaluation.status, evaluation.updated_at) == ("PROCESSING", timezone.now())
+    runner.run_item(item(evaluation, "evaluation.classify").id)  # progress lives in the classification rows
+    time_machine.move_to(start + timedelta(minutes=2), tick=False)
+    runner.run_item(item(evaluation, "evaluation.finalize").id)
+    evaluation.refresh_from_db()
+    assert (evaluation.status, evaluation.updated_at) == ("SUCCEEDED", timezone.now())
+    assert evaluation.completed_at == evaluation.updated_at
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_it_moves_updated_at_when_canceled(fake_anthropic: Any, run_a: Run, alice: Any, time_machine: Any) -> None:
+    evaluation = created(run_a, alice)
+    later = timezone.now() + timedelta(minutes=5)
+    time_machine.move_to(later, tick=False)
+    services.evaluation_cancel(evaluation=evaluation, canceled_by=alice)
+    assert (evaluation.status, evaluation.updated_at, evaluation.canceled_at) == ("FAILED", later, later)
 
 
 @pytest.mark.parametrize(

@@ -88,5 +88,6 @@ def test_import_evaluate_filter_export_and_manage_keys(
     assert len(secret) == 48
     page.goto(f"{url}/api-keys/")
     assert secret not in page.content()
+    page.once("dialog", lambda dialog: dialog.accept())  # revoking asks first
     page.click("#api-keys-table button:has-text('Revoke')")
     page.wait_for_selector("#api-keys-table .badge:has-text('revoked')")

@@ -131,6 +131,22 @@ def test_export_csv_and_jsonl_stream(client: Client, alice: Any, run_a: Run, eva
     assert client.get(f"/evaluations/{evaluation.code}/export.xml").status_code == HTTPStatus.NOT_FOUND
 
 
+def test_it_neutralises_formulas_in_the_csv_export(
+    client: Client, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
+) -> None:
+    # (Tab and CR cannot start an identifier: imports refuse control characters; the cell rule is tested below.)
+    identifiers = ['=HYPERLINK("http://x")', "+SUM(A1)", "-2+3", "@cmd", "plain-id"]
+    rows = make_rows(len(identifiers))
+    for row, identifier in zip(rows, identifiers, strict=True):
+        row |= {"identifier": identifier, "path": f"{row['identifier']}.txt"}
+    evaluation = evaluate(run_import(company=company_a, created_by=alice, spec=spec_a, rows=rows))
+    signed_in(client, alice)
+    response = client.get(f"/evaluations/{evaluation.code}/export.csv")
+    exported = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
+    assert [r["sample_identifier"] for r in exported] == [f"'{i}" for i in identifiers[:-1]] + ["plain-id"]
+    assert exported[0]["assigned_sentiment"] == "negative"  # ordinary cells are left alone
+
+
 def test_compare_two_evaluations(client: Client, alice: Any, run_a: Run, evaluate: Any) -> None:
     first = evaluate(run_a, "local/embeddings")
     second = evaluate(run_a, "anthropic/claude-haiku-4-5")  # no key: judged offline too, so they agree fully
@@ -185,3 +201,12 @@ def test_progress_and_compare_query_counts(
     # session, user, two evaluations + their memberships, the agreement aggregate, header membership + companies
     with django_assert_num_queries(9):
         client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
+
+
+def test_every_formula_lead_is_neutralised_in_a_cell() -> None:
+    from config.spreadsheet import safe_cell
+
+    for lead in ("=", "+", "-", "@", "\t", "\r"):
+        assert safe_cell(f"{lead}x") == f"'{lead}x"
+    assert safe_cell("plain") == "plain"
+    assert safe_cell(3) == 3

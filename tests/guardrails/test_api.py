@@ -109,6 +109,72 @@ def test_the_official_client_end_to_end(
         bad_key.evaluate.retrieve(created.eval_id)
 
 
+ALL_METRICS: list[Any] = [
+    "correctness",
+    "completeness",
+    "instruction_adherence",
+    "context_adherence",
+    "ground_truth_adherence",
+    "comprehensive_safety",
+]
+# Exactly the fields of deeprails 1.9.0's ModelInput: it has no `context`.
+TYPED_INPUT: Any = {
+    "system_prompt": "You are a support agent for Acme. Refunds take 5 business days.",
+    "user_prompt": "How long does a refund take?",
+    "ground_truth": "Refunds take 5 business days.",
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("run_mode", ["economy", "smart", "precision", "precision_plus"])
+def test_it_grades_every_metric_in_every_run_mode_from_the_typed_input(
+    live_server: Any, alice_key: str, judges: Judges, run_mode: Any
+) -> None:
+    client = Deeprails(base_url=live_server.url, api_key=alice_key, _strict_response_validation=True, max_retries=0)
+    for metric in ALL_METRICS:
+        created = client.evaluate.create(
+            model_input=TYPED_INPUT,
+            model_output="A refund takes 5 business days.",
+            run_mode=run_mode,
+            guardrail_metrics=[metric],
+        )
+        evaluation = client.evaluate.retrieve(created.eval_id)
+        assert evaluation.evaluation_status == "completed", (metric, evaluation.error_message)
+        assert list(evaluation.evaluation_result or {}) == [metric]
+    everything = client.evaluate.create(
+        model_input=TYPED_INPUT,
+        model_output="A refund takes 5 business days.",
+        run_mode=run_mode,
+        guardrail_metrics=ALL_METRICS,
+    )
+    evaluation = client.evaluate.retrieve(everything.eval_id)
+    assert evaluation.evaluation_status == "completed", evaluation.error_message
+    assert list(evaluation.evaluation_result or {}) == ALL_METRICS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_grades_context_adherence_offline_against_the_prompts(live_server: Any, alice_key: str) -> None:
+    client = Deeprails(base_url=live_server.url, api_key=alice_key, _strict_response_validation=True, max_retries=0)
+    grounded = client.evaluate.create(
+        model_input=TYPED_INPUT,
+        model_output="A refund takes 5 business days.",
+        run_mode="smart",
+        guardrail_metrics=["context_adherence"],
+    )
+    invented = client.evaluate.create(
+        model_input=TYPED_INPUT,
+        model_output="A refund takes 30 business days.",
+        run_mode="smart",
+        guardrail_metrics=["context_adherence"],
+    )
+    scores = {}
+    for name, created in (("grounded", grounded), ("invented", invented)):
+        result = client.evaluate.retrieve(created.eval_id).evaluation_result or {}
+        assert result["context_adherence"]["judge"] == "local/embeddings"  # type: ignore[index]
+        scores[name] = result["context_adherence"]["score"]  # type: ignore[index]
+    assert scores == {"grounded": 1.0, "invented": 0.0}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_official_client_reads_an_offline_evaluation(live_server: Any, alice_key: str) -> None:
     client = Deeprails(base_url=live_server.url, api_key=alice_key, _strict_response_validation=True, max_retries=0)
@@ -238,10 +304,6 @@ def test_malformed_json_is_422(alice_api: APIClient) -> None:
             "ground_truth_adherence needs model_input.ground_truth, which is missing or empty.",
         ),
         (
-            {"guardrail_metrics": ["context_adherence"]},
-            "context_adherence needs model_input.context, which is missing or empty.",
-        ),
-        (
             {"guardrail_metrics": []},
             "guardrail_metrics is empty: name at least one metric, or leave it out for the default set.",
         ),
@@ -362,11 +424,11 @@ def test_a_bad_batch_item_saves_nothing(alice_api: APIClient) -> None:
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     [error] = response.json()["detail"]
     assert error["loc"] == ["body", "items", 1, "run_mode"]
-    items = [BODY, BODY, {**BODY, "guardrail_metrics": ["context_adherence"]}]
+    items = [BODY, BODY, {**BODY, "guardrail_metrics": ["ground_truth_adherence"]}]
     response = alice_api.post(f"{EVALUATE}/batch", {"items": items}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json() == {
-        "detail": "items[2]: context_adherence needs model_input.context, which is missing or empty."
+        "detail": "items[2]: ground_truth_adherence needs model_input.ground_truth, which is missing or empty."
     }
     assert not GuardrailEvaluation.objects.exists()
 

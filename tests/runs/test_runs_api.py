@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 import zipfile
 from datetime import timedelta
 from http import HTTPStatus
@@ -286,3 +288,98 @@ def test_the_zip_carries_the_latest_classifications(alice_api: APIClient, run_a:
     judged = evaluation.classifications.get(sample__identifier="sample_1").classifications
     assert meta["classifications"] == judged
     assert top["classifications_from_evaluation"] == str(evaluation.code)
+
+
+def test_it_stamps_an_imported_run_no_earlier_than_its_creation(alice_api: APIClient, spec_a: Spec) -> None:
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
+    run = Run.objects.get(code=response.json()["id"])
+    assert run.started_at == run.completed_at == run.created_at
+    body = alice_api.get(f"{RUNS}{run.code}/").json()
+    assert body["created_at"] <= body["completed_at"]
+
+
+def test_it_keeps_an_identifier_s_own_extension_as_the_default_path(alice_api: APIClient, spec_a: Spec) -> None:
+    rows = make_rows(4)
+    for row, identifier in zip(rows, ["conv_00.txt", "notes.md", "ticket.123", "plain"], strict=True):
+        row["identifier"] = identifier
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
+    assert response.status_code == HTTPStatus.CREATED, response.json()
+    run = Run.objects.get(code=response.json()["id"])
+    assert list(run.samples.values_list("path", flat=True)) == [
+        "conv_00.txt",
+        "notes.md",
+        "ticket.123.txt",
+        "plain.txt",
+    ]
+
+
+def test_it_gives_duplicate_paths_unique_names_in_the_zip(alice_api: APIClient, spec_a: Spec) -> None:
+    rows = make_rows(5)
+    for row, path in zip(rows, ["a.txt", "a.txt", "A.TXT", "a-2.txt", "top_level.metadata"], strict=True):
+        row["path"] = path
+    response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
+    run_code = response.json()["id"]
+    body = alice_api.get(f"{RUNS}{run_code}/files/download/").json()
+    payload = b"".join(APIClient().get(body["download_url"]).streaming_content)
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        names = archive.namelist()
+        files = names[0:10:2]  # each sample's file, then its .metadata; top_level.metadata last
+        # In sample order: the first keeps its path, later ones count up, skipping names already taken.
+        assert files == ["a.txt", "a-2.txt", "A-3.TXT", "a-2-2.txt", "top_level-2.metadata"]
+        assert names[1:10:2] == [f"{name}.metadata" for name in files]
+        assert len(names) == len({n.casefold() for n in names}) == 11
+        assert names[-1] == "top_level.metadata"
+        assert archive.read("a-2.txt").decode() == rows[1]["content"]
+        assert json.loads(archive.read("a-2.txt.metadata"))["identifier"] == "sample_2"
+
+
+def test_it_builds_the_download_all_zip_once(
+    alice_api: APIClient, run_a: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, settings: Any
+) -> None:
+    from runs import exports
+
+    settings.DOWNLOAD_ARCHIVE_DIR = tmp_path
+    builds: list[int] = []
+    write = exports._write_run_zip
+
+    def counted(run: Run, target: Any) -> None:
+        builds.append(run.pk)
+        write(run, target)
+
+    monkeypatch.setattr(exports, "_write_run_zip", counted)
+    body = alice_api.get(f"{RUNS}{run_a.code}/files/download/").json()
+    for _ in range(2):
+        payload = b"".join(APIClient().get(body["download_url"]).streaming_content)
+        assert len(payload) == body["size_bytes"]
+    assert builds == [run_a.pk]
+    # A link served where its stored file is gone still works: it builds the archive again.
+    for stored in tmp_path.glob("*.zip"):
+        stored.unlink()
+    payload = b"".join(APIClient().get(body["download_url"]).streaming_content)
+    assert zipfile.ZipFile(io.BytesIO(payload)).testzip() is None
+    assert builds == [run_a.pk, run_a.pk]
+
+
+def test_it_prunes_archives_whose_links_expired(alice_api: APIClient, run_a: Run, tmp_path: Any, settings: Any) -> None:
+    settings.DOWNLOAD_ARCHIVE_DIR = tmp_path
+    alice_api.get(f"{RUNS}{run_a.code}/files/download/")
+    [first] = tmp_path.glob("*.zip")
+    old = time.time() - 3601
+    os.utime(first, (old, old))
+    alice_api.get(f"{RUNS}{run_a.code}/files/download/")
+    assert first not in set(tmp_path.glob("*.zip"))
+    assert len(list(tmp_path.glob("*.zip"))) == 1
+
+
+def test_it_signs_https_download_links_behind_a_tls_proxy(alice_api: APIClient, run_a: Run, settings: Any) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # what BEHIND_TLS_PROXY=true sets
+    sample = run_a.samples.get(identifier="sample_1")
+    for url in [f"{RUNS}{run_a.code}/files/download/", f"{RUNS}{run_a.code}/files/{sample.code}/download/"]:
+        # A proxy passes the Host header on as the browser sent it: no port.
+        body = alice_api.get(url, HTTP_HOST="testserver", HTTP_X_FORWARDED_PROTO="https").json()
+        assert body["download_url"].startswith("https://testserver/api/dataframer/downloads/"), url
+    # Without the proxy's word, the link is as plain as the request was.
+    settings.SECURE_PROXY_SSL_HEADER = None
+    body = alice_api.get(f"{RUNS}{run_a.code}/files/download/", HTTP_HOST="testserver", HTTP_X_FORWARDED_PROTO="https")
+    body = body.json()
+    assert body["download_url"].startswith("http://testserver/")
