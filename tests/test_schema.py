@@ -140,10 +140,33 @@ def shape(value: Any, *, ordered: bool = True) -> Any:
         pairs = [[key, shape(item, ordered=ordered and key not in STORED_JSON)] for key, item in value.items()]
         return pairs if ordered else sorted(pairs)
     if isinstance(value, list):
-        return ["list", *([shape(value[0], ordered=ordered)] if value else [])]
+        # Every item's shape, merged: a nullable field counts by its type wherever one item has a value, so the
+        # shape does not depend on which item comes first.
+        shapes = [shape(item, ordered=ordered) for item in value]
+        merged = shapes[0] if shapes else None
+        for other in shapes[1:]:
+            merged = _merge(merged, other)
+        return ["list", *([merged] if shapes else [])]
     if isinstance(value, str):
         return "datetime" if DATETIME.match(value) else "uuid" if UUID.match(value) else "str"
     return {type(None): "null", bool: "bool", int: "int", float: "float"}[type(value)]
+
+
+def _merge(a: Any, b: Any) -> Any:
+    if a == "null":
+        return b
+    if b == "null" or a == b:
+        return a
+    if (
+        isinstance(a, list)
+        and isinstance(b, list)
+        and a
+        and b
+        and all(isinstance(x, list) and len(x) == 2 for x in a + b)
+    ):
+        keys = dict(a) | {k: v for k, v in b if k not in dict(a)}
+        return [[k, _merge(dict(a).get(k, "null"), dict(b).get(k, "null"))] for k in keys]
+    return a
 
 
 def wire_shapes(responses: dict[str, Any]) -> dict[str, Any]:
