@@ -30,6 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# The spec parser reads its limits from Django's settings (no database is needed).
+import os  # noqa: E402
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django  # noqa: E402
+
+django.setup()
 
 from llm import embedded  # noqa: E402
 from runs.specfile import Property, parse_spec  # noqa: E402

@@ -13,6 +13,7 @@ BENCHMARKS = [
     ["pages.py"],
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],
+    ["judge_throughput.py", "20000", "0.1", "8"],
     ["guardrail_costs.py"],
     ["embedded_judge.py"],
 ]
