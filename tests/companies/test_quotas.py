@@ -187,3 +187,51 @@ def test_it_refuses_new_evaluations_over_the_monthly_budget(
 def test_the_budget_is_unlimited_by_default(alice_api: APIClient, company_a: Company) -> None:
     _spend(company_a, "100000")
     assert alice_api.post(EVALUATE, BODY, format="json").status_code == HTTPStatus.CREATED
+
+
+# --- Usage: the owner's page and the admin ---
+
+
+@override_settings(MONTHLY_BUDGET_USD=Decimal(50), MAX_EVALUATIONS_IN_FLIGHT=20)
+def test_the_usage_page_shows_spend_and_work_in_flight(
+    client: Client, alice: Any, run_a: Run, company_a: Company, company_b: Company
+) -> None:
+    _spend(company_a, "12.345")
+    _spend(company_b, "99")  # another company's spend is not ours
+    _pending(company_a, run_a, 3, samples=12)
+    client.force_login(alice)
+    response = client.get("/usage/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"/companies/{company_a.code}/usage/"
+    page = client.get(response["Location"]).content.decode()
+    assert "$12.35" in page
+    assert "$50.00" in page
+    assert "<td>3</td>" in page
+    assert "<td>36</td>" in page
+    assert "<td>20</td>" in page
+    assert 'href="/usage/"' in page  # the owner's nav links to it
+
+
+def test_usage_checks_ownership(client: Client, charlie: Any, company_a: Company) -> None:
+    client.force_login(charlie)
+    assert client.get(f"/companies/{company_a.code}/usage/").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_usage_requires_an_owner_or_admin(client: Client, bob: Any, company_a: Company) -> None:
+    client.force_login(bob)
+    assert client.get(f"/companies/{company_a.code}/usage/").status_code == HTTPStatus.FORBIDDEN
+    assert 'href="/usage/"' not in client.get("/").content.decode()
+
+
+@override_settings(MONTHLY_BUDGET_USD=Decimal(5))
+def test_staff_see_usage_in_the_admin(client: Client, company_a: Company, run_a: Run) -> None:
+    from django.contrib.auth.models import User
+
+    _spend(company_a, "7")
+    _pending(company_a, run_a, 2, samples=12)
+    client.force_login(User.objects.create_superuser("ops", "ops@example.test", "x"))
+    page = client.get(f"/admin/companies/company/{company_a.pk}/change/").content.decode()
+    assert "$7.00 of $5.00 (over budget: new evaluations refused)" in page
+    assert "2 of 1000 evaluations, 24 of 100000 samples" in page
+    assert client.get("/admin/companies/company/").status_code == HTTPStatus.OK
+    assert client.get("/admin/companies/company/add/").status_code == HTTPStatus.OK
