@@ -115,7 +115,7 @@ def quota_check(*, company: Company, evaluations: int, samples: int) -> None:
     Call it inside the creating transaction, before the rows are written. On PostgreSQL the company row is
     locked so two concurrent creates cannot both pass on the same count; SQLite serialises writers anyway.
     """
-    Company.objects.select_for_update().filter(pk=company.pk).exists()
+    list(Company.objects.select_for_update().filter(pk=company.pk).values_list("pk", flat=True))
     # 1. Budget: once spent, no new work (work already running is left to finish).
     budget = monthly_budget(company)
     if budget > 0:
