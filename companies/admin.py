@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import quotas
 from .models import ApiKey, Company, Membership
 
 
@@ -15,10 +17,36 @@ class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["name", "code", "created_at"]
+    list_display = ["name", "code", "monthly_budget_usd", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["code", "created_at"]
+    fields = ["name", "code", "created_at", "monthly_budget_usd", "spend_this_month", "in_flight", "limits"]
+    readonly_fields = ["code", "created_at", "spend_this_month", "in_flight", "limits"]
     inlines = [MembershipInline]
+
+    # Usage on the change page only: each figure is a query per company, too many for the list.
+    @admin.display(description="LLM spend this month (UTC)")
+    def spend_this_month(self, company: Company) -> str:
+        if company.pk is None:
+            return "-"
+        spend, budget = quotas.month_spend(company), quotas.monthly_budget(company)
+        if not budget:
+            return f"${spend:.2f} (no budget)"
+        return f"${spend:.2f} of ${budget:.2f}" + (" (over budget: new evaluations refused)" if spend >= budget else "")
+
+    @admin.display(description="Evaluations / samples in flight")
+    def in_flight(self, company: Company) -> str:
+        if company.pk is None:
+            return "-"
+        now = quotas.in_flight(company)
+        return (
+            f"{now.evaluations} of {settings.MAX_EVALUATIONS_IN_FLIGHT or 'unlimited'} evaluations, "
+            f"{now.samples:,} of {settings.MAX_SAMPLES_IN_FLIGHT or 'unlimited'} samples"
+        )
+
+    @admin.display(description="API requests per minute")
+    def limits(self, company: Company) -> str:
+        per_company, per_key = settings.API_REQUESTS_PER_MINUTE, settings.API_REQUESTS_PER_MINUTE_PER_KEY
+        return f"{per_company or 'unlimited'} per company, {per_key or 'unlimited'} per key (settings)"
 
 
 @admin.register(Membership)

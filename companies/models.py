@@ -5,9 +5,11 @@ import hmac
 import secrets
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -25,6 +27,16 @@ class Company(models.Model):
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Staff set it in the admin; empty falls back to MONTHLY_BUDGET_USD (companies/quotas.py). 0 is unlimited.
+    monthly_budget_usd = models.DecimalField(
+        "monthly LLM budget (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Empty: the MONTHLY_BUDGET_USD setting. 0: unlimited.",
+        validators=[MinValueValidator(Decimal(0))],
+    )
 
     objects = CompanyQuerySet.as_manager()
 

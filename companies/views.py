@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from .access import get_company_for_user, require_active_membership, set_active_company
 from .models import ApiKey, Membership
+from .quotas import company_usage
 from .throttling import LOGIN_BY_ADDRESS, LOGIN_BY_USERNAME, client_address
 
 
@@ -104,6 +105,22 @@ def api_key_revoke(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRedirect(reverse("companies:api-keys"))
     return redirect("companies:api-keys")
+
+
+@login_required
+def usage_active(request: HttpRequest) -> HttpResponse:
+    """The nav's link: the usage page of the company the user is acting for."""
+    membership = require_active_membership(request)
+    return redirect("companies:usage", code=membership.company.code)
+
+
+@login_required
+def usage(request: HttpRequest, code: UUID) -> HttpResponse:
+    """This month's LLM spend and the work in flight against the company's limits (owners and admins)."""
+    company, membership = get_company_for_user(request.user, code)
+    if not membership.can_manage:
+        raise PermissionDenied("Only owners and admins see the company's usage and limits.")
+    return render(request, "companies/usage.html", {"company": company, "usage": company_usage(company)})
 
 
 class SignInView(LoginView):

@@ -6,6 +6,7 @@ import os
 import secrets
 import tempfile
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -34,6 +35,17 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_decimal(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a number of 0 or more, got {raw!r}")
+    return value
 
 
 def env_secret(name: str, default: str = "") -> str:
@@ -247,6 +259,11 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": "config.api.MinimalMetadata",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every API view: per company and per key, counted in the cache (REDIS_URL shares it between processes).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "companies.api.throttles.CompanyRateThrottle",
+        "companies.api.throttles.ApiKeyRateThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {"api_key_rotate": os.environ.get("API_KEY_ROTATE_RATE", "5/hour")},
     # Not None: DRF then never takes a client-supplied X-Forwarded-For at its word (see TRUSTED_PROXIES).
     "NUM_PROXIES": TRUSTED_PROXIES,
@@ -335,6 +352,15 @@ FAILURE_WINDOW_SECONDS = env_int("FAILURE_WINDOW_SECONDS", 15 * 60)
 LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 API_KEY_MAX_FAILURES_PER_ADDRESS = env_int("API_KEY_MAX_FAILURES_PER_ADDRESS", 20)
+# Per-company quotas (companies/quotas.py, companies/api/throttles.py); 0 turns a limit off. Over one: 429.
+API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 600)  # per company, every API path
+API_REQUESTS_PER_MINUTE_PER_KEY = env_int("API_REQUESTS_PER_MINUTE_PER_KEY", 300)  # per API key (or session)
+# Unfinished Dataframer plus guardrail evaluations; a guardrail evaluation counts as one sample. 1,000 lets one
+# full /evaluate/batch through; the samples cap is what bounds Dataframer evaluations.
+MAX_EVALUATIONS_IN_FLIGHT = env_int("MAX_EVALUATIONS_IN_FLIGHT", 1000)
+MAX_SAMPLES_IN_FLIGHT = env_int("MAX_SAMPLES_IN_FLIGHT", 100_000)
+# USD of judge calls (the JudgeCall ledger) per calendar month, UTC; a company's own budget (admin) wins.
+MONTHLY_BUDGET_USD = env_decimal("MONTHLY_BUDGET_USD", "0")
 # Where "download all" keeps each run ZIP until its link expires; web servers on several machines should share it
 # (a link served where its file is missing builds the ZIP again).
 DOWNLOAD_ARCHIVE_DIR = Path(

@@ -6,14 +6,23 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
+from companies.quotas import InFlight
 from config.charts import COLORS, grouped_bar_chart
 from llm.catalog import OFFLINE_NAMES
 from runs.models import Run
 
 from .models import Evaluation, SampleClassification
+
+
+def evaluations_in_flight(company_id: int) -> InFlight:
+    """The company's PENDING/PROCESSING evaluations and their samples, in one aggregate (a quota source)."""
+    totals = Evaluation.objects.filter(
+        company_id=company_id, status__in=[Evaluation.Status.PENDING, Evaluation.Status.PROCESSING]
+    ).aggregate(evaluations=Count("id"), samples=Sum("total_samples"))
+    return InFlight(evaluations=totals["evaluations"], samples=totals["samples"] or 0)
 
 
 def property_views(*, evaluation: Evaluation) -> list[dict[str, Any]]:

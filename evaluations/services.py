@@ -25,6 +25,7 @@ from django.db.models.functions import Mod
 from django.utils import timezone
 
 from companies.models import Company
+from companies.quotas import quota_check
 from llm.base import BadReply, FatalJudgeError, StructuredRequest
 from llm.catalog import get_judge_model
 from llm.engine import Outcome, ask_each
@@ -84,12 +85,14 @@ def evaluation_create(
         raise EvaluationError(f"Only SUCCEEDED runs can be evaluated; this run is {run.status}.")
     model_name = model_name or settings.JUDGE_DEFAULT_MODEL
     get_judge_model(model_name)  # raises UnknownModel with the allowed list
+    total_samples = run.samples.count()
+    quota_check(company=company, evaluations=1, samples=total_samples)  # raises QuotaExceeded (a 429)
     evaluation = Evaluation.objects.create(
         company=company,
         run=run,
         requested_model=model_name,
         created_by=created_by,
-        total_samples=run.samples.count(),
+        total_samples=total_samples,
         prompt_version=PROMPT_VERSION,
     )
     key = f"evaluation.start:{evaluation.id}"

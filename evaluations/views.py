@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from companies.models import Membership
+from companies.quotas import QuotaExceeded
 from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
@@ -111,7 +112,7 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if not membership.can_write:
         raise PermissionDenied("Your role in this company is read-only.")
     form = EvaluateForm(request.POST)
-    error = ""
+    error, retry_after = "", None
     if form.is_valid():
         try:
             evaluation = evaluation_create(
@@ -120,6 +121,8 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             )  # fmt: skip
         except (EvaluationError, UnknownModel) as exc:
             error = str(exc)
+        except QuotaExceeded as exc:
+            error, retry_after = str(exc), exc.retry_after
         else:
             if request.htmx:
                 response = _progress(request, Evaluation.objects.get(pk=evaluation.pk))
@@ -128,6 +131,10 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             return redirect("evaluations:detail", code=evaluation.code)
     else:
         error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
+    if retry_after is not None:  # a quota: 429 with the limit named, HTMX or not
+        response = render(request, "evaluations/_start_error.html", {"error": error}, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
     if request.htmx:
         return render(request, "evaluations/_start_error.html", {"error": error}, status=400)
     raise Http404(error)

@@ -8,6 +8,9 @@ class GuardrailsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import tasks
+        from companies.quotas import sources
+
+        from . import selectors, tasks
 
         tasks.register_all()
+        sources.in_flight["guardrails"] = selectors.guardrails_in_flight  # companies/quotas.py counts them

@@ -7,9 +7,19 @@ from typing import Any
 from django.db.models import QuerySet
 
 from companies.models import Company
+from companies.quotas import InFlight
 from config.charts import COLORS
 
 from .models import GuardrailEvaluation
+
+
+def guardrails_in_flight(company_id: int) -> InFlight:
+    """The company's queued/in-progress guardrail evaluations, each one sample (a quota source)."""
+    count = GuardrailEvaluation.objects.filter(
+        company_id=company_id,
+        status__in=[GuardrailEvaluation.Status.QUEUED, GuardrailEvaluation.Status.IN_PROGRESS],
+    ).count()
+    return InFlight(evaluations=count, samples=count)
 
 
 def guardrail_evaluations(

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from companies.models import Company
+from companies.quotas import quota_check
 from llm.base import FatalJudgeError
 from llm.engine import Judge, Outcome, ask_each
 from llm.judges import resolve_judge
@@ -160,6 +161,7 @@ def guardrail_evaluation_create(
         model_used=model_used,
         nametag=nametag,
     )
+    quota_check(company=company, evaluations=1, samples=1)  # raises QuotaExceeded (a 429)
     evaluation = _new(company=company, created_by=created_by, data=data)
     evaluation.save()
     _enqueue_new(evaluation)
@@ -179,6 +181,7 @@ def guardrail_evaluation_create_batch(
             checked.append(guardrail_input_check(**item))
         except GuardrailInputError as exc:
             raise GuardrailInputError(f"items[{index}]: {exc}") from exc
+    quota_check(company=company, evaluations=len(checked), samples=len(checked))
     evaluations = GuardrailEvaluation.objects.bulk_create(
         [_new(company=company, created_by=created_by, data=data) for data in checked]
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Sum
 
 from .catalog import JudgeModel
 from .engine import Attempt
@@ -47,3 +51,9 @@ def record_calls(
         )
         for a in attempts
     )
+
+
+def spend_since(company_id: int, since: datetime) -> Decimal:
+    """USD the company's judge calls cost since `since` (a quota source: the monthly budget)."""
+    total = JudgeCall.objects.filter(company_id=company_id, created_at__gte=since).aggregate(cost=Sum("cost_usd"))
+    return total["cost"] or Decimal(0)

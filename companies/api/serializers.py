@@ -26,7 +26,7 @@ ERROR_DESCRIPTIONS = {
     401: "Missing, invalid, expired or revoked API key.",
     403: "Your role in this company is read-only.",
     404: "No such object in your company.",
-    429: "Too many requests: wait the number of seconds the message names.",
+    429: "Too many requests, or a company quota reached (the message names it): retry after `Retry-After` seconds.",
 }
 
 

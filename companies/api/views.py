@@ -11,6 +11,7 @@ from companies.models import ApiKey
 from companies.services import ApiKeyError, api_key_rotate
 
 from .serializers import ApiKeyRotateOutputSerializer, error_responses
+from .throttles import ApiKeyRateThrottle, CompanyRateThrottle
 
 
 class RotateThrottle(throttling.SimpleRateThrottle):
@@ -34,7 +35,7 @@ class RotateThrottle(throttling.SimpleRateThrottle):
 )
 @api_view(["POST"])
 @authentication_classes([ApiKeyAuthentication])
-@throttle_classes([RotateThrottle])
+@throttle_classes([RotateThrottle, CompanyRateThrottle, ApiKeyRateThrottle])
 def rotate_api_key(request: Request) -> Response:
     """Revoke the calling API key and return a new one; the secret is shown only in this response."""
     if not isinstance(request.auth, ApiKey):

@@ -40,7 +40,7 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
 
     @extend_schema(
         request=EvaluationCreateSerializer,
-        responses={201: EvaluationDetailOutputSerializer, **error_responses(400, 401, 403, 404)},
+        responses={201: EvaluationDetailOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def create(self, request: Request) -> Response:
         """Evaluate a run; the answer is the whole evaluation, PENDING, to poll."""

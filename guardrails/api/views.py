@@ -101,7 +101,7 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         operation_id="evaluate_create",
         summary="Create a guardrail evaluation",
         request=GuardrailCreateSerializer,
-        responses={201: GuardrailEvaluationOutputSerializer, **error_responses(400, 401, 403), **UNPROCESSABLE},
+        responses={201: GuardrailEvaluationOutputSerializer, **error_responses(400, 401, 403, 429), **UNPROCESSABLE},
     )
     def create(self, request: Request) -> Response:
         """Evaluate a model output on guardrail metrics; the answer is the evaluation, queued, to poll."""
@@ -190,7 +190,7 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         operation_id="evaluate_batch",
         summary="Create up to 1,000 guardrail evaluations at once (our addition); all or nothing",
         request=GuardrailBatchSerializer,
-        responses={201: GuardrailBatchOutputSerializer, **error_responses(400, 401, 403), **UNPROCESSABLE},
+        responses={201: GuardrailBatchOutputSerializer, **error_responses(400, 401, 403, 429), **UNPROCESSABLE},
     )
     def batch(self, request: Request) -> Response:
         """Create up to 1,000 evaluations in one request: all are created, or none."""
