@@ -24,5 +24,6 @@ urlpatterns = [
     path("evaluations/compare/", views.evaluation_compare, name="compare"),
     path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
     path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),
+    path("evaluations/<uuid:code>/cancel/", views.evaluation_cancel_view, name="cancel"),
     path("runs/<uuid:code>/evaluate/", views.evaluation_start, name="start"),
 ]

@@ -6,15 +6,17 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
-from django_htmx.http import HTMX_STOP_POLLING
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from companies.models import Membership
 from companies.quotas import QuotaExceeded
@@ -34,7 +36,7 @@ from .selectors import (
     evaluations_for_run,
     property_views,
 )
-from .services import EvaluationError, evaluation_create
+from .services import EvaluationError, evaluation_cancel, evaluation_create
 
 if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
@@ -138,6 +140,22 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if request.htmx:
         return render(request, "evaluations/_start_error.html", {"error": error}, status=400)
     raise Http404(error)
+
+
+@login_required
+@require_POST
+def evaluation_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    evaluation, membership = get_evaluation_for_user(request.user, code)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    try:
+        evaluation_cancel(evaluation=evaluation, canceled_by=membership.user)
+    except EvaluationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Evaluation canceled: no new judge call starts.")
+    url = reverse("evaluations:detail", args=[evaluation.code])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 @login_required
