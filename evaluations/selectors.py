@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.conf import settings
@@ -9,10 +10,12 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
+from companies.models import Company
 from config.charts import COLORS, grouped_bar_chart
 from llm.catalog import OFFLINE_NAMES
-from runs.models import Run
+from runs.models import Run, Spec
 
+from .forms import EvaluationListForm
 from .models import Evaluation, SampleClassification
 
 
@@ -266,3 +269,35 @@ def annotate_latest_score(runs: QuerySet[Run]) -> QuerySet[Run]:
     ).annotate(
         latest_score_offline=Case(When(latest_score_model__in=OFFLINE_NAMES, then=Value(True)), default=Value(False))
     )
+
+
+def evaluation_list(
+    *,
+    company: Company,
+    spec: Spec | None = None,
+    run: Run | None = None,
+    judge: str = "",
+    status: str = "",
+    date_from: datetime.date | None = None,
+    date_to: datetime.date | None = None,
+    sort: str = "-date",
+) -> QuerySet[Evaluation]:
+    """The evaluations list page: the company's evaluations, filtered and sorted (unscored ones sort last)."""
+    rows = Evaluation.objects.for_company(company).select_related("run__spec", "run__spec_version")
+    if spec is not None:
+        rows = rows.filter(run__spec=spec)
+    if run is not None:
+        rows = rows.filter(run=run)
+    if judge == "embedded":
+        rows = rows.filter(model_used__in=OFFLINE_NAMES)
+    elif judge == "llm":
+        rows = rows.exclude(model_used__in=OFFLINE_NAMES)
+    if status in Evaluation.Status.values:
+        rows = rows.filter(status=status)
+    if date_from is not None:
+        rows = rows.filter(created_at__date__gte=date_from)
+    if date_to is not None:
+        rows = rows.filter(created_at__date__lte=date_to)
+    field = EvaluationListForm.SORTS.get(sort.lstrip("-"), "created_at")
+    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_last=True)
+    return rows.order_by(order, "-id")

@@ -21,6 +21,7 @@ register_converter(ExportFormat, "export_format")
 app_name = "evaluations"
 
 urlpatterns = [
+    path("evaluations/", views.evaluation_list_page, name="list"),
     path("evaluations/compare/", views.evaluation_compare, name="compare"),
     path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
     path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),

@@ -6,29 +6,33 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import content_disposition_header
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from companies.access import require_active_membership
 from companies.models import Membership
 from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
-from runs.models import Run
+from runs.models import Run, Spec
 
 from .access import get_evaluation_for_user
-from .forms import EvaluateForm
+from .forms import EvaluateForm, EvaluationListForm
 from .models import Evaluation
 from .selectors import (
     classification_page,
     classification_rows,
     compare,
+    evaluation_list,
     evaluation_trace,
     evaluations_for_run,
     property_views,
@@ -58,6 +62,36 @@ def run_evaluations_section(request: HttpRequest, run: Run, membership: Membersh
         "evaluate_form": EvaluateForm(),
     }
     return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+@login_required
+def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
+    """The active company's evaluations; every filter and the sort live in the URL, so a view can be shared."""
+    membership = require_active_membership(request)
+    form = EvaluationListForm(request.GET)
+    filters = form.filters()
+    company = membership.company
+    # A spec or run of another company is a 404, as it would be on its own page.
+    if "spec" in filters:
+        filters["spec"] = get_object_or_404(Spec.objects.for_company(company), code=filters["spec"])
+    if "run" in filters:
+        filters["run"] = get_object_or_404(Run.objects.for_company(company), code=filters["run"])
+    rows = evaluation_list(company=company, **filters)
+    page = Paginator(rows, settings.PAGE_SIZE).get_page(request.GET.get("page", 1))
+    sort = filters.get("sort", "-date")
+    # Each sortable header links to its column ascending, or descending when it is already ascending.
+    columns = [
+        {"label": label, "key": key, "next": f"-{key}" if sort == key else key,
+         "arrow": "▲" if sort == key else "▼" if sort == f"-{key}" else ""}
+        for label, key in (("Date", "date"), ("Spec", "spec"), ("Judge", "judge"), ("Status", "status"),
+                           ("Score", "score"))
+    ]  # fmt: skip
+    context = {"page": page, "form": form, "filters": filters, "columns": columns}
+    if request.htmx:
+        return render(request, "evaluations/list.html#evaluations-table", context)
+    context["specs"] = Spec.objects.for_company(company).order_by("name")
+    context["runs"] = Run.objects.for_company(company).select_related("spec").order_by("-created_at")[:200]
+    return render(request, "evaluations/list.html", context)
 
 
 @login_required
