@@ -36,6 +36,8 @@ from .selectors import (
     evaluation_trace,
     evaluations_for_run,
     property_views,
+    recent_evaluations,
+    score_trend_chart,
 )
 from .services import EvaluationError, evaluation_create
 
@@ -62,6 +64,19 @@ def run_evaluations_section(request: HttpRequest, run: Run, membership: Membersh
         "evaluate_form": EvaluateForm(),
     }
     return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+def home_section(request: HttpRequest, membership: Membership) -> SafeString:
+    """The home dashboard's card (companies/extensions.py): recent evaluations and the score trend per spec, or a
+    getting-started panel while the company has no runs."""
+    company = membership.company
+    context: dict[str, object] = {"membership": membership}
+    if Run.objects.for_company(company).exists():
+        context["recent"] = recent_evaluations(company=company)
+        context["trend"] = score_trend_chart(company=company)
+    else:
+        context["getting_started"] = True
+    return mark_safe(render_to_string("evaluations/_home.html", context, request))  # noqa: S308 - our template, autoescaped
 
 
 @login_required

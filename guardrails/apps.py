@@ -8,6 +8,9 @@ class GuardrailsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import tasks
+        from companies.extensions import home_sections
+
+        from . import tasks, views
 
         tasks.register_all()
+        home_sections.append(views.home_section)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Avg, Count, FloatField, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from companies.models import Company
 from config.charts import COLORS
 
 from .models import GuardrailEvaluation
+from .rubrics import METRICS
 
 
 def guardrail_evaluations(
@@ -76,3 +79,25 @@ def guardrail_trace(evaluation: GuardrailEvaluation) -> dict[str, Any]:
         "call_per_metric": trace.get("call_per_metric"),
         "calls": calls if calls is not None else evaluation.judge_calls.count(),
     }
+
+
+def guardrail_metric_summary(*, company: Company) -> list[dict[str, Any]]:
+    """Per metric: how many completed evaluations scored it, and their mean score (one aggregate query).
+
+    A metric the offline judge could not judge (`judged: false`) is left out, as the score chart leaves it out.
+    """
+    rows = GuardrailEvaluation.objects.for_company(company).filter(status=GuardrailEvaluation.Status.COMPLETED)
+    scored = {
+        m: Q(**{f"evaluation_result__{m}__score__isnull": False})
+        & (Q(**{f"evaluation_result__{m}__judged__isnull": True}) | Q(**{f"evaluation_result__{m}__judged": True}))
+        for m in METRICS
+    }
+    totals = rows.aggregate(
+        **{f"n_{m}": Count("id", filter=scored[m]) for m in METRICS},
+        **{
+            f"avg_{m}": Avg(Cast(KT(f"evaluation_result__{m}__score"), FloatField()), filter=scored[m]) for m in METRICS
+        },
+    )
+    return [
+        {"metric": m, "count": totals[f"n_{m}"], "average": totals[f"avg_{m}"]} for m in METRICS if totals[f"n_{m}"]
+    ]

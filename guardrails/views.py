@@ -7,18 +7,27 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 from django_htmx.http import HTMX_STOP_POLLING
 
 from companies.access import get_object_for_user, require_active_membership
 
 from .models import GuardrailEvaluation
 from .rubrics import RUN_MODES
-from .selectors import guardrail_evaluations, guardrail_score_chart, guardrail_trace
+from .selectors import guardrail_evaluations, guardrail_metric_summary, guardrail_score_chart, guardrail_trace
 
 if TYPE_CHECKING:
+    from companies.models import Membership
     from config.http import HtmxHttpRequest
+
+
+def home_section(request: HttpRequest, membership: Membership) -> SafeString:
+    """The home dashboard's guardrails card (companies/extensions.py): evaluations and mean score per metric."""
+    context = {"metrics": guardrail_metric_summary(company=membership.company)}
+    return mark_safe(render_to_string("guardrails/_home.html", context, request))  # noqa: S308 - our template, autoescaped
 
 
 @login_required
