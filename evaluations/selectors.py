@@ -88,8 +88,8 @@ def classification_rows(
     rows = (
         SampleClassification.objects.filter(evaluation=evaluation)
         .select_related("sample")
-        .only("code", "status", "classifications", "error", "sample__identifier", "sample__content",
-              "sample__properties")
+        .only("code", "status", "classifications", "error", "sample__code", "sample__identifier",
+              "sample__content", "sample__properties")
         # Samples are inserted in position order, so sample_id is that order, and the (evaluation, sample)
         # unique index serves it without sorting 20,000 rows.
         .order_by("sample_id")

@@ -27,7 +27,7 @@ from runs.models import Run, Spec
 
 from .access import get_evaluation_for_user
 from .forms import EvaluateForm, EvaluationListForm
-from .models import Evaluation
+from .models import Evaluation, SampleClassification
 from .selectors import (
     classification_page,
     classification_rows,
@@ -142,6 +142,29 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             response.status_code = HTMX_STOP_POLLING
         return response
     return render(request, "evaluations/detail.html", context)
+
+
+@login_required
+def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
+    """One sample as this evaluation saw it: its content, the values it was assigned and the values judged."""
+    evaluation, _membership = get_evaluation_for_user(request.user, code)
+    row = get_object_or_404(
+        SampleClassification.objects.select_related("sample"), evaluation=evaluation, sample__code=sample_code
+    )
+    judged = row.classifications or {}
+    names = [p.name for p in evaluation.run.spec_version.parsed_properties]
+    values = [
+        {
+            "name": name,
+            "assigned": row.sample.properties.get(name),
+            # A property the judge left out of its answer is undecided (not a mismatch); a failed sample has none.
+            "judged": judged.get(name),
+            "undecided": row.status == SampleClassification.Status.OK and name not in judged,
+        }
+        for name in names
+    ]
+    context = {"evaluation": evaluation, "row": row, "sample": row.sample, "values": values}
+    return render(request, "evaluations/sample.html", context)
 
 
 def _progress(request: HtmxHttpRequest, evaluation: Evaluation) -> HttpResponse:
