@@ -102,7 +102,7 @@ def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
                            ("Score", "score"))
     ]  # fmt: skip
     context = {"page": page, "form": form, "filters": filters, "columns": columns}
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:
         return render(request, "evaluations/list.html#evaluations-table", context)
     context["specs"] = Spec.objects.for_company(company).order_by("name")
     context["runs"] = Run.objects.for_company(company).select_related("spec").order_by("-created_at")[:200]
@@ -113,7 +113,9 @@ def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
 def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     evaluation, membership = get_evaluation_for_user(request.user, code)
     partial = request.GET.get("partial", "")
-    if request.htmx and partial == "progress":
+    # Back to a pushed URL that htmx no longer has cached asks for the whole page.
+    htmx = bool(request.htmx) and not request.htmx.history_restore_request
+    if htmx and partial == "progress":
         # The small live box on the run page.
         return _progress(request, evaluation)
     filters = _filters(request)
@@ -124,7 +126,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "properties": [a["property_name"] for a in evaluation.distribution_analysis or []],
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
     }
-    if request.htmx and partial != "body":
+    if htmx and partial != "body":
         context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
         return render(request, "evaluations/detail.html#classifications-table", context)
     context["trace"] = evaluation_trace(evaluation)
@@ -136,7 +138,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             .exclude(pk=evaluation.pk)
             .order_by("-created_at")
         )
-    if request.htmx:  # the running page's poll: swap in the finished body once it is done
+    if htmx:  # the running page's poll: swap in the finished body once it is done
         response = render(request, "evaluations/detail.html#evaluation-body", context)
         if evaluation.is_terminal:
             response.status_code = HTMX_STOP_POLLING

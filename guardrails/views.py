@@ -44,7 +44,7 @@ def guardrail_list(request: HtmxHttpRequest) -> HttpResponse:
         "statuses": GuardrailEvaluation.Status.values,
         "run_modes": RUN_MODES,
     }
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:  # back to a pushed URL: the page
         response = render(request, "guardrails/list.html#guardrails-table", context)
         if not running:
             response.status_code = HTMX_STOP_POLLING  # nothing left to watch
