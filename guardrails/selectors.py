@@ -16,12 +16,19 @@ from .rubrics import METRICS
 
 
 def guardrail_evaluations(
-    *, company: Company, nametag: str = "", status: str = "", run_mode: str = ""
+    *, company: Company, nametag: str = "", status: str = "", run_mode: str = "", sort: str = ""
 ) -> QuerySet[GuardrailEvaluation]:
-    """The guardrail list page: the company's evaluations, newest first, filtered as the API filters them."""
-    rows = GuardrailEvaluation.objects.for_company(company).with_ledger().order_by("-created_at", "-id")
+    """The guardrail list page: the company's evaluations, newest first or by a metric's score (`sort=-correctness`),
+    filtered by a nametag substring, status and run mode. Unscored rows sort last either way."""
+    rows = GuardrailEvaluation.objects.for_company(company).with_ledger()
+    metric = sort.lstrip("-")
+    if metric in METRICS:
+        score = Cast(KT(f"evaluation_result__{metric}__score"), FloatField())
+        rows = rows.order_by(score.desc(nulls_last=True) if sort.startswith("-") else score.asc(nulls_last=True), "-id")
+    else:
+        rows = rows.order_by("-created_at", "-id")
     if nametag:
-        rows = rows.filter(nametag=nametag)
+        rows = rows.filter(nametag__icontains=nametag)
     if status in GuardrailEvaluation.Status.values:
         rows = rows.filter(status=status)
     if run_mode in GuardrailEvaluation.RunMode.values:
