@@ -19,7 +19,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from .access import get_company_for_user, require_active_membership, set_active_company
+from .access import get_active_membership, get_company_for_user, require_active_membership, set_active_company
+from .extensions import home_sections
 from .models import ApiKey, Membership
 from .quotas import company_usage
 from .throttling import LOGIN_BY_ADDRESS, LOGIN_BY_USERNAME, client_address
@@ -38,8 +39,11 @@ if TYPE_CHECKING:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """The active company's dashboard (sections from companies.extensions) above the list of the user's companies."""
+    membership = get_active_membership(request)
     memberships = Membership.objects.filter(user=request.user).select_related("company").order_by("company__name")
-    return render(request, "companies/home.html", {"memberships": memberships})
+    sections = [section(request, membership) for section in home_sections] if membership else []
+    return render(request, "companies/home.html", {"memberships": memberships, "sections": sections})
 
 
 @login_required

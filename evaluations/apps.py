@@ -8,8 +8,10 @@ class EvaluationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Fill runs' extension slots (runs/extensions.py): the run page's evaluations card, the latest score on the
-        # runs list, and the judged values in the run ZIP. Imported here: models are ready only now.
+        # Fill the slots of the apps below (imported here: models are ready only now): runs' (runs/extensions.py: the
+        # run page's evaluations card, the latest score on the runs list, the judged values in the run ZIP), the home
+        # dashboard's card (companies/extensions.py), and the in-flight counts for the quotas (companies/quotas.py).
+        from companies.extensions import home_sections
         from companies.quotas import sources
         from runs.extensions import extensions
 
@@ -20,3 +22,4 @@ class EvaluationsConfig(AppConfig):
         extensions.run_page_section = views.run_evaluations_section
         extensions.annotate_latest_score = selectors.annotate_latest_score
         extensions.latest_classifications = selectors.latest_classifications
+        home_sections.append(views.home_section)

@@ -7,6 +7,8 @@ from django.conf import settings
 
 from llm.catalog import judge_models
 
+from .models import Evaluation
+
 
 def model_choices() -> list[tuple[str, str]]:
     choices = []
@@ -28,3 +30,35 @@ class EvaluateForm(forms.Form):
         field = self.fields["evaluation_model"]
         field.choices = model_choices()  # type: ignore[attr-defined]
         field.initial = settings.JUDGE_DEFAULT_MODEL
+
+
+class EvaluationListForm(forms.Form):
+    """The evaluations list's filters and sort, read from the URL; a bad value is dropped, never an error page."""
+
+    SORTS = {
+        "date": "created_at",
+        "score": "conformance_score",
+        "status": "status",
+        "judge": "model_used",
+        "spec": "run__spec__name",
+    }
+
+    spec = forms.UUIDField(required=False)
+    run = forms.UUIDField(required=False)
+    judge = forms.ChoiceField(required=False, choices=[("", "any"), ("embedded", "embedded judge"), ("llm", "LLM")])
+    status = forms.ChoiceField(required=False)
+    date_from = forms.DateField(required=False, label="From")
+    date_to = forms.DateField(required=False, label="To")
+    sort = forms.ChoiceField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [("", "any"), *Evaluation.Status.choices]  # type: ignore[attr-defined]
+        self.fields["sort"].choices = [  # type: ignore[attr-defined]
+            (f"{sign}{key}", f"{sign}{key}") for key in self.SORTS for sign in ("", "-")
+        ]
+
+    def filters(self) -> dict[str, Any]:
+        """The valid filters only (an invalid field is left out of cleaned_data)."""
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if v not in (None, "")}

@@ -81,6 +81,11 @@ class Evaluation(models.Model):
         return is_offline_name(self.model_used)
 
     @property
+    def coverage(self) -> list[tuple[str, float]]:
+        """(property, percent of samples analysed on it) from the stored statistics; [] before it finishes."""
+        return [(p["property_name"], p["coverage"]["percent"]) for p in (self.statistics or {}).get("properties", [])]
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at and self.completed_at:
             return (self.completed_at - self.started_at).total_seconds()

@@ -21,8 +21,10 @@ register_converter(ExportFormat, "export_format")
 app_name = "evaluations"
 
 urlpatterns = [
+    path("evaluations/", views.evaluation_list_page, name="list"),
     path("evaluations/compare/", views.evaluation_compare, name="compare"),
     path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
+    path("evaluations/<uuid:code>/samples/<uuid:sample_code>/", views.evaluation_sample, name="sample"),
     path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),
     path("evaluations/<uuid:code>/cancel/", views.evaluation_cancel_view, name="cancel"),
     path("runs/<uuid:code>/evaluate/", views.evaluation_start, name="start"),

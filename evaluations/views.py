@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -18,23 +20,27 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
+from companies.access import require_active_membership
 from companies.models import Membership
 from companies.quotas import QuotaExceeded
 from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
-from runs.models import Run
+from runs.models import Run, Spec
 
 from .access import get_evaluation_for_user
-from .forms import EvaluateForm
-from .models import Evaluation
+from .forms import EvaluateForm, EvaluationListForm
+from .models import Evaluation, SampleClassification
 from .selectors import (
     classification_page,
     classification_rows,
     compare,
+    evaluation_list,
     evaluation_trace,
     evaluations_for_run,
     property_views,
+    recent_evaluations,
+    score_trend_chart,
 )
 from .services import EvaluationError, evaluation_cancel, evaluation_create
 
@@ -63,11 +69,56 @@ def run_evaluations_section(request: HttpRequest, run: Run, membership: Membersh
     return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
 
 
+def home_section(request: HttpRequest, membership: Membership) -> SafeString:
+    """The home dashboard's card (companies/extensions.py): recent evaluations and the score trend per spec, or a
+    getting-started panel while the company has no runs."""
+    company = membership.company
+    context: dict[str, object] = {"membership": membership}
+    if Run.objects.for_company(company).exists():
+        context["recent"] = recent_evaluations(company=company)
+        context["trend"] = score_trend_chart(company=company)
+    else:
+        context["getting_started"] = True
+    return mark_safe(render_to_string("evaluations/_home.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+@login_required
+def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
+    """The active company's evaluations; every filter and the sort live in the URL, so a view can be shared."""
+    membership = require_active_membership(request)
+    form = EvaluationListForm(request.GET)
+    filters = form.filters()
+    company = membership.company
+    # A spec or run of another company is a 404, as it would be on its own page.
+    if "spec" in filters:
+        filters["spec"] = get_object_or_404(Spec.objects.for_company(company), code=filters["spec"])
+    if "run" in filters:
+        filters["run"] = get_object_or_404(Run.objects.for_company(company), code=filters["run"])
+    rows = evaluation_list(company=company, **filters)
+    page = Paginator(rows, settings.PAGE_SIZE).get_page(request.GET.get("page", 1))
+    sort = filters.get("sort", "-date")
+    # Each sortable header links to its column ascending, or descending when it is already ascending.
+    columns = [
+        {"label": label, "key": key, "next": f"-{key}" if sort == key else key,
+         "arrow": "▲" if sort == key else "▼" if sort == f"-{key}" else ""}
+        for label, key in (("Date", "date"), ("Spec", "spec"), ("Judge", "judge"), ("Status", "status"),
+                           ("Score", "score"))
+    ]  # fmt: skip
+    context = {"page": page, "form": form, "filters": filters, "columns": columns}
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "evaluations/list.html#evaluations-table", context)
+    context["specs"] = Spec.objects.for_company(company).order_by("name")
+    context["runs"] = Run.objects.for_company(company).select_related("spec").order_by("-created_at")[:200]
+    return render(request, "evaluations/list.html", context)
+
+
 @login_required
 def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     evaluation, membership = get_evaluation_for_user(request.user, code)
     partial = request.GET.get("partial", "")
-    if request.htmx and partial == "progress":
+    # Back to a pushed URL that htmx no longer has cached asks for the whole page.
+    htmx = bool(request.htmx) and not request.htmx.history_restore_request
+    if htmx and partial == "progress":
         # The small live box on the run page.
         return _progress(request, evaluation)
     filters = _filters(request)
@@ -78,7 +129,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "properties": [a["property_name"] for a in evaluation.distribution_analysis or []],
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
     }
-    if request.htmx and partial != "body":
+    if htmx and partial != "body":
         context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
         return render(request, "evaluations/detail.html#classifications-table", context)
     context["trace"] = evaluation_trace(evaluation)
@@ -90,12 +141,35 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             .exclude(pk=evaluation.pk)
             .order_by("-created_at")
         )
-    if request.htmx:  # the running page's poll: swap in the finished body once it is done
+    if htmx:  # the running page's poll: swap in the finished body once it is done
         response = render(request, "evaluations/detail.html#evaluation-body", context)
         if evaluation.is_terminal:
             response.status_code = HTMX_STOP_POLLING
         return response
     return render(request, "evaluations/detail.html", context)
+
+
+@login_required
+def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
+    """One sample as this evaluation saw it: its content, the values it was assigned and the values judged."""
+    evaluation, _membership = get_evaluation_for_user(request.user, code)
+    row = get_object_or_404(
+        SampleClassification.objects.select_related("sample"), evaluation=evaluation, sample__code=sample_code
+    )
+    judged = row.classifications or {}
+    names = [p.name for p in evaluation.run.spec_version.parsed_properties]
+    values = [
+        {
+            "name": name,
+            "assigned": row.sample.properties.get(name),
+            # A property the judge left out of its answer is undecided (not a mismatch); a failed sample has none.
+            "judged": judged.get(name),
+            "undecided": row.status == SampleClassification.Status.OK and name not in judged,
+        }
+        for name in names
+    ]
+    context = {"evaluation": evaluation, "row": row, "sample": row.sample, "values": values}
+    return render(request, "evaluations/sample.html", context)
 
 
 def _progress(request: HtmxHttpRequest, evaluation: Evaluation) -> HttpResponse:

@@ -8,9 +8,11 @@ class GuardrailsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from companies.extensions import home_sections
         from companies.quotas import sources
 
-        from . import selectors, tasks
+        from . import selectors, tasks, views
 
         tasks.register_all()
         sources.in_flight["guardrails"] = selectors.guardrails_in_flight  # companies/quotas.py counts them
+        home_sections.append(views.home_section)

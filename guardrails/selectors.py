@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Avg, Count, FloatField, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from companies.models import Company
 from companies.quotas import InFlight
 from config.charts import COLORS
 
 from .models import GuardrailEvaluation
+from .rubrics import METRICS
 
 
 def guardrails_in_flight(company_id: int) -> InFlight:
@@ -23,12 +26,19 @@ def guardrails_in_flight(company_id: int) -> InFlight:
 
 
 def guardrail_evaluations(
-    *, company: Company, nametag: str = "", status: str = "", run_mode: str = ""
+    *, company: Company, nametag: str = "", status: str = "", run_mode: str = "", sort: str = ""
 ) -> QuerySet[GuardrailEvaluation]:
-    """The guardrail list page: the company's evaluations, newest first, filtered as the API filters them."""
-    rows = GuardrailEvaluation.objects.for_company(company).with_ledger().order_by("-created_at", "-id")
+    """The guardrail list page: the company's evaluations, newest first or by a metric's score (`sort=-correctness`),
+    filtered by a nametag substring, status and run mode. Unscored rows sort last either way."""
+    rows = GuardrailEvaluation.objects.for_company(company).with_ledger()
+    metric = sort.lstrip("-")
+    if metric in METRICS:
+        score = Cast(KT(f"evaluation_result__{metric}__score"), FloatField())
+        rows = rows.order_by(score.desc(nulls_last=True) if sort.startswith("-") else score.asc(nulls_last=True), "-id")
+    else:
+        rows = rows.order_by("-created_at", "-id")
     if nametag:
-        rows = rows.filter(nametag=nametag)
+        rows = rows.filter(nametag__icontains=nametag)
     if status in GuardrailEvaluation.Status.values:
         rows = rows.filter(status=status)
     if run_mode in GuardrailEvaluation.RunMode.values:
@@ -86,3 +96,25 @@ def guardrail_trace(evaluation: GuardrailEvaluation) -> dict[str, Any]:
         "call_per_metric": trace.get("call_per_metric"),
         "calls": calls if calls is not None else evaluation.judge_calls.count(),
     }
+
+
+def guardrail_metric_summary(*, company: Company) -> list[dict[str, Any]]:
+    """Per metric: how many completed evaluations scored it, and their mean score (one aggregate query).
+
+    A metric the offline judge could not judge (`judged: false`) is left out, as the score chart leaves it out.
+    """
+    rows = GuardrailEvaluation.objects.for_company(company).filter(status=GuardrailEvaluation.Status.COMPLETED)
+    scored = {
+        m: Q(**{f"evaluation_result__{m}__score__isnull": False})
+        & (Q(**{f"evaluation_result__{m}__judged__isnull": True}) | Q(**{f"evaluation_result__{m}__judged": True}))
+        for m in METRICS
+    }
+    totals = rows.aggregate(
+        **{f"n_{m}": Count("id", filter=scored[m]) for m in METRICS},
+        **{
+            f"avg_{m}": Avg(Cast(KT(f"evaluation_result__{m}__score"), FloatField()), filter=scored[m]) for m in METRICS
+        },
+    )
+    return [
+        {"metric": m, "count": totals[f"n_{m}"], "average": totals[f"avg_{m}"]} for m in METRICS if totals[f"n_{m}"]
+    ]

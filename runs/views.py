@@ -127,7 +127,7 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "filter_property": prop,
         "filter_value": value,
     }
-    if request.htmx:
+    if request.htmx and not request.htmx.history_restore_request:  # back to a pushed URL: the page
         return render(request, "runs/run_detail.html#samples-table", context)
     context["summaries"] = run_property_summaries(run=run)
     context["evaluations_section"] = extensions.run_page_section(request, run, membership)

@@ -8,7 +8,23 @@
       if (!target) return;
       var figure = JSON.parse(node.textContent);
       Plotly.react(target, figure.data, figure.layout, { displaylogo: false, responsive: true });
+      bindHeatmapFilter(target, figure);
     });
+  }
+  // A confusion heatmap inside [data-heatmap-filter] (the property's filtered table URL): a click on a cell opens
+  // the sample table filtered to that assigned (y) and judged (x) value. A real navigation, so back returns here.
+  function bindHeatmapFilter(target, figure) {
+    var holder = target.closest("[data-heatmap-filter]");
+    if (!holder || target.dataset.filterBound || !figure.data.length || figure.data[0].type !== "heatmap") return;
+    target.dataset.filterBound = "1";
+    target.on("plotly_click", function (event) {
+      var point = event.points && event.points[0];
+      if (!point) return;
+      var url = holder.dataset.heatmapFilter +
+        "&assigned=" + encodeURIComponent(point.y) + "&judged=" + encodeURIComponent(point.x);
+      window.location.assign(url + "#classifications-table");
+    });
+    target.style.cursor = "pointer";
   }
   window.addEventListener("load", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (event) { drawCharts(event.target); });

@@ -16,8 +16,9 @@ def test_it_signs_in_sees_home_and_signs_out(live_server: Any, page: Any, alice:
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
-    assert page.locator("h1").inner_text() == "Your companies"
-    assert "Alpha Corp" in page.locator("table").inner_text()
+    # Home is the active company's dashboard, with the user's companies below it.
+    assert page.locator("h1").inner_text() == "Alpha Corp"
+    assert "Alpha Corp" in page.locator("h2:has-text('Your companies') + table").inner_text()
     # htmx and plotly.js load from our own static files.
     assert page.evaluate("typeof htmx") == "object"
     page.wait_for_function("typeof Plotly === 'object'")

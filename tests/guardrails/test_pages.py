@@ -32,7 +32,7 @@ def test_list_shows_scores_and_filters(client: Client, alice: Any, graded: Any, 
     with django_assert_num_queries(6):
         page = client.get("/guardrails/").content.decode()
     assert f"/guardrails/{first.eval_id}/" in page
-    assert "ground_truth_adherence <strong>" in page
+    assert 'title="Sort by ground_truth_adherence"' in page
     filtered = client.get("/guardrails/?run_mode=economy", headers=HX)
     assert filtered.status_code == 286  # nothing running: stop polling
     assert "qa-set" in filtered.content.decode()
