@@ -182,7 +182,12 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
             queryset = queryset.filter(**{lookup: moment})
         if errors:
             return unprocessable(errors)
-        page = self.paginate_queryset(queryset)
+        try:
+            page = self.paginate_queryset(queryset)
+        except exceptions.NotFound:  # a page number that is not a whole number from 1 to the last page
+            return unprocessable(
+                [{"loc": ["query", "page"], "msg": "Input should be a page number that exists.", "type": "page"}]
+            )
         assert page is not None  # pagination_class is set
         return self.get_paginated_response(GuardrailEvaluationOutputSerializer(page, many=True).data)
 
