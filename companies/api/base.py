@@ -7,6 +7,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.request import Request
 
@@ -31,6 +34,19 @@ class CompanyWritePermission(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or membership.can_write
 
 
+class CompanyScopedAutoSchema(AutoSchema):
+    """Documents the `{id}` of a company-scoped object as what it is, the object's `code` (a UUID): left alone,
+    drf-spectacular reads the router's `pk` as the integer primary key."""
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        queryset = getattr(self.view, "queryset", None)
+        if "{id}" in self.path and getattr(self.view, "lookup_field", None) == "code" and queryset is not None:
+            description = f"The {queryset.model._meta.verbose_name}'s id."
+            parameters.append(OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description=description))
+        return parameters
+
+
 class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
     """Owns `get_queryset` and `get_permissions`: subclasses narrow the rows in `scope_queryset` and never see
     other companies' rows; they may add permission classes (`permission_classes`) but never drop the company
@@ -44,6 +60,7 @@ class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
     permission_classes: list[type[permissions.BasePermission]] = []
     lookup_field = "code"
     lookup_url_kwarg = "pk"
+    schema = CompanyScopedAutoSchema()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

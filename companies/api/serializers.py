@@ -30,7 +30,25 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# A 400 is either body: `{"detail": "..."}`, or DRF's field errors keyed by field name (a list of messages, an
+# object for a nested field, a list of objects for a list of nested items).
+BAD_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": 'An error: `detail` says what went wrong; or field errors, `{"<field>": ["..."]}`.',
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": {
+        "description": "The errors of one field: messages, or the errors of its nested fields or items.",
+        "anyOf": [{"type": "array", "items": {}}, {"type": "object"}],
+    },
+}
+
+
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the listed error statuses, documented with the `{"detail": ...}` body (a 400 may carry
-    field errors instead, as its description says)."""
-    return {code: OpenApiResponse(DetailOutputSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+    """Schema entries for the listed error statuses, documented with the `{"detail": ...}` body; a 400 may carry
+    field errors instead, and its schema says so."""
+    return {
+        code: OpenApiResponse(
+            BAD_REQUEST_SCHEMA if code == 400 else DetailOutputSerializer, description=ERROR_DESCRIPTIONS[code]
+        )
+        for code in codes
+    }

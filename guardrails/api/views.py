@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
-from companies.api.serializers import error_responses
+from companies.api.serializers import DetailOutputSerializer, error_responses
 from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
 from guardrails.rubrics import RUN_MODES
 from guardrails.services import (
@@ -145,6 +145,7 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         responses={
             200: GuardrailEvaluationOutputSerializer(many=True),
             **error_responses(401, 403),
+            404: OpenApiResponse(DetailOutputSerializer, description="No such page (`page` from 1 to the last)."),
             **UNPROCESSABLE,
         },
     )
