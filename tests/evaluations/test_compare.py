@@ -99,3 +99,17 @@ def test_compare_with_another_companys_evaluation_is_a_404(
     client.force_login(alice)
     for query in (f"a={mine.code}&b={theirs.code}", f"a={theirs.code}&b={mine.code}"):
         assert client.get(f"/evaluations/compare/?{query}").status_code == HTTPStatus.NOT_FOUND
+
+
+def test_list_and_run_pages_offer_a_compare_picker(client: Client, alice: Any, run_a: Run, evaluate: Any) -> None:
+    first, second = evaluate(run_a), evaluate(run_a)
+    client.force_login(alice)
+    for url, form_id in (("/evaluations/", "compare-picker"), (f"/runs/{run_a.code}/", "run-compare-picker")):
+        page = client.get(url).content.decode()
+        assert f'<form id="{form_id}" class="filters" method="get" action="/evaluations/compare/">' in page, url
+        for evaluation in (first, second):
+            for key in ("a", "b"):
+                assert f'name="{key}" value="{evaluation.code}" form="{form_id}"' in page, url
+    # The picker's GET is the compare URL itself.
+    response = client.get("/evaluations/compare/", {"a": str(first.code), "b": str(second.code)})
+    assert response.status_code == HTTPStatus.OK
