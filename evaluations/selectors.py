@@ -7,8 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast
 
 from companies.models import Company
 from companies.quotas import InFlight
@@ -163,59 +164,124 @@ def classification_page(*, evaluation: Evaluation, page: str | int = 1, **filter
     return _KnownCountPaginator(rows, settings.PAGE_SIZE, known_count=known).get_page(page)
 
 
+CHANGED_SAMPLES_SHOWN = 20
+
+
+def compare_label(letter: str, evaluation: Evaluation) -> str:
+    """ "A: run name · model · date", so two evaluations of different runs cannot be confused."""
+    model = evaluation.model_used or evaluation.requested_model
+    return f"{letter}: {evaluation.run} · {model} · {evaluation.created_at:%Y-%m-%d %H:%M}"
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 2)
+
+
 def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
-    """Two evaluations of one run: their evaluated distributions side by side, and how often they agree per sample."""
-    charts = []
+    """Two finished evaluations of runs of one spec (the same run, or runs of any of its versions): per property
+    both specs have, the evaluated distributions side by side and the deltas (B − A) of the stored TVD and agreement;
+    per sample (paired on the sample identifier), how often the two judges agree and which judged values changed."""
+    labels = {"a": compare_label("A", first), "b": compare_label("B", second)}
+    same_run = first.run_id == second.run_id
+    stats_a = {p["property_name"]: p for p in (first.statistics or {}).get("properties", [])}
+    stats_b = {p["property_name"]: p for p in (second.statistics or {}).get("properties", [])}
     second_by_name = {a["property_name"]: a for a in second.distribution_analysis or []}
+    charts, properties = [], []
     for analysis in first.distribution_analysis or []:
         name = analysis["property_name"]
         other = second_by_name.get(name)
         if other is None:
             continue
-        values = [p["values"] for p in (first.statistics or {})["properties"] if p["property_name"] == name][0]
-        chart = grouped_bar_chart(
-            title=name,
-            values=values,
-            series={"expected": analysis["expected_distributions"], "evaluated": analysis["evaluated_distributions"]},
-        )
-        chart["data"][1]["name"] = f"A: {first.model_used}"
-        chart["data"].append(
-            {
-                "type": "bar",
-                "name": f"B: {second.model_used}",
-                "x": values,
-                "y": [other["evaluated_distributions"].get(v, 0) for v in values],
-                "marker": {"color": "#1f7a4d"},
-            }
-        )
+        a_stats, b_stats = stats_a.get(name, {}), stats_b.get(name, {})
+        values = list(a_stats.get("values") or analysis["evaluated_distributions"])
+        values += [v for v in b_stats.get("values") or other["evaluated_distributions"] if v not in values]
+        series = {"A": analysis["evaluated_distributions"], "B": other["evaluated_distributions"]}
+        if same_run:  # one run, one assigned distribution: show it too
+            series = {"expected": analysis["expected_distributions"], **series}
+        chart = grouped_bar_chart(title=name, values=values, series=series)
+        for trace, color in zip(chart["data"][-2:], (COLORS["evaluated"], "#1f7a4d"), strict=True):
+            trace["marker"]["color"] = color
         charts.append({"name": name, "chart": chart})
-    # Per-sample agreement in SQL: pair the two evaluations' rows on the sample.
+        row: dict[str, Any] = {"name": name}
+        for key in ("total_variation_distance", "agreement"):
+            a_value, b_value = a_stats.get(key), b_stats.get(key)
+            row[key] = {"a": a_value, "b": b_value, "delta": _delta(a_value, b_value)}
+        properties.append(row)
     names = [c["name"] for c in charts]
+    # Per-sample agreement in SQL: pair the two evaluations' rows on the sample identifier (unique within a run).
     pairs = SampleClassification.objects.filter(evaluation=first, status="ok").annotate(
         **{f"_b_{i}": _other_value(second, name) for i, name in enumerate(names)},
-        **{f"_a_{i}": KeyTextTransform(name, "classifications") for i, name in enumerate(names)},
+        # As plain text: a JSON key lookup would parse the other side as JSON.
+        **{f"_a_{i}": Cast(KeyTextTransform(name, "classifications"), TextField()) for i, name in enumerate(names)},
     )
     # Per property, over the samples both judges decided (a judge may leave a property undecided).
     decided = {i: Q(**{f"_a_{i}__isnull": False, f"_b_{i}__isnull": False}) for i in range(len(names))}
+    same = {i: decided[i] & Q(**{f"_a_{i}": F(f"_b_{i}")}) for i in range(len(names))}
     totals = pairs.aggregate(
         both=Count("id", filter=Q(_b_0__isnull=False)) if names else Count("id"),
         **{f"decided_{i}": Count("id", filter=decided[i]) for i in range(len(names))},
-        **{f"same_{i}": Count("id", filter=decided[i] & Q(**{f"_a_{i}": F(f"_b_{i}")})) for i in range(len(names))},
+        **{f"same_{i}": Count("id", filter=same[i]) for i in range(len(names))},
     )
-    agreement = [
-        {
-            "name": name,
-            "agreement": (100 * totals[f"same_{i}"] / totals[f"decided_{i}"]) if totals[f"decided_{i}"] else None,
-        }
-        for i, name in enumerate(names)
-    ]
-    return {"charts": charts, "agreement": agreement, "samples_compared": totals["both"] or 0}
+    for i, row in enumerate(properties):
+        row["between"] = (100 * totals[f"same_{i}"] / totals[f"decided_{i}"]) if totals[f"decided_{i}"] else None
+    changed: list[dict[str, Any]] = []
+    changed_count = 0
+    if names and totals["both"]:
+        differs = Q()
+        for i in range(len(names)):
+            differs |= decided[i] & ~same[i]
+        changed_rows = pairs.filter(differs).annotate(_b_sample=_other_sample_code(second)).order_by("sample__position")
+        shown = list(changed_rows.select_related("sample")[: CHANGED_SAMPLES_SHOWN + 1])
+        # Count them all only when there are more than are shown.
+        changed_count = changed_rows.count() if len(shown) > CHANGED_SAMPLES_SHOWN else len(shown)
+        for row_ in shown[:CHANGED_SAMPLES_SHOWN]:
+            values_a = [getattr(row_, f"_a_{i}") for i in range(len(names))]
+            values_b = [getattr(row_, f"_b_{i}") for i in range(len(names))]
+            changed.append(
+                {
+                    "identifier": row_.sample.identifier,
+                    "a_sample": row_.sample.code,
+                    "b_sample": row_._b_sample,
+                    "changes": [
+                        {"name": n, "a": a, "b": b} for n, a, b in zip(names, values_a, values_b, strict=True) if a != b
+                    ],
+                }
+            )
+    agreement = [{"name": row["name"], "agreement": row["between"]} for row in properties]
+    return {
+        "labels": labels,
+        "same_run": same_run,
+        "charts": charts,
+        "properties": properties,
+        "agreement": agreement,
+        "score": {
+            "a": first.conformance_score,
+            "b": second.conformance_score,
+            "delta": _delta(first.conformance_score, second.conformance_score),
+        },
+        "samples_compared": totals["both"] or 0,
+        "changed": changed,
+        "changed_count": changed_count,
+        "changed_shown": CHANGED_SAMPLES_SHOWN,
+    }
+
+
+def _paired(second: Evaluation) -> QuerySet[SampleClassification]:
+    """`second`'s row for the outer row's sample: the same identifier, whichever run it belongs to."""
+    return SampleClassification.objects.filter(
+        evaluation=second, sample__identifier=OuterRef("sample__identifier"), status="ok"
+    )
 
 
 def _other_value(second: Evaluation, name: str) -> Subquery:
     """The value `second` judged for the outer row's sample on property `name`."""
-    other = SampleClassification.objects.filter(evaluation=second, sample=OuterRef("sample"), status="ok")
-    return Subquery(other.annotate(_v=KeyTextTransform(name, "classifications")).values("_v")[:1])
+    value = Cast(KeyTextTransform(name, "classifications"), TextField())
+    return Subquery(_paired(second).annotate(_v=value).values("_v")[:1], output_field=TextField())
+
+
+def _other_sample_code(second: Evaluation) -> Subquery:
+    """The code of `second`'s sample paired with the outer row's (for a link to its sample page)."""
+    return Subquery(_paired(second).values("sample__code")[:1])
 
 
 def evaluations_for_run(run_id: int) -> QuerySet[Evaluation]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -234,15 +235,31 @@ def evaluation_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse
 
 @login_required
 def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
+    """Two finished evaluations of runs of one spec (any versions), side by side. Another company's evaluation is a
+    404; two evaluations that cannot be compared (different specs, unfinished) are a 400 that says why."""
     try:
         codes = [UUID(request.GET.get(key, "")) for key in ("a", "b")]
     except ValueError:
-        raise Http404("Pick two evaluations of the same run.") from None
+        raise Http404("Pick two evaluations of runs of one spec.") from None
     first, _membership = get_evaluation_for_user(request.user, codes[0])
     second, _membership = get_evaluation_for_user(request.user, codes[1])
-    if first.run_id != second.run_id or not (first.distribution_analysis and second.distribution_analysis):
-        raise Http404("Pick two finished evaluations of the same run.")
-    context = {"first": first, "second": second, "run": first.run, "comparison": compare(first=first, second=second)}
+    problem = None
+    if first.run.spec_id != second.run.spec_id:
+        problem = (
+            f"A evaluates a run of the spec '{first.run.spec}' and B a run of '{second.run.spec}': "
+            "only evaluations of runs of one spec (any of its versions) can be compared."
+        )
+    elif not (first.distribution_analysis and second.distribution_analysis):
+        problem = "Both evaluations must have finished successfully before they can be compared."
+    if problem:
+        context = {"first": first, "second": second, "problem": problem}
+        return render(request, "evaluations/compare_invalid.html", context, status=HTTPStatus.BAD_REQUEST)
+    context = {
+        "first": first,
+        "second": second,
+        "pair": [("A", first), ("B", second)],
+        "comparison": compare(first=first, second=second),
+    }
     return render(request, "evaluations/compare.html", context)
 
 

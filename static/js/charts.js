@@ -1,8 +1,26 @@
 // Draws every Plotly figure the server put in the page as <script type="application/json" data-chart>.
 // Figures are built in Python (selectors.py); this only draws them, and again after each HTMX swap.
+// Plotly (4.8 MB) is included only by pages with charts ({% block scripts %}); when a chart arrives anyway (the home
+// dashboard's section, an HTMX swap), it is loaded here once, on demand.
 (function () {
+  var plotlySrc = document.currentScript && document.currentScript.dataset.plotlySrc;
+  function withPlotly(root, draw) {
+    if (typeof Plotly !== "undefined") return draw();
+    if (!root.querySelector("script[data-chart]")) return;
+    var tag = document.querySelector("script[data-plotly]");
+    if (!tag) {
+      if (!plotlySrc) return;
+      tag = document.createElement("script");
+      tag.src = plotlySrc;
+      tag.setAttribute("data-plotly", "");
+      document.head.appendChild(tag);
+    }
+    tag.addEventListener("load", draw);
+  }
   function drawCharts(root) {
-    if (typeof Plotly === "undefined") return;
+    withPlotly(root, function () { drawNow(root); });
+  }
+  function drawNow(root) {
     root.querySelectorAll("script[data-chart]").forEach(function (node) {
       var target = document.getElementById(node.dataset.chart);
       if (!target) return;
