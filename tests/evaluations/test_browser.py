@@ -38,7 +38,9 @@ def test_import_evaluate_filter_export_and_manage_keys(
     run = Run.objects.get(name="Browser run")
     assert page.url == f"{url}/runs/{run.code}/"
 
-    # Start an evaluation; the worker runs it; progress is polled into the page until it completes.
+    # Start an evaluation; the worker runs it; progress is polled into the page until it completes. (Wait for the
+    # page's scripts: a click before htmx is ready posts the form plainly, which lands on the evaluation page.)
+    page.wait_for_load_state("load")
     page.select_option("#id_evaluation_model", "local/embeddings")
     page.click("button:has-text('Evaluate')")
     page.wait_for_selector("#evaluation-live .evaluation-progress")
