@@ -224,6 +224,13 @@ def _parse_property(item: Any, index: int, line: int | None, earlier: dict[str, 
             f"property #{index}: property_name is longer than {settings.SPEC_MAX_NAME_CHARS} characters",
             _line(item, name_key),
         )
+    if '"' in name or "\\" in name:
+        # Property names become JSON-path keys in SQL (the sample table's filters); SQLite's JSON paths cannot
+        # escape these two characters, so they are refused here rather than silently matching nothing. Any other
+        # Unicode works, and property values may hold anything (they are compared as bound parameters).
+        raise SpecError(
+            f"property #{index}: property_name may not contain a double quote or a backslash", _line(item, name_key)
+        )
     if name in earlier:
         raise SpecError(f"duplicate property '{name}'", _line(item, name_key))
     values_key, raw_values = _pick(item, "property_values", "possible_values")

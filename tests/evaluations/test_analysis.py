@@ -139,7 +139,7 @@ def test_every_distribution_on_the_wire_sums_to_exactly_100(run_a: Run) -> None:
     assert distribution[0]["expected_distributions"] == {"positive": 33.33, "negative": 33.34, "neutral": 33.33}
 
 
-ODD_NAME = 'say "hi"\\ ünï'
+ODD_NAME = "say 'hi' ünï ✓"  # any Unicode but a double quote or a backslash (tests/runs/test_specfile.py)
 ODD_VALUES = ['"yes"', "back\\slash", "ünï ✓"]
 ODD_SPEC = f"""\
 spec:
@@ -201,7 +201,7 @@ def test_the_evaluation_page_shows_odd_names_coverage_and_the_chi_square_note(
     page = client.get(reverse("evaluations:detail", args=[evaluation.code]))
     assert page.status_code == 200
     html = page.content.decode()
-    assert "say &quot;hi&quot;\\ ünï" in html
+    assert "say &#x27;hi&#x27; ünï ✓" in html
     assert "not analysed" in html
     assert "(9 undecided)" in html
     # 9 samples over 3 values: no cell expects 5, so no p-value, and the page says why.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from runs.specfile import SpecError, parse_spec
@@ -117,3 +119,26 @@ def test_it_names_the_line_and_the_problem(text: str, message: str) -> None:
 def test_it_refuses_an_empty_document() -> None:
     with pytest.raises(SpecError, match="empty"):
         parse_spec("   \n")
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "back\\\\slash"])
+def test_it_refuses_quotes_and_backslashes_in_property_names(name: str) -> None:
+    spec = SPEC_WITH_NAME.format(name=json.dumps(name))
+    with pytest.raises(SpecError, match="line 3: property #1: property_name may not contain a double quote"):
+        parse_spec(spec)
+
+
+def test_it_accepts_any_other_unicode_in_names_and_anything_in_values() -> None:
+    spec = SPEC_WITH_NAME.format(name=json.dumps("ünï ✓ 'quoted' (x)")).replace(
+        "[a, b]", json.dumps(['"yes"', "back\\slash"])
+    )
+    [prop] = parse_spec(spec).properties
+    assert prop.values == ['"yes"', "back\\slash"]
+
+
+SPEC_WITH_NAME = """\
+spec:
+  data_property_variations:
+    - property_name: {name}
+      property_values: [a, b]
+"""
