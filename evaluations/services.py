@@ -62,11 +62,12 @@ class EvaluationError(ValueError):
     pass
 
 
-def _set(evaluation_id: int, *, status: str | None = None, **fields: Any) -> int:
-    """Update an evaluation's row (only while it is in `status`, when given), moving updated_at with it."""
+def _set(evaluation_id: int, *, when: tuple[str, ...] = (), **fields: Any) -> int:
+    """Update an evaluation's row (only while its status is one of `when`, when given), moving updated_at with it:
+    every change of an evaluation goes through here, since QuerySet.update() skips auto_now."""
     rows = Evaluation.objects.filter(id=evaluation_id)
-    if status is not None:
-        rows = rows.filter(status=status)
+    if when:
+        rows = rows.filter(status__in=when)
     return rows.update(updated_at=timezone.now(), **fields)
 
 
@@ -104,13 +105,12 @@ def evaluation_create(
 
 def evaluation_fail(*, evaluation_id: int, message: str) -> None:
     """End an evaluation FAILED with `message` (unless it already ended), and every work item it still has."""
-    Evaluation.objects.filter(
-        id=evaluation_id, status__in=[Evaluation.Status.PENDING, Evaluation.Status.PROCESSING]
-    ).update(
+    _set(
+        evaluation_id,
+        when=(Evaluation.Status.PENDING, Evaluation.Status.PROCESSING),
         status=Evaluation.Status.FAILED,
         error_message=message,
         completed_at=timezone.now(),
-        updated_at=timezone.now(),
     )
     work_cancel(kind_prefix="evaluation.", subject_id=evaluation_id, reason=message)
 
@@ -136,12 +136,13 @@ def evaluation_retry(*, evaluation: Evaluation) -> Evaluation:
     are asked), and the statistics are computed anew."""
     if evaluation.status != Evaluation.Status.FAILED:
         raise EvaluationError(f"Only FAILED evaluations can be retried; this one is {evaluation.status}.")
-    Evaluation.objects.filter(id=evaluation.id, status=Evaluation.Status.FAILED).update(
+    _set(
+        evaluation.id,
+        when=(Evaluation.Status.FAILED,),
         status=Evaluation.Status.PENDING,
         error_message=None,
         completed_at=None,
         canceled_at=None,
-        updated_at=timezone.now(),
     )
     # The start item makes the classify items again, and the last classify item the finalize item.
     WorkItem.objects.for_subject("evaluation.", evaluation.id).delete()
@@ -260,8 +261,8 @@ def _job_or_fail(evaluation: Evaluation) -> ClassificationJob | None:
 
 def evaluation_start(*, evaluation_id: int) -> None:
     """Claim a PENDING evaluation, pick its judge, and create its classify items (once each, by key)."""
-    Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PENDING).update(
-        status=Evaluation.Status.PROCESSING, started_at=timezone.now(), updated_at=timezone.now()
+    _set(
+        evaluation_id, when=(Evaluation.Status.PENDING,), status=Evaluation.Status.PROCESSING, started_at=timezone.now()
     )
     evaluation = _started(evaluation_id)
     if evaluation is None:
@@ -393,13 +394,14 @@ def evaluation_finalize(*, evaluation_id: int, ctx: Context) -> Result:
     texts = _explain(evaluation=evaluation, summary=summary, ctx=ctx)
     if ctx.lost:
         return Result.DONE
-    Evaluation.objects.filter(id=evaluation_id, status=Evaluation.Status.PROCESSING).update(
+    _set(
+        evaluation_id,
+        when=(Evaluation.Status.PROCESSING,),
         status=Evaluation.Status.SUCCEEDED,
         conformance_score=score,
         distribution_analysis=distribution,
         statistics=summary | {"explanation_source": texts.pop("source")},
         completed_at=timezone.now(),
-        updated_at=timezone.now(),
         **texts,
     )
     return Result.DONE

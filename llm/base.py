@@ -95,9 +95,6 @@ class PropertyLike(Protocol):
     @property
     def description(self) -> str: ...
 
-    @property
-    def base_distribution(self) -> dict[str, float]: ...
-
 
 class Provider(Protocol):
     name: str

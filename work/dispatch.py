@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict, deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -60,7 +60,8 @@ def work_retry(items: QuerySet[WorkItem]) -> int:
     return count
 
 
-def _redeliver_before() -> Any:
+def redeliver_before() -> datetime:
+    """Items sent to the broker before this are presumed lost (never started) and may be sent again."""
     return timezone.now() - timedelta(seconds=settings.WORK_REDELIVER_SECONDS)
 
 
@@ -69,18 +70,18 @@ def dispatch() -> int:
 
     Safe to run anywhere at any time, concurrently too: an item is sent only by whoever marks it sent first.
     """
-    now, redeliver_before = timezone.now(), _redeliver_before()
+    now, sent_before = timezone.now(), redeliver_before()
     cap = settings.WORK_MAX_IN_FLIGHT_PER_COMPANY
     busy: Counter[int] = Counter(
         dict(
-            WorkItem.objects.in_flight(now=now, redeliver_before=redeliver_before)
+            WorkItem.objects.in_flight(sent_after=sent_before)
             .values_list("company_id")
             .annotate(n=Count("id"))
             .order_by()
         )
     )
     queues: dict[int, deque[int]] = defaultdict(deque)  # company -> its ready items, oldest first
-    ready = WorkItem.objects.ready(now=now, redeliver_before=redeliver_before).order_by("created_at", "id")
+    ready = WorkItem.objects.ready(now=now, sent_before=sent_before).order_by("created_at", "id")
     for item_id, company in ready.values_list("id", "company_id")[: settings.WORK_DISPATCH_BATCH]:
         queues[company].append(item_id)
     sent = 0
@@ -91,11 +92,8 @@ def dispatch() -> int:
             break
         company = min(open_companies, key=lambda c: (busy[c], c))
         item_id = queues[company].popleft()
-        marked = (
-            WorkItem.objects.filter(id=item_id, state=WorkItem.State.QUEUED)
-            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before))
-            .update(enqueued_at=now)
-        )
+        # Only whoever marks it sent first sends it: a concurrent dispatch finds it no longer ready.
+        marked = WorkItem.objects.ready(now=now, sent_before=sent_before).filter(id=item_id).update(enqueued_at=now)
         if marked:
             async_task("work.tasks.run_item", item_id, group=str(company))
             busy[company] += 1

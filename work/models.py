@@ -18,16 +18,17 @@ class WorkItemQuerySet(models.QuerySet["WorkItem"]):
     def open(self) -> WorkItemQuerySet:
         return self.filter(state__in=[WorkItem.State.QUEUED, WorkItem.State.RUNNING])
 
-    def in_flight(self, *, now: datetime, redeliver_before: datetime) -> WorkItemQuerySet:
-        """Running, or sent to the broker recently enough that its message may still be on its way."""
+    def in_flight(self, *, sent_after: datetime) -> WorkItemQuerySet:
+        """Running, or sent to the broker recently enough (after `sent_after`) that its message may still be on its
+        way."""
         return self.filter(
-            Q(state=WorkItem.State.RUNNING) | Q(state=WorkItem.State.QUEUED, enqueued_at__gte=redeliver_before)
+            Q(state=WorkItem.State.RUNNING) | Q(state=WorkItem.State.QUEUED, enqueued_at__gte=sent_after)
         )
 
-    def ready(self, *, now: datetime, redeliver_before: datetime) -> WorkItemQuerySet:
-        """Queued, due, and not sent to the broker lately (never, or its message is presumed lost)."""
+    def ready(self, *, now: datetime, sent_before: datetime) -> WorkItemQuerySet:
+        """Queued, due, and not sent to the broker lately: never, or before `sent_before` (its message presumed lost)."""
         return self.filter(state=WorkItem.State.QUEUED, available_at__lte=now).filter(
-            Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=redeliver_before)
+            Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=sent_before)
         )
 
 

@@ -84,9 +84,8 @@ def _heartbeat(item: WorkItem) -> bool:
 
 
 def _others_waiting(item: WorkItem) -> bool:
-    now = timezone.now()
-    redeliver_before = now - timedelta(seconds=settings.WORK_REDELIVER_SECONDS)
-    return WorkItem.objects.ready(now=now, redeliver_before=redeliver_before).exclude(id=item.id).exists()
+    ready = WorkItem.objects.ready(now=timezone.now(), sent_before=dispatch.redeliver_before())
+    return ready.exclude(id=item.id).exists()
 
 
 def _claim(item_id: int) -> WorkItem | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import cached_property
 from typing import Any
 
@@ -119,3 +120,11 @@ class BadRequest(exceptions.APIException):
 
     status_code = 400
     default_code = "bad_request"
+
+
+def uuid_or_none(value: str) -> uuid.UUID | None:
+    """An id from a URL as a UUID, or None when it is not one (then: not found, never a 500)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from companies.api.base import BadRequest, CompanyScopedViewSet
+from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
 from companies.api.serializers import error_responses
 from evaluations.models import Evaluation
 from evaluations.selectors import evaluations_for_run
@@ -94,15 +92,8 @@ class RunEvaluationsViewSet(mixins.ListModelMixin, CompanyScopedViewSet):
     )
     def list(self, request: Request, run_pk: str = "") -> Response:
         """List a run's evaluations, newest first."""
-        code = _uuid_or_none(run_pk)
+        code = uuid_or_none(run_pk)
         run = Run.objects.for_company(self.company).filter(code=code).first() if code else None
         if run is None:
             raise exceptions.NotFound("No run with this id.")
         return Response(EvaluationSummaryOutputSerializer(evaluations_for_run(run.id), many=True).data)
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +23,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from companies.api.base import BadRequest, CompanyScopedViewSet
+from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
 from companies.api.serializers import error_responses
 from companies.models import ApiKey, Membership
 from config.api import StrictJSONParser
@@ -229,11 +228,8 @@ class RunViewSet(
     def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
         """A signed, expiring link to one file of the run."""
         run = self.get_object()
-        sample = (
-            run.samples.filter(code=file_id).only("code", "path", "file_type", "position").first()
-            if _is_uuid(file_id)
-            else None
-        )
+        code = uuid_or_none(file_id)
+        sample = run.samples.filter(code=code).only("code", "path", "file_type", "position").first() if code else None
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
         token = download_token(request, run=run, file=str(sample.code))
@@ -304,14 +300,6 @@ def _binding_holds(request: Request, payload: dict[str, Any], run: Run) -> bool:
             and Membership.objects.filter(user=user, company_id=run.company_id).exists()
         )
     return False  # a link from before links were bound: refuse it
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @extend_schema(exclude=True)
