@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from .base import FatalJudgeError
-from .catalog import OFFLINE_MODEL, PROVIDER_KEY_ENV, JudgeModel, get_judge_model
+from .catalog import OFFLINE_MODEL, PROVIDER_KEY_ENV, JudgeModel, UnknownModel, get_judge_model
 from .engine import Judge
 from .providers import provider_for
 
@@ -35,3 +35,29 @@ def resolve_judge(requested: str) -> ResolvedJudge:
         reason = f"{env} is not set, so the embedded judge (local/embeddings, no LLM) judged instead of {requested}"
         model = get_judge_model(OFFLINE_MODEL)
     return ResolvedJudge(Judge(model, provider_for(model)), requested, reason)
+
+
+class NoWriter(ValueError):
+    """No LLM can write data: the model is unknown, is the embedded judge, or its provider has no credentials."""
+
+
+WRITER_HELP = (
+    "Generating data needs an LLM: start the service with ANTHROPIC_API_KEY=... or OPENAI_API_KEY=..., or point "
+    "JUDGE_MODELS_FILE at an OpenAI-compatible server (vLLM, Ollama, llama.cpp) and name that model. The embedded "
+    "judge (local/embeddings) only judges; it does not write data."
+)
+
+
+def resolve_writer(requested: str) -> Judge:
+    """The LLM that writes specs and samples for a requested model name. Never the embedded judge, never a fallback:
+    data written by a model other than the one asked for would be silently wrong."""
+    try:
+        model = get_judge_model(requested)
+    except UnknownModel as exc:
+        raise NoWriter(str(exc)) from exc
+    if model.is_offline:
+        raise NoWriter(f"{requested} cannot write data. {WRITER_HELP}")
+    if model.api_key() is None:
+        env = model.api_key_env or PROVIDER_KEY_ENV[model.provider]
+        raise NoWriter(f"No credentials for {requested}: {env} is not set. {WRITER_HELP}")
+    return Judge(model, provider_for(model))
