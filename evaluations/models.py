@@ -117,3 +117,50 @@ class SampleClassification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sample_id} in {self.evaluation_id}"
+
+
+class ReviewQuerySet(models.QuerySet["Review"]):
+    def for_company(self, company: Company) -> ReviewQuerySet:
+        return self.filter(company=company)
+
+    def for_run(self, run_id: int) -> ReviewQuerySet:
+        return self.filter(sample__run_id=run_id)
+
+
+class Review(models.Model):
+    """A human's label: the true value of one property of one sample, as one reviewer sees it.
+
+    It belongs to the sample, not to the evaluation it was made from, so every evaluation of the run (another
+    judge, another prompt) is measured against the same labels. One current label per reviewer, sample and
+    property: labelling again updates it.
+    """
+
+    class Selection(models.TextChoices):
+        # Only RANDOM labels feed the estimates: the queue drew the sample at random within its judged value.
+        RANDOM = "random", "Random (stratified queue)"
+        DISAGREEMENT = "disagreement", "Disagreement queue (judged ≠ assigned)"
+        MANUAL = "manual", "Corrected in place"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="reviews")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="reviews")
+    property_name = models.CharField(max_length=200)
+    value = models.CharField(max_length=500)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews")
+    selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.RANDOM)
+    # Provenance only: which evaluation's page or API call the label came from.
+    evaluation = models.ForeignKey(Evaluation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ReviewQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "sample", "property_name"], name="review_one_per_reviewer")
+        ]
+        indexes = [models.Index(fields=["sample", "property_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.property_name}={self.value} on {self.sample_id}"

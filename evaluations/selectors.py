@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Mod
 
 from companies.models import Company
 from companies.quotas import InFlight
@@ -17,8 +21,9 @@ from config.charts import COLORS, grouped_bar_chart
 from llm.catalog import OFFLINE_NAMES
 from runs.models import Run, Spec
 
+from . import agreement
 from .forms import EvaluationListForm
-from .models import Evaluation, SampleClassification
+from .models import Evaluation, Review, SampleClassification
 
 
 def evaluations_in_flight(company_id: int) -> InFlight:
@@ -420,3 +425,232 @@ def score_trend_chart(*, company: Company) -> dict[str, Any] | None:
         "paper_bgcolor": "rgba(0,0,0,0)",
     }
     return {"data": data, "layout": layout}
+
+
+# --- Human reviews ---
+
+
+@dataclass(frozen=True)
+class HumanLabel:
+    """Every reviewer's labels on one sample and property, combined into one."""
+
+    value: str
+    random: bool  # drawn by the stratified random queue: one of the unbiased set that feeds the estimates
+    reviewers: int
+
+
+def combined_label(labels: list[tuple[str, datetime.datetime]]) -> str:
+    """Several reviewers' labels as one: the value most of them gave; a tie goes to the most recently given of the
+    tied values (the later look is usually the considered one, and the rule needs no third reviewer)."""
+    counts = Counter(value for value, _ in labels)
+    top = max(counts.values())
+    return max((when, value) for value, when in labels if counts[value] == top)[1]
+
+
+def run_labels(*, run_id: int, prop: str | None = None) -> dict[str, dict[int, HumanLabel]]:
+    """property → sample id → the combined human label, over the run's reviewed samples. One query over the
+    reviews (a few hundred rows per property), none over the samples.
+
+    A sample belongs to the unbiased (random) set when any of its labels on the property came from the random
+    queue: it was drawn at random, and a later correction from another path does not change that."""
+    rows = Review.objects.filter(sample__run_id=run_id)
+    if prop is not None:
+        rows = rows.filter(property_name=prop)
+    grouped: dict[tuple[str, int], list[tuple[str, datetime.datetime, str]]] = defaultdict(list)
+    for name, sample_id, value, selection, updated in rows.values_list(
+        "property_name", "sample_id", "value", "selection", "updated_at"
+    ).iterator(chunk_size=2000):
+        grouped[(name, sample_id)].append((value, updated, selection))
+    labels: dict[str, dict[int, HumanLabel]] = defaultdict(dict)
+    for (name, sample_id), given in grouped.items():
+        labels[name][sample_id] = HumanLabel(
+            value=combined_label([(value, when) for value, when, _ in given]),
+            random=any(selection == Review.Selection.RANDOM for _, _, selection in given),
+            reviewers=len(given),
+        )
+    return labels
+
+
+def human_review_pairs(
+    *, evaluation: Evaluation, prop: str | None = None
+) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]:
+    """property → ((human, judged) pairs of the random set, pairs of the other labels), for this evaluation's
+    judged values. Samples the judge failed on or left undecided on the property have no pair: the estimates
+    correct the judged distribution, which leaves them out too. Two queries: the reviews, and the
+    classifications of the reviewed samples only."""
+    labels = run_labels(run_id=evaluation.run_id, prop=prop)
+    if not labels:
+        return {}
+    reviewed = Review.objects.filter(sample__run_id=evaluation.run_id).values("sample_id")
+    judged: dict[int, dict[str, str]] = dict(
+        SampleClassification.objects.filter(
+            evaluation=evaluation, status=SampleClassification.Status.OK, sample_id__in=reviewed
+        ).values_list("sample_id", "classifications")  # type: ignore[arg-type]
+    )
+    pairs: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
+    for name, by_sample in labels.items():
+        random_pairs, extra_pairs = pairs.setdefault(name, ([], []))
+        for sample_id, label in by_sample.items():
+            value = (judged.get(sample_id) or {}).get(name)
+            if value is not None:
+                (random_pairs if label.random else extra_pairs).append((label.value, value))
+    return pairs
+
+
+def human_review_blocks(*, evaluation: Evaluation) -> dict[str, dict[str, Any]]:
+    """property → the `human_review` block (evaluations.agreement): computed when read, since reviews arrive after
+    the evaluation finished; the judged counts come from the stored statistics."""
+    if not evaluation.statistics:
+        return {}
+    pairs = human_review_pairs(evaluation=evaluation)
+    blocks = {}
+    for stats in evaluation.statistics["properties"]:
+        name, values = stats["property_name"], stats["values"]
+        random_pairs, extra_pairs = pairs.get(name, ([], []))
+        blocks[name] = agreement.human_review_block(
+            values=values,
+            judged_counts={v: stats["evaluated_counts"].get(v, 0) for v in values},
+            pairs=random_pairs,
+            extra_pairs=extra_pairs,
+        )
+    return blocks
+
+
+def statistics_with_human_review(*, evaluation: Evaluation) -> dict[str, Any] | None:
+    """The stored statistics, each property gaining `human_review` (the stored JSON is left as it is)."""
+    if not evaluation.statistics:
+        return evaluation.statistics
+    blocks = human_review_blocks(evaluation=evaluation)
+    return {
+        **evaluation.statistics,
+        "properties": [
+            {**stats, "human_review": blocks[stats["property_name"]]} for stats in evaluation.statistics["properties"]
+        ],
+    }
+
+
+class QueueMode(StrEnum):
+    RANDOM = "random"  # stratified random per judged value: the unbiased set
+    DISAGREEMENT = "disagreement"  # judged ≠ assigned: kept apart from the unbiased set in every statistic
+
+
+SHUFFLE_PRIME = 4_294_967_291  # the largest prime below 2**32: sample_id * multiplier stays within 64 bits
+
+
+def _shuffle_order(evaluation: Evaluation, prop: str) -> Mod:
+    """A deterministic shuffle of the samples per evaluation and property, computed in SQL: an affine map of the
+    sample id modulo a prime (a permutation), its constants drawn from a hash of (evaluation, property)."""
+    digest = hashlib.sha256(f"{evaluation.code}:{prop}".encode()).digest()
+    multiplier = 1 + int.from_bytes(digest[:4]) % (SHUFFLE_PRIME - 1)
+    offset = int.from_bytes(digest[4:8]) % SHUFFLE_PRIME
+    return Mod(F("sample_id") * multiplier + offset, SHUFFLE_PRIME)
+
+
+@dataclass(frozen=True)
+class QueueState:
+    row: SampleClassification | None  # the card to show; None when the queue is empty
+    reviewed: int  # samples of this queue's set labelled on the property (by anyone)
+    total: int  # the goal: agreement.MIN_REVIEWS for the random set, every disagreement for the other
+
+
+def _judged_rows(evaluation: Evaluation, prop: str) -> QuerySet[SampleClassification]:
+    return (
+        SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
+        .annotate(_judged=KeyTextTransform(prop, "classifications"))
+        .filter(_judged__isnull=False)
+    )
+
+
+def review_queue(
+    *, evaluation: Evaluation, prop: str, mode: QueueMode, skip: list[str] | tuple[str, ...] = ()
+) -> QueueState:
+    """The next sample to label on `prop` and how many are labelled. Random mode: the judged value with the fewest
+    random-queue labels so far that still has unlabelled samples, then its next sample in the shuffled order
+    (equal allocation per judged value, random within it: what the stratified estimates assume). Disagreement
+    mode: the next sample judged ≠ assigned with no label on the property. `skip` holds sample codes passed over
+    in this session. Two or three queries, each over this evaluation's classifications, none loading them all."""
+    order = _shuffle_order(evaluation, prop)
+    if mode == QueueMode.DISAGREEMENT:
+        mismatched = (
+            _judged_rows(evaluation, prop)
+            .annotate(_assigned=KeyTextTransform(prop, "sample__properties"))
+            .exclude(_assigned=F("_judged"))
+        )
+        labelled = Exists(Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop))
+        totals = mismatched.annotate(_labelled=labelled).aggregate(
+            total=Count("id"), reviewed=Count("id", filter=Q(_labelled=True))
+        )
+        row = (
+            mismatched.exclude(sample__code__in=skip)
+            .exclude(labelled)
+            .select_related("sample")
+            .annotate(_order=order)
+            .order_by("_order")
+            .first()
+        )
+        return QueueState(row=row, reviewed=totals["reviewed"], total=totals["total"])
+    in_random_set = Exists(
+        Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop, selection=Review.Selection.RANDOM)
+    )
+    done = dict(
+        _judged_rows(evaluation, prop)
+        .filter(in_random_set)
+        .values("_judged")
+        .annotate(n=Count("id"))
+        .values_list("_judged", "n")
+    )
+    stats = {p["property_name"]: p for p in (evaluation.statistics or {}).get("properties", [])}.get(prop)
+    values: list[str] = stats["values"] if stats else sorted(done)
+    sizes: dict[str, int] = stats["evaluated_counts"] if stats else {}
+    reviewed = sum(done.values())
+    for value in sorted(values, key=lambda v: (done.get(v, 0), values.index(v))):
+        if stats and sizes.get(value, 0) <= done.get(value, 0):
+            continue  # every sample judged this value is labelled
+        row = (
+            _judged_rows(evaluation, prop)
+            .filter(_judged=value)
+            .exclude(in_random_set)
+            .exclude(sample__code__in=skip)
+            .select_related("sample")
+            .annotate(_order=order)
+            .order_by("_order")
+            .first()
+        )
+        if row is not None:
+            return QueueState(row=row, reviewed=reviewed, total=agreement.MIN_REVIEWS)
+    return QueueState(row=None, reviewed=reviewed, total=agreement.MIN_REVIEWS)
+
+
+def review_card_row(*, evaluation: Evaluation, sample_code: str) -> SampleClassification | None:
+    """One sample's row for the review card (undo and back show a labelled sample again)."""
+    return (
+        SampleClassification.objects.filter(evaluation=evaluation, sample__code=sample_code)
+        .select_related("sample")
+        .first()
+    )
+
+
+def reviewer_history(*, evaluation: Evaluation, reviewer_id: int, prop: str) -> QuerySet[Review]:
+    """The reviewer's labels on the property for the evaluation's run, most recent first (undo and back)."""
+    return (
+        Review.objects.filter(sample__run_id=evaluation.run_id, reviewer_id=reviewer_id, property_name=prop)
+        .select_related("sample")
+        .order_by("-updated_at", "-id")
+    )
+
+
+def sample_reviews(*, sample_id: int) -> QuerySet[Review]:
+    """A sample's human labels, every reviewer's, by property."""
+    return (
+        Review.objects.filter(sample_id=sample_id).select_related("reviewer").order_by("property_name", "-updated_at")
+    )
+
+
+def reviewer_labels(*, sample_ids: list[int], reviewer_id: int) -> dict[int, dict[str, str]]:
+    """sample id → property → the reviewer's own label, for a page of the sample table (one query)."""
+    labels: dict[int, dict[str, str]] = defaultdict(dict)
+    for sample_id, name, value in Review.objects.filter(sample_id__in=sample_ids, reviewer_id=reviewer_id).values_list(
+        "sample_id", "property_name", "value"
+    ):
+        labels[sample_id][name] = value
+    return labels

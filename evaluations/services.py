@@ -48,7 +48,7 @@ from .classify import (
     system_prompt,
     validate_answer,
 )
-from .models import Evaluation, SampleClassification
+from .models import Evaluation, Review, SampleClassification
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -466,3 +466,84 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any], ctx: Context) -
     )
     outcome = answers[0] if answers else None
     return (outcome.answer | {"source": "judge"}) if outcome is not None and outcome.ok else template
+
+
+# --- Human reviews ---
+
+
+class ReviewError(ValueError):
+    """A label that cannot be stored; the message names the field and the problem."""
+
+    def __init__(self, field: str, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.index = index  # the item's position in a list of labels
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    sample_identifier: str
+    property_name: str
+    value: str
+    selection: str = Review.Selection.RANDOM
+
+
+def _review_sample(*, evaluation: Evaluation, item: ReviewInput, samples: dict[str, Sample]) -> Sample:
+    """Check one label against the run's spec and samples; the sample it is about."""
+    properties = {p.name: p for p in evaluation.run.spec_version.parsed_properties}
+    prop = properties.get(item.property_name)
+    if prop is None:
+        raise ReviewError(
+            "property_name", f"No property {item.property_name!r}; the spec has: {', '.join(properties)}."
+        )
+    if item.value not in prop.value_set:
+        raise ReviewError("value", f"{item.value!r} is not a value of {prop.name}: one of {', '.join(prop.values)}.")
+    if item.selection not in Review.Selection.values:
+        raise ReviewError("selection", f"selection must be one of {', '.join(Review.Selection.values)}.")
+    sample = samples.get(item.sample_identifier)
+    if sample is None:
+        raise ReviewError("sample_identifier", f"No sample {item.sample_identifier!r} in this evaluation's run.")
+    return sample
+
+
+@transaction.atomic
+def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInput]) -> list[Review]:
+    """Store the reviewer's labels for samples of the evaluation's run, all or none: the first bad item raises
+    ReviewError (its `index` set) and nothing is stored. Labelling again updates the reviewer's label; a label
+    once made from the random queue stays `random` (the sample was drawn at random whatever corrects it later,
+    and dropping it would bias the unbiased set towards the samples nobody corrected)."""
+    identifiers = {item.sample_identifier for item in items}
+    samples = {s.identifier: s for s in Sample.objects.filter(run_id=evaluation.run_id, identifier__in=identifiers)}
+    checked = []
+    for index, item in enumerate(items):
+        try:
+            checked.append((_review_sample(evaluation=evaluation, item=item, samples=samples), item))
+        except ReviewError as exc:
+            raise ReviewError(exc.field, str(exc), index=index) from None
+    current = {
+        (r.sample_id, r.property_name): r
+        for r in Review.objects.filter(
+            reviewer=reviewer,
+            sample__in=[s for s, _ in checked],
+            property_name__in={i.property_name for _, i in checked},
+        )
+    }
+    saved = []
+    for sample, item in checked:
+        review = current.get((sample.id, item.property_name))
+        if review is None:
+            review = Review(
+                company_id=evaluation.company_id, sample=sample, property_name=item.property_name, reviewer=reviewer
+            )
+        elif review.selection == Review.Selection.RANDOM:
+            item = ReviewInput(item.sample_identifier, item.property_name, item.value, Review.Selection.RANDOM)
+        review.value, review.selection, review.evaluation = item.value, item.selection, evaluation
+        review.save()
+        current[(sample.id, item.property_name)] = review
+        saved.append(review)
+    return saved
+
+
+def review_withdraw(*, review: Review) -> None:
+    """Withdraw a label (any writer of the company may: an admin removes a colleague's mistaken labels too)."""
+    review.delete()
