@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from companies.api.views import rotate_api_key
 from companies.views import SignInView
 from config.api_router import dataframer
-from evaluations.api.views import RunEvaluationsViewSet
+from evaluations.api.views import EvaluationReviewViewSet, RunEvaluationsViewSet
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
 
@@ -18,6 +18,16 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         "dataframer/runs/<str:run_pk>/evaluations/",
         RunEvaluationsViewSet.as_view({"get": "list"}),
         name="run-evaluations",
+    ),
+    path(
+        "dataframer/evaluations/<str:evaluation_pk>/reviews/",
+        EvaluationReviewViewSet.as_view({"get": "list", "post": "create"}),
+        name="evaluation-reviews",
+    ),
+    path(
+        "dataframer/evaluations/<str:evaluation_pk>/reviews/<str:review_id>/",
+        EvaluationReviewViewSet.as_view({"delete": "destroy"}),
+        name="evaluation-review",
     ),
     path("dataframer/", include(dataframer.urls)),
     path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),

@@ -12,6 +12,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, permissions, serializers, viewsets
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
 from companies.access import get_active_membership
@@ -113,6 +114,14 @@ class CompanyScopedPrimaryKeyRelatedField(serializers.SlugRelatedField):  # type
             return queryset.none()
         membership = get_active_membership(request)
         return queryset.filter(company=membership.company) if membership else queryset.none()
+
+
+class ListPagination(PageNumberPagination):
+    """Our paginated lists: `{count, next, previous, results}`, 50 a page by default, at most 100."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 100
 
 
 class BadRequest(exceptions.APIException):

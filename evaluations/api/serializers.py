@@ -7,8 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from evaluations.models import Evaluation
-from evaluations.selectors import evaluation_trace
+from evaluations.models import Evaluation, Review
+from evaluations.selectors import evaluation_trace, statistics_with_human_review
 
 # --- Output ---
 
@@ -147,11 +147,65 @@ class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
 class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
     id = serializers.UUIDField(source="code")
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
-    statistics = serializers.JSONField(
-        allow_null=True,
-        help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix; "
-        "null until the evaluation ends.",
+    statistics = serializers.SerializerMethodField(
+        help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix, and "
+        "`human_review`: human labels against the judge (reviewed, judge_accuracy, kappa, kappa_ci, judge_confusion, "
+        "corrected_distributions, corrected_ci, method, extra_reviewed, fit_for_use; below the minimum number of "
+        "labels only reviewed, minimum and message); null until the evaluation ends.",
     )
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_statistics(self, evaluation: Evaluation) -> dict[str, Any] | None:
+        # Reviews arrive after the evaluation ended: the human_review blocks are computed when read.
+        return statistics_with_human_review(evaluation=evaluation)
+
+
+# Documentation only: each property of `statistics` carries this block, computed when read from the human labels.
+class HumanReviewOutputSerializer(serializers.Serializer[Any]):
+    """Human labels against the judge, for one property. With fewer than `minimum` labels of the random set, only
+    `reviewed`, `minimum` and `message` are present."""
+
+    reviewed = serializers.IntegerField(help_text="Samples of the random (unbiased) set labelled by humans.")
+    minimum = serializers.IntegerField(required=False, help_text="Labels needed before any estimate is shown.")
+    message = serializers.CharField(required=False)
+    judge_accuracy = serializers.FloatField(required=False, help_text="Share of labelled samples the judge got right.")
+    kappa = serializers.FloatField(required=False, allow_null=True, help_text="Cohen's kappa, human vs judge.")
+    kappa_ci = serializers.ListField(child=serializers.FloatField(), required=False, help_text="95% interval.")
+    judge_confusion = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        required=False,
+        help_text="Human value → judged value → labelled samples.",
+    )
+    corrected_distributions = serializers.DictField(
+        child=serializers.FloatField(), required=False, help_text="Percent per value, corrected for the judge's error."
+    )
+    corrected_ci = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField()), required=False, help_text="95% interval per value."
+    )
+    method = serializers.CharField(required=False)
+    extra_reviewed = serializers.IntegerField(
+        required=False, help_text="Other labels (disagreement queue, corrections in place): shown, never estimated on."
+    )
+    fit_for_use = serializers.BooleanField(required=False)
+
+
+class ReviewOutputSerializer(serializers.Serializer[Review]):
+    """A human label: the true value of one property of one sample, by one reviewer."""
+
+    id = serializers.UUIDField(source="code")
+    sample_identifier = serializers.CharField(source="sample.identifier")
+    property_name = serializers.CharField()
+    value = serializers.CharField()
+    selection = serializers.ChoiceField(
+        choices=Review.Selection.choices,
+        help_text="random: drawn by the stratified queue (feeds the estimates); disagreement, manual: shown apart.",
+    )
+    reviewer_email = serializers.CharField(source="reviewer.email")
+    evaluation_id = serializers.UUIDField(
+        source="evaluation.code", allow_null=True, help_text="The evaluation the label was made from."
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
 
 # --- Input ---
@@ -160,3 +214,14 @@ class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
 class EvaluationCreateSerializer(serializers.Serializer[Any]):
     run_id = serializers.UUIDField()
     evaluation_model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+class ReviewCreateSerializer(serializers.Serializer[Any]):
+    sample_identifier = serializers.CharField(max_length=255)
+    property_name = serializers.CharField(max_length=200)
+    value = serializers.CharField(max_length=500, help_text="One of the property's values.")
+    selection = serializers.ChoiceField(
+        choices=Review.Selection.choices,
+        default=Review.Selection.RANDOM,
+        help_text="How the sample was chosen; only `random` labels feed the corrected estimates.",
+    )

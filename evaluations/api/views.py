@@ -1,16 +1,25 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
+from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination, uuid_or_none
 from companies.api.serializers import error_responses
-from evaluations.models import Evaluation
+from evaluations.models import Evaluation, Review
 from evaluations.selectors import evaluations_for_run
-from evaluations.services import EvaluationError, evaluation_cancel, evaluation_create
+from evaluations.services import (
+    EvaluationError,
+    ReviewError,
+    ReviewInput,
+    evaluation_cancel,
+    evaluation_create,
+    review_save,
+    review_withdraw,
+)
 from llm.catalog import UnknownModel
 from runs.models import Run
 
@@ -19,6 +28,8 @@ from .serializers import (
     EvaluationDetailOutputSerializer,
     EvaluationStatisticsOutputSerializer,
     EvaluationSummaryOutputSerializer,
+    ReviewCreateSerializer,
+    ReviewOutputSerializer,
 )
 
 
@@ -97,3 +108,99 @@ class RunEvaluationsViewSet(mixins.ListModelMixin, CompanyScopedViewSet):
         if run is None:
             raise exceptions.NotFound("No run with this id.")
         return Response(EvaluationSummaryOutputSerializer(evaluations_for_run(run.id), many=True).data)
+
+
+REVIEW_PARAMETERS = [
+    OpenApiParameter("evaluation_pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The evaluation's id.")
+]
+MAX_REVIEWS_PER_REQUEST = 1000
+ONE_OR_MANY_REVIEWS = PolymorphicProxySerializer(
+    component_name="ReviewCreateOneOrMany",
+    serializers=[ReviewCreateSerializer, ReviewCreateSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+STORED_ONE_OR_MANY = PolymorphicProxySerializer(
+    component_name="ReviewOneOrMany",
+    serializers=[ReviewOutputSerializer, ReviewOutputSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+
+
+# Human labels of an evaluation's samples (our addition). They belong to the run's samples: every evaluation of the
+# run lists and measures against the same ones.
+class EvaluationReviewViewSet(CompanyScopedViewSet):
+    queryset = Review.objects.select_related("sample", "reviewer", "evaluation")
+    pagination_class = ListPagination
+
+    def _evaluation(self, evaluation_pk: str) -> Evaluation:
+        code = uuid_or_none(evaluation_pk)
+        rows = Evaluation.objects.for_company(self.company).select_related("run__spec_version")
+        evaluation = rows.filter(code=code).first() if code else None
+        if evaluation is None:
+            raise exceptions.NotFound("No evaluation with this id.")
+        return evaluation
+
+    @extend_schema(
+        parameters=REVIEW_PARAMETERS,
+        responses={200: ReviewOutputSerializer(many=True), **error_responses(401, 403, 404)},
+    )
+    def list(self, request: Request, evaluation_pk: str) -> Response:
+        """List the human labels of the evaluation's samples (every reviewer's), most recently changed first."""
+        evaluation = self._evaluation(evaluation_pk)
+        reviews = self.get_queryset().filter(sample__run_id=evaluation.run_id).order_by("-updated_at", "-id")
+        page = self.paginate_queryset(reviews)
+        assert page is not None  # pagination_class is set
+        return self.get_paginated_response(ReviewOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=REVIEW_PARAMETERS,
+        request=ONE_OR_MANY_REVIEWS,
+        responses={201: STORED_ONE_OR_MANY, **error_responses(400, 401, 403, 404)},
+    )
+    def create(self, request: Request, evaluation_pk: str) -> Response:
+        """Label samples: one object, or a list of up to 1,000 stored all or none (a 400 names the bad item's index)."""
+        evaluation = self._evaluation(evaluation_pk)
+        many = isinstance(request.data, list)
+        items = request.data if many else [request.data]
+        if many and not 1 <= len(items) <= MAX_REVIEWS_PER_REQUEST:
+            raise BadRequest(
+                f"Send from 1 to {MAX_REVIEWS_PER_REQUEST:,} labels at once; this list has {len(items):,}."
+            )
+        inputs = []
+        for index, item in enumerate(items):
+            serializer = ReviewCreateSerializer(data=item)
+            if not serializer.is_valid():
+                if not many:
+                    raise exceptions.ValidationError(serializer.errors)
+                problems = "; ".join(
+                    f"{field}: {' '.join(map(str, errors))}" for field, errors in serializer.errors.items()
+                )
+                raise BadRequest(f"Item {index}: {problems}")
+            inputs.append(ReviewInput(**serializer.validated_data))
+        try:
+            reviews = review_save(evaluation=evaluation, reviewer=self.membership.user, items=inputs)
+        except ReviewError as exc:
+            if not many:
+                raise exceptions.ValidationError({exc.field: [str(exc)]}) from exc
+            raise BadRequest(f"Item {exc.index}: {exc.field}: {exc}") from exc
+        data = ReviewOutputSerializer(reviews, many=True).data
+        return Response(data if many else data[0], status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[
+            *REVIEW_PARAMETERS,
+            OpenApiParameter("review_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The label's id."),
+        ],
+        responses={204: None, **error_responses(401, 403, 404)},
+    )
+    def destroy(self, request: Request, evaluation_pk: str, review_id: str) -> Response:
+        """Withdraw a human label."""
+        evaluation = self._evaluation(evaluation_pk)
+        code = uuid_or_none(review_id)
+        review = self.get_queryset().filter(sample__run_id=evaluation.run_id, code=code).first() if code else None
+        if review is None:
+            raise exceptions.NotFound("No label with this id.")
+        review_withdraw(review=review)
+        return Response(status=status.HTTP_204_NO_CONTENT)

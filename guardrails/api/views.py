@@ -16,11 +16,10 @@ from django.urls import path
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from companies.api.base import BadRequest, CompanyScopedViewSet
+from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination
 from companies.api.serializers import DetailOutputSerializer, error_responses
 from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
 from guardrails.rubrics import RUN_MODES
@@ -40,12 +39,6 @@ from .serializers import (
     unprocessable,
     validated,
 )
-
-
-class GuardrailPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 def _moment(value: str) -> datetime | None:
@@ -83,7 +76,7 @@ UNPROCESSABLE = {
 
 class GuardrailEvaluationViewSet(CompanyScopedViewSet):
     queryset = GuardrailEvaluation.objects.all()
-    pagination_class = GuardrailPagination
+    pagination_class = ListPagination
     lookup_url_kwarg = "eval_id"
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
