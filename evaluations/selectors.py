@@ -553,10 +553,15 @@ class QueueState:
     total: int  # the goal: agreement.MIN_REVIEWS for the random set, every disagreement for the other
 
 
+def _json_text(key: str, field: str) -> Cast:
+    # As plain text: a JSON key lookup compares against JSON (SQLite refuses a bare string as malformed JSON).
+    return Cast(KeyTextTransform(key, field), TextField())
+
+
 def _judged_rows(evaluation: Evaluation, prop: str) -> QuerySet[SampleClassification]:
     return (
         SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
-        .annotate(_judged=KeyTextTransform(prop, "classifications"))
+        .annotate(_judged=_json_text(prop, "classifications"))
         .filter(_judged__isnull=False)
     )
 
@@ -573,7 +578,7 @@ def review_queue(
     if mode == QueueMode.DISAGREEMENT:
         mismatched = (
             _judged_rows(evaluation, prop)
-            .annotate(_assigned=KeyTextTransform(prop, "sample__properties"))
+            .annotate(_assigned=_json_text(prop, "sample__properties"))
             .exclude(_assigned=F("_judged"))
         )
         labelled = Exists(Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop))
