@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-COLORS = {"requested": "#9aa5c4", "expected": "#3451b2", "evaluated": "#e07a1f"}
+COLORS = {"requested": "#9aa5c4", "expected": "#3451b2", "evaluated": "#e07a1f", "corrected": "#7b3fa0"}
 
 
 def grouped_bar_chart(*, title: str, values: list[str], series: dict[str, dict[str, float]]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -62,3 +63,41 @@ class EvaluationListForm(forms.Form):
         """The valid filters only (an invalid field is left out of cleaned_data)."""
         self.is_valid()
         return {k: v for k, v in self.cleaned_data.items() if v not in (None, "")}
+
+
+SKIPPED_KEPT = 50  # sample codes a reviewer may pass over in one sitting (they travel in the URL)
+
+
+class ReviewQueueForm(forms.Form):
+    """Which card the review queue shows: the property, the queue, samples passed over, or one sample to see again
+    (`back`: the reviewer's n-th most recent label; `sample`: one sample, after an undo). Bad values are dropped."""
+
+    property = forms.CharField(required=False, max_length=200)
+    mode = forms.ChoiceField(required=False, choices=[("random", "random"), ("disagreement", "disagreement")])
+    back = forms.IntegerField(required=False, min_value=0, max_value=10_000)
+    sample = forms.UUIDField(required=False)
+
+    def queue(self) -> dict[str, Any]:
+        """The valid fields, and `skip`: the last SKIPPED_KEPT well-formed sample codes passed over."""
+        self.is_valid()
+        skip = []
+        for code in self.data.getlist("skip")[-SKIPPED_KEPT:]:
+            try:
+                skip.append(str(uuid.UUID(code)))
+            except ValueError:
+                continue
+        return {
+            "prop": self.cleaned_data.get("property") or "",
+            "mode": self.cleaned_data.get("mode") or "random",
+            "back": self.cleaned_data.get("back") or 0,
+            "sample": self.cleaned_data.get("sample"),
+            "skip": skip,
+        }
+
+
+class ReviewLabelForm(forms.Form):
+    """One label from the queue or the sample table; the service checks the property and the value."""
+
+    sample = forms.UUIDField()
+    property = forms.CharField(max_length=200)
+    value = forms.CharField(max_length=500)

@@ -34,11 +34,24 @@ def evaluations_in_flight(company_id: int) -> InFlight:
     return InFlight(evaluations=totals["evaluations"], samples=totals["samples"] or 0)
 
 
-def property_views(*, evaluation: Evaluation) -> list[dict[str, Any]]:
-    """Per property: the requested/expected/evaluated chart (Wilson error bars), the confusion heatmap, the numbers.
+def error_bars(shares: dict[str, float], intervals: dict[str, Any], values: list[str], color: str) -> dict[str, Any]:
+    """Plotly's asymmetric error bars for percentages and their [low, high] intervals."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [max(0.0, intervals[v][1] - shares[v]) for v in values],
+        "arrayminus": [max(0.0, shares[v] - intervals[v][0]) for v in values],
+        "color": color,
+    }
 
-    Built from the evaluation's stored analysis: no query beyond the evaluation row.
+
+def property_views(*, evaluation: Evaluation, human: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Per property: the requested/expected/evaluated chart (Wilson error bars) with a fourth series, "corrected"
+    (with its 95% intervals), once `human` (human_review_blocks) has estimates; the confusion heatmap; the numbers.
+
+    Built from the evaluation's stored analysis and the blocks given: no query beyond the evaluation row.
     """
+    human = human or {}
     if not evaluation.distribution_analysis or not evaluation.statistics:
         return []
     stats_by_name = {p["property_name"]: p for p in evaluation.statistics["properties"]}
@@ -57,16 +70,31 @@ def property_views(*, evaluation: Evaluation) -> list[dict[str, Any]]:
             },
         )
         evaluated = analysis["evaluated_distributions"]
-        intervals = stats["wilson_intervals"]
-        chart["data"][2]["error_y"] = {
-            "type": "data",
-            "symmetric": False,
-            "array": [max(0.0, intervals[v][1] - evaluated[v]) for v in values],
-            "arrayminus": [max(0.0, evaluated[v] - intervals[v][0]) for v in values],
-            "color": COLORS["evaluated"],
-        }
-        views.append({"name": name, "analysis": analysis, "stats": stats, "chart": chart, "heatmap": heatmap(stats)})
+        chart["data"][2]["error_y"] = error_bars(evaluated, stats["wilson_intervals"], values, COLORS["evaluated"])
+        block = human.get(name)
+        if block and "corrected_distributions" in block:
+            corrected = corrected_series(block, values)
+            chart["data"].append(corrected)
+        views.append(
+            {
+                "name": name,
+                "analysis": analysis,
+                "stats": stats,
+                "chart": chart,
+                "heatmap": heatmap(stats),
+                "human": block,
+            }
+        )
     return views
+
+
+def corrected_series(block: dict[str, Any], values: list[str], name: str = "Corrected") -> dict[str, Any]:
+    """The "corrected" bar series of a human_review block, with its 95% intervals as error bars."""
+    shares = block["corrected_distributions"]
+    series = grouped_bar_chart(title="", values=values, series={"corrected": shares})["data"][0]
+    series["name"] = name
+    series["error_y"] = error_bars(shares, block["corrected_ci"], values, COLORS["corrected"])
+    return series  # type: ignore[no-any-return]
 
 
 def heatmap(stats: dict[str, Any]) -> dict[str, Any]:
@@ -182,10 +210,14 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(b - a, 2)
 
 
-def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
+def compare(
+    *, first: Evaluation, second: Evaluation, human: dict[str, dict[str, dict[str, Any]]] | None = None
+) -> dict[str, Any]:
     """Two finished evaluations of runs of one spec (the same run, or runs of any of its versions): per property
     both specs have, the evaluated distributions side by side and the deltas (B − A) of the stored TVD and agreement;
-    per sample (paired on the sample identifier), how often the two judges agree and which judged values changed."""
+    per sample (paired on the sample identifier), how often the two judges agree and which judged values changed.
+    `human` ({"a": blocks, "b": blocks}, from human_review_blocks) adds each judge's kappa and corrected series."""
+    human = human or {}
     labels = {"a": compare_label("A", first), "b": compare_label("B", second)}
     same_run = first.run_id == second.run_id
     stats_a = {p["property_name"]: p for p in (first.statistics or {}).get("properties", [])}
@@ -206,8 +238,17 @@ def compare(*, first: Evaluation, second: Evaluation) -> dict[str, Any]:
         chart = grouped_bar_chart(title=name, values=values, series=series)
         for trace, color in zip(chart["data"][-2:], (COLORS["evaluated"], "#1f7a4d"), strict=True):
             trace["marker"]["color"] = color
+        row: dict[str, Any] = {"name": name, "kappa": {}}
+        for letter in ("a", "b"):
+            block = human.get(letter, {}).get(name) or {}
+            if "kappa" in block:
+                row["kappa"][letter] = {"kappa": block["kappa"], "ci": block["kappa_ci"], "fit": block["fit_for_use"]}
+            if "corrected_distributions" in block:
+                series = corrected_series(block, values, name=f"{letter.upper()} corrected")
+                series["marker"]["opacity"] = 0.6 if letter == "a" else 1.0
+                chart["data"].append(series)
+        row["kappa_cells"] = [row["kappa"].get("a"), row["kappa"].get("b")]
         charts.append({"name": name, "chart": chart})
-        row: dict[str, Any] = {"name": name}
         for key in ("total_variation_distance", "agreement"):
             a_value, b_value = a_stats.get(key), b_stats.get(key)
             row[key] = {"a": a_value, "b": b_value, "delta": _delta(a_value, b_value)}

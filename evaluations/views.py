@@ -4,19 +4,19 @@ import csv
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
@@ -30,20 +30,36 @@ from runs.access import get_run_for_user
 from runs.models import Run, Spec
 
 from .access import get_evaluation_for_user
-from .forms import EvaluateForm, EvaluationListForm
-from .models import Evaluation, SampleClassification
+from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm
+from .models import Evaluation, Review, SampleClassification
 from .selectors import (
+    QueueMode,
     classification_page,
     classification_rows,
     compare,
     evaluation_list,
     evaluation_trace,
     evaluations_for_run,
+    human_review_blocks,
     property_views,
     recent_evaluations,
+    review_card_row,
+    review_queue,
+    reviewer_history,
+    reviewer_labels,
+    run_labels,
+    sample_reviews,
     score_trend_chart,
 )
-from .services import EvaluationError, evaluation_cancel, evaluation_create
+from .services import (
+    EvaluationError,
+    ReviewError,
+    ReviewInput,
+    evaluation_cancel,
+    evaluation_create,
+    review_save,
+    review_withdraw,
+)
 
 if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
@@ -131,12 +147,12 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
     }
     if htmx and partial != "body":
-        context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
+        context["page"] = _table_page(request, evaluation, membership, filters)
         return render(request, "evaluations/detail.html#classifications-table", context)
     context["trace"] = evaluation_trace(evaluation)
     if evaluation.status == Evaluation.Status.SUCCEEDED:
-        context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
-        context["views"] = property_views(evaluation=evaluation)
+        context["page"] = _table_page(request, evaluation, membership, filters)
+        context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
         context["others"] = (
             Evaluation.objects.filter(run=evaluation.run, status=Evaluation.Status.SUCCEEDED)
             .exclude(pk=evaluation.pk)
@@ -148,6 +164,23 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             response.status_code = HTMX_STOP_POLLING
         return response
     return render(request, "evaluations/detail.html", context)
+
+
+def _table_page(
+    request: HtmxHttpRequest, evaluation: Evaluation, membership: Membership, filters: dict[str, Any]
+) -> Page[SampleClassification]:
+    """A page of the sample table; for a writer, each row carries its in-place corrections: per property, the
+    values to choose from and the reviewer's own label (one more query for the page)."""
+    page = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
+    if membership.can_write and evaluation.status == Evaluation.Status.SUCCEEDED:
+        properties = evaluation.run.spec_version.parsed_properties
+        mine = reviewer_labels(sample_ids=[row.sample_id for row in page], reviewer_id=membership.user_id)
+        for row in page:
+            row.corrections = [  # type: ignore[attr-defined]
+                {"name": p.name, "values": p.values, "mine": mine.get(row.sample_id, {}).get(p.name)}
+                for p in properties
+            ]
+    return page
 
 
 @login_required
@@ -169,7 +202,13 @@ def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -
         }
         for name in names
     ]
-    context = {"evaluation": evaluation, "row": row, "sample": row.sample, "values": values}
+    context = {
+        "evaluation": evaluation,
+        "row": row,
+        "sample": row.sample,
+        "values": values,
+        "reviews": sample_reviews(sample_id=row.sample_id),
+    }
     return render(request, "evaluations/sample.html", context)
 
 
@@ -258,14 +297,20 @@ def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
         "first": first,
         "second": second,
         "pair": [("A", first), ("B", second)],
-        "comparison": compare(first=first, second=second),
+        "comparison": compare(
+            first=first,
+            second=second,
+            human={"a": human_review_blocks(evaluation=first), "b": human_review_blocks(evaluation=second)},
+        ),
     }
     return render(request, "evaluations/compare.html", context)
 
 
-def _export_rows(evaluation: Evaluation) -> Iterator[tuple[str, str, dict[str, str], dict[str, str] | None, str]]:
+def _export_rows(
+    evaluation: Evaluation,
+) -> Iterator[tuple[int, str, str, dict[str, str], dict[str, str] | None, str]]:
     rows = classification_rows(evaluation=evaluation).values_list(
-        "sample__identifier", "status", "sample__properties", "classifications", "error"
+        "sample_id", "sample__identifier", "status", "sample__properties", "classifications", "error"
     )
     yield from rows.iterator(chunk_size=2000)
 
@@ -277,11 +322,18 @@ class _Echo:
 
 @login_required
 def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> StreamingHttpResponse:
-    """The classifications as CSV or JSONL, streamed row by row from a server-side cursor."""
+    """The classifications and the human labels as CSV or JSONL, streamed row by row from a server-side cursor."""
     evaluation, _ = get_evaluation_for_user(request.user, code)
     names = [a["property_name"] for a in evaluation.distribution_analysis or []] or [
         p.name for p in evaluation.run.spec_version.parsed_properties
     ]
+    # The human labels, combined over reviewers (a few hundred rows per property, read once, not per sample).
+    labels = run_labels(run_id=evaluation.run_id)
+
+    def _human(name: str, sample_id: int) -> str | None:
+        label = labels.get(name, {}).get(sample_id)
+        return label.value if label else None
+
     if fmt == "csv":
         writer = csv.writer(_Echo())
 
@@ -292,10 +344,11 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                     "status",
                     *[f"assigned_{n}" for n in names],
                     *[f"judged_{n}" for n in names],
+                    *[f"human_{n}" for n in names],
                     "error",
                 ]
             )
-            for identifier, status, assigned, judged, error in _export_rows(evaluation):
+            for sample_id, identifier, status, assigned, judged, error in _export_rows(evaluation):
                 judged = judged or {}
                 # Sample identifiers, values and errors come from users and models: never let one run as a formula.
                 yield writer.writerow(
@@ -305,6 +358,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                             status,
                             *[assigned.get(n, "") for n in names],
                             *[judged.get(n, "") for n in names],
+                            *[_human(n, sample_id) or "" for n in names],
                             error,
                         ]
                     )
@@ -314,8 +368,15 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
     else:
 
         def lines() -> Iterator[str]:
-            for identifier, status, assigned, judged, error in _export_rows(evaluation):
-                record = {"sample_identifier": identifier, "status": status, "assigned": assigned, "judged": judged}
+            for sample_id, identifier, status, assigned, judged, error in _export_rows(evaluation):
+                human = {n: value for n in names if (value := _human(n, sample_id)) is not None}
+                record = {
+                    "sample_identifier": identifier,
+                    "status": status,
+                    "assigned": assigned,
+                    "judged": judged,
+                    "human": human,
+                }
                 if error:
                     record["error"] = error
                 yield json.dumps(record, ensure_ascii=False) + "\n"
@@ -324,3 +385,166 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
     response = StreamingHttpResponse(lines(), content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(True, f"evaluation-{evaluation.code}.{fmt}")
     return response
+
+
+# --- Human review: the queue, undo, corrections in place ---
+
+
+def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any]) -> dict[str, Any]:
+    """The review card's context: the sample to label (the queue's next, or one asked for by `back`/`sample`), its
+    values, the reviewer's own label, progress, and the links for skip / back / forward."""
+    properties = evaluation.run.spec_version.parsed_properties
+    by_name = {p.name: p for p in properties}
+    prop = by_name.get(queue["prop"]) or properties[0]
+    mode = QueueMode(queue["mode"])
+    state = review_queue(evaluation=evaluation, prop=prop.name, mode=mode, skip=queue["skip"])
+    row, back = state.row, queue["back"]
+    if back:
+        earlier = reviewer_history(evaluation=evaluation, reviewer_id=request.user.id, prop=prop.name)[back - 1 : back]
+        if earlier:
+            row = review_card_row(evaluation=evaluation, sample_code=str(earlier[0].sample.code))
+        else:
+            back = 0
+    elif queue["sample"]:
+        row = review_card_row(evaluation=evaluation, sample_code=str(queue["sample"])) or row
+    mine = None
+    if row is not None:
+        mine = (
+            Review.objects.filter(reviewer=request.user, sample_id=row.sample_id, property_name=prop.name)
+            .values_list("value", flat=True)
+            .first()
+        )
+    base = {"property": prop.name, "mode": mode.value}
+
+    def link(**extra: Any) -> str:
+        return f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode({**base, **extra}, doseq=True)}"
+
+    judged = (row.classifications or {}) if row is not None else {}
+    return {
+        "evaluation": evaluation,
+        "properties": [p.name for p in properties],
+        "prop": prop.name,
+        "mode": mode.value,
+        "row": row,
+        "values": [(index, value) for index, value in enumerate(prop.values, start=1)],
+        "judged_value": judged.get(prop.name),
+        "others": [
+            {"name": p.name, "assigned": row.sample.properties.get(p.name), "judged": judged.get(p.name)}
+            for p in properties
+        ]
+        if row is not None
+        else [],
+        "mine": mine,
+        "state": state,
+        "enough": state.reviewed >= state.total,
+        "skip": queue["skip"],
+        "back": back,
+        "skip_url": link(skip=[*queue["skip"], str(row.sample.code)]) if row is not None else None,
+        "back_url": link(skip=queue["skip"], back=back + 1),
+        "forward_url": link(skip=queue["skip"], back=back - 1) if back else None,
+    }
+
+
+def _render_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any], **extra: Any) -> HttpResponse:
+    context = _review_card(request, evaluation, queue) | extra
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "evaluations/review.html#review-card", context, status=extra.get("status", 200))
+    return render(request, "evaluations/review.html", context, status=extra.get("status", 200))
+
+
+@login_required
+def evaluation_review(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """The review queue: one sample at a time, a label with one key press. Viewers see it (read only)."""
+    evaluation, membership = get_evaluation_for_user(request.user, code)
+    if evaluation.status != Evaluation.Status.SUCCEEDED:
+        raise Http404("Only a finished evaluation can be reviewed.")
+    queue = ReviewQueueForm(request.GET).queue()
+    return _render_card(request, evaluation, queue, membership=membership)
+
+
+def _rw_succeeded_evaluation(request: HtmxHttpRequest, code: UUID) -> tuple[Evaluation, Membership]:
+    evaluation, membership = get_evaluation_for_user(request.user, code)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    if evaluation.status != Evaluation.Status.SUCCEEDED:
+        raise Http404("Only a finished evaluation can be reviewed.")
+    return evaluation, membership
+
+
+def _queue_redirect(evaluation: Evaluation, queue: dict[str, Any], **extra: Any) -> HttpResponse:
+    params = {"property": queue["prop"], "mode": queue["mode"], "skip": queue["skip"], **extra}
+    return redirect(f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode(params, doseq=True)}")
+
+
+@login_required
+@require_POST
+def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """Store one label from the queue, then show the next card (HTMX) or redirect to it (a plain form post)."""
+    evaluation, membership = _rw_succeeded_evaluation(request, code)
+    queue = ReviewQueueForm(request.POST).queue()
+    form = ReviewLabelForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    identifier = (
+        evaluation.run.samples.filter(code=form.cleaned_data["sample"]).values_list("identifier", flat=True).first()
+    )
+    if identifier is None:
+        raise Http404("No such sample in this evaluation's run.")
+    selection = Review.Selection.DISAGREEMENT if queue["mode"] == QueueMode.DISAGREEMENT else Review.Selection.RANDOM
+    item = ReviewInput(identifier, form.cleaned_data["property"], form.cleaned_data["value"], selection)
+    try:
+        review_save(evaluation=evaluation, reviewer=membership.user, items=[item])
+    except ReviewError as exc:
+        return HttpResponseBadRequest(str(exc))
+    queue = {**queue, "prop": item.property_name, "back": 0, "sample": None}
+    if request.htmx:
+        return _render_card(request, evaluation, queue, membership=membership)
+    return _queue_redirect(evaluation, queue)
+
+
+@login_required
+@require_POST
+def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """Withdraw the reviewer's most recent label on the property and show that sample again."""
+    evaluation, membership = _rw_succeeded_evaluation(request, code)
+    queue = ReviewQueueForm(request.POST).queue()
+    names = [p.name for p in evaluation.run.spec_version.parsed_properties]
+    prop = queue["prop"] if queue["prop"] in names else names[0]
+    latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop).first()
+    queue = {**queue, "prop": prop, "back": 0, "sample": None}
+    if latest is not None:
+        queue["sample"] = latest.sample.code
+        review_withdraw(review=latest)
+    if request.htmx:
+        return _render_card(request, evaluation, queue, membership=membership, undone=latest)
+    return _queue_redirect(evaluation, queue, **({"sample": str(queue["sample"])} if latest else {}))
+
+
+@login_required
+@require_POST
+def evaluation_sample_correct(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
+    """Correct a judged value in place, from the sample table or the sample page: a `manual` label."""
+    evaluation, membership = _rw_succeeded_evaluation(request, code)
+    sample = get_object_or_404(evaluation.run.samples.all(), code=sample_code)
+    prop, value = request.POST.get("property", ""), request.POST.get("value", "")
+    try:
+        review_save(
+            evaluation=evaluation,
+            reviewer=membership.user,
+            items=[ReviewInput(sample.identifier, prop, value, Review.Selection.MANUAL)],
+        )
+    except ReviewError as exc:
+        return HttpResponseBadRequest(str(exc))
+    if request.htmx:
+        values = {p.name: p.values for p in evaluation.run.spec_version.parsed_properties}[prop]
+        context = {
+            "evaluation": evaluation,
+            "sample": sample,
+            "name": prop,
+            "values": values,
+            "mine": value,
+            "saved": True,
+        }
+        return render(request, "evaluations/_correct.html", context)
+    messages.success(request, f"Saved: {prop} of {sample.identifier} is {value}.")
+    return redirect("evaluations:detail", code=evaluation.code)

@@ -28,8 +28,9 @@ def test_detail_page_shows_score_charts_and_offline_banner(
     evaluation = evaluate(run_a)
     signed_in(client, alice)
     # session, user, evaluation (+run, spec, version, creator, company), membership, ledger totals, sample page,
-    # other evaluations, active membership, header companies. Counts come from the stored statistics.
-    with django_assert_num_queries(9):
+    # other evaluations, active membership, header companies, the human labels (statistics), alice's own labels on
+    # the sample page (in-place corrections). Counts come from the stored statistics.
+    with django_assert_num_queries(11):
         response = client.get(f"/evaluations/{evaluation.code}/")
     page = response.content.decode()
     assert f"{evaluation.conformance_score:.1f}" in page
@@ -54,8 +55,9 @@ def test_the_classifications_partial_filters(
         for c in evaluation.classifications.select_related("sample")
         if any(c.sample.properties[name] != value for name, value in (c.classifications or {}).items())
     )
-    # session, user, evaluation, membership, sample page (the count is read off the stored confusion matrices)
-    with django_assert_num_queries(5):
+    # session, user, evaluation, membership, sample page (the count is read off the stored confusion matrices),
+    # alice's own labels on the page (in-place corrections)
+    with django_assert_num_queries(6):
         response = client.get(f"/evaluations/{evaluation.code}/?mismatch=1", headers=HX)
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="classifications-table">')
@@ -120,7 +122,7 @@ def test_export_csv_and_jsonl_stream(client: Client, alice: Any, run_a: Run, eva
     assert len(rows) == 12
     assert set(rows[0]) == {
         "sample_identifier", "status", "assigned_sentiment", "assigned_priority", "judged_sentiment",
-        "judged_priority", "error",
+        "judged_priority", "human_sentiment", "human_priority", "error",
     }  # fmt: skip
     assert rows[0]["sample_identifier"] == "sample_1"
     assert rows[0]["assigned_sentiment"] == "negative"
@@ -199,8 +201,8 @@ def test_progress_and_compare_query_counts(
     with django_assert_num_queries(5):
         client.get(f"/evaluations/{first.code}/?partial=progress", headers=HX)
     # session, user, two evaluations + their memberships, the agreement aggregate, the changed samples, header
-    # membership + companies
-    with django_assert_num_queries(10):
+    # membership + companies, each evaluation's human labels
+    with django_assert_num_queries(12):
         client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
 
 
