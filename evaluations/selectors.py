@@ -72,7 +72,7 @@ def property_views(*, evaluation: Evaluation, human: dict[str, dict[str, Any]] |
         evaluated = analysis["evaluated_distributions"]
         chart["data"][2]["error_y"] = error_bars(evaluated, stats["wilson_intervals"], values, COLORS["evaluated"])
         block = human.get(name)
-        if block and "corrected_distributions" in block:
+        if block and block["corrected_distributions"] is not None:
             corrected = corrected_series(block, values)
             chart["data"].append(corrected)
         views.append(
@@ -241,9 +241,9 @@ def compare(
         row: dict[str, Any] = {"name": name, "kappa": {}}
         for letter in ("a", "b"):
             block = human.get(letter, {}).get(name) or {}
-            if "kappa" in block:
+            if block.get("kappa") is not None:
                 row["kappa"][letter] = {"kappa": block["kappa"], "ci": block["kappa_ci"], "fit": block["fit_for_use"]}
-            if "corrected_distributions" in block:
+            if block.get("corrected_distributions") is not None:
                 series = corrected_series(block, values, name=f"{letter.upper()} corrected")
                 series["marker"]["opacity"] = 0.6 if letter == "a" else 1.0
                 chart["data"].append(series)

@@ -29,6 +29,7 @@ from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
 from runs.models import Run, Spec
 
+from . import agreement
 from .access import get_evaluation_for_user
 from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm
 from .models import Evaluation, Review, SampleClassification
@@ -153,6 +154,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if evaluation.status == Evaluation.Status.SUCCEEDED:
         context["page"] = _table_page(request, evaluation, membership, filters)
         context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
+        context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
         context["others"] = (
             Evaluation.objects.filter(run=evaluation.run, status=Evaluation.Status.SUCCEEDED)
             .exclude(pk=evaluation.pk)

@@ -149,44 +149,16 @@ class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
     statistics = serializers.SerializerMethodField(
         help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix, and "
-        "`human_review`: human labels against the judge (reviewed, judge_accuracy, kappa, kappa_ci, judge_confusion, "
-        "corrected_distributions, corrected_ci, method, extra_reviewed, fit_for_use; below the minimum number of "
-        "labels only reviewed, minimum and message); null until the evaluation ends.",
+        "`human_review`: human labels against the judge (reviewed, extra_reviewed, minimum, message, judge_accuracy "
+        "in percent, kappa, kappa_ci, fit_for_use, judge_confusion, corrected_distributions in percent, corrected_ci, "
+        "method, notes; every key present, the numbers null below `minimum` labels with `message` saying so); null "
+        "until the evaluation ends.",
     )
 
     @extend_schema_field(serializers.JSONField(allow_null=True))
     def get_statistics(self, evaluation: Evaluation) -> dict[str, Any] | None:
         # Reviews arrive after the evaluation ended: the human_review blocks are computed when read.
         return statistics_with_human_review(evaluation=evaluation)
-
-
-# Documentation only: each property of `statistics` carries this block, computed when read from the human labels.
-class HumanReviewOutputSerializer(serializers.Serializer[Any]):
-    """Human labels against the judge, for one property. With fewer than `minimum` labels of the random set, only
-    `reviewed`, `minimum` and `message` are present."""
-
-    reviewed = serializers.IntegerField(help_text="Samples of the random (unbiased) set labelled by humans.")
-    minimum = serializers.IntegerField(required=False, help_text="Labels needed before any estimate is shown.")
-    message = serializers.CharField(required=False)
-    judge_accuracy = serializers.FloatField(required=False, help_text="Share of labelled samples the judge got right.")
-    kappa = serializers.FloatField(required=False, allow_null=True, help_text="Cohen's kappa, human vs judge.")
-    kappa_ci = serializers.ListField(child=serializers.FloatField(), required=False, help_text="95% interval.")
-    judge_confusion = serializers.DictField(
-        child=serializers.DictField(child=serializers.IntegerField()),
-        required=False,
-        help_text="Human value → judged value → labelled samples.",
-    )
-    corrected_distributions = serializers.DictField(
-        child=serializers.FloatField(), required=False, help_text="Percent per value, corrected for the judge's error."
-    )
-    corrected_ci = serializers.DictField(
-        child=serializers.ListField(child=serializers.FloatField()), required=False, help_text="95% interval per value."
-    )
-    method = serializers.CharField(required=False)
-    extra_reviewed = serializers.IntegerField(
-        required=False, help_text="Other labels (disagreement queue, corrections in place): shown, never estimated on."
-    )
-    fit_for_use = serializers.BooleanField(required=False)
 
 
 class ReviewOutputSerializer(serializers.Serializer[Review]):

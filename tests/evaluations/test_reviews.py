@@ -3,7 +3,6 @@ the statistics block once enough labels exist, the queue, exports."""
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from typing import Any
 
@@ -89,9 +88,7 @@ def test_a_list_is_stored_at_once(alice_api: APIClient, done: Evaluation) -> Non
         ("just a string", "Item 1: non_field_errors"),
     ],
 )
-def test_a_list_with_one_bad_item_stores_nothing(
-    alice_api: APIClient, done: Evaluation, bad: Any, words: str
-) -> None:
+def test_a_list_with_one_bad_item_stores_nothing(alice_api: APIClient, done: Evaluation, bad: Any, words: str) -> None:
     response = alice_api.post(reviews_url(done), [label("sample_1"), bad, label("sample_3")], format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert words in response.json()["detail"]
@@ -202,9 +199,12 @@ def test_statistics_say_too_few_labels_below_the_minimum(alice_api: APIClient, d
     _label_all(alice_api, done, 3)
     body = alice_api.get(f"{EVALUATIONS}{done.code}/statistics/").json()
     sentiment, priority = body["statistics"]["properties"]
-    assert sentiment["human_review"]["reviewed"] == 3
-    assert set(sentiment["human_review"]) == {"reviewed", "minimum", "message"}
-    assert sentiment["human_review"]["minimum"] == agreement.MIN_REVIEWS
+    block = sentiment["human_review"]
+    assert block["reviewed"] == 3
+    assert block["message"].startswith(f"3 of the {agreement.MIN_REVIEWS} unbiased reviews")
+    assert block["minimum"] == agreement.MIN_REVIEWS
+    assert block["kappa"] is None
+    assert block["corrected_distributions"] is None
     assert priority["human_review"]["reviewed"] == 0
     done.refresh_from_db()
     assert "human_review" not in done.statistics["properties"][0]  # the stored JSON is left alone
@@ -222,9 +222,11 @@ def test_statistics_gain_the_block_at_the_minimum(
         "human_review"
     ]
     assert block["reviewed"] == agreement.MIN_REVIEWS
-    for key in ("judge_accuracy", "kappa", "kappa_ci", "judge_confusion", "corrected_distributions", "corrected_ci"):
-        assert key in block
+    assert block["message"] is None
+    for key in ("judge_accuracy", "judge_confusion", "corrected_distributions", "corrected_ci"):
+        assert block[key] is not None, key
     assert set(block["corrected_distributions"]) == {"positive", "negative", "neutral"}
+    assert sum(block["corrected_distributions"].values()) == pytest.approx(100)
 
 
 def test_a_second_evaluation_of_the_run_sees_the_same_labels(
@@ -261,7 +263,8 @@ def test_run_labels_combine_reviewers_and_keep_the_random_set_apart(
     labels = run_labels(run_id=done.run_id)["sentiment"]
     by_identifier = {Review.objects.filter(sample_id=k).first().sample.identifier: v for k, v in labels.items()}
     assert (by_identifier["sample_1"].value, by_identifier["sample_1"].reviewers) == ("negative", 3)
-    assert by_identifier["sample_1"].random and not by_identifier["sample_2"].random
+    assert by_identifier["sample_1"].random
+    assert not by_identifier["sample_2"].random
 
 
 # --- The queue ---
