@@ -3,6 +3,8 @@ the statistics block once enough labels exist, the queue, exports."""
 
 from __future__ import annotations
 
+import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -310,3 +312,235 @@ def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APICli
     state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT)
     assert state.row is None
     assert (state.reviewed, state.total) == (1, 1)
+
+
+# --- Pages ---
+
+
+def shown(response: Any) -> str | None:
+    """The identifier of the sample on the card (HTMX partials carry no test context)."""
+    found = re.search(r'id="review-sample">([^<\s]+)', response.content.decode())
+    return found.group(1) if found else None
+
+
+def queue_url(evaluation: Evaluation, **params: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"/evaluations/{evaluation.code}/review/" + (f"?{query}" if query else "")
+
+
+def test_the_queue_shows_one_sample_escaped_with_its_values(
+    client: Client, alice: Any, company_a: Any, spec_a: Any, evaluate: Any, django_assert_max_num_queries: Any
+) -> None:
+    from runs.services import run_import
+
+    rows = make_rows(6)
+    for row in rows:
+        row["content"] = "<script>alert(1)</script> " + row["content"]
+    evaluation = evaluate(run_import(company=company_a, created_by=alice, spec=spec_a, rows=rows), "local/embeddings")
+    signed_in(client, alice)
+    # session, user, evaluation, membership, the queue's counts and next sample, alice's label, header
+    with django_assert_max_num_queries(10):
+        response = client.get(queue_url(evaluation))
+    page = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "0 of 30 reviews for sentiment" in page
+    for index, value in enumerate(["positive", "negative", "neutral"], start=1):
+        assert f'data-key="{index}"' in page
+        assert f'value="{value}"' in page
+    assert 'data-key="skip"' in page
+    assert 'data-key="undo"' in page
+    assert "js/review.js" in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_labelling_with_htmx_swaps_in_the_next_card(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    first = client.get(queue_url(done)).context["row"]
+    response = client.post(
+        f"/evaluations/{done.code}/review/label/",
+        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "random"},
+        headers=HX,
+    )
+    assert response.status_code == HTTPStatus.OK
+    page = response.content.decode()
+    assert page.lstrip().startswith('<div id="review-card"')
+    assert "1 of 30 reviews for sentiment" in page
+    assert shown(response) not in {None, first.sample.identifier}
+    review = Review.objects.get()
+    assert (review.sample_id, review.value, review.selection) == (first.sample_id, "neutral", "random")
+
+
+def test_labelling_without_javascript_redirects_to_the_next_card(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    first = client.get(queue_url(done, property="priority", mode="disagreement")).context["row"]
+    response = client.post(
+        f"/evaluations/{done.code}/review/label/",
+        {"sample": str(first.sample.code), "property": "priority", "value": "low", "mode": "disagreement"},
+    )
+    assert response.status_code == HTTPStatus.FOUND
+    assert "property=priority" in response["Location"]
+    assert "mode=disagreement" in response["Location"]
+    assert Review.objects.get().selection == "disagreement"
+
+
+def test_undo_withdraws_the_last_label_and_shows_its_sample(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    first = client.get(queue_url(done)).context["row"]
+    client.post(
+        f"/evaluations/{done.code}/review/label/",
+        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral"},
+        headers=HX,
+    )
+    response = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"}, headers=HX)
+    assert response.status_code == HTTPStatus.OK
+    assert not Review.objects.exists()
+    assert shown(response) == first.sample.identifier
+    assert "Undone: sentiment = neutral" in response.content.decode()
+    plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"})
+    assert plain.status_code == HTTPStatus.FOUND  # nothing left to undo: back to the queue
+
+
+def test_back_shows_my_earlier_label_and_skip_passes_over(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    first = client.get(queue_url(done)).context["row"]
+    client.post(
+        f"/evaluations/{done.code}/review/label/",
+        {"sample": str(first.sample.code), "property": "sentiment", "value": "negative"},
+    )
+    back = client.get(queue_url(done, back="1"), headers=HX)
+    assert shown(back) == first.sample.identifier
+    assert 'your label: <strong id="my-label">negative' in back.content.decode()
+    assert 'data-key="skip"' in back.content.decode()  # → goes forward again
+    current = client.get(queue_url(done)).context["row"]
+    skipped = client.get(queue_url(done, skip=str(current.sample.code)))
+    assert skipped.context["row"].sample_id != current.sample_id
+
+
+def test_the_queue_ends(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    SampleClassification.objects.filter(evaluation=done).update(status="failed", classifications=None)
+    response = client.get(queue_url(done))
+    assert response.context["row"] is None
+    assert "Nothing left to label" in response.content.decode()
+
+
+def test_a_bad_label_from_the_page_is_a_400(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    sample = done.run.samples.first()
+    url = f"/evaluations/{done.code}/review/label/"
+    assert client.post(url, {"sample": str(sample.code), "property": "sentiment", "value": "x"}).status_code == 400
+    assert client.post(url, {"sample": "nope", "property": "sentiment", "value": "x"}).status_code == 400
+    other = "00000000-0000-0000-0000-000000000000"
+    assert client.post(url, {"sample": other, "property": "sentiment", "value": "neutral"}).status_code == 404
+    assert client.get(queue_url(done, property="colour", mode="bogus", back="x", skip="y")).status_code == 200
+    assert not Review.objects.exists()
+
+
+def test_a_reviewer_corrects_a_value_in_place(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    page = client.get(f"/evaluations/{done.code}/").content.decode()
+    assert 'aria-label="Correct sentiment of sample_1"' in page
+    sample = done.run.samples.get(identifier="sample_1")
+    url = f"/evaluations/{done.code}/samples/{sample.code}/correct/"
+    response = client.post(url, {"property": "sentiment", "value": "positive"}, headers=HX)
+    assert response.status_code == HTTPStatus.OK
+    assert "✓ saved" in response.content.decode()
+    assert Review.objects.get().selection == "manual"
+    assert client.post(url, {"property": "sentiment", "value": "neutral"}).status_code == HTTPStatus.FOUND
+    assert Review.objects.get().value == "neutral"
+    assert client.post(url, {"property": "sentiment", "value": "nope"}).status_code == HTTPStatus.BAD_REQUEST
+    # The sample page lists it.
+    sample_page = client.get(f"/evaluations/{done.code}/samples/{sample.code}/").content.decode()
+    assert "Corrected in place" in sample_page
+
+
+def test_the_evaluation_page_shows_kappa_verdict_and_corrected_bars(
+    client: Client, alice_api: APIClient, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
+) -> None:
+    from runs.services import run_import
+
+    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(agreement.MIN_REVIEWS + 6))
+    evaluation = evaluate(run, "local/embeddings")
+    signed_in(client, alice)
+    assert "No human labels yet" not in client.get(f"/evaluations/{evaluation.code}/").content.decode()
+    _label_all(alice_api, evaluation, agreement.MIN_REVIEWS)
+    response = client.get(f"/evaluations/{evaluation.code}/")
+    page = response.content.decode()
+    view = response.context["views"][0]
+    assert [trace["name"] for trace in view["chart"]["data"]] == ["Requested", "Expected", "Evaluated", "Corrected"]
+    assert "error_y" in view["chart"]["data"][3]
+    assert 'class="kappa"' in page or "undefined" in page
+    assert "fit for use" in page
+    assert "lower end of kappa" in page
+
+
+def test_exports_carry_the_human_labels(client: Client, alice: Any, alice_api: APIClient, done: Evaluation) -> None:
+    import csv
+    import io
+
+    alice_api.post(
+        reviews_url(done), [label("sample_1", "neutral"), label("sample_2", "low", "priority")], format="json"
+    )
+    signed_in(client, alice)
+    text = b"".join(client.get(f"/evaluations/{done.code}/export.csv").streaming_content).decode()
+    rows = {row["sample_identifier"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert rows["sample_1"]["human_sentiment"] == "neutral"
+    assert rows["sample_2"]["human_priority"] == "low"
+    assert rows["sample_3"]["human_sentiment"] == ""
+    lines = b"".join(client.get(f"/evaluations/{done.code}/export.jsonl").streaming_content).decode().splitlines()
+    records = {r["sample_identifier"]: r for r in map(json.loads, lines)}
+    assert records["sample_1"]["human"] == {"sentiment": "neutral"}
+    assert records["sample_3"]["human"] == {}
+
+
+def test_the_compare_page_shows_kappa_and_corrected(
+    client: Client, alice_api: APIClient, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
+) -> None:
+    from runs.services import run_import
+
+    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(agreement.MIN_REVIEWS + 3))
+    first, second = evaluate(run, "local/embeddings"), evaluate(run, "local/embeddings")
+    _label_all(alice_api, first, agreement.MIN_REVIEWS, truth=lambda s: ["positive", "negative"][s.position % 2])
+    signed_in(client, alice)
+    response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
+    chart = response.context["comparison"]["charts"][0]["chart"]
+    assert [t["name"] for t in chart["data"]][-2:] == ["A corrected", "B corrected"]
+    assert "Kappa A (humans)" in response.content.decode()
+
+
+def test_pages_check_ownership(client: Client, charlie: Any, done: Evaluation) -> None:
+    signed_in(client, charlie)
+    sample = done.run.samples.first()
+    assert client.get(queue_url(done)).status_code == HTTPStatus.NOT_FOUND
+    body = {"sample": str(sample.code), "property": "sentiment", "value": "neutral"}
+    assert client.post(f"/evaluations/{done.code}/review/label/", body).status_code == HTTPStatus.NOT_FOUND
+    assert client.post(f"/evaluations/{done.code}/review/undo/", body).status_code == HTTPStatus.NOT_FOUND
+    correct = f"/evaluations/{done.code}/samples/{sample.code}/correct/"
+    assert client.post(correct, body).status_code == HTTPStatus.NOT_FOUND
+    assert not Review.objects.exists()
+
+
+def test_pages_require_rw_access(client: Client, bob: Any, alice: Any, done: Evaluation) -> None:
+    from evaluations.services import ReviewInput, review_save
+
+    review_save(evaluation=done, reviewer=alice, items=[ReviewInput("sample_1", "sentiment", "neutral")])
+    signed_in(client, bob)
+    sample = done.run.samples.first()
+    page = client.get(queue_url(done))
+    assert page.status_code == HTTPStatus.OK  # bob reads the queue
+    assert 'data-key="1"' not in page.content.decode()
+    assert "Correct sentiment" not in client.get(f"/evaluations/{done.code}/").content.decode()
+    body = {"sample": str(sample.code), "property": "sentiment", "value": "neutral"}
+    assert client.post(f"/evaluations/{done.code}/review/label/", body).status_code == HTTPStatus.FORBIDDEN
+    assert client.post(f"/evaluations/{done.code}/review/undo/", body).status_code == HTTPStatus.FORBIDDEN
+    correct = f"/evaluations/{done.code}/samples/{sample.code}/correct/"
+    assert client.post(correct, body).status_code == HTTPStatus.FORBIDDEN
+    assert Review.objects.count() == 1
+
+
+def test_an_unfinished_evaluation_has_no_queue(client: Client, alice: Any, run_a: Run, company_a: Any) -> None:
+    pending = Evaluation.objects.create(company=company_a, run=run_a, requested_model="local/embeddings")
+    signed_in(client, alice)
+    assert client.get(queue_url(pending)).status_code == HTTPStatus.NOT_FOUND
