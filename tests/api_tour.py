@@ -66,6 +66,15 @@ def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str
     call("evaluation-statistics", "get", f"{EVALUATIONS}{done}/statistics/")
     call("run-evaluations", "get", f"{RUNS}{run_id}/evaluations/")
 
+    # Human reviews of the finished evaluation's samples.
+    reviews = f"{EVALUATIONS}{done}/reviews/"
+    label = {"sample_identifier": "sample_1", "property_name": "sentiment", "value": "neutral"}
+    review_id = call("review-create", "post", reviews, label).json()["id"]
+    call("review-create-list", "post", reviews, [{**label, "sample_identifier": "sample_2", "selection": "manual"}])
+    call("review-list", "get", reviews)
+    call("review-create-400", "post", reviews, [label, {**label, "value": "ecstatic"}])
+    call("review-destroy", "delete", f"{reviews}{review_id}/")
+
     # A run canceled while it is being processed.
     Run.objects.filter(code=run_id).update(status=Run.Status.PROCESSING)
     call("run-cancel", "post", f"{RUNS}{run_id}/cancel/")
