@@ -1,0 +1,71 @@
+"""The review queue in a real browser (Debian's Chromium via Playwright): ten labels with the keyboard, an undo,
+then kappa on the evaluation page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from evaluations import agreement
+from evaluations.models import Review
+from runs.models import Sample
+from tests.conftest import PASSWORD, make_rows
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+VALUES = ["positive", "negative", "neutral"]
+LABELS = 10
+
+
+def test_ten_labels_with_the_keyboard_then_kappa(
+    live_server: Any, page: Any, alice: Any, company_a: Any, spec_a: Any, evaluate: Any, monkeypatch: Any
+) -> None:
+    # Ten labels are enough for the estimates in this test (the real minimum is 30).
+    monkeypatch.setattr(agreement, "MIN_REVIEWS", LABELS)
+    from runs.services import run_import
+
+    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(30))
+    evaluation = evaluate(run, "local/embeddings")
+    url = live_server.url
+    page.goto(f"{url}/login/")
+    page.fill("#id_username", "alice@alpha.test")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+    # The evaluation page links to the queue.
+    page.goto(f"{url}/evaluations/{evaluation.code}/")
+    page.click("text=Open the review queue")
+    page.wait_for_selector("#review-progress")
+    page.wait_for_load_state("load")  # review.js and htmx are ready
+    assert f"0 of {LABELS} reviews for sentiment" in page.inner_text("#review-progress")
+
+    def press_the_true_value() -> None:
+        identifier = page.inner_text("#review-sample").split()[0]
+        truth = Sample.objects.get(run=run, identifier=identifier).properties["sentiment"]
+        page.keyboard.press(str(VALUES.index(truth) + 1))
+
+    for done in range(1, LABELS + 1):
+        press_the_true_value()
+        page.wait_for_selector(f"#review-progress:has-text('{done} of {LABELS} reviews')")
+    assert Review.objects.filter(selection="random").count() == LABELS
+
+    # u undoes the last label (the sample comes back); a key labels it again.
+    page.keyboard.press("u")
+    page.wait_for_selector(f"#review-progress:has-text('{LABELS - 1} of {LABELS} reviews')")
+    assert page.is_visible("#review-undone")
+    press_the_true_value()
+    page.wait_for_selector(f"#review-progress:has-text('{LABELS} of {LABELS} reviews')")
+    # → skips without labelling.
+    before = page.inner_text("#review-sample")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "before => document.querySelector('#review-sample').innerText !== before", arg=before
+    )
+    assert Review.objects.count() == LABELS
+
+    page.click("text=Done: see the results")
+    page.wait_for_selector("#human-review")
+    kappa = page.inner_text("#human-review tbody tr:first-child .kappa")
+    assert "[" in kappa  # the kappa and its interval
+    assert "fit for use" in page.inner_text("#human-review")
