@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["import_run.py"],
     ["pages.py"],
+    ["review_queue.py", "300", "2000"],
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],
     ["judge_throughput.py", "20000", "0.1", "8"],

@@ -59,9 +59,7 @@ def test_ten_labels_with_the_keyboard_then_kappa(
     # → skips without labelling.
     before = page.inner_text("#review-sample")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        "before => document.querySelector('#review-sample').innerText !== before", arg=before
-    )
+    page.wait_for_function("before => document.querySelector('#review-sample').innerText !== before", arg=before)
     assert Review.objects.count() == LABELS
 
     page.click("text=Done: see the results")
