@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.http import QueryDict
 
 from llm.catalog import judge_models
 
@@ -81,7 +82,8 @@ class ReviewQueueForm(forms.Form):
         """The valid fields, and `skip`: the last SKIPPED_KEPT well-formed sample codes passed over."""
         self.is_valid()
         skip = []
-        for code in self.data.getlist("skip")[-SKIPPED_KEPT:]:
+        given = self.data.getlist("skip") if isinstance(self.data, QueryDict) else []
+        for code in given[-SKIPPED_KEPT:]:
             try:
                 skip.append(str(uuid.UUID(code)))
             except ValueError:

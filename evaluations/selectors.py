@@ -599,7 +599,8 @@ def _json_text(key: str, field: str) -> Cast:
     return Cast(KeyTextTransform(key, field), TextField())
 
 
-def _judged_rows(evaluation: Evaluation, prop: str) -> QuerySet[SampleClassification]:
+def _judged_rows(evaluation: Evaluation, prop: str) -> QuerySet[Any]:
+    """The evaluation's rows judged on `prop`, with the judged value as text in `_judged`."""
     return (
         SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
         .annotate(_judged=_json_text(prop, "classifications"))
@@ -626,7 +627,7 @@ def review_queue(
         totals = mismatched.annotate(_labelled=labelled).aggregate(
             total=Count("id"), reviewed=Count("id", filter=Q(_labelled=True))
         )
-        row = (
+        row: SampleClassification | None = (
             mismatched.exclude(sample__code__in=skip)
             .exclude(labelled)
             .select_related("sample")
@@ -652,7 +653,7 @@ def review_queue(
     for value in sorted(values, key=lambda v: (done.get(v, 0), values.index(v))):
         if stats and sizes.get(value, 0) <= done.get(value, 0):
             continue  # every sample judged this value is labelled
-        row = (
+        candidate: SampleClassification | None = (
             _judged_rows(evaluation, prop)
             .filter(_judged=value)
             .exclude(in_random_set)
@@ -662,8 +663,8 @@ def review_queue(
             .order_by("_order")
             .first()
         )
-        if row is not None:
-            return QueueState(row=row, reviewed=reviewed, total=agreement.MIN_REVIEWS)
+        if candidate is not None:
+            return QueueState(row=candidate, reviewed=reviewed, total=agreement.MIN_REVIEWS)
     return QueueState(row=None, reviewed=reviewed, total=agreement.MIN_REVIEWS)
 
 

@@ -486,7 +486,7 @@ def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpRespons
     queue = ReviewQueueForm(request.POST).queue()
     form = ReviewLabelForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return HttpResponseBadRequest(form.errors.as_text())
     identifier = (
         evaluation.run.samples.filter(code=form.cleaned_data["sample"]).values_list("identifier", flat=True).first()
     )

@@ -161,7 +161,7 @@ class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
         return statistics_with_human_review(evaluation=evaluation)
 
 
-class ReviewOutputSerializer(serializers.Serializer[Review]):
+class ReviewOutputSerializer(serializers.Serializer[Any]):
     """A human label: the true value of one property of one sample, by one reviewer."""
 
     id = serializers.UUIDField(source="code")
