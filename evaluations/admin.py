@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from config.admin_actions import apply_each
 
-from .models import Evaluation
+from .models import Evaluation, Review
 from .services import EvaluationError, evaluation_cancel, evaluation_retry
 
 
@@ -35,3 +35,17 @@ class EvaluationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return evaluation_cancel(evaluation=evaluation, canceled_by=request.user)  # type: ignore[arg-type]
 
         apply_each(self, request, queryset, cancel, (EvaluationError,), "canceled")
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Human labels, for operators to look at; reviewers add and withdraw them on the pages or through the API."""
+
+    list_display = ["__str__", "company", "property_name", "value", "selection", "reviewer", "updated_at"]
+    list_filter = ["selection"]
+    list_select_related = ["company", "reviewer"]
+    search_fields = ["code", "company__name", "property_name", "value", "sample__identifier"]
+    readonly_fields = [f.name for f in Review._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -574,6 +574,11 @@ class QueueMode(StrEnum):
     RANDOM = "random"  # stratified random per judged value: the unbiased set
     DISAGREEMENT = "disagreement"  # judged ≠ assigned: kept apart from the unbiased set in every statistic
 
+    @property
+    def selection(self) -> str:
+        """The selection a label made in this queue is stored with."""
+        return Review.Selection.RANDOM if self is QueueMode.RANDOM else Review.Selection.DISAGREEMENT
+
 
 SHUFFLE_PRIME = 4_294_967_291  # the largest prime below 2**32: sample_id * multiplier stays within 64 bits
 
@@ -677,10 +682,16 @@ def review_card_row(*, evaluation: Evaluation, sample_code: str) -> SampleClassi
     )
 
 
-def reviewer_history(*, evaluation: Evaluation, reviewer_id: int, prop: str) -> QuerySet[Review]:
-    """The reviewer's labels on the property for the evaluation's run, most recent first (undo and back)."""
+def reviewer_history(*, evaluation: Evaluation, reviewer_id: int, prop: str, mode: QueueMode) -> QuerySet[Review]:
+    """The reviewer's labels on the property made in this queue, most recent first (undo and back). Only this
+    queue's: relabelling a disagreement through the random queue's "back" would pass it off as randomly drawn."""
     return (
-        Review.objects.filter(sample__run_id=evaluation.run_id, reviewer_id=reviewer_id, property_name=prop)
+        Review.objects.filter(
+            sample__run_id=evaluation.run_id,
+            reviewer_id=reviewer_id,
+            property_name=prop,
+            selection=mode.selection,
+        )
         .select_related("sample")
         .order_by("-updated_at", "-id")
     )

@@ -488,9 +488,8 @@ class ReviewInput:
     selection: str = Review.Selection.RANDOM
 
 
-def _review_sample(*, evaluation: Evaluation, item: ReviewInput, samples: dict[str, Sample]) -> Sample:
+def _review_sample(*, item: ReviewInput, properties: dict[str, Property], samples: dict[str, Sample]) -> Sample:
     """Check one label against the run's spec and samples; the sample it is about."""
-    properties = {p.name: p for p in evaluation.run.spec_version.parsed_properties}
     prop = properties.get(item.property_name)
     if prop is None:
         raise ReviewError(
@@ -514,10 +513,11 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
     and dropping it would bias the unbiased set towards the samples nobody corrected)."""
     identifiers = {item.sample_identifier for item in items}
     samples = {s.identifier: s for s in Sample.objects.filter(run_id=evaluation.run_id, identifier__in=identifiers)}
+    properties = {p.name: p for p in evaluation.run.spec_version.parsed_properties}
     checked = []
     for index, item in enumerate(items):
         try:
-            checked.append((_review_sample(evaluation=evaluation, item=item, samples=samples), item))
+            checked.append((_review_sample(item=item, properties=properties, samples=samples), item))
         except ReviewError as exc:
             raise ReviewError(exc.field, str(exc), index=index) from None
     current = {

@@ -402,7 +402,8 @@ def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[s
     state = review_queue(evaluation=evaluation, prop=prop.name, mode=mode, skip=queue["skip"])
     row, back = state.row, queue["back"]
     if back:
-        earlier = reviewer_history(evaluation=evaluation, reviewer_id=request.user.id, prop=prop.name)[back - 1 : back]
+        history = reviewer_history(evaluation=evaluation, reviewer_id=request.user.id, prop=prop.name, mode=mode)
+        earlier = history[back - 1 : back]
         if earlier:
             row = review_card_row(evaluation=evaluation, sample_code=str(earlier[0].sample.code))
         else:
@@ -492,7 +493,7 @@ def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpRespons
     )
     if identifier is None:
         raise Http404("No such sample in this evaluation's run.")
-    selection = Review.Selection.DISAGREEMENT if queue["mode"] == QueueMode.DISAGREEMENT else Review.Selection.RANDOM
+    selection = QueueMode(queue["mode"]).selection
     item = ReviewInput(identifier, form.cleaned_data["property"], form.cleaned_data["value"], selection)
     try:
         review_save(evaluation=evaluation, reviewer=membership.user, items=[item])
@@ -512,7 +513,8 @@ def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse
     queue = ReviewQueueForm(request.POST).queue()
     names = [p.name for p in evaluation.run.spec_version.parsed_properties]
     prop = queue["prop"] if queue["prop"] in names else names[0]
-    latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop).first()
+    mode = QueueMode(queue["mode"])
+    latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop, mode=mode).first()
     queue = {**queue, "prop": prop, "back": 0, "sample": None}
     if latest is not None:
         queue["sample"] = latest.sample.code

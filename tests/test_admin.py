@@ -26,7 +26,7 @@ def staff(db: None) -> Client:
 @pytest.mark.parametrize(
     "model",
     ["work_workitem", "llm_judgecall", "llm_judgecache", "runs_run", "runs_spec", "evaluations_evaluation",
-     "guardrails_guardrailevaluation"],
+     "guardrails_guardrailevaluation", "evaluations_review"],
 )  # fmt: skip
 def test_it_lists_every_background_model(staff: Client, model: str, run_a: Any, evaluate: Any) -> None:
     evaluate(run_a)

@@ -544,3 +544,19 @@ def test_an_unfinished_evaluation_has_no_queue(client: Client, alice: Any, run_a
     pending = Evaluation.objects.create(company=company_a, run=run_a, requested_model="local/embeddings")
     signed_in(client, alice)
     assert client.get(queue_url(pending)).status_code == HTTPStatus.NOT_FOUND
+
+
+def test_back_and_undo_stay_in_their_queue(client: Client, alice: Any, done: Evaluation) -> None:
+    from evaluations.services import ReviewInput, review_save
+
+    review_save(
+        evaluation=done, reviewer=alice, items=[ReviewInput("sample_1", "sentiment", "neutral", "disagreement")]
+    )
+    signed_in(client, alice)
+    # The random queue's back and undo never reach a disagreement label (relabelled there, it would pass as random).
+    assert 'id="review-sample"' in client.get(queue_url(done)).content.decode()
+    assert client.get(queue_url(done, back="1")).context["back"] == 0
+    client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment", "mode": "random"})
+    assert Review.objects.filter(selection="disagreement").exists()
+    client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment", "mode": "disagreement"})
+    assert not Review.objects.exists()
