@@ -87,12 +87,19 @@ def fuzz_key(_keep_connection: None, alice: Any, company_a: Any, spec_a: Any, ru
         company=company_a, created_by=alice, model_input={"user_prompt": "Hi"}, model_output="Hello"
     )
     sample = run_a.samples.order_by("position").first()
+    from evaluations.services import ReviewInput, review_save
+
+    [review] = review_save(
+        evaluation=evaluation, reviewer=alice, items=[ReviewInput(sample.identifier, "sentiment", "neutral")]
+    )
     REAL_IDS["current"] = {
         "specs": str(spec_a.code),
         "runs": str(run_a.code),
         "run_pk": str(run_a.code),
         "file_id": str(sample.code),
         "evaluations": str(evaluation.code),
+        "evaluation_pk": str(evaluation.code),
+        "review_id": str(review.code),
         "eval_id": guardrail.eval_id,
     }
     yield ApiKey.issue(company=company_a, user=alice, name="fuzz")[1]
