@@ -512,7 +512,8 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
     once made from the random queue stays `random` (the sample was drawn at random whatever corrects it later,
     and dropping it would bias the unbiased set towards the samples nobody corrected)."""
     identifiers = {item.sample_identifier for item in items}
-    samples = {s.identifier: s for s in Sample.objects.filter(run_id=evaluation.run_id, identifier__in=identifiers)}
+    rows = Sample.objects.filter(run_id=evaluation.run_id, identifier__in=identifiers).only("id", "identifier")
+    samples = {s.identifier: s for s in rows}
     properties = {p.name: p for p in evaluation.run.spec_version.parsed_properties}
     checked = []
     for index, item in enumerate(items):

@@ -496,7 +496,7 @@ def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpRespons
     selection = QueueMode(queue["mode"]).selection
     item = ReviewInput(identifier, form.cleaned_data["property"], form.cleaned_data["value"], selection)
     try:
-        review_save(evaluation=evaluation, reviewer=membership.user, items=[item])
+        review_save(evaluation=evaluation, reviewer=request.user, items=[item])
     except ReviewError as exc:
         return HttpResponseBadRequest(str(exc))
     queue = {**queue, "prop": item.property_name, "back": 0, "sample": None}
@@ -534,7 +534,7 @@ def evaluation_sample_correct(request: HtmxHttpRequest, code: UUID, sample_code:
     try:
         review_save(
             evaluation=evaluation,
-            reviewer=membership.user,
+            reviewer=request.user,
             items=[ReviewInput(sample.identifier, prop, value, Review.Selection.MANUAL)],
         )
     except ReviewError as exc:

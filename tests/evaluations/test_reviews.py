@@ -355,14 +355,19 @@ def test_the_queue_shows_one_sample_escaped_with_its_values(
     assert 'name="csrfmiddlewaretoken"' in page
 
 
-def test_labelling_with_htmx_swaps_in_the_next_card(client: Client, alice: Any, done: Evaluation) -> None:
+def test_labelling_with_htmx_swaps_in_the_next_card(
+    client: Client, alice: Any, done: Evaluation, django_assert_num_queries: Any
+) -> None:
     signed_in(client, alice)
     first = client.get(queue_url(done)).context["row"]
-    response = client.post(
-        f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "random"},
-        headers=HX,
-    )
+    # session, user, evaluation, membership, the sample's identifier; savepoint, the samples, alice's current labels,
+    # the insert, release; then the next card: the per-value counts, the next sample, alice's label on it.
+    with django_assert_num_queries(13):
+        response = client.post(
+            f"/evaluations/{done.code}/review/label/",
+            {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "random"},
+            headers=HX,
+        )
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="review-card"')
