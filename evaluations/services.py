@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Mod
 from django.utils import timezone
@@ -505,6 +505,16 @@ def _review_sample(*, item: ReviewInput, properties: dict[str, Property], sample
     return sample
 
 
+def _current_labels(*, reviewer: User, checked: list[tuple[Sample, ReviewInput]]) -> dict[tuple[int, str], Review]:
+    """The reviewer's labels the items would update, by (sample id, property), in one query."""
+    rows = Review.objects.filter(
+        reviewer=reviewer,
+        sample__in=[sample for sample, _ in checked],
+        property_name__in={item.property_name for _, item in checked},
+    )
+    return {(r.sample_id, r.property_name): r for r in rows}
+
+
 @transaction.atomic
 def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInput]) -> list[Review]:
     """Store the reviewer's labels for samples of the evaluation's run, all or none: the first bad item raises
@@ -521,26 +531,36 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
             checked.append((_review_sample(item=item, properties=properties, samples=samples), item))
         except ReviewError as exc:
             raise ReviewError(exc.field, str(exc), index=index) from None
-    current = {
-        (r.sample_id, r.property_name): r
-        for r in Review.objects.filter(
-            reviewer=reviewer,
-            sample__in=[s for s, _ in checked],
-            property_name__in={i.property_name for _, i in checked},
-        )
-    }
+    current = _current_labels(reviewer=reviewer, checked=checked)
     saved = []
     for sample, item in checked:
-        review = current.get((sample.id, item.property_name))
+        key = (sample.id, item.property_name)
+        review = current.get(key)
         if review is None:
-            review = Review(
-                company_id=evaluation.company_id, sample=sample, property_name=item.property_name, reviewer=reviewer
-            )
-        elif review.selection == Review.Selection.RANDOM:
-            item = ReviewInput(item.sample_identifier, item.property_name, item.value, Review.Selection.RANDOM)
-        review.value, review.selection, review.evaluation = item.value, item.selection, evaluation
+            try:
+                # Its own savepoint: a concurrent request by the same reviewer may have created it (a double
+                # submit); then it is updated below, never a 500.
+                with transaction.atomic():
+                    review = Review.objects.create(
+                        company_id=evaluation.company_id,
+                        sample=sample,
+                        property_name=item.property_name,
+                        reviewer=reviewer,
+                        value=item.value,
+                        selection=item.selection,
+                        evaluation=evaluation,
+                    )
+            except IntegrityError:
+                review = Review.objects.get(reviewer=reviewer, sample=sample, property_name=item.property_name)
+            else:
+                current[key] = review
+                saved.append(review)
+                continue
+        review.value, review.evaluation = item.value, evaluation
+        if review.selection != Review.Selection.RANDOM:
+            review.selection = item.selection
         review.save()
-        current[(sample.id, item.property_name)] = review
+        current[key] = review
         saved.append(review)
     return saved
 

@@ -361,8 +361,8 @@ def test_labelling_with_htmx_swaps_in_the_next_card(
     signed_in(client, alice)
     first = client.get(queue_url(done)).context["row"]
     # session, user, evaluation, membership, the sample's identifier; savepoint, the samples, alice's current labels,
-    # the insert, release; then the next card: the per-value counts, the next sample, alice's label on it.
-    with django_assert_num_queries(13):
+    # the insert in its own savepoint (3), release; then the next card: the per-value counts, the next sample, alice's label on it.
+    with django_assert_num_queries(15):
         response = client.post(
             f"/evaluations/{done.code}/review/label/",
             {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "random"},
@@ -565,3 +565,19 @@ def test_back_and_undo_stay_in_their_queue(client: Client, alice: Any, done: Eva
     assert Review.objects.filter(selection="disagreement").exists()
     client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment", "mode": "disagreement"})
     assert not Review.objects.exists()
+
+
+def test_a_concurrent_first_label_is_updated_not_a_500(
+    alice_api: APIClient, done: Evaluation, alice: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evaluations import services
+
+    # Another request by the same reviewer created the label after this one read the current labels.
+    sample = done.run.samples.get(identifier="sample_1")
+    Review.objects.create(
+        company=done.company, sample=sample, property_name="sentiment", value="negative", reviewer=alice
+    )
+    monkeypatch.setattr(services, "_current_labels", lambda **kwargs: {})
+    response = alice_api.post(reviews_url(done), label("sample_1", "neutral"), format="json")
+    assert response.status_code == HTTPStatus.CREATED
+    assert Review.objects.get().value == "neutral"
