@@ -3,6 +3,7 @@ then kappa on the evaluation page."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tests.conftest import PASSWORD, make_rows
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 VALUES = ["positive", "negative", "neutral"]
 LABELS = 10
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def test_ten_labels_with_the_keyboard_then_kappa(
@@ -61,9 +63,14 @@ def test_ten_labels_with_the_keyboard_then_kappa(
     page.keyboard.press("ArrowRight")
     page.wait_for_function("before => document.querySelector('#review-sample').innerText !== before", arg=before)
     assert Review.objects.count() == LABELS
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-queue.png"), full_page=True)
 
     page.click("text=Done: see the results")
     page.wait_for_selector("#human-review")
     kappa = page.inner_text("#human-review tbody tr:first-child .kappa")
     assert "[" in kappa  # the kappa and its interval
     assert "fit for use" in page.inner_text("#human-review")
+    page.wait_for_selector("#chart-distribution-1 .main-svg")
+    page.locator("#human-review").screenshot(path=str(ARTIFACTS / "human-review.png"))
+    page.locator("#property-1").screenshot(path=str(ARTIFACTS / "corrected-bars.png"))
