@@ -55,7 +55,7 @@ from runs.distributions import rounded_shares
 
 # Below 30 unbiased reviews of a property no number is shown. The intervals rest on normal approximations; with the
 # usual 2-5 values per property, 30 reviews leave each judged value about 6-15 of them, about the least where the
-# pseudo-count interval still covers (the simulation's small scenario: 12 per stratum, 36 in all, covers 93-96%).
+# pseudo-count interval still covers (the simulation's small scenario, 12 per stratum and 36 in all, covers 95-97%).
 # Below that a kappa interval spans most of [-1, 1] and says nothing. The issue caps the minimum at 30.
 MIN_REVIEWS: int = 30
 
@@ -212,6 +212,8 @@ def human_review_block(
     `extra_pairs`: reviews picked for disagreement or by hand, counted in `extra_reviewed` and never estimated on.
     Unknown values anywhere raise ValueError. Every key is always present; below MIN_REVIEWS unbiased reviews the
     numbers are None and `message` says why. Percentages have 2 decimals; shares sum to exactly 100.
+    Give one pair per reviewed sample: where several reviewers labelled a sample, pick one label (the caller's rule,
+    e.g. the latest); repeated pairs of one sample would count as independent reviews and narrow every interval.
     """
     _check(values, judged_counts)
     matrix = confusion(pairs, values)  # rows: human, columns: judged
