@@ -33,6 +33,10 @@ Why not Rogan-Gladen / misclassification-matrix inversion: it needs P(judged | t
 judged value does not estimate without reweighting, and the inverse can leave the simplex. The calibration estimate
 is a convex combination of shares: it is always in [0, 100] and sums to 100 without clipping.
 
+The estimate is of the samples the judge classified: samples it abstained on or failed are in neither q nor the
+review queue, so if abstention depends on the true value, the corrected share is of the classified part only.
+Reviewers skipping samples in the queue must not depend on what the sample is, or the strata stop being random.
+
 A judged value with no review cannot be corrected: its samples are counted as judged (the judge is taken at its
 word) and every interval is widened by that stratum's whole share, the worst case of what the samples might be;
 `notes` says so.
@@ -211,7 +215,8 @@ def human_review_block(
     samples of the evaluation; `pairs`: (human value, judged value) of the unbiased, stratified review set;
     `extra_pairs`: reviews picked for disagreement or by hand, counted in `extra_reviewed` and never estimated on.
     Unknown values anywhere raise ValueError. Every key is always present; below MIN_REVIEWS unbiased reviews the
-    numbers are None and `message` says why. Percentages have 2 decimals; shares sum to exactly 100.
+    numbers are None and `message` says why. `judge_accuracy`, the distributions and their intervals are percentages
+    (0-100, 2 decimals; the shares sum to exactly 100); kappa and its interval are on kappa's own scale, -1 to 1.
     Give one pair per reviewed sample: where several reviewers labelled a sample, pick one label (the caller's rule,
     e.g. the latest); repeated pairs of one sample would count as independent reviews and narrow every interval.
     """
