@@ -581,3 +581,15 @@ def test_a_concurrent_first_label_is_updated_not_a_500(
     response = alice_api.post(reviews_url(done), label("sample_1", "neutral"), format="json")
     assert response.status_code == HTTPStatus.CREATED
     assert Review.objects.get().value == "neutral"
+
+
+def test_the_statistics_block_costs_two_queries_whatever_the_labels(
+    alice_api: APIClient, done: Evaluation, django_assert_num_queries: Any
+) -> None:
+    _label_all(alice_api, done, 12)
+    url = f"{EVALUATIONS}{done.code}/statistics/"
+    alice_api.get(url)  # the API key's last-use stamp is written once a minute at most
+    # api key (+company, user), the key's membership check, the active membership, the evaluation, then the
+    # block: the run's reviews, and the classifications of the reviewed samples only
+    with django_assert_num_queries(6):
+        assert alice_api.get(url).status_code == HTTPStatus.OK
