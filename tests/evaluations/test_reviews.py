@@ -583,7 +583,7 @@ def test_a_concurrent_first_label_is_updated_not_a_500(
     assert Review.objects.get().value == "neutral"
 
 
-def test_the_statistics_block_costs_two_queries_whatever_the_labels(
+def test_the_statistics_block_costs_two_queries(
     alice_api: APIClient, done: Evaluation, django_assert_num_queries: Any
 ) -> None:
     _label_all(alice_api, done, 12)
