@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 # Each in its own process: a fresh database and Django set-up, and memory figures of its own.
 BENCHMARKS = [
     ["import_run.py"],
+    ["seed_upload.py"],
     ["pages.py"],
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],

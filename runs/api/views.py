@@ -349,7 +349,7 @@ class SeedDatasetViewSet(
         except (zipfile.BadZipFile, EOFError, NotImplementedError):
             raise BadRequest("The upload is not a valid ZIP file.") from None
         except SeedError as exc:
-            raise BadRequest(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from exc
+            raise BadRequest(f"The seed dataset was refused: {exc}.") from exc
         return self._created(dataset)
 
     @extend_schema(
@@ -378,7 +378,7 @@ class SeedDatasetViewSet(
                 entries=upload_entries(data["files"], data.get("folder_names")),
             )  # fmt: skip
         except SeedError as exc:
-            raise BadRequest(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from exc
+            raise BadRequest(f"The seed dataset was refused: {exc}.") from exc
         return self._created(dataset)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
