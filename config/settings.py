@@ -289,6 +289,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SpecStatusEnum": "runs.models.Spec.Status",
         "RunStatusEnum": "runs.models.Run.Status",
+        "DatasetTypeEnum": "runs.models.SeedDataset.Type",
+        "SeedFileTypeEnum": "runs.models.SeedFile.FileType",
         "EvaluationStatusEnum": "evaluations.models.Evaluation.Status",
         "GuardrailEvaluationStatusEnum": "guardrails.models.GuardrailEvaluation.Status",
     },

@@ -30,6 +30,7 @@ class SeedlessFieldsMixin:
         dataset = self._dataset(instance)
         return dataset.name if dataset else None
 
+    @extend_schema_field(serializers.ChoiceField(choices=SeedDataset.Type.choices))
     def get_dataset_type(self, instance: Any) -> Literal["SINGLE_FILE", "MULTI_FILE", "MULTI_FOLDER"]:
         dataset = self._dataset(instance)
         return dataset.dataset_type if dataset else "MULTI_FILE"  # type: ignore[return-value]

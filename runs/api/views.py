@@ -114,8 +114,7 @@ class SpecViewSet(
         responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403)},
     )
     def create(self, request: Request) -> Response:
-        """Create a spec from its YAML (`content_yaml`), or generate one with an LLM from `generation_objectives` and/or
-        a seed dataset (`dataset_id`): the answer holds its id, and it is PROCESSING until written."""
+        """Create a spec from `content_yaml`, or have an LLM write one from `generation_objectives` and/or `dataset_id`."""
         serializer = SpecCreateSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
