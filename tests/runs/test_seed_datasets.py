@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from dataframer import BadRequestError, Dataframer, NotFoundError, PermissionDeniedError
+from django.test import Client
 from rest_framework.test import APIClient
 
 from companies.models import Company
@@ -324,3 +325,52 @@ def test_a_20_mb_zip_is_ingested_without_holding_it(tmp_path: Any, company_a: Co
     assert dataset.sample_count == 330_000
     assert dataset.files.get().size_bytes == len(b"id,text\n" + rows)
     assert peak < size / 20, f"peak {peak:,} bytes for a {size:,}-byte upload"
+
+
+# --- Pages ---
+
+
+@pytest.fixture
+def web() -> Client:
+    """A browser's client (`client` is the official API client in this module)."""
+    return Client()
+
+
+
+def test_the_pages_list_upload_show_and_delete(web: Any, alice: Any, company_a: Company) -> None:
+    web.force_login(alice)
+    hostile = b"<script>alert(1)</script> a ticket"
+    upload = SimpleUploadedFile("t.zip", make_zip({"a.txt": hostile, "b.txt": b"two"}))
+    response = web.post("/seed-datasets/", {"name": "Tickets", "zip_file": upload})
+    dataset = SeedDataset.objects.get()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"/seed-datasets/{dataset.code}/"
+    page = web.get(response["Location"]).content.decode()
+    assert "MULTI_FILE" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; a ticket" in page  # file content is escaped
+    assert "<script>alert(1)" not in page
+    listing = web.get("/seed-datasets/").content.decode()
+    assert f"/seed-datasets/{dataset.code}/" in listing
+    bad = web.post("/seed-datasets/", {"name": "Bad", "zip_file": SimpleUploadedFile("x.zip", make_zip({}))})
+    assert bad.status_code == HTTPStatus.BAD_REQUEST
+    assert "Refused: the ZIP holds no files." in bad.content.decode()
+    response = web.post(f"/seed-datasets/{dataset.code}/delete/")
+    assert response.status_code == HTTPStatus.FOUND
+    assert not SeedDataset.objects.exists()
+
+
+def test_the_pages_check_ownership_and_rw_access(web: Any, alice: Any, bob: Any, charlie: Any) -> None:
+    web.force_login(alice)
+    web.post("/seed-datasets/", {"name": "A", "zip_file": SimpleUploadedFile("t.zip", make_zip(TICKETS))})
+    dataset = SeedDataset.objects.get()
+    web.force_login(charlie)
+    assert web.get(f"/seed-datasets/{dataset.code}/").status_code == HTTPStatus.NOT_FOUND
+    assert web.post(f"/seed-datasets/{dataset.code}/delete/").status_code == HTTPStatus.NOT_FOUND
+    assert "No seed datasets yet." in web.get("/seed-datasets/").content.decode()
+    web.force_login(bob)
+    assert web.get(f"/seed-datasets/{dataset.code}/").status_code == HTTPStatus.OK
+    assert web.post(f"/seed-datasets/{dataset.code}/delete/").status_code == HTTPStatus.FORBIDDEN
+    upload = SimpleUploadedFile("t.zip", make_zip(TICKETS))
+    assert web.post("/seed-datasets/", {"name": "B", "zip_file": upload}).status_code == HTTPStatus.FORBIDDEN
+    assert "Upload a seed dataset" not in web.get("/seed-datasets/").content.decode()
+    assert SeedDataset.objects.count() == 1

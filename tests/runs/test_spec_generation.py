@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from dataframer import BadRequestError, Dataframer, NotFoundError, PermissionDeniedError
+from django.test import Client
 from rest_framework.test import APIClient
 
 from companies.models import ApiKey, Company
@@ -328,3 +329,74 @@ def test_a_real_worker_generates_the_spec(start_worker: Any, standin: Any, alice
     assert (body["status"], body["error"]) == ("SUCCEEDED", None)
     assert [p.name for p in parse_spec(body["content_yaml"]).properties] == ["sentiment", "channel"]
     assert JudgeCall.objects.filter(subject_id=Spec.objects.get().id, purpose="spec").count() == 1
+
+
+# --- Pages ---
+
+
+@pytest.fixture
+def web() -> Client:
+    """A browser's client (`client` is the official API client in this module)."""
+    return Client()
+
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_the_generate_form_shows_processing_polls_and_refreshes(web: Any, alice: Any, fake_anthropic: Any) -> None:
+    fake_anthropic.answer = writes(ANSWER)
+    web.force_login(alice)
+    page = web.get("/specs/").content.decode()
+    assert 'action="/specs/generate/"' in page
+    response = web.post(
+        "/specs/generate/",
+        {
+            "generate-name": "Tickets",
+            "generate-generation_objectives": "<b>web shop</b> tickets",
+            "generate-model": SONNET,
+            "generate-generate_distributions": "on",
+        },
+    )
+    spec = Spec.objects.get()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"/specs/{spec.code}/"
+    page = web.get(response["Location"]).content.decode()
+    assert "PROCESSING" in page
+    assert f'hx-get="/specs/{spec.code}/status/?on=detail" hx-trigger="every 1s"' in page
+    assert "&lt;b&gt;web shop&lt;/b&gt; tickets" in page  # the objectives, escaped
+    assert "hx-trigger" in web.get("/specs/").content.decode()  # the list polls the badge too
+    poll = web.get(f"/specs/{spec.code}/status/?on=detail", headers={"HX-Request": "true"})
+    assert "PROCESSING" in poll.content.decode()
+    run_items(str(spec.code))
+    poll = web.get(f"/specs/{spec.code}/status/?on=detail", headers={"HX-Request": "true"})
+    assert poll["HX-Refresh"] == "true"  # written: the page reloads to show the properties
+    badge = web.get(f"/specs/{spec.code}/status/", headers={"HX-Request": "true"}).content.decode()
+    assert "SUCCEEDED" in badge
+    assert "hx-trigger" not in badge  # polling ends
+    page = web.get(f"/specs/{spec.code}/").content.decode()
+    assert "channel" in page and "SUCCEEDED" in page
+
+
+def test_the_generate_form_refuses_clearly(web: Any, alice: Any) -> None:
+    web.force_login(alice)
+    response = web.post("/specs/generate/", {"generate-name": "X", "generate-model": SONNET})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "Give objectives, or pick a seed dataset" in response.content.decode()
+    response = web.post(
+        "/specs/generate/",
+        {"generate-name": "X", "generate-generation_objectives": "t", "generate-model": SONNET},
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "ANTHROPIC_API_KEY is not set" in response.content.decode()  # no provider: said on the form
+    assert not Spec.objects.exists()
+
+
+def test_the_spec_pages_check_ownership_and_rw_access(web: Any, bob: Any, charlie: Any, company_a: Any) -> None:
+    spec = Spec.objects.create(company=company_a, name="A", status=Spec.Status.PROCESSING)
+    web.force_login(charlie)
+    assert web.get(f"/specs/{spec.code}/status/").status_code == HTTPStatus.NOT_FOUND
+    assert web.get(f"/specs/{spec.code}/").status_code == HTTPStatus.NOT_FOUND
+    web.force_login(bob)
+    assert web.get(f"/specs/{spec.code}/status/").status_code == HTTPStatus.OK
+    body = {"generate-name": "X", "generate-generation_objectives": "t", "generate-model": SONNET}
+    assert web.post("/specs/generate/", body).status_code == HTTPStatus.FORBIDDEN
+    assert "Generate a spec" not in web.get("/specs/").content.decode()
