@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .settings import *  # noqa: F403
 from .settings import Q_CLUSTER
@@ -26,4 +27,4 @@ if not os.environ.get("MEDIA_ROOT"):
     import tempfile
 
     os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="evalservice-test-media-")
-MEDIA_ROOT = Path(os.environ["MEDIA_ROOT"])  # noqa: F405
+MEDIA_ROOT = Path(os.environ["MEDIA_ROOT"])

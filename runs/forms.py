@@ -6,7 +6,6 @@ from django import forms
 from django.conf import settings
 
 from companies.models import Company
-
 from llm.catalog import judge_models
 
 from .models import SeedDataset, Spec
@@ -74,7 +73,8 @@ class SpecGenerateForm(forms.Form):
     )
 
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
-        super().__init__(*args, prefix="generate", **kwargs)
+        kwargs.setdefault("prefix", "generate")  # two forms on the specs page: their fields must not collide
+        super().__init__(*args, **kwargs)
         self.company = company
         self.fields["dataset"].queryset = SeedDataset.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
         # The models that can write: never the embedded judge. Whether its provider is configured is checked on submit.

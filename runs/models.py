@@ -109,11 +109,10 @@ class Spec(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
     # The seed dataset a generated spec was made from (null: seedless or hand-written). PROTECT: a dataset in use
     # cannot be deleted (runs.services.seed_dataset_delete says which specs use it).
-    dataset = models.ForeignKey(
-        SeedDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="specs"
-    )
-    # Why generation failed (status FAILED), else null.
-    error = models.TextField(null=True, blank=True)
+    dataset = models.ForeignKey(SeedDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="specs")
+    # Why generation failed (status FAILED), else empty (answered as null). A database default too: rows written
+    # by code that predates the column (older migrations' models) get one.
+    error = models.TextField(blank=True, default="", db_default="")
     # What a generated spec was asked for (model, objectives, flags); null for a spec written by hand.
     runtime_params = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

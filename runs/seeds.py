@@ -17,6 +17,7 @@ A ZIP whose every member sits in one top folder (what zipping a folder gives) is
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -86,7 +87,9 @@ def zip_entries(archive: zipfile.ZipFile) -> list[Entry]:
         name = info.filename
         reason = unsafe_name(name) or ("is a symbolic link" if _is_symlink(info) else None)
         if reason:  # checked on every member, junk too: nothing that could escape is ever written
-            raise SeedError(f"the ZIP member '{name[:200]}' {reason}; only plain files with relative paths are accepted")
+            raise SeedError(
+                f"the ZIP member '{name[:200]}' {reason}; only plain files with relative paths are accepted"
+            )
         if not info.is_dir() and not _is_junk(name):
             members.append(info)
     if not members:
@@ -128,7 +131,7 @@ def upload_entries(uploads: list[Any], folder_names: list[str] | None) -> list[E
         if folder_names is not None and (not folder or "/" in folder or unsafe_name(folder)):
             raise SeedError(f"folder_names[{index}] '{folder[:100]}' must be a plain folder name (no '/', not empty)")
         path = f"{folder}/{name}" if folder else name
-        entries.append(Entry(path, upload.size, lambda limit, upload=upload: _upload_chunks(upload, limit)))
+        entries.append(Entry(path, upload.size, functools.partial(_upload_chunks, upload)))
     return entries
 
 
@@ -317,7 +320,7 @@ def read_text(seed_file: SeedFile, limit: int) -> str:
     if seed_file.file_type == SeedFile.FileType.PDF:
         return f"[a PDF document of {seed_file.size_bytes:,} bytes; its text is not quoted]"
     with default_storage.open(seed_file.storage_name, "rb") as raw:
-        data = raw.read(limit + 1)
+        data: bytes = raw.read(limit + 1)
     text = data[:limit].decode("utf-8", errors="replace")
     if len(data) > limit:
         text = text.rsplit("\n", 1)[0] if "\n" in text else text

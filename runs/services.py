@@ -14,7 +14,6 @@ from work.dispatch import work_cancel, work_create
 from work.registry import Result
 
 from . import spec_generation
-
 from .imports import build_samples, read_jsonl
 from .models import Run, Sample, SeedDataset, SeedFile, Spec, SpecVersion
 from .seeds import Entry, SeedError, check_layout, delete_stored, detect_type, store_files
@@ -320,7 +319,7 @@ def spec_generate(*, spec_id: int, ctx: Context) -> Result:
     content_yaml: str = outcome.answer
     parsed = parse_spec(content_yaml)  # validated already (spec_yaml); parsed again for the stored properties
     with transaction.atomic():
-        if _spec_set(spec_id, status=Spec.Status.SUCCEEDED, error=None) == 1:
+        if _spec_set(spec_id, status=Spec.Status.SUCCEEDED, error="") == 1:
             Spec.objects.filter(id=spec_id, description="").update(description=parsed.description)
             _version_create(spec=spec, created_by=spec.created_by, content_yaml=content_yaml, parsed=parsed)
     return Result.DONE

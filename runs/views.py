@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import zipfile
 from typing import TYPE_CHECKING
 from uuid import UUID
-
-import zipfile
 
 from django.conf import settings
 from django.contrib import messages

@@ -61,12 +61,15 @@ class SpecListOutputSerializer(SeedlessFieldsMixin, serializers.Serializer[Spec]
 class SpecDetailOutputSerializer(SpecListOutputSerializer):
     content_yaml = serializers.CharField(source="latest_version.content_yaml", allow_null=True)
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
-    error = serializers.CharField(allow_null=True, help_text="Why generation failed (status FAILED); else null.")
+    error = serializers.SerializerMethodField(help_text="Why generation failed (status FAILED); else null.")
     runtime_params = serializers.JSONField(
         allow_null=True, help_text="What a generated spec was asked for (model, objectives, flags); null if written."
     )
     updated_at = serializers.DateTimeField()
     versions = serializers.SerializerMethodField(help_text="Oldest first; null unless `include_versions=true`.")
+
+    def get_error(self, spec: Spec) -> str | None:
+        return spec.error or None
 
     @extend_schema_field(SpecVersionOutputSerializer(many=True, allow_null=True))
     def get_versions(self, spec: Spec) -> list[dict[str, Any]] | None:
@@ -188,8 +191,12 @@ class SpecCreateSerializer(serializers.Serializer[Any]):
     generate_conditional_distributions = serializers.BooleanField(
         required=False, default=False, help_text="Accepted and recorded; not generated (base distributions only)."
     )
-    extrapolate_axes = serializers.BooleanField(required=False, default=False, help_text="Ask for properties the seed data does not show.")
-    extrapolate_values = serializers.BooleanField(required=False, default=False, help_text="Ask for values the seed data does not show.")
+    extrapolate_axes = serializers.BooleanField(
+        required=False, default=False, help_text="Ask for properties the seed data does not show."
+    )
+    extrapolate_values = serializers.BooleanField(
+        required=False, default=False, help_text="Ask for values the seed data does not show."
+    )
     spec_generation_model_name = serializers.CharField(
         required=False, max_length=200, help_text="The LLM that writes the spec; its provider must be configured."
     )
@@ -262,7 +269,9 @@ class SeedDatasetDetailOutputSerializer(serializers.Serializer[SeedDataset]):
 
 class SeedDatasetInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=settings.SPEC_MAX_TEXT_CHARS)
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=settings.SPEC_MAX_TEXT_CHARS
+    )
 
     def validate_name(self, value: str) -> str:
         if SeedDataset.objects.filter(company=self.context["company"], name=value).exists():

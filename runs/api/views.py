@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -29,9 +30,9 @@ from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
 from companies.api.serializers import error_responses
 from companies.models import ApiKey, Membership
 from config.api import StrictJSONParser
+from llm.judges import NoWriter
 from runs.exports import build_run_zip, export_name, run_zip_open, run_zip_store
 from runs.imports import ImportProblems, read_upload
-from llm.judges import NoWriter
 from runs.models import Run, Sample, SeedDataset, SeedFile, Spec
 from runs.seeds import SeedError, upload_entries, zip_entries
 from runs.services import (
@@ -48,16 +49,16 @@ from runs.specfile import SpecError
 
 from .serializers import (
     ArchiveDownloadOutputSerializer,
-    SeedDatasetDetailOutputSerializer,
-    SeedDatasetFilesSerializer,
-    SeedDatasetListOutputSerializer,
-    SeedDatasetZipSerializer,
     CreatedOutputSerializer,
     FileDownloadOutputSerializer,
     RunCancelOutputSerializer,
     RunDetailOutputSerializer,
     RunImportSerializer,
     RunListOutputSerializer,
+    SeedDatasetDetailOutputSerializer,
+    SeedDatasetFilesSerializer,
+    SeedDatasetListOutputSerializer,
+    SeedDatasetZipSerializer,
     SpecCreateSerializer,
     SpecDetailOutputSerializer,
     SpecListOutputSerializer,
@@ -358,9 +359,8 @@ class SeedDatasetViewSet(
     @action(detail=False, methods=["post"], url_path="create")
     def create_with_files(self, request: Request) -> Response:
         """Create a seed dataset from uploaded files (`files[]`; for MULTI_FOLDER, `folder_names[]` too)."""
-        fields = {
-            key: value for key in ("name", "description", "dataset_type") if (value := request.data.get(key)) is not None
-        }
+        raw = request.data if isinstance(request.data, Mapping) else {}  # a JSON array body: every field missing
+        fields = {key: value for key in ("name", "description", "dataset_type") if (value := raw.get(key)) is not None}
         files = request.FILES.getlist("files[]") or request.FILES.getlist("files") if request.FILES else []
         folders = _getlist(request, "folder_names[]") or _getlist(request, "folder_names")
         data_in = {**fields, "files": files, **({"folder_names": folders} if folders else {})}

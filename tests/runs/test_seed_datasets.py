@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from dataframer import BadRequestError, Dataframer, NotFoundError, PermissionDeniedError
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from dataframer import BadRequestError, Dataframer, NotFoundError, PermissionDeniedError
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -83,7 +83,7 @@ def test_every_seed_dataset_call_through_the_client(client: Dataframer, company_
 
     multi = seeds.create_with_files(
         name="Tickets", dataset_type="MULTI_FILE", description="Support tickets",
-        files=[(name, data) for name, data in TICKETS.items()],
+        files=list(TICKETS.items()),
     )  # fmt: skip
     assert (multi.dataset_type, multi.file_count, multi.sample_count, multi.description) == (
         "MULTI_FILE", 3, None, "Support tickets",
@@ -301,6 +301,9 @@ def test_bad_requests(alice_api: APIClient) -> None:
     response = alice_api.get(f"{SEEDS}{dataset.code}/files/00000000-0000-0000-0000-000000000000/")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert alice_api.post(SEEDS, {}, format="json").status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    for path in ("create/", "create-from-zip/"):  # a JSON array, not an object: field errors, never a 500
+        response = alice_api.post(f"{SEEDS}{path}", [1, 2], format="json")
+        assert response.status_code == HTTPStatus.BAD_REQUEST
 
 
 # --- Memory: the upload path streams ---
@@ -334,7 +337,6 @@ def test_a_20_mb_zip_is_ingested_without_holding_it(tmp_path: Any, company_a: Co
 def web() -> Client:
     """A browser's client (`client` is the official API client in this module)."""
     return Client()
-
 
 
 def test_the_pages_list_upload_show_and_delete(web: Any, alice: Any, company_a: Company) -> None:

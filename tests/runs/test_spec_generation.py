@@ -56,9 +56,7 @@ def writes(answer: dict[str, Any]) -> Any:
         if "percent" in value_schema["properties"]:
             return answer
         return answer | {
-            "properties": [
-                p | {"values": [{"value": v["value"]} for v in p["values"]]} for p in answer["properties"]
-            ]
+            "properties": [p | {"values": [{"value": v["value"]} for v in p["values"]]} for p in answer["properties"]]
         }
 
     return answer_fn
@@ -95,13 +93,15 @@ def test_a_seedless_spec_is_generated(client: Dataframer, fake_anthropic: Any) -
     assert (pending.status, pending.content_yaml, pending.error, pending.dataset_type) == (
         "PROCESSING", None, None, "MULTI_FILE",
     )  # fmt: skip
-    assert pending.runtime_params and pending.runtime_params["spec_generation_model_name"] == SONNET
+    assert pending.runtime_params
+    assert pending.runtime_params["spec_generation_model_name"] == SONNET
     assert fake_anthropic.calls == 0  # answered at once; the writer is asked in the background
 
     run_items(created.id)
     spec = client.dataframer.specs.retrieve(created.id, include_versions=True)
     assert (spec.status, spec.error, spec.description) == ("SUCCEEDED", None, "Customer support tickets")
-    assert spec.content_yaml and [v.content_yaml for v in spec.versions or []] == [spec.content_yaml]
+    assert spec.content_yaml
+    assert [v.content_yaml for v in spec.versions or []] == [spec.content_yaml]
     parsed = parse_spec(spec.content_yaml)
     # Normalised by largest remainder: each sums to exactly 100, in proportion to what the writer said.
     assert [p.base_distribution for p in parsed.properties] == [
@@ -229,9 +229,7 @@ def test_it_checks_ownership(client: Dataframer, live_server: Any, charlie: Any,
 
 
 @pytest.mark.usefixtures("by_hand")
-def test_a_reply_that_is_not_a_spec_is_asked_again_once_then_fails(
-    alice_api: APIClient, fake_anthropic: Any
-) -> None:
+def test_a_reply_that_is_not_a_spec_is_asked_again_once_then_fails(alice_api: APIClient, fake_anthropic: Any) -> None:
     duplicate = ANSWER | {"properties": [ANSWER["properties"][0], ANSWER["properties"][0]]}
     fake_anthropic.script.extend([("off_schema", duplicate), ("off_schema", {"properties": "none"})])
     spec_id = alice_api.post(
@@ -303,7 +301,8 @@ def test_credentials_gone_before_the_worker_runs_fail_the_spec(
     run_items(spec_id)
     spec = Spec.objects.get(code=spec_id)
     assert spec.status == Spec.Status.FAILED
-    assert spec.error and "ANTHROPIC_API_KEY is not set" in spec.error
+    assert spec.error
+    assert "ANTHROPIC_API_KEY is not set" in spec.error
 
 
 # --- A real worker ---
@@ -340,7 +339,6 @@ def web() -> Client:
     return Client()
 
 
-
 @pytest.mark.usefixtures("by_hand")
 def test_the_generate_form_shows_processing_polls_and_refreshes(web: Any, alice: Any, fake_anthropic: Any) -> None:
     fake_anthropic.answer = writes(ANSWER)
@@ -373,7 +371,8 @@ def test_the_generate_form_shows_processing_polls_and_refreshes(web: Any, alice:
     assert "SUCCEEDED" in badge
     assert "hx-trigger" not in badge  # polling ends
     page = web.get(f"/specs/{spec.code}/").content.decode()
-    assert "channel" in page and "SUCCEEDED" in page
+    assert "channel" in page
+    assert "SUCCEEDED" in page
 
 
 def test_the_generate_form_refuses_clearly(web: Any, alice: Any) -> None:
