@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ["import_run.py"],
     ["seed_upload.py"],
+    ["spec_from_seed.py"],
     ["pages.py"],
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],
