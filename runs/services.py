@@ -55,10 +55,15 @@ def spec_create(
 
 
 def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) -> SpecVersion:
-    """Add the next version of a spec; raises SpecError (nothing saved) if the YAML is invalid."""
+    """Add the next version of a spec; raises SpecError (nothing saved) if the YAML is invalid, RunError while an
+    LLM is still writing it. A spec whose generation failed becomes SUCCEEDED with the YAML given by hand."""
+    if spec.status == Spec.Status.PROCESSING:
+        raise RunError("This spec is still being generated: wait until it is SUCCEEDED or FAILED.")
     parsed = parse_spec(content_yaml)  # before the transaction, as in spec_create
     with transaction.atomic():
-        return _version_create(spec=spec, created_by=created_by, content_yaml=content_yaml, parsed=parsed)
+        version = _version_create(spec=spec, created_by=created_by, content_yaml=content_yaml, parsed=parsed)
+        Spec.objects.filter(pk=spec.pk, status=Spec.Status.FAILED).update(status=Spec.Status.SUCCEEDED, error="")
+        return version
 
 
 def _version_create(*, spec: Spec, created_by: User | None, content_yaml: str, parsed: ParsedSpec) -> SpecVersion:
@@ -97,6 +102,10 @@ def run_import(
     """Create a SUCCEEDED run from samples the user brings; raises ImportProblems and saves nothing if any is bad."""
     if spec.company_id != company.id:
         raise RunError("unknown spec")
+    if spec.status != Spec.Status.SUCCEEDED:
+        raise RunError(
+            f"Spec '{spec.name}' is {spec.status}: only a SUCCEEDED spec has properties to check samples by."
+        )
     versions = spec.versions.all()
     version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
     if version is None:

@@ -170,6 +170,8 @@ class SpecViewSet(
             )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
+        except RunError as exc:
+            raise BadRequest(str(exc)) from exc
         spec.refresh_from_db()
         return Response(SpecDetailOutputSerializer(spec, context=self.get_serializer_context()).data)
 

@@ -399,3 +399,51 @@ def test_the_spec_pages_check_ownership_and_rw_access(web: Any, bob: Any, charli
     body = {"generate-name": "X", "generate-generation_objectives": "t", "generate-model": SONNET}
     assert web.post("/specs/generate/", body).status_code == HTTPStatus.FORBIDDEN
     assert "Generate a spec" not in web.get("/specs/").content.decode()
+
+
+def test_a_spec_being_generated_takes_no_yaml_or_runs_and_a_failed_one_can_be_fixed_by_hand(
+    alice_api: APIClient, company_a: Company
+) -> None:
+    from tests.conftest import SPEC_YAML, make_rows
+
+    spec = Spec.objects.create(company=company_a, name="Pending", status=Spec.Status.PROCESSING)
+    response = alice_api.put(f"{SPECS}{spec.code}/", {"content_yaml": SPEC_YAML}, format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "still being generated" in response.json()["detail"]
+    body = {"spec_id": str(spec.code), "samples": make_rows(2)}
+    response = alice_api.post("/api/dataframer/runs/import/", body, format="json")
+    assert response.json() == {
+        "detail": "Spec 'Pending' is PROCESSING: only a SUCCEEDED spec has properties to check samples by."
+    }
+    Spec.objects.filter(pk=spec.pk).update(status=Spec.Status.FAILED, error="the writer refused")
+    response = alice_api.put(f"{SPECS}{spec.code}/", {"content_yaml": SPEC_YAML}, format="json")
+    assert (response.json()["status"], response.json()["error"]) == ("SUCCEEDED", None)
+    assert alice_api.post("/api/dataframer/runs/import/", body, format="json").status_code == HTTPStatus.CREATED
+
+
+def test_a_worker_killed_mid_generation_is_replaced_and_the_spec_written_once(
+    start_worker: Any, standin: Any, alice_api: APIClient
+) -> None:
+    from tests.conftest import STANDIN_MODEL
+    from tests.test_worker import FAST, wait_for
+
+    standin.policy = lambda request: ANSWER
+    standin.configure(latency=3)  # the kill lands while the writer is answering
+    worker = start_worker(**FAST)
+    body = {"name": "Killed", "generation_objectives": "tickets", "spec_generation_model_name": STANDIN_MODEL}
+    spec = Spec.objects.get(code=alice_api.post(SPECS, body, format="json").json()["id"])
+    item = WorkItem.objects.filter(kind="spec.generate", subject_id=spec.id)
+    wait_for(lambda: standin.stats()["requests"] >= 1 and item.filter(state="running").exists(), timeout=30, every=0.05)
+    worker.kill()
+    standin.configure(latency=0.05)
+    start_worker(**FAST)
+    took = wait_for(lambda: Spec.objects.get(pk=spec.pk).status != Spec.Status.PROCESSING, timeout=60)
+    assert took < 30
+    spec.refresh_from_db()
+    assert spec.status == Spec.Status.SUCCEEDED
+    assert spec.versions.count() == 1
+    assert item.get().attempts == 1  # the killed run, counted once
+    # The killed call never answered, so only the second one is in the ledger.
+    assert list(JudgeCall.objects.filter(subject_id=spec.id, purpose="spec").values_list("outcome", flat=True)) == [
+        "ok"
+    ]
