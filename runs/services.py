@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from companies.models import Company
@@ -198,6 +198,9 @@ def seed_dataset_create(
             for seed_file in files:
                 seed_file.dataset = dataset
             SeedFile.objects.bulk_create(files)
+    except IntegrityError:  # the same name, saved by a concurrent upload since the serializer checked it
+        delete_stored([f.storage_name for f in files])
+        raise SeedError(f"a seed dataset named '{name}' already exists") from None
     except BaseException:
         delete_stored([f.storage_name for f in files])
         raise

@@ -376,3 +376,25 @@ def test_the_pages_check_ownership_and_rw_access(web: Any, alice: Any, bob: Any,
     assert web.post("/seed-datasets/", {"name": "B", "zip_file": upload}).status_code == HTTPStatus.FORBIDDEN
     assert "Upload a seed dataset" not in web.get("/seed-datasets/").content.decode()
     assert SeedDataset.objects.count() == 1
+
+
+def test_the_prompt_quotes_a_bounded_sample(company_a: Company, settings: Any) -> None:
+    from runs.spec_generation import dataset_excerpt
+
+    settings.SEED_MAX_FILE_BYTES = 1024 * 1024
+    files = {f"t{i:02d}.txt": (f"ticket {i} " * 300).encode() for i in range(40)}
+    with zipfile.ZipFile(io.BytesIO(make_zip(files))) as archive:
+        dataset = seed_dataset_create(company=company_a, created_by=None, name="T", entries=zip_entries(archive))
+    excerpt = dataset_excerpt(dataset, 8000)
+    assert len(excerpt.encode()) < 8000 + 40 * 100  # the budget, plus each quoted file's fence and path
+    assert excerpt.count("<seed_file>") == 4  # ~2 kB each: the first four files
+    assert "4 are quoted below; 36 more are not." in excerpt
+    assert "[... cut: the file goes on]" in excerpt
+
+
+def test_a_name_taken_concurrently_is_a_400_and_leaves_no_file(company_a: Company) -> None:
+    SeedDataset.objects.create(company=company_a, name="Taken", dataset_type="MULTI_FILE")
+    with zipfile.ZipFile(io.BytesIO(make_zip(TICKETS))) as archive:
+        with pytest.raises(SeedError, match="already exists"):
+            seed_dataset_create(company=company_a, created_by=None, name="Taken", entries=zip_entries(archive))
+    assert stored_files(company_a) == []
