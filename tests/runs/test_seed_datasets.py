@@ -394,7 +394,9 @@ def test_the_prompt_quotes_a_bounded_sample(company_a: Company, settings: Any) -
 
 def test_a_name_taken_concurrently_is_a_400_and_leaves_no_file(company_a: Company) -> None:
     SeedDataset.objects.create(company=company_a, name="Taken", dataset_type="MULTI_FILE")
-    with zipfile.ZipFile(io.BytesIO(make_zip(TICKETS))) as archive:
-        with pytest.raises(SeedError, match="already exists"):
-            seed_dataset_create(company=company_a, created_by=None, name="Taken", entries=zip_entries(archive))
+    with (
+        zipfile.ZipFile(io.BytesIO(make_zip(TICKETS))) as archive,
+        pytest.raises(SeedError, match="already exists"),
+    ):
+        seed_dataset_create(company=company_a, created_by=None, name="Taken", entries=zip_entries(archive))
     assert stored_files(company_a) == []
