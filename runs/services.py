@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from companies.models import Company
+from companies.quotas import quota_check
 from llm.engine import Outcome, ask_each
 from llm.judges import resolve_writer
 from llm.ledger import record_calls
@@ -241,6 +242,8 @@ def spec_generate_create(
     """A PROCESSING spec and its generation item (sent to a worker once committed). Raises NoWriter first if no LLM
     can write it, so nothing is created that could only fail."""
     resolve_writer(model_name)
+    # The monthly LLM budget (a 429 once spent): the writer's calls are paid for like a judge's.
+    quota_check(company=company, evaluations=0, samples=0)
     if dataset is not None and dataset.company_id != company.id:
         raise RunError("unknown seed dataset")
     if not objectives.strip() and dataset is None:

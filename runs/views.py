@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from companies.access import require_active_membership
 from companies.models import Membership
+from companies.quotas import QuotaExceeded
 from llm.judges import NoWriter
 
 from .access import get_run_for_user, get_rw_seed_dataset_for_user, get_seed_dataset_for_user, get_spec_for_user
@@ -85,7 +86,7 @@ def spec_generate(request: HttpRequest) -> HttpResponse:
                 dataset=data["dataset"], objectives=data["generation_objectives"].strip(), model_name=data["model"],
                 generate_distributions=data["generate_distributions"],
             )  # fmt: skip
-        except NoWriter as exc:
+        except (NoWriter, QuotaExceeded) as exc:
             form.add_error(None, str(exc))
         else:
             return redirect("runs:spec-detail", code=spec.code)

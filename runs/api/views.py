@@ -112,7 +112,7 @@ class SpecViewSet(
 
     @extend_schema(
         request=SpecCreateSerializer,
-        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403)},
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def create(self, request: Request) -> Response:
         """Create a spec from `content_yaml`, or have an LLM write one from `generation_objectives` and/or `dataset_id`."""

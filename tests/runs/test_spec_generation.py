@@ -447,3 +447,21 @@ def test_a_worker_killed_mid_generation_is_replaced_and_the_spec_written_once(
     assert list(JudgeCall.objects.filter(subject_id=spec.id, purpose="spec").values_list("outcome", flat=True)) == [
         "ok"
     ]
+
+
+def test_a_spent_monthly_budget_refuses_generation_with_a_429(
+    alice_api: APIClient, fake_anthropic: Any, company_a: Company
+) -> None:
+    from decimal import Decimal
+
+    company_a.monthly_budget_usd = Decimal("1.00")
+    company_a.save()
+    JudgeCall.objects.create(
+        company=company_a, provider="anthropic", model=SONNET, purpose="spec", attempt=1, outcome="ok",
+        cost_usd=Decimal("1.50"),
+    )  # fmt: skip
+    body = {"name": "X", "generation_objectives": "t", "spec_generation_model_name": SONNET}
+    response = alice_api.post(SPECS, body, format="json")
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert "Monthly LLM budget reached" in response.json()["detail"]
+    assert not Spec.objects.exists()
