@@ -10,6 +10,8 @@ HERE = Path(__file__).resolve().parent
 # Each in its own process: a fresh database and Django set-up, and memory figures of its own.
 BENCHMARKS = [
     ["import_run.py"],
+    ["seed_upload.py"],
+    ["spec_from_seed.py"],
     ["pages.py"],
     ["review_queue.py", "300", "2000"],
     ["judge_throughput.py", "1000", "0.1", "8"],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework.routers import SimpleRouter
 
 from evaluations.api.views import EvaluationViewSet
-from runs.api.views import RunViewSet, SpecViewSet
+from runs.api.views import RunViewSet, SeedDatasetViewSet, SpecViewSet
 
 dataframer = SimpleRouter(trailing_slash=True)
 dataframer.register("specs", SpecViewSet, basename="spec")
 dataframer.register("runs", RunViewSet, basename="run")
+dataframer.register("seed-datasets", SeedDatasetViewSet, basename="seed-dataset")
 dataframer.register("evaluations", EvaluationViewSet, basename="evaluation")

@@ -233,6 +233,9 @@ USE_TZ = True
 # --- Static files (served by WhiteNoise; htmx comes from django-htmx, plotly.js from the plotly package) ---
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded files (seed datasets) go through Django's storage API: this folder by default; any backend at scale
+# (STORAGES["default"]).
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or BASE_DIR / "media")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -286,6 +289,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SpecStatusEnum": "runs.models.Spec.Status",
         "RunStatusEnum": "runs.models.Run.Status",
+        "DatasetTypeEnum": "runs.models.SeedDataset.Type",
+        "SeedFileTypeEnum": "runs.models.SeedFile.FileType",
         "EvaluationStatusEnum": "evaluations.models.Evaluation.Status",
         "GuardrailEvaluationStatusEnum": "guardrails.models.GuardrailEvaluation.Status",
     },
@@ -342,6 +347,19 @@ IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 50_000)
 IMPORT_MAX_INFLATED_BYTES = env_int("IMPORT_MAX_INFLATED_BYTES", 256 * 1024 * 1024)  # the whole ZIP, unpacked
 IMPORT_MAX_ZIP_RATIO = env_int("IMPORT_MAX_ZIP_RATIO", 200)  # unpacked / packed, per member past its first MiB
+# Seed datasets (runs/seeds.py): the vendor's documented limits, refused with a 400 naming the limit. A ZIP is
+# inflated as a stream (never whole in memory) against the import budget above (IMPORT_MAX_ZIP_RATIO too).
+SEED_MAX_UPLOAD_BYTES = env_int("SEED_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)  # the ZIP (or all files) as uploaded
+SEED_MAX_TOTAL_BYTES = env_int("SEED_MAX_TOTAL_BYTES", 50 * 1024 * 1024)  # a dataset's files, unpacked
+SEED_MAX_FILE_BYTES = env_int("SEED_MAX_FILE_BYTES", 1024 * 1024)  # one file of a MULTI_FILE / MULTI_FOLDER dataset
+SEED_MAX_SINGLE_FILE_BYTES = env_int("SEED_MAX_SINGLE_FILE_BYTES", 50 * 1024 * 1024)  # a SINGLE_FILE dataset's file
+SEED_MAX_FILES = env_int("SEED_MAX_FILES", 1000)
+SEED_MAX_FILES_PER_FOLDER = env_int("SEED_MAX_FILES_PER_FOLDER", 20)
+# A JSON single file is parsed to count its samples only up to this size (parsing holds it whole in memory).
+SEED_JSON_COUNT_MAX_BYTES = env_int("SEED_JSON_COUNT_MAX_BYTES", 8 * 1024 * 1024)
+# Spec generation: how much of a seed dataset's text the prompt may quote, in bytes.
+SPEC_GENERATION_SAMPLE_BYTES = env_int("SPEC_GENERATION_SAMPLE_BYTES", 60_000)
+SPEC_GENERATION_DEFAULT_MODEL = os.environ.get("SPEC_GENERATION_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6-thinking")
 # JSON request bodies (config/parsers.py): deeper nesting is refused before it reaches a serializer.
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
 # Signed file download links (GET .../files/.../download/) stay valid this long, and only while the API key

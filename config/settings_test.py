@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .settings import *  # noqa: F403
 from .settings import Q_CLUSTER
@@ -19,3 +20,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.environ.get("TEST_SQLITE_NAME", str(BASE_DIR / "test-db.sqlite3"))  # noqa: F405
     }
+
+# Uploaded seed files go to a temporary folder, never the checkout; the environment carries it to the real workers
+# some tests start (they read the files to generate specs).
+if not os.environ.get("MEDIA_ROOT"):
+    import tempfile
+
+    os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="evalservice-test-media-")
+MEDIA_ROOT = Path(os.environ["MEDIA_ROOT"])

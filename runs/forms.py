@@ -6,8 +6,9 @@ from django import forms
 from django.conf import settings
 
 from companies.models import Company
+from llm.catalog import judge_models
 
-from .models import Spec
+from .models import SeedDataset, Spec
 from .specfile import SpecError, parse_spec
 
 
@@ -45,4 +46,70 @@ class RunImportForm(forms.Form):
 
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["spec"].queryset = Spec.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
+        # Only specs that are written: a spec still being generated (or that failed) has no properties yet.
+        self.fields["spec"].queryset = (  # type: ignore[attr-defined]
+            Spec.objects.for_company(company).filter(status=Spec.Status.SUCCEEDED).order_by("name")
+        )
+
+
+class SpecGenerateForm(forms.Form):
+    """Have an LLM write a spec from objectives and/or a seed dataset (the page's side of specs.create)."""
+
+    name = forms.CharField(max_length=200)
+    generation_objectives = forms.CharField(
+        label="Objectives",
+        required=False,
+        max_length=settings.SPEC_MAX_TEXT_CHARS,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What the data is for and how its samples should vary. Required without a seed dataset.",
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=SeedDataset.objects.none(), to_field_name="code", required=False, label="Seed dataset",
+        empty_label="None (seedless)",
+    )  # fmt: skip
+    model = forms.ChoiceField(label="Model")
+    generate_distributions = forms.BooleanField(
+        required=False, initial=True, help_text="Off: every value of every property gets the same share."
+    )
+
+    def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "generate")  # two forms on the specs page: their fields must not collide
+        super().__init__(*args, **kwargs)
+        self.company = company
+        self.fields["dataset"].queryset = SeedDataset.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
+        # The models that can write: never the embedded judge. Whether its provider is configured is checked on submit.
+        names = sorted(name for name, model in judge_models().items() if not model.is_offline)
+        self.fields["model"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
+        self.fields["model"].initial = settings.SPEC_GENERATION_DEFAULT_MODEL
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if Spec.objects.for_company(self.company).filter(name=name).exists():
+            raise forms.ValidationError(f"A spec named '{name}' already exists.")
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not (data.get("generation_objectives") or "").strip() and not data.get("dataset"):
+            raise forms.ValidationError("Give objectives, or pick a seed dataset to generate the spec from.")
+        return data
+
+
+class SeedDatasetUploadForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, max_length=settings.SPEC_MAX_TEXT_CHARS)
+    zip_file = forms.FileField(
+        label="ZIP file",
+        help_text="One CSV / JSON / JSONL file (every row a sample), files at the root (one sample each), or "
+        "folders of files (one sample per folder).",
+    )
+
+    def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.company = company
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if SeedDataset.objects.for_company(self.company).filter(name=name).exists():
+            raise forms.ValidationError(f"A seed dataset named '{name}' already exists.")
+        return name

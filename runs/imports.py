@@ -13,7 +13,7 @@ import posixpath
 import re
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from django.conf import settings
@@ -73,16 +73,22 @@ def read_jsonl(stream: IO[bytes] | Iterable[bytes], name: str = "") -> list[Any]
     return rows
 
 
-class _Budget:
+class ZipBudget:
     """Bytes the whole ZIP may still unpack to."""
 
-    def __init__(self) -> None:
-        self.left = settings.IMPORT_MAX_INFLATED_BYTES
+    def __init__(self, total: int | None = None) -> None:
+        self.total = settings.IMPORT_MAX_INFLATED_BYTES if total is None else total
+        self.left = self.total
 
 
-def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, limit: int, where: str) -> bytes:
-    """The member's bytes, read in chunks: refused the moment it passes `limit`, the budget or the ratio."""
-    chunks: list[bytes] = []
+def inflate_chunks(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ZipBudget, limit: int, where: str
+) -> Iterator[bytes]:
+    """The member's bytes as a stream of chunks: refused the moment it passes `limit`, the budget or the ratio.
+
+    Run imports join the chunks (a sample is small); seed datasets write them to storage as they come, so a 50 MB
+    file never sits in memory whole.
+    """
     size = 0
     ratio_cap = settings.IMPORT_MAX_ZIP_RATIO * max(info.compress_size, 1)
     try:
@@ -93,7 +99,7 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, l
                 if size > limit:
                     raise ImportProblems([f"{where}: '{info.filename}' unpacks to more than {limit:,} bytes"])
                 if budget.left < 0:
-                    raise ImportProblems([f"the ZIP unpacks to more than {settings.IMPORT_MAX_INFLATED_BYTES:,} bytes"])
+                    raise ImportProblems([f"the ZIP unpacks to more than {budget.total:,} bytes"])
                 if size > RATIO_FREE_BYTES and size > ratio_cap:
                     raise ImportProblems(
                         [
@@ -101,7 +107,7 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, l
                             "its packed size (a ZIP bomb?)"
                         ]
                     )
-                chunks.append(chunk)
+                yield chunk
     except ImportProblems:
         raise  # a ValueError too: it must not be caught as a damaged member below
     except zipfile.BadZipFile as exc:  # "Bad CRC-32", a truncated member, a bad local header
@@ -112,7 +118,10 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, l
         raise ImportProblems([f"{where}: '{info.filename}' is encrypted"]) from None
     except (zlib.error, EOFError, OSError, ValueError) as exc:
         raise ImportProblems([f"{where}: '{info.filename}' cannot be unpacked ({exc})"]) from None
-    return b"".join(chunks)
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ZipBudget, limit: int, where: str) -> bytes:
+    return b"".join(inflate_chunks(archive, info, budget, limit, where))
 
 
 def read_zip(stream: IO[bytes]) -> list[Any]:
@@ -135,7 +144,7 @@ def read_zip(stream: IO[bytes]) -> list[Any]:
         if manifest_name is None:
             raise ImportProblems([f"the ZIP has no {MANIFEST_NAME} manifest"])
         prefix = manifest_name[: -len(MANIFEST_NAME)]
-        budget = _Budget()
+        budget = ZipBudget()
         manifest = _inflate(archive, members[manifest_name], budget, settings.IMPORT_MAX_INFLATED_BYTES, MANIFEST_NAME)
         rows = read_jsonl(io.BytesIO(manifest), name=MANIFEST_NAME)
         problems = []

@@ -14,6 +14,83 @@ from companies.models import Company
 from .specfile import Property
 
 
+class SeedDatasetQuerySet(models.QuerySet["SeedDataset"]):
+    def for_company(self, company: Company) -> SeedDatasetQuerySet:
+        return self.filter(company=company)
+
+
+class SeedDataset(models.Model):
+    """Example data a spec is generated from (Dataframer's seed datasets); its files live in Django's storage."""
+
+    class Type(models.TextChoices):
+        SINGLE_FILE = "SINGLE_FILE"  # one CSV / JSON / JSONL file holding every sample
+        MULTI_FILE = "MULTI_FILE"  # one file per sample
+        MULTI_FOLDER = "MULTI_FOLDER"  # one folder per sample
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="seed_datasets")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    dataset_type = models.CharField(max_length=16, choices=Type.choices)
+    file_count = models.PositiveIntegerField(default=0)
+    folder_count = models.PositiveIntegerField(default=0)
+    # Rows of a SINGLE_FILE dataset; null for the other types (and for a JSON file too big to count).
+    sample_count = models.PositiveIntegerField(null=True, blank=True)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SeedDatasetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="seeddataset_unique_name_per_company")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SeedFile(models.Model):
+    class FileType(models.TextChoices):
+        JSON = "json"
+        JSONL = "jsonl"
+        CSV = "csv"
+        MD = "md"
+        TXT = "txt"
+        PDF = "pdf"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    dataset = models.ForeignKey(SeedDataset, on_delete=models.CASCADE, related_name="files")
+    position = models.PositiveIntegerField()  # upload (or ZIP) order: within a folder, later files may build on earlier
+    path = models.CharField(max_length=500)  # "folder/name.txt", or "name.txt" at the root
+    file_type = models.CharField(max_length=8, choices=FileType.choices)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    # The storage's name for the bytes: made of ids only, never of the uploaded path.
+    storage_name = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "path"], name="seedfile_unique_path"),
+            models.UniqueConstraint(fields=["dataset", "position"], name="seedfile_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def folder(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+    @property
+    def content_type(self) -> str:
+        if self.file_type == self.FileType.JSONL:
+            return "application/jsonl"
+        return mimetypes.guess_type(f"x.{self.file_type}")[0] or "application/octet-stream"
+
+
 class SpecQuerySet(models.QuerySet["Spec"]):
     def for_company(self, company: Company) -> SpecQuerySet:
         return self.filter(company=company)
@@ -30,6 +107,14 @@ class Spec(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
+    # The seed dataset a generated spec was made from (null: seedless or hand-written). PROTECT: a dataset in use
+    # cannot be deleted (runs.services.seed_dataset_delete says which specs use it).
+    dataset = models.ForeignKey(SeedDataset, null=True, blank=True, on_delete=models.PROTECT, related_name="specs")
+    # Why generation failed (status FAILED), else empty (answered as null). A database default too: rows written
+    # by code that predates the column (older migrations' models) get one.
+    error = models.TextField(blank=True, default="", db_default="")
+    # What a generated spec was asked for (model, objectives, flags); null for a spec written by hand.
+    runtime_params = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -3,17 +3,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from companies.models import Company
+from companies.quotas import quota_check
+from llm.engine import Outcome, ask_each
+from llm.judges import resolve_writer
+from llm.ledger import record_calls
+from work.dispatch import work_cancel, work_create
+from work.registry import Result
 
+from . import spec_generation
 from .imports import build_samples, read_jsonl
-from .models import Run, Sample, Spec, SpecVersion
+from .models import Run, Sample, SeedDataset, SeedFile, Spec, SpecVersion
+from .seeds import Entry, SeedError, check_layout, delete_stored, detect_type, store_files
 from .specfile import ParsedSpec, parse_spec
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+    from work.runner import Context
 
 IMPORT_BATCH_SIZE = 1000
 
@@ -46,10 +56,15 @@ def spec_create(
 
 
 def spec_add_version(*, spec: Spec, created_by: User | None, content_yaml: str) -> SpecVersion:
-    """Add the next version of a spec; raises SpecError (nothing saved) if the YAML is invalid."""
+    """Add the next version of a spec; raises SpecError (nothing saved) if the YAML is invalid, RunError while an
+    LLM is still writing it. A spec whose generation failed becomes SUCCEEDED with the YAML given by hand."""
+    if spec.status == Spec.Status.PROCESSING:
+        raise RunError("This spec is still being generated: wait until it is SUCCEEDED or FAILED.")
     parsed = parse_spec(content_yaml)  # before the transaction, as in spec_create
     with transaction.atomic():
-        return _version_create(spec=spec, created_by=created_by, content_yaml=content_yaml, parsed=parsed)
+        version = _version_create(spec=spec, created_by=created_by, content_yaml=content_yaml, parsed=parsed)
+        Spec.objects.filter(pk=spec.pk, status=Spec.Status.FAILED).update(status=Spec.Status.SUCCEEDED, error="")
+        return version
 
 
 def _version_create(*, spec: Spec, created_by: User | None, content_yaml: str, parsed: ParsedSpec) -> SpecVersion:
@@ -88,6 +103,10 @@ def run_import(
     """Create a SUCCEEDED run from samples the user brings; raises ImportProblems and saves nothing if any is bad."""
     if spec.company_id != company.id:
         raise RunError("unknown spec")
+    if spec.status != Spec.Status.SUCCEEDED:
+        raise RunError(
+            f"Spec '{spec.name}' is {spec.status}: only a SUCCEEDED spec has properties to check samples by."
+        )
     versions = spec.versions.all()
     version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
     if version is None:
@@ -141,3 +160,181 @@ def demo_run_ensure(*, company: Company, created_by: User | None) -> Run:
         rows=rows,
         name="Demo support run",
     )
+
+
+def seed_dataset_create(
+    *,
+    company: Company,
+    created_by: User | None,
+    name: str,
+    entries: list[Entry],
+    description: str = "",
+    dataset_type: str | None = None,
+) -> SeedDataset:
+    """Check the layout, stream every file into storage, then save the dataset and its files in one transaction.
+
+    `dataset_type` None: detected from the layout (a ZIP). Raises SeedError (nothing saved, nothing left in
+    storage) if the layout or a file breaks a rule or a limit.
+    """
+    detected = detect_type(entries)
+    if dataset_type is not None and dataset_type != detected:
+        raise SeedError(f"the files make a {detected} dataset, not the {dataset_type} that was asked for")
+    check_layout(detected, entries)
+    dataset = SeedDataset(
+        company=company,
+        name=name,
+        description=description,
+        dataset_type=detected,
+        created_by=created_by,
+    )
+    # Streamed before the transaction: on SQLite an atomic block holds the only write lock, and no upload may
+    # hold it while 50 MB are written.
+    files = store_files(dataset, entries)
+    try:
+        with transaction.atomic():
+            dataset.file_count = len(files)
+            dataset.folder_count = len({f.folder for f in files if f.folder})
+            dataset.total_bytes = sum(f.size_bytes for f in files)
+            dataset.save()
+            for seed_file in files:
+                seed_file.dataset = dataset
+            SeedFile.objects.bulk_create(files)
+    except IntegrityError:  # the same name, saved by a concurrent upload since the serializer checked it
+        delete_stored([f.storage_name for f in files])
+        raise SeedError(f"a seed dataset named '{name}' already exists") from None
+    except BaseException:
+        delete_stored([f.storage_name for f in files])
+        raise
+    return dataset
+
+
+def seed_dataset_delete(*, dataset: SeedDataset) -> None:
+    """Delete a dataset and its stored files; refused (SeedError, naming them) while specs were made from it."""
+    with transaction.atomic():
+        users = list(Spec.objects.filter(dataset=dataset).order_by("name").values_list("name", flat=True)[:11])
+        if users:
+            shown = ", ".join(f"'{n}'" for n in users[:10]) + (" and more" if len(users) > 10 else "")
+            raise SeedError(f"This seed dataset is used by the spec(s) {shown}: delete them first.")
+        names = list(dataset.files.values_list("storage_name", flat=True))
+        dataset.delete()
+        # The bytes go once the rows are gone for good (a rolled-back delete keeps both).
+        transaction.on_commit(lambda: delete_stored(names))
+
+
+# --- Spec generation (a `spec.generate` work item; registered in runs/tasks.py) ---
+
+
+@transaction.atomic
+def spec_generate_create(
+    *,
+    company: Company,
+    created_by: User | None,
+    name: str,
+    description: str = "",
+    dataset: SeedDataset | None,
+    objectives: str,
+    model_name: str,
+    generate_distributions: bool,
+    generate_conditional_distributions: bool = False,
+    extrapolate_axes: bool = False,
+    extrapolate_values: bool = False,
+) -> Spec:
+    """A PROCESSING spec and its generation item (sent to a worker once committed). Raises NoWriter first if no LLM
+    can write it, so nothing is created that could only fail."""
+    resolve_writer(model_name)
+    # The monthly LLM budget (a 429 once spent): the writer's calls are paid for like a judge's.
+    quota_check(company=company, evaluations=0, samples=0)
+    if dataset is not None and dataset.company_id != company.id:
+        raise RunError("unknown seed dataset")
+    if not objectives.strip() and dataset is None:
+        raise RunError("Give generation_objectives (a seedless spec) or a dataset_id to generate the spec from.")
+    spec = Spec.objects.create(
+        company=company,
+        name=name,
+        description=description,
+        status=Spec.Status.PROCESSING,
+        dataset=dataset,
+        created_by=created_by,
+        runtime_params={
+            "spec_generation_model_name": model_name,
+            "generation_objectives": objectives or None,
+            "generate_distributions": generate_distributions,
+            # Accepted from the client and recorded; only base distributions are generated.
+            "generate_conditional_distributions": generate_conditional_distributions,
+            "extrapolate_axes": extrapolate_axes,
+            "extrapolate_values": extrapolate_values,
+            "prompt_version": spec_generation.PROMPT_VERSION,
+        },
+    )
+    work_create(company_id=company.id, kind="spec.generate", subject_id=spec.id, key=f"spec.generate:{spec.id}")
+    return spec
+
+
+def _spec_set(spec_id: int, **fields: Any) -> int:
+    """End a PROCESSING spec (a finished, failed or deleted one is left alone); moves updated_at with it."""
+    return Spec.objects.filter(id=spec_id, status=Spec.Status.PROCESSING).update(updated_at=timezone.now(), **fields)
+
+
+def spec_generation_fail(*, spec_id: int, message: str) -> None:
+    _spec_set(spec_id, status=Spec.Status.FAILED, error=message[:5000])
+    work_cancel(kind_prefix="spec.", subject_id=spec_id, reason=message)
+
+
+def spec_generate(*, spec_id: int, ctx: Context) -> Result:
+    """Ask the writer for the spec, validate it, save it as version 1 and end SUCCEEDED (or FAILED with why).
+
+    Safe to run again (a duplicate delivery, a retry after a worker died mid-call): a spec that is no longer
+    PROCESSING is left alone, and the version and the status are saved together, once.
+    """
+    spec = Spec.objects.select_related("dataset").filter(id=spec_id, status=Spec.Status.PROCESSING).first()
+    if spec is None:
+        return Result.DONE
+    params = spec.runtime_params or {}
+    model_name = str(params.get("spec_generation_model_name") or "")
+    try:
+        writer = resolve_writer(model_name)
+    except ValueError as exc:  # NoWriter: the credentials went away since the request
+        spec_generation_fail(spec_id=spec_id, message=str(exc))
+        return Result.DONE
+    distributions = bool(params.get("generate_distributions", True))
+    request = spec_generation.request_for(
+        objectives=str(params.get("generation_objectives") or ""),
+        dataset=spec.dataset,
+        generate_distributions=distributions,
+        extrapolate_axes=bool(params.get("extrapolate_axes")),
+        extrapolate_values=bool(params.get("extrapolate_values")),
+    )
+    answers: list[Outcome] = []
+
+    def on_answer(_request: object, outcome: Outcome) -> bool:
+        record_calls(
+            company_id=spec.company_id, model=writer.model, purpose="spec", attempts=outcome.attempts, subject=spec
+        )
+        answers.append(outcome)
+        return True
+
+    # Through ask_each for its heartbeat: a thinking model's one call can outlast the lease.
+    ask_each(
+        [request],
+        lambda r: writer.ask(
+            r, lambda data: spec_generation.spec_yaml(data, generate_distributions=distributions), deadline=ctx.deadline
+        ),
+        on_answer,
+        workers=1,
+        tick=ctx.tick,
+    )
+    outcome = answers[0] if answers else None
+    if ctx.lost:
+        return Result.DONE  # another worker owns the item now
+    if outcome is None or outcome.deferred:
+        return Result.YIELD  # stopped, or no time left in this run to ask: the next run asks
+    if not outcome.ok:
+        spec_generation_fail(spec_id=spec_id, message=f"The spec could not be generated: {outcome.error}")
+        return Result.DONE
+    content_yaml: str = outcome.answer
+    parsed = parse_spec(content_yaml)  # validated already (spec_yaml); parsed again for the stored properties
+    with transaction.atomic():
+        if _spec_set(spec_id, status=Spec.Status.SUCCEEDED, error="") == 1:
+            Spec.objects.filter(id=spec_id, description="").update(description=parsed.description)
+            _version_create(spec=spec, created_by=spec.created_by, content_yaml=content_yaml, parsed=parsed)
+    return Result.DONE

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import zipfile
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -10,22 +12,47 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from companies.access import require_active_membership
 from companies.models import Membership
+from companies.quotas import QuotaExceeded
+from llm.judges import NoWriter
 
-from .access import get_run_for_user, get_spec_for_user
+from .access import get_run_for_user, get_rw_seed_dataset_for_user, get_seed_dataset_for_user, get_spec_for_user
 from .extensions import extensions
-from .forms import RunImportForm, SpecForm
+from .forms import RunImportForm, SeedDatasetUploadForm, SpecForm, SpecGenerateForm
 from .imports import ImportProblems, read_upload
-from .models import Run, Spec
+from .models import Run, SeedDataset, Spec
+from .seeds import SeedError, read_text, zip_entries
 from .selectors import run_property_summaries, sample_page
-from .services import RunError, run_import, spec_create
+from .services import (
+    RunError,
+    run_import,
+    seed_dataset_create,
+    seed_dataset_delete,
+    spec_create,
+    spec_generate_create,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from config.http import HtmxHttpRequest
+
+
+def _spec_list_response(
+    request: HttpRequest, membership: Membership, form: SpecForm, generate_form: SpecGenerateForm
+) -> HttpResponse:
+    specs = (
+        Spec.objects.for_company(membership.company)
+        .select_related("dataset")
+        .annotate(run_count=Count("runs"))
+        .order_by("-created_at")
+    )
+    status = 400 if form.errors or generate_form.errors else 200
+    context = {"specs": specs, "form": form, "generate_form": generate_form, "membership": membership}
+    return render(request, "runs/spec_list.html", context, status=status)
 
 
 @login_required
@@ -40,14 +67,40 @@ def spec_list(request: HttpRequest) -> HttpResponse:
             spec = spec_create(company=membership.company, created_by=membership.user, **form.cleaned_data)
             messages.success(request, f"Spec '{spec.name}' created.")
             return redirect("runs:spec-detail", code=spec.code)
-    specs = Spec.objects.for_company(membership.company).annotate(run_count=Count("runs")).order_by("-created_at")
-    status = 400 if form.errors else 200
-    return render(
-        request,
-        "runs/spec_list.html",
-        {"specs": specs, "form": form, "membership": membership},
-        status=status,
-    )
+    return _spec_list_response(request, membership, form, SpecGenerateForm(company=membership.company))
+
+
+@login_required
+@require_POST
+def spec_generate(request: HttpRequest) -> HttpResponse:
+    """Start generating a spec; its page shows PROCESSING and polls until the LLM has written it."""
+    membership = require_active_membership(request)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    form = SpecGenerateForm(request.POST, company=membership.company)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            spec = spec_generate_create(
+                company=membership.company, created_by=membership.user, name=data["name"],
+                dataset=data["dataset"], objectives=data["generation_objectives"].strip(), model_name=data["model"],
+                generate_distributions=data["generate_distributions"],
+            )  # fmt: skip
+        except (NoWriter, QuotaExceeded) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("runs:spec-detail", code=spec.code)
+    return _spec_list_response(request, membership, SpecForm(company=membership.company), form)
+
+
+@login_required
+def spec_status(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """The polled status badge of a spec being generated. On its own page, once written, the page reloads to show
+    the properties."""
+    spec, _membership = get_spec_for_user(request.user, code)
+    if request.GET.get("on") == "detail" and spec.status == Spec.Status.SUCCEEDED:
+        return HttpResponseClientRefresh()
+    return render(request, "runs/_spec_status.html", {"spec": spec, "on": request.GET.get("on", "")})
 
 
 @login_required
@@ -132,3 +185,77 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     context["summaries"] = run_property_summaries(run=run)
     context["evaluations_section"] = extensions.run_page_section(request, run, membership)
     return render(request, "runs/run_detail.html", context)
+
+
+# --- Seed datasets ---
+
+PREVIEW_FILES = 3
+PREVIEW_BYTES = 2000
+
+
+def _seed_list_response(
+    request: HttpRequest, membership: Membership, form: SeedDatasetUploadForm, status: int = 200
+) -> HttpResponse:
+    datasets = SeedDataset.objects.for_company(membership.company).select_related("created_by").order_by("-created_at")
+    limits = {
+        "single": settings.SEED_MAX_SINGLE_FILE_BYTES,
+        "file": settings.SEED_MAX_FILE_BYTES,
+        "total": settings.SEED_MAX_TOTAL_BYTES,
+        "files": settings.SEED_MAX_FILES,
+        "per_folder": settings.SEED_MAX_FILES_PER_FOLDER,
+    }
+    context = {"datasets": datasets, "form": form, "membership": membership, "limits": limits}
+    return render(request, "runs/seed_dataset_list.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def seed_dataset_list(request: HttpRequest) -> HttpResponse:
+    membership = require_active_membership(request)
+    if request.method == "GET":
+        return _seed_list_response(request, membership, SeedDatasetUploadForm(company=membership.company))
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    form = SeedDatasetUploadForm(request.POST, request.FILES, company=membership.company)
+    if form.is_valid():
+        upload = form.cleaned_data["zip_file"]
+        try:
+            if upload.size > settings.SEED_MAX_UPLOAD_BYTES:
+                raise SeedError(f"the ZIP is {upload.size:,} bytes; the limit is {settings.SEED_MAX_UPLOAD_BYTES:,}")
+            with zipfile.ZipFile(upload) as archive:
+                dataset = seed_dataset_create(
+                    company=membership.company, created_by=membership.user, name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"], entries=zip_entries(archive),
+                )  # fmt: skip
+        except (zipfile.BadZipFile, EOFError, NotImplementedError):
+            form.add_error("zip_file", "This is not a valid ZIP file.")
+        except SeedError as exc:
+            form.add_error("zip_file", f"Refused: {exc}.")
+        else:
+            messages.success(request, f"Seed dataset '{dataset.name}' created ({dataset.get_dataset_type_display()}).")
+            return redirect("runs:seed-dataset-detail", code=dataset.code)
+    return _seed_list_response(request, membership, form, status=400)
+
+
+@login_required
+def seed_dataset_detail(request: HttpRequest, code: UUID) -> HttpResponse:
+    dataset, membership = get_seed_dataset_for_user(request.user, code)
+    files = list(dataset.files.order_by("position"))
+    # The first files' text, escaped by the template like every sample on every page.
+    previews = [(f, read_text(f, PREVIEW_BYTES)) for f in files[:PREVIEW_FILES]]
+    specs = dataset.specs.order_by("-created_at")
+    context = {"dataset": dataset, "files": files, "previews": previews, "specs": specs, "membership": membership}
+    return render(request, "runs/seed_dataset_detail.html", context)
+
+
+@login_required
+@require_POST
+def seed_dataset_delete_view(request: HttpRequest, code: UUID) -> HttpResponse:
+    dataset, _membership = get_rw_seed_dataset_for_user(request.user, code)
+    try:
+        seed_dataset_delete(dataset=dataset)
+    except SeedError as exc:
+        messages.error(request, str(exc))
+        return redirect("runs:seed-dataset-detail", code=dataset.code)
+    messages.success(request, f"Seed dataset '{dataset.name}' deleted.")
+    return redirect("runs:seed-dataset-list")

@@ -3,8 +3,11 @@ tests in test_schema.py pin, key by key and in order."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from runs.models import Run
@@ -13,6 +16,7 @@ from tests.conftest import SPEC_YAML, make_rows
 SPECS = "/api/dataframer/specs/"
 RUNS = "/api/dataframer/runs/"
 EVALUATIONS = "/api/dataframer/evaluations/"
+SEEDS = "/api/dataframer/seed-datasets/"
 EVALUATE = "/evaluate"
 GUARDRAIL_BODY = {
     "model_input": {"system_prompt": "Answer briefly.", "user_prompt": "What color is the sky?"},
@@ -92,6 +96,27 @@ def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str
     call("guardrail-list-422", "get", f"{EVALUATE}?status=nope")
     call("guardrail-create-400", "post", EVALUATE, {**GUARDRAIL_BODY, "model_input": {}})
     call("guardrail-retrieve-404", "get", f"{EVALUATE}/eval-nope")
+
+    # Seed datasets: multipart uploads (a ZIP, and files), the reads, a refused upload and a delete.
+    seed_zip = io.BytesIO()
+    with zipfile.ZipFile(seed_zip, "w") as archive:
+        archive.writestr("reviews.csv", "text,label\ngreat,positive\nawful,negative\n")
+    upload = SimpleUploadedFile("reviews.zip", seed_zip.getvalue(), content_type="application/zip")
+    responses["seed-dataset-create-from-zip"] = alice_api.post(
+        f"{SEEDS}create-from-zip/", {"name": "Reviews", "zip_file": upload}, format="multipart"
+    )
+    dataset = responses["seed-dataset-create-from-zip"].json()
+    files = [SimpleUploadedFile(f"t{i}.txt", b"A ticket.") for i in range(2)]
+    body = {"name": "Tickets", "dataset_type": "MULTI_FILE", "files[]": files}
+    responses["seed-dataset-create"] = alice_api.post(f"{SEEDS}create/", body, format="multipart")
+    call("seed-dataset-list", "get", SEEDS)
+    call("seed-dataset-retrieve", "get", f"{SEEDS}{dataset['id']}/")
+    call("seed-dataset-file-download", "get", f"{SEEDS}{dataset['id']}/files/{dataset['files'][0]['id']}/")
+    not_zip = SimpleUploadedFile("bad.zip", b"not a zip")
+    responses["seed-dataset-create-400"] = alice_api.post(
+        f"{SEEDS}create-from-zip/", {"name": "Bad", "zip_file": not_zip}, format="multipart"
+    )
+    call("seed-dataset-destroy", "delete", f"{SEEDS}{responses['seed-dataset-create'].json()['id']}/")
 
     # Access errors, then the key rotation last (it revokes alice's key).
     call("spec-destroy-403", "delete", f"{SPECS}{spec_id}/", client=bob_api)

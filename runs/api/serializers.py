@@ -8,23 +8,32 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runs.models import Run, Spec
+from runs.models import Run, SeedDataset, SeedFile, Spec
 
 # --- Output ---
 
 
-# Getters of the seed dataset keys: imported and hand-made specs have none, and the contract calls such specs
-# MULTI_FILE. Each serializer declares the fields itself, at their place in the wire order. (Comments, not a
-# docstring: a serializer's docstring becomes its description in /api/schema/.)
+# Getters of the seed dataset keys of a spec (or of a run's spec): a spec generated from a seed dataset names it;
+# seedless, imported and hand-made specs have none, and the contract calls such specs MULTI_FILE. Each serializer
+# declares the fields itself, at their place in the wire order. (Comments, not a docstring: a serializer's
+# docstring becomes its description in /api/schema/.)
 class SeedlessFieldsMixin:
+    def _dataset(self, instance: Any) -> SeedDataset | None:
+        spec = instance.spec if isinstance(instance, Run) else instance
+        return spec.dataset if isinstance(spec, Spec) and spec.dataset_id else None
+
     def get_dataset_id(self, instance: Any) -> str | None:
-        return None
+        dataset = self._dataset(instance)
+        return str(dataset.code) if dataset else None
 
     def get_dataset_name(self, instance: Any) -> str | None:
-        return None
+        dataset = self._dataset(instance)
+        return dataset.name if dataset else None
 
+    @extend_schema_field(serializers.ChoiceField(choices=SeedDataset.Type.choices))
     def get_dataset_type(self, instance: Any) -> Literal["SINGLE_FILE", "MULTI_FILE", "MULTI_FOLDER"]:
-        return "MULTI_FILE"
+        dataset = self._dataset(instance)
+        return dataset.dataset_type if dataset else "MULTI_FILE"  # type: ignore[return-value]
 
 
 class CreatedOutputSerializer(serializers.Serializer[Any]):
@@ -52,16 +61,15 @@ class SpecListOutputSerializer(SeedlessFieldsMixin, serializers.Serializer[Spec]
 class SpecDetailOutputSerializer(SpecListOutputSerializer):
     content_yaml = serializers.CharField(source="latest_version.content_yaml", allow_null=True)
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
-    error = serializers.SerializerMethodField(help_text="Always null: specs are written, not generated, here.")
-    runtime_params = serializers.SerializerMethodField(help_text="Always null: specs are written, not generated.")
+    error = serializers.SerializerMethodField(help_text="Why generation failed (status FAILED); else null.")
+    runtime_params = serializers.JSONField(
+        allow_null=True, help_text="What a generated spec was asked for (model, objectives, flags); null if written."
+    )
     updated_at = serializers.DateTimeField()
     versions = serializers.SerializerMethodField(help_text="Oldest first; null unless `include_versions=true`.")
 
     def get_error(self, spec: Spec) -> str | None:
-        return None
-
-    def get_runtime_params(self, spec: Spec) -> dict[str, Any] | None:
-        return None
+        return spec.error or None
 
     @extend_schema_field(SpecVersionOutputSerializer(many=True, allow_null=True))
     def get_versions(self, spec: Spec) -> list[dict[str, Any]] | None:
@@ -163,12 +171,39 @@ class ArchiveDownloadOutputSerializer(serializers.Serializer[Any]):
 
 
 class SpecCreateSerializer(serializers.Serializer[Any]):
+    """Either `content_yaml` (the spec itself), or what to generate one from: `generation_objectives` (seedless)
+    and/or `dataset_id` (a seed dataset)."""
+
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=settings.SPEC_MAX_TEXT_CHARS
     )
     # Its size, nesting and counts are checked by runs.specfile.parse_spec (SPEC_MAX_* settings).
     content_yaml = serializers.CharField(required=False, trim_whitespace=False)
+    dataset_id = serializers.UUIDField(required=False, help_text="The seed dataset to generate the spec from.")
+    generation_objectives = serializers.CharField(
+        required=False, allow_blank=True, max_length=settings.SPEC_MAX_TEXT_CHARS,
+        help_text="What the data is for; required without dataset_id.",
+    )  # fmt: skip
+    generate_distributions = serializers.BooleanField(
+        required=False, default=True, help_text="False: every property gets a uniform distribution."
+    )
+    generate_conditional_distributions = serializers.BooleanField(
+        required=False, default=False, help_text="Accepted and recorded; not generated (base distributions only)."
+    )
+    extrapolate_axes = serializers.BooleanField(
+        required=False, default=False, help_text="Ask for properties the seed data does not show."
+    )
+    extrapolate_values = serializers.BooleanField(
+        required=False, default=False, help_text="Ask for values the seed data does not show."
+    )
+    spec_generation_model_name = serializers.CharField(
+        required=False, max_length=200, help_text="The LLM that writes the spec; its provider must be configured."
+    )
+    # Accepted so the client's calls validate; never stored (they are secrets) and never used.
+    databricks_api_base = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    databricks_client_id = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    databricks_client_secret = serializers.CharField(required=False, allow_blank=True, write_only=True)
 
     def validate_name(self, value: str) -> str:
         if Spec.objects.filter(company=self.context["company"], name=value).exists():
@@ -193,3 +228,64 @@ class RunImportSerializer(serializers.Serializer[Any]):
         if ("samples" in attrs) == ("file" in attrs):
             raise serializers.ValidationError("Send either `samples` (JSON) or a `file` (JSONL or ZIP), not both.")
         return attrs
+
+
+# --- Seed datasets (pydataframer 0.12.1 types/dataframer/seed_dataset_* and file.py) ---
+
+
+class SeedFileOutputSerializer(serializers.Serializer[SeedFile]):
+    id = serializers.UUIDField(source="code")
+    file_type = serializers.ChoiceField(choices=SeedFile.FileType.choices)
+    path = serializers.CharField()
+    sha256 = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+
+
+class SeedDatasetListOutputSerializer(serializers.Serializer[SeedDataset]):
+    id = serializers.UUIDField(source="code")
+    created_at = serializers.DateTimeField()
+    created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
+    dataset_type = serializers.ChoiceField(choices=SeedDataset.Type.choices)
+    description = serializers.CharField()
+    file_count = serializers.IntegerField()
+    folder_count = serializers.IntegerField()
+    name = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class SeedDatasetDetailOutputSerializer(serializers.Serializer[SeedDataset]):
+    id = serializers.UUIDField(source="code")
+    created_at = serializers.DateTimeField()
+    created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
+    dataset_type = serializers.ChoiceField(choices=SeedDataset.Type.choices)
+    description = serializers.CharField()
+    file_count = serializers.IntegerField()
+    files = SeedFileOutputSerializer(many=True)
+    folder_count = serializers.IntegerField()
+    name = serializers.CharField()
+    sample_count = serializers.IntegerField(allow_null=True, help_text="Rows of a SINGLE_FILE dataset; else null.")
+    updated_at = serializers.DateTimeField()
+
+
+class SeedDatasetInputSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=settings.SPEC_MAX_TEXT_CHARS
+    )
+
+    def validate_name(self, value: str) -> str:
+        if SeedDataset.objects.filter(company=self.context["company"], name=value).exists():
+            raise serializers.ValidationError(f"A seed dataset named '{value}' already exists.")
+        return value
+
+
+class SeedDatasetZipSerializer(SeedDatasetInputSerializer):
+    zip_file = serializers.FileField(help_text="A ZIP of the dataset's files; its layout gives the dataset type.")
+
+
+class SeedDatasetFilesSerializer(SeedDatasetInputSerializer):
+    """Multipart: `files[]` (one part per file) and, for MULTI_FOLDER, `folder_names[]` (one per file)."""
+
+    dataset_type = serializers.ChoiceField(choices=SeedDataset.Type.choices)
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+    folder_names = serializers.ListField(child=serializers.CharField(max_length=200), required=False)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.core import signing
+from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
@@ -27,15 +30,20 @@ from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
 from companies.api.serializers import error_responses
 from companies.models import ApiKey, Membership
 from config.api import StrictJSONParser
+from llm.judges import NoWriter
 from runs.exports import build_run_zip, export_name, run_zip_open, run_zip_store
 from runs.imports import ImportProblems, read_upload
-from runs.models import Run, Sample, Spec
+from runs.models import Run, Sample, SeedDataset, SeedFile, Spec
+from runs.seeds import SeedError, upload_entries, zip_entries
 from runs.services import (
     RunError,
     run_import,
+    seed_dataset_create,
+    seed_dataset_delete,
     spec_add_version,
     spec_create,
     spec_delete,
+    spec_generate_create,
 )
 from runs.specfile import SpecError
 
@@ -47,6 +55,10 @@ from .serializers import (
     RunDetailOutputSerializer,
     RunImportSerializer,
     RunListOutputSerializer,
+    SeedDatasetDetailOutputSerializer,
+    SeedDatasetFilesSerializer,
+    SeedDatasetListOutputSerializer,
+    SeedDatasetZipSerializer,
     SpecCreateSerializer,
     SpecDetailOutputSerializer,
     SpecListOutputSerializer,
@@ -54,6 +66,10 @@ from .serializers import (
 )
 
 DOWNLOAD_SALT = "runs.download"
+LINK_REVOKED = (
+    "This download link is no longer valid: the API key or session that made it was revoked, rotated, expired or "
+    "signed out."
+)
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -82,7 +98,7 @@ class SpecViewSet(
     mixins.DestroyModelMixin,
     CompanyScopedViewSet,
 ):
-    queryset = Spec.objects.select_related("created_by")
+    queryset = Spec.objects.select_related("created_by", "dataset")
     http_method_names = ["get", "post", "put", "delete", "head", "options"]
 
     def get_serializer_class(self) -> Any:
@@ -96,25 +112,44 @@ class SpecViewSet(
 
     @extend_schema(
         request=SpecCreateSerializer,
-        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403)},
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def create(self, request: Request) -> Response:
-        """Create a spec from its YAML (`content_yaml`); the answer holds its id."""
+        """Create a spec from `content_yaml`, or have an LLM write one from `generation_objectives` and/or `dataset_id`."""
         serializer = SpecCreateSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
-        if "content_yaml" not in serializer.validated_data:
+        data = serializer.validated_data
+        if "content_yaml" in data:
+            try:
+                spec = spec_create(
+                    company=self.company, created_by=self.membership.user, name=data["name"],
+                    description=data["description"], content_yaml=data["content_yaml"],
+                )  # fmt: skip
+            except SpecError as exc:
+                raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
+            return Response(CreatedOutputSerializer(spec).data, status=status.HTTP_201_CREATED)
+        objectives = data.get("generation_objectives", "").strip()
+        if not objectives and "dataset_id" not in data:
             raise BadRequest(
-                "Generating a spec from a seed dataset or objectives is not supported yet: "
-                "send the spec itself as `content_yaml`."
+                "Send the spec itself as `content_yaml`, or `generation_objectives` and/or a seed dataset's "
+                "`dataset_id` to have one generated."
             )
+        dataset = None
+        if "dataset_id" in data:
+            dataset = SeedDataset.objects.for_company(self.company).filter(code=data["dataset_id"]).first()
+            if dataset is None:
+                raise exceptions.NotFound("No seed dataset with this id.")
         try:
-            spec = spec_create(
-                company=self.company,
-                created_by=self.membership.user,
-                **serializer.validated_data,
-            )
-        except SpecError as exc:
-            raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
+            spec = spec_generate_create(
+                company=self.company, created_by=self.membership.user, name=data["name"],
+                description=data["description"], dataset=dataset, objectives=objectives,
+                model_name=data.get("spec_generation_model_name") or settings.SPEC_GENERATION_DEFAULT_MODEL,
+                generate_distributions=data["generate_distributions"],
+                generate_conditional_distributions=data["generate_conditional_distributions"],
+                extrapolate_axes=data["extrapolate_axes"], extrapolate_values=data["extrapolate_values"],
+            )  # fmt: skip
+        except NoWriter as exc:  # checked before anything is created: no provider, or a model that cannot write
+            raise BadRequest(str(exc)) from exc
         return Response(CreatedOutputSerializer(spec).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -135,6 +170,8 @@ class SpecViewSet(
             )
         except SpecError as exc:
             raise exceptions.ValidationError({"content_yaml": [str(exc)]}) from exc
+        except RunError as exc:
+            raise BadRequest(str(exc)) from exc
         spec.refresh_from_db()
         return Response(SpecDetailOutputSerializer(spec, context=self.get_serializer_context()).data)
 
@@ -171,7 +208,7 @@ class RunViewSet(
     mixins.DestroyModelMixin,
     CompanyScopedViewSet,
 ):
-    queryset = Run.objects.select_related("spec", "spec_version", "created_by")
+    queryset = Run.objects.select_related("spec__dataset", "spec_version", "created_by")
     parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def get_serializer_class(self) -> Any:
@@ -232,7 +269,7 @@ class RunViewSet(
         sample = run.samples.filter(code=code).only("code", "path", "file_type", "position").first() if code else None
         if sample is None:
             raise exceptions.NotFound("No file with this id in this run.")
-        token = download_token(request, run=run, file=str(sample.code))
+        token = download_token(request, {"run": str(run.code), "file": str(sample.code)})
         data = {
             "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
             "filename": export_name(sample).rsplit("/", 1)[-1],
@@ -250,7 +287,8 @@ class RunViewSet(
         run = self.get_object()
         # Built once, here (the answer carries its size); the link serves this very file.
         archive_id, size = run_zip_store(run)
-        token = download_token(request, run=run, file=None, archive=archive_id)
+        # "archive": the ZIP built just now (runs/exports.py), which the link serves.
+        token = download_token(request, {"run": str(run.code), "file": None, "archive": archive_id})
         data = {
             "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
             "size_bytes": size,
@@ -258,17 +296,137 @@ class RunViewSet(
         return Response(ArchiveDownloadOutputSerializer(data).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        description="List your company's seed datasets, newest first.",
+        responses={200: SeedDatasetListOutputSerializer(many=True), **error_responses(401, 403)},
+    ),
+    retrieve=extend_schema(
+        description="Retrieve a seed dataset with its files.",
+        responses={200: SeedDatasetDetailOutputSerializer, **error_responses(401, 403, 404)},
+    ),
+    destroy=extend_schema(
+        description="Delete a seed dataset and its files; refused while specs generated from it exist.",
+        responses={204: None, **error_responses(400, 401, 403, 404)},
+    ),
+)
+class SeedDatasetViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    CompanyScopedViewSet,
+):
+    queryset = SeedDataset.objects.select_related("created_by")
+    parser_classes = [MultiPartParser, FormParser, StrictJSONParser]
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_serializer_class(self) -> Any:
+        return SeedDatasetListOutputSerializer if self.action == "list" else SeedDatasetDetailOutputSerializer
+
+    def scope_queryset(self, queryset: Any) -> Any:
+        return queryset.prefetch_related("files") if self.action == "retrieve" else queryset
+
+    def _created(self, dataset: SeedDataset) -> Response:
+        dataset = self.get_queryset().prefetch_related("files").get(pk=dataset.pk)
+        return Response(SeedDatasetDetailOutputSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"multipart/form-data": SeedDatasetZipSerializer},
+        responses={201: SeedDatasetDetailOutputSerializer, **error_responses(400, 401, 403)},
+    )
+    @action(detail=False, methods=["post"], url_path="create-from-zip")
+    def create_from_zip(self, request: Request) -> Response:
+        """Create a seed dataset from a ZIP; its layout gives the type (one file, files, or folders of files)."""
+        serializer = SeedDatasetZipSerializer(data=request.data, context={"company": self.company})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["zip_file"]
+        if upload.size > settings.SEED_MAX_UPLOAD_BYTES:
+            raise BadRequest(f"The ZIP is {upload.size:,} bytes; the limit is {settings.SEED_MAX_UPLOAD_BYTES:,}.")
+        try:
+            with zipfile.ZipFile(upload) as archive:
+                dataset = seed_dataset_create(
+                    company=self.company, created_by=self.membership.user, name=data["name"],
+                    description=data["description"], entries=zip_entries(archive),
+                )  # fmt: skip
+        except (zipfile.BadZipFile, EOFError, NotImplementedError):
+            raise BadRequest("The upload is not a valid ZIP file.") from None
+        except SeedError as exc:
+            raise BadRequest(f"The seed dataset was refused: {exc}.") from exc
+        return self._created(dataset)
+
+    @extend_schema(
+        request={"multipart/form-data": SeedDatasetFilesSerializer},
+        responses={201: SeedDatasetDetailOutputSerializer, **error_responses(400, 401, 403)},
+    )
+    @action(detail=False, methods=["post"], url_path="create")
+    def create_with_files(self, request: Request) -> Response:
+        """Create a seed dataset from uploaded files (`files[]`; for MULTI_FOLDER, `folder_names[]` too)."""
+        raw = request.data if isinstance(request.data, Mapping) else {}  # a JSON array body: every field missing
+        fields = {key: value for key in ("name", "description", "dataset_type") if (value := raw.get(key)) is not None}
+        files = request.FILES.getlist("files[]") or request.FILES.getlist("files") if request.FILES else []
+        folders = _getlist(request, "folder_names[]") or _getlist(request, "folder_names")
+        data_in = {**fields, "files": files, **({"folder_names": folders} if folders else {})}
+        serializer = SeedDatasetFilesSerializer(data=data_in, context={"company": self.company})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        total = sum(upload.size for upload in data["files"])
+        if total > settings.SEED_MAX_UPLOAD_BYTES:
+            raise BadRequest(f"The files are {total:,} bytes; the limit is {settings.SEED_MAX_UPLOAD_BYTES:,}.")
+        try:
+            dataset = seed_dataset_create(
+                company=self.company, created_by=self.membership.user, name=data["name"],
+                description=data["description"], dataset_type=data["dataset_type"],
+                entries=upload_entries(data["files"], data.get("folder_names")),
+            )  # fmt: skip
+        except SeedError as exc:
+            raise BadRequest(f"The seed dataset was refused: {exc}.") from exc
+        return self._created(dataset)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        """Delete a seed dataset and its stored files."""
+        try:
+            seed_dataset_delete(dataset=self.get_object())
+        except SeedError as exc:
+            raise BadRequest(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="api_dataframer_seed_datasets_files_retrieve",
+        parameters=[OpenApiParameter("file_id", str, OpenApiParameter.PATH, description="A seed file's id.")],
+        responses={200: FileDownloadOutputSerializer, **error_responses(401, 403, 404)},
+    )
+    @action(detail=True, methods=["get"], url_path=r"files/(?P<file_id>[^/]+)")
+    def download_file(self, request: Request, pk: str | None = None, file_id: str = "") -> Response:
+        """A signed, expiring link to one file of the seed dataset."""
+        dataset = self.get_object()
+        code = uuid_or_none(file_id)
+        seed_file = dataset.files.filter(code=code).first() if code else None
+        if seed_file is None:
+            raise exceptions.NotFound("No file with this id in this seed dataset.")
+        token = download_token(request, {"dataset": str(dataset.code), "seed_file": str(seed_file.code)})
+        data = {
+            "download_url": request.build_absolute_uri(reverse("api:signed-download", args=[token])),
+            "filename": seed_file.path.rsplit("/", 1)[-1],
+            "content_type": seed_file.content_type,
+        }
+        return Response(FileDownloadOutputSerializer(data).data)
+
+
+def _getlist(request: Request, key: str) -> list[Any]:
+    getlist = getattr(request.data, "getlist", None)
+    return list(getlist(key)) if getlist else []
+
+
 def _session_tag(session_key: str) -> str:
     # The token is signed, not encrypted: it carries a keyed hash of the session key, never the key itself.
     return salted_hmac(DOWNLOAD_SALT, session_key).hexdigest()[:32]
 
 
-def download_token(request: Request, *, run: Run, file: str | None, archive: str | None = None) -> str:
-    """A signed link bound to what asked for it: the API key (revoking or rotating it ends the link) or, for a
-    signed-in browser, its session (signing out ends it, and only that browser can use it)."""
-    payload: dict[str, Any] = {"run": str(run.code), "file": file}
-    if archive is not None:
-        payload["archive"] = archive  # the ZIP built when the link was made (runs/exports.py)
+def download_token(request: Request, payload: dict[str, Any]) -> str:
+    """A signed link to what `payload` names (a run's file or ZIP, a seed dataset's file), bound to what asked for
+    it: the API key (revoking or rotating it ends the link) or, for a signed-in browser, its session (signing out
+    ends it, and only that browser can use it)."""
+    payload = dict(payload)
     if isinstance(request.auth, ApiKey):
         payload["key"] = str(request.auth.code)
     else:
@@ -278,15 +436,15 @@ def download_token(request: Request, *, run: Run, file: str | None, archive: str
     return signing.dumps(payload, salt=DOWNLOAD_SALT, compress=True)
 
 
-def _binding_holds(request: Request, payload: dict[str, Any], run: Run) -> bool:
-    """Whether the key or session that made the link may still read the run."""
+def _binding_holds(request: Request, payload: dict[str, Any], company_id: int) -> bool:
+    """Whether the key or session that made the link may still read the company's data."""
     if "key" in payload:
-        key = ApiKey.objects.active().filter(code=payload["key"], company_id=run.company_id).select_related("user")
+        key = ApiKey.objects.active().filter(code=payload["key"], company_id=company_id).select_related("user")
         api_key = key.first()
         return (
             api_key is not None
             and api_key.user.is_active
-            and Membership.objects.filter(user=api_key.user, company_id=run.company_id).exists()
+            and Membership.objects.filter(user=api_key.user, company_id=company_id).exists()
         )
     if "session" in payload:
         session_key = request.session.session_key
@@ -297,7 +455,7 @@ def _binding_holds(request: Request, payload: dict[str, Any], run: Run) -> bool:
             session_key is not None
             and user.is_authenticated
             and constant_time_compare(payload["session"], _session_tag(session_key))
-            and Membership.objects.filter(user=user, company_id=run.company_id).exists()
+            and Membership.objects.filter(user=user, company_id=company_id).exists()
         )
     return False  # a link from before links were bound: refuse it
 
@@ -315,12 +473,19 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
         raise exceptions.NotFound("This download link has expired.") from None
     except signing.BadSignature:
         raise exceptions.NotFound("Invalid download link.") from None
-    run = get_object_or_404(Run, code=payload["run"])
-    if not _binding_holds(request, payload, run):
-        raise exceptions.NotFound(
-            "This download link is no longer valid: the API key or session that made it was revoked, rotated, "
-            "expired or signed out."
+    if "seed_file" in payload:
+        seed_file = get_object_or_404(SeedFile.objects.select_related("dataset"), code=payload["seed_file"])
+        if not _binding_holds(request, payload, seed_file.dataset.company_id):
+            raise exceptions.NotFound(LINK_REVOKED)
+        return FileResponse(
+            default_storage.open(seed_file.storage_name, "rb"),
+            as_attachment=True,
+            filename=seed_file.path.rsplit("/", 1)[-1],
+            content_type=seed_file.content_type,
         )
+    run = get_object_or_404(Run, code=payload["run"])
+    if not _binding_holds(request, payload, run.company_id):
+        raise exceptions.NotFound(LINK_REVOKED)
     if payload["file"] is None:
         archive = run_zip_open(str(payload.get("archive") or "")) or build_run_zip(run)
         return FileResponse(

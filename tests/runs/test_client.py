@@ -47,7 +47,7 @@ def test_specs_through_the_client(client: Dataframer, company_a: Company) -> Non
         new_yaml,
     ]
     assert [s.name for s in client.dataframer.specs.list()] == ["Support"]
-    with pytest.raises(BadRequestError):
+    with pytest.raises(BadRequestError):  # no provider configured (tests/runs/test_spec_generation.py has one)
         client.dataframer.specs.create(name="Generated", generation_objectives="support chats")
 
     run_id = _import(client, created.id)

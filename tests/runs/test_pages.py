@@ -207,8 +207,9 @@ def test_spec_pages_query_counts(
     client: Client, alice: Any, spec_a: Spec, run_a: Run, django_assert_num_queries: Any
 ) -> None:
     signed_in(client, alice)
-    # session, user, active membership, specs with run counts, header companies
-    with django_assert_num_queries(5):
+    # session, user, active membership, specs with run counts (+ seed dataset), header companies, the generate
+    # form's seed datasets
+    with django_assert_num_queries(6):
         client.get("/specs/")
     # session, user, spec, membership, latest version, runs, header membership + companies
     with django_assert_num_queries(8):

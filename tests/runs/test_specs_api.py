@@ -24,10 +24,11 @@ def test_it_creates_a_spec_from_yaml(alice_api: APIClient, company_a: Any) -> No
     ]
 
 
-def test_it_refuses_spec_generation_clearly(alice_api: APIClient) -> None:
+def test_it_refuses_spec_generation_clearly_without_a_provider(alice_api: APIClient) -> None:
+    # tests/runs/test_spec_generation.py generates specs with a (fake) provider.
     response = alice_api.post(SPECS, {"name": "Gen", "generation_objectives": "make data"}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "not supported yet" in response.json()["detail"]
+    assert "ANTHROPIC_API_KEY is not set. Generating data needs an LLM" in response.json()["detail"]
     assert not Spec.objects.exists()
 
 

@@ -1,0 +1,22 @@
+"""Work item handlers of the runs app (the work app runs them in django-q2 workers): thin functions that take the
+item and call services (STYLE.md rule 9). Registered in RunsConfig.ready()."""
+
+from __future__ import annotations
+
+from work.models import WorkItem
+from work.registry import Result, register
+from work.runner import Context
+
+from . import services
+
+
+def generate_spec(item: WorkItem, ctx: Context) -> Result:
+    return services.spec_generate(spec_id=item.subject_id, ctx=ctx)
+
+
+def give_up_spec(item: WorkItem, reason: str) -> None:
+    services.spec_generation_fail(spec_id=item.subject_id, message=f"The spec could not be generated: {reason}")
+
+
+def register_all() -> None:
+    register("spec.generate", run=generate_spec, give_up=give_up_spec)
