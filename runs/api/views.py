@@ -32,6 +32,8 @@ from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, Spec
 from runs.services import (
     RunError,
+    run_cancel,
+    run_generate,
     run_import,
     spec_add_version,
     spec_create,
@@ -44,6 +46,7 @@ from .serializers import (
     CreatedOutputSerializer,
     FileDownloadOutputSerializer,
     RunCancelOutputSerializer,
+    RunCreateSerializer,
     RunDetailOutputSerializer,
     RunImportSerializer,
     RunListOutputSerializer,
@@ -177,13 +180,25 @@ class RunViewSet(
     def get_serializer_class(self) -> Any:
         return RunListOutputSerializer if self.action == "list" else RunDetailOutputSerializer
 
-    @extend_schema(request=None, responses=error_responses(400, 401, 403))
+    @extend_schema(
+        request=RunCreateSerializer,
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
     def create(self, request: Request) -> Response:
-        """Not supported yet (always 400): generate your samples elsewhere and import them."""
-        raise BadRequest(
-            "Generating runs with an LLM is not supported yet: bring your samples with "
-            "POST /api/dataframer/runs/import/."
-        )
+        """Generate a run from a SUCCEEDED spec: each sample's property values are assigned first (by quota), then
+        one LLM call writes it. Answers the run's id at once; poll GET /api/dataframer/runs/{id}/ for its status.
+        Without an LLM that can write (a configured provider), a 400 that says how to configure one."""
+        serializer = RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        spec = Spec.objects.for_company(self.company).filter(code=data.pop("spec_id")).first()
+        if spec is None:
+            raise exceptions.NotFound("No spec with this id.")
+        try:
+            run = run_generate(company=self.company, created_by=self.membership.user, spec=spec, **data)
+        except RunError as exc:
+            raise BadRequest(str(exc)) from exc
+        return Response(CreatedOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=RunImportSerializer,
@@ -215,7 +230,7 @@ class RunViewSet(
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a PENDING or PROCESSING run."""
         run = self.get_object()
-        if not run.cancel():
+        if not run_cancel(run=run):
             raise BadRequest(f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
         return Response(RunCancelOutputSerializer(run).data)
 

@@ -1,0 +1,30 @@
+"""Work item handlers of run generation (the work app runs them in django-q2 workers): thin functions that take the
+item and call services (STYLE.md rule 9). Registered in RunsConfig.ready()."""
+
+from __future__ import annotations
+
+from work.models import WorkItem
+from work.registry import Result, register
+from work.runner import Context
+
+from . import services
+
+
+def start(item: WorkItem, ctx: Context) -> Result:
+    services.run_generation_start(run_id=item.subject_id)
+    return Result.DONE
+
+
+def write(item: WorkItem, ctx: Context) -> Result:
+    return services.run_generation_write(
+        run_id=item.subject_id, part=item.args["part"], parts=item.args["parts"], ctx=ctx
+    )
+
+
+def give_up(item: WorkItem, reason: str) -> None:
+    services.run_generation_fail(run_id=item.subject_id, message=f"The run could not finish: {reason}")
+
+
+def register_all() -> None:
+    register("run.start", run=start, give_up=give_up)
+    register("run.write", run=write, give_up=give_up)
