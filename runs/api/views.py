@@ -185,9 +185,8 @@ class RunViewSet(
         responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404)},
     )
     def create(self, request: Request) -> Response:
-        """Generate a run from a SUCCEEDED spec: each sample's property values are assigned first (by quota), then
-        one LLM call writes it. Answers the run's id at once; poll GET /api/dataframer/runs/{id}/ for its status.
-        Without an LLM that can write (a configured provider), a 400 that says how to configure one."""
+        """Generate a run from a SUCCEEDED spec: values assigned by quota, one LLM call per sample; poll its id."""
+        # Without an LLM provider configured, a 400 says how to configure one (runs.services.run_generate).
         serializer = RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

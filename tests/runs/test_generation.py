@@ -42,7 +42,10 @@ def writes_as_told(schema: dict[str, Any], user: str) -> dict[str, Any]:
     """A writer that writes exactly its assigned values, and a judge that reads the values a text names."""
     if "content" in schema["properties"]:
         values = assigned_in(user)
-        return {"title": f"A {values['sentiment']} one", "content": f"A {values['sentiment']} {values['priority']} chat."}
+        return {
+            "title": f"A {values['sentiment']} one",
+            "content": f"A {values['sentiment']} {values['priority']} chat.",
+        }
     text = sample_text(user)
     return {name: next(v for v in prop["enum"] if v in text.split()) for name, prop in schema["properties"].items()}
 
@@ -79,7 +82,8 @@ def test_it_generates_retrieves_lists_and_evaluates_through_the_official_client(
     assert created.id
     run = client.dataframer.runs.retrieve(created.id)
     assert (run.status, run.samples_completed, run.samples_failed) == ("SUCCEEDED", 20, 0)
-    assert run.total_cost and run.total_cost > 0
+    assert run.total_cost
+    assert run.total_cost > 0
     params = run.runtime_params
     assert params is not None
     assert (params.number_of_samples, params.generation_model, params.skip_outline) == (20, SONNET, True)
@@ -165,9 +169,12 @@ def test_it_says_how_to_configure_a_provider_when_there_is_none(alice_api: Any, 
     response = alice_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     detail = response.json()["detail"]
-    assert "ANTHROPIC_API_KEY" in detail and "OpenAI-compatible" in detail
+    assert "ANTHROPIC_API_KEY" in detail
+    assert "OpenAI-compatible" in detail
     response = alice_api.post(
-        RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5, "generation_model": "local/embeddings"}, format="json"
+        RUNS,
+        {"spec_id": str(spec_a.code), "number_of_samples": 5, "generation_model": "local/embeddings"},
+        format="json",
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "does not write data" in response.json()["detail"]
@@ -177,7 +184,9 @@ def test_it_says_how_to_configure_a_provider_when_there_is_none(alice_api: Any, 
 def test_it_checks_ownership(charlie_api: Any, spec_a: Spec, fake_anthropic: Any) -> None:
     response = charlie_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
     assert response.status_code == HTTPStatus.NOT_FOUND
-    response = charlie_api.post(RUNS, {"spec_id": "00000000-0000-4000-8000-000000000000", "number_of_samples": 5}, format="json")
+    response = charlie_api.post(
+        RUNS, {"spec_id": "00000000-0000-4000-8000-000000000000", "number_of_samples": 5}, format="json"
+    )
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert not Run.objects.exists()
 
@@ -188,7 +197,9 @@ def test_it_requires_rw_access(bob_api: Any, spec_a: Spec, fake_anthropic: Any) 
     assert not Run.objects.exists()
 
 
-def test_it_never_stores_the_databricks_secret(alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any) -> None:
+def test_it_never_stores_the_databricks_secret(
+    alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
+) -> None:
     run = generate(company_a, alice, spec_a, 1, databricks_client_secret="s3cret", databricks_client_id="id")
     assert "s3cret" not in json.dumps(run.runtime_params)
     assert run.runtime_params["databricks_client_id"] == "id"
@@ -205,7 +216,9 @@ def test_samples_are_stored_like_imports_with_the_planned_values(
         run = generate(company_a, alice, spec_a, 50)
     run.refresh_from_db()
     assert (run.status, run.samples_completed, run.samples_failed) == ("SUCCEEDED", 50, 0)
-    assert run.started_at and run.completed_at and run.source == "generated"
+    assert run.started_at
+    assert run.completed_at
+    assert run.source == "generated"
     samples = list(run.samples.order_by("position"))
     plan = assignment.plan(parse_spec(SPEC_YAML).properties, 50, seed=run.runtime_params["assignment_seed"])
     assert [s.properties for s in samples] == plan
@@ -234,8 +247,10 @@ def test_a_failed_sample_is_counted_with_its_reason(
     assert run.status == "SUCCEEDED"
     assert (run.samples_completed, run.samples_failed) == (4, 2)
     [refused, bad] = run.runtime_params["failed_samples"]
-    assert refused["position"] == 0 and "refused" in refused["reason"]
-    assert bad["position"] == 1 and "did not fit the schema twice" in bad["reason"]
+    assert refused["position"] == 0
+    assert "refused" in refused["reason"]
+    assert bad["position"] == 1
+    assert "did not fit the schema twice" in bad["reason"]
     assert GenerationFailure.objects.filter(run=run).count() == 2
     assert JudgeCall.objects.filter(run=run).count() == fake_anthropic.calls == 7
 
@@ -307,7 +322,9 @@ def test_the_conformance_filter_gives_up_after_its_attempts(
         run = generate(company_a, alice, spec_a, 5, filtering_types=["conformance"])
     run.refresh_from_db()
     assert (run.samples_completed, run.samples_failed) == (2, 3)  # 40% of 5 are positive
-    assert all("rejected all 2 attempts (it read as sentiment=positive)" in f.reason for f in run.generation_failures.all())
+    assert all(
+        "rejected all 2 attempts (it read as sentiment=positive)" in f.reason for f in run.generation_failures.all()
+    )
 
 
 # --- Resume and cancel ---
@@ -340,12 +357,15 @@ def test_a_worker_stopped_half_way_loses_nothing_and_the_retry_writes_only_the_r
     assert (run.status, run.samples_completed) == ("SUCCEEDED", 12)
     assert fake_anthropic.calls == 13  # 12 samples, plus the call the stop interrupted
     # The resumed plan is the same plan: every sample holds the values it was written for.
-    assert all(s.content == f"A {s.properties['sentiment']} {s.properties['priority']} chat." for s in run.samples.all())
+    assert all(
+        s.content == f"A {s.properties['sentiment']} {s.properties['priority']} chat." for s in run.samples.all()
+    )
     # A duplicate delivery changes nothing.
     write.refresh_from_db()
     WorkItem.objects.filter(pk=write.pk).update(state="queued")
     runner.run_item(write.id)
-    assert fake_anthropic.calls == 13 and Run.objects.get(pk=run.pk).samples_completed == 12
+    assert fake_anthropic.calls == 13
+    assert Run.objects.get(pk=run.pk).samples_completed == 12
 
 
 FAST = {
