@@ -216,13 +216,15 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-def _ignored(field: serializers.Field[Any, Any, Any, Any]) -> serializers.Field[Any, Any, Any, Any]:
+IGNORED = "Accepted and ignored here (echoed in runtime_params)."
+
+
+def _ignored(field_class: type[serializers.Field[Any, Any, Any, Any]], **kwargs: Any) -> Any:
     """An accepted, stored (echoed in runtime_params) and otherwise ignored parameter: our writer has no outline,
-    revision, seed dataset, tool or Databricks step. Said in its description in /api/schema/."""
-    field.help_text = (
-        f"{field.help_text + ' ' if field.help_text else ''}Accepted and ignored here (echoed in runtime_params)."
-    )
-    return field
+    revision, seed dataset, tool or Databricks step. Said in its description in /api/schema/. (Built with the text
+    in its arguments: DRF copies declared fields by re-instantiating them.)"""
+    kwargs["help_text"] = f"{kwargs['help_text']} {IGNORED}" if "help_text" in kwargs else IGNORED
+    return field_class(required=False, **kwargs)
 
 
 MODEL_HELP = "A model name of the judge model table (unknown names get a 400 listing the allowed ones)."
@@ -254,33 +256,25 @@ class RunCreateSerializer(serializers.Serializer[Any]):
         "samples (expected within 100/N points of requested). `random`: each sample's values are drawn from the "
         "distributions.",
     )
-    databricks_api_base = _ignored(serializers.CharField(required=False, max_length=500))
-    databricks_client_id = _ignored(serializers.CharField(required=False, max_length=500))
-    databricks_client_secret = _ignored(
-        serializers.CharField(required=False, max_length=500, help_text="Never stored.")
-    )
-    enable_revisions = _ignored(StrictBooleanField(required=False))
+    databricks_api_base = _ignored(serializers.CharField, max_length=500)
+    databricks_client_id = _ignored(serializers.CharField, max_length=500)
+    databricks_client_secret = _ignored(serializers.CharField, max_length=500, help_text="Never stored.")
+    enable_revisions = _ignored(StrictBooleanField)
     generation_thinking_budget = _ignored(
-        StrictIntegerField(required=False, min_value=0, help_text="The model table sets thinking budgets.")
+        StrictIntegerField, min_value=0, help_text="The model table sets thinking budgets."
     )
-    max_examples_in_prompt = _ignored(StrictIntegerField(required=False, min_value=0))
-    max_revision_cycles = _ignored(StrictIntegerField(required=False, min_value=0))
-    outline_model = _ignored(serializers.CharField(required=False, max_length=200))
-    outline_thinking_budget = _ignored(StrictIntegerField(required=False, min_value=0))
-    revision_model = _ignored(serializers.CharField(required=False, max_length=200))
-    revision_thinking_budget = _ignored(StrictIntegerField(required=False, min_value=0))
+    max_examples_in_prompt = _ignored(StrictIntegerField, min_value=0)
+    max_revision_cycles = _ignored(StrictIntegerField, min_value=0)
+    outline_model = _ignored(serializers.CharField, max_length=200)
+    outline_thinking_budget = _ignored(StrictIntegerField, min_value=0)
+    revision_model = _ignored(serializers.CharField, max_length=200)
+    revision_thinking_budget = _ignored(StrictIntegerField, min_value=0)
     revision_types = _ignored(
-        serializers.ListField(
-            child=serializers.ChoiceField(
-                choices=["coherence_flow", "consistency", "distinguishability", "conformance"]
-            ),
-            required=False,
-            max_length=4,
-        )
+        serializers.ListField,
+        child=serializers.ChoiceField(choices=["coherence_flow", "consistency", "distinguishability", "conformance"]),
+        max_length=4,
     )
-    seed_shuffling_level = _ignored(
-        serializers.ChoiceField(choices=["none", "sample", "field", "prompt"], required=False)
-    )
-    skip_outline = _ignored(StrictBooleanField(required=False))
-    tools = _ignored(serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=20))
-    unified_multifield = _ignored(StrictBooleanField(required=False))
+    seed_shuffling_level = _ignored(serializers.ChoiceField, choices=["none", "sample", "field", "prompt"])
+    skip_outline = _ignored(StrictBooleanField)
+    tools = _ignored(serializers.ListField, child=serializers.CharField(max_length=100), max_length=20)
+    unified_multifield = _ignored(StrictBooleanField)
