@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 
 from companies.models import Company
+from llm.catalog import judge_models
 
 from .models import Spec
 from .specfile import SpecError, parse_spec
@@ -46,3 +47,27 @@ class RunImportForm(forms.Form):
     def __init__(self, *args: Any, company: Company, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["spec"].queryset = Spec.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
+
+
+def _writer_choices() -> list[tuple[str, str]]:
+    # Every model of the table but the embedded judge, which does not write data. A model whose provider has no
+    # credentials is still listed: choosing it gets the message that says how to configure the provider.
+    return [(name, name) for name, model in sorted(judge_models().items()) if not model.is_offline]
+
+
+class RunGenerateForm(forms.Form):
+    number_of_samples = forms.IntegerField(min_value=1, max_value=settings.GENERATION_MAX_SAMPLES, initial=100)
+    generation_model = forms.ChoiceField(choices=_writer_choices, label="Model")
+    assignment_mode = forms.ChoiceField(
+        choices=[("quota", "By quota (exact shares)"), ("random", "Drawn at random")],
+        initial="quota",
+        label="Values assigned",
+    )
+    conformance_filter = forms.BooleanField(
+        required=False,
+        label="Rewrite samples the judge reads as other values (conformance filter)",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["generation_model"].initial = settings.GENERATION_DEFAULT_MODEL

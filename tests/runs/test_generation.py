@@ -431,3 +431,92 @@ def test_cancel_stops_the_calls_within_5_seconds(
     run.refresh_from_db()
     assert run.status == "CANCELED"
     assert run.samples.count() < 400
+
+
+# --- Pages ---
+
+
+def test_the_spec_page_generates_a_run_and_the_run_page_shows_its_progress(
+    client: Any, alice: Any, spec_a: Spec, fake_anthropic: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    fake_anthropic.answer = writes_as_told
+    client.force_login(alice)
+    page = client.get(f"/specs/{spec_a.code}/").content.decode()
+    assert "Generate a run" in page
+    assert "local/embeddings" not in page  # the embedded judge does not write
+    form = {"number_of_samples": 6, "generation_model": SONNET, "assignment_mode": "quota"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/specs/{spec_a.code}/generate/", form)
+    run = Run.objects.get()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"/runs/{run.code}/"
+    page = client.get(f"/runs/{run.code}/").content.decode()
+    assert "6 written / 6 samples" in page
+    assert 'hx-trigger="every 1s"' not in page  # finished: no polling
+    assert 'class="primary">Evaluate</button>' in page  # the evaluations' card, with its form
+    # The poll answers 286 (stop) once the run has ended.
+    poll = client.get(f"/runs/{run.code}/?partial=progress", headers={"HX-Request": "true"})
+    assert poll.status_code == 286
+    assert "6 written" in poll.content.decode()
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_the_run_page_polls_while_running_and_cancels(
+    client: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
+) -> None:
+    run = generate(company_a, alice, spec_a, 5)
+    client.force_login(alice)
+    page = client.get(f"/runs/{run.code}/").content.decode()
+    assert 'hx-trigger="every 1s"' in page
+    assert "0 written / 5 samples" in page
+    poll = client.get(f"/runs/{run.code}/?partial=progress", headers={"HX-Request": "true"})
+    assert poll.status_code == HTTPStatus.OK
+    response = client.post(f"/runs/{run.code}/cancel/", headers={"HX-Request": "true"})
+    assert response.status_code == HTTPStatus.OK
+    assert "CANCELED" in response.content.decode()
+    assert Run.objects.get(pk=run.pk).status == "CANCELED"
+    assert not WorkItem.objects.for_subject("run.", run.id).open().exists()
+
+
+def test_the_generate_form_explains_what_is_wrong(client: Any, alice: Any, spec_a: Spec) -> None:
+    client.force_login(alice)
+    response = client.post(f"/specs/{spec_a.code}/generate/", {"number_of_samples": 0, "generation_model": SONNET})
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    # Valid form, but no provider configured: the page says how to configure one.
+    form = {"number_of_samples": 3, "generation_model": SONNET, "assignment_mode": "quota"}
+    response = client.post(f"/specs/{spec_a.code}/generate/", form)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "ANTHROPIC_API_KEY" in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_pages_check_ownership(
+    client: Any, charlie: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dispatch, "dispatch", lambda: 0)
+        run = generate(company_a, alice, spec_a, 5)
+    client.force_login(charlie)
+    form = {"number_of_samples": 3, "generation_model": SONNET, "assignment_mode": "quota"}
+    assert client.post(f"/specs/{spec_a.code}/generate/", form).status_code == HTTPStatus.NOT_FOUND
+    assert client.post(f"/runs/{run.code}/cancel/").status_code == HTTPStatus.NOT_FOUND
+    poll = client.get(f"/runs/{run.code}/?partial=progress", headers={"HX-Request": "true"})
+    assert poll.status_code == HTTPStatus.NOT_FOUND
+    assert Run.objects.get(pk=run.pk).status == "PENDING"
+
+
+def test_pages_require_rw_access(
+    client: Any, bob: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dispatch, "dispatch", lambda: 0)
+        run = generate(company_a, alice, spec_a, 5)
+    client.force_login(bob)
+    page = client.get(f"/specs/{spec_a.code}/").content.decode()
+    assert "Generate a run" not in page
+    assert "Cancel</button>" not in client.get(f"/runs/{run.code}/").content.decode()
+    form = {"number_of_samples": 3, "generation_model": SONNET, "assignment_mode": "quota"}
+    assert client.post(f"/specs/{spec_a.code}/generate/", form).status_code == HTTPStatus.FORBIDDEN
+    assert client.post(f"/runs/{run.code}/cancel/").status_code == HTTPStatus.FORBIDDEN
+    assert Run.objects.count() == 1
+    assert Run.objects.get(pk=run.pk).status == "PENDING"
