@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -11,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, transaction
-from django.db.models import F, Subquery, Sum, Value
+from django.db import transaction
+from django.db.models import Count, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -187,6 +188,7 @@ IGNORED_PARAMS = (
 )  # fmt: skip
 SECRET_PARAMS = ("databricks_client_secret",)  # accepted, never stored
 PAGE = 500  # positions read per query while finding what is left to write
+COUNTERS_EVERY_SECONDS = 1.0  # how often a writing item recounts the run's progress
 FAILURES_SHOWN = 100  # failed positions (with their reasons) listed in a finished run's runtime_params
 
 
@@ -378,8 +380,15 @@ class WritingJob:
         return written
 
 
-def _total_cost(run_id: int) -> Any:
-    """The run's cost: the sum of its ledger rows, as a subquery (the run's row is updated in the same write)."""
+def _count(queryset: Any) -> Any:
+    """COUNT(*) of `queryset` as a subquery expression."""
+    return Coalesce(Subquery(queryset.order_by().values("run_id").annotate(n=Count("id")).values("n")), 0)
+
+
+def run_counters_refresh(*, run_id: int) -> None:
+    """Recount the run's progress from its rows, in one UPDATE: samples_completed and samples_failed from the
+    samples and failures, total_cost from the ledger. Recounted, never incremented, so a duplicate delivery or a
+    killed worker cannot make them drift; called about once a second while writing, and at the end of each item."""
     calls = (
         JudgeCall.objects.filter(subject_type=ContentType.objects.get_for_model(Run), subject_id=run_id)
         .order_by()
@@ -387,15 +396,19 @@ def _total_cost(run_id: int) -> Any:
         .annotate(total=Sum("cost_usd"))
         .values("total")
     )
-    return Coalesce(Subquery(calls), Value(Decimal(0)))
+    Run.objects.filter(id=run_id).update(
+        samples_completed=_count(Sample.objects.filter(run_id=run_id)),
+        samples_failed=_count(GenerationFailure.objects.filter(run_id=run_id)),
+        total_cost=Coalesce(Subquery(calls), Value(Decimal(0))),
+    )
 
 
 def _save_written(*, job: WritingJob, position: int, written: Written) -> None:
-    """Write one position's result, its ledger rows and the run's counters together, as soon as it arrives.
+    """Write one position's result and its ledger rows together, as soon as it arrives.
 
     A position already written (a duplicate delivery, a worker that lost its claim) keeps its first sample: the
-    insert hits the (run, identifier) constraint and the counters do not move. The calls are recorded all the
-    same: they were made, and paid for.
+    insert is ignored on the (run, identifier) constraint. The calls are recorded all the same: they were made,
+    and paid for. A fatal or deferred outcome writes only the ledger.
     """
     run = job.run
     with transaction.atomic():
@@ -408,33 +421,23 @@ def _save_written(*, job: WritingJob, position: int, written: Written) -> None:
                 subject=run,
                 item_id=position,
             )
-        counters: dict[str, Any] = {}
         if written.content is not None:
             path = writing.path_for(position, written.title)
-            try:
-                with transaction.atomic():
-                    Sample.objects.create(
-                        run=run,
-                        position=position,
-                        identifier=writing.identifier_for(position),
-                        path=path,
-                        file_type=Sample.guess_file_type(path),
-                        size_bytes=len(written.content.encode("utf-8")),
-                        content=written.content,
-                        # Stored exactly as imports store them: {property: assigned value}.
-                        properties=job.plan[position],
-                    )
-            except IntegrityError:
-                pass
-            else:
-                counters["samples_completed"] = F("samples_completed") + 1
-        elif not (written.fatal or written.deferred):
-            _failure, created = GenerationFailure.objects.get_or_create(
-                run=run, position=position, defaults={"reason": written.reason[:2000] or "no sample"}
+            sample = Sample(
+                run=run,
+                position=position,
+                identifier=writing.identifier_for(position),
+                path=path,
+                file_type=Sample.guess_file_type(path),
+                size_bytes=len(written.content.encode("utf-8")),
+                content=written.content,
+                # Stored exactly as imports store them: {property: assigned value}.
+                properties=job.plan[position],
             )
-            if created:
-                counters["samples_failed"] = F("samples_failed") + 1
-        Run.objects.filter(id=run.id).update(total_cost=_total_cost(run.id), **counters)
+            Sample.objects.bulk_create([sample], ignore_conflicts=True)
+        elif not (written.fatal or written.deferred):
+            failure = GenerationFailure(run=run, position=position, reason=written.reason[:2000] or "no sample")
+            GenerationFailure.objects.bulk_create([failure], ignore_conflicts=True)
 
 
 def _unwritten(run: Run, *, part: int, parts: int) -> Iterator[int]:
@@ -467,7 +470,13 @@ def run_generation_write(*, run_id: int, part: int, parts: int, ctx: Context) ->
             stop.set()
         return not fatal
 
+    counted = time.monotonic()
+
     def tick() -> bool:
+        nonlocal counted
+        if time.monotonic() - counted >= COUNTERS_EVERY_SECONDS:
+            run_counters_refresh(run_id=run_id)
+            counted = time.monotonic()
         if not ctx.tick():
             stop.set()
             return False
@@ -479,6 +488,7 @@ def run_generation_write(*, run_id: int, part: int, parts: int, ctx: Context) ->
         on_answer,
         tick=tick,
     )
+    run_counters_refresh(run_id=run_id)
     if fatal:
         run_generation_fail(run_id=run_id, message=f"The writer failed: {fatal[0]}")
         return Result.DONE
