@@ -84,7 +84,7 @@ def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     assigned = list(run_.samples.values_list("properties", flat=True))
     worst, worst_samples = 0.0, 0.0
     for prop in run_.spec_version.parsed_properties:
-        groups: dict[object, list[str]] = {}
+        groups: dict[tuple[str, str] | None, list[str]] = {}
         for values in assigned:
             groups.setdefault(distribution_for(prop, values)[0], []).append(values[prop.name])
         for key, members in groups.items():
