@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from companies.models import Company
+from companies.quotas import quota_check
 from llm.base import FatalJudgeError
 from llm.catalog import JudgeModel
 from llm.engine import Judge, Outcome, ask_each
@@ -233,6 +234,8 @@ def run_generate(
         "source": "generated",
     }
     with transaction.atomic():
+        # The monthly LLM budget: once spent, no new generation either (raises QuotaExceeded, a 429).
+        quota_check(company=company, evaluations=0, samples=0)
         run = Run.objects.create(
             company=company,
             spec=spec,

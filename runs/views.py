@@ -14,6 +14,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from companies.access import require_active_membership
 from companies.models import Membership
+from companies.quotas import QuotaExceeded
 
 from .access import get_run_for_user, get_rw_run_for_user, get_spec_for_user
 from .extensions import extensions
@@ -95,6 +96,11 @@ def run_generate_form(request: HttpRequest, code: UUID) -> HttpResponse:
             )
         except RunError as exc:
             form.add_error(None, str(exc))
+        except QuotaExceeded as exc:
+            form.add_error(None, str(exc))
+            response = _spec_detail_response(request, spec, membership, form, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         else:
             messages.success(request, f"Generating {data['number_of_samples']} samples.")
             return redirect("runs:detail", code=run.code)

@@ -165,6 +165,22 @@ def test_it_refuses_bad_input(alice_api: Any, spec_a: Spec, fake_anthropic: Any)
     assert alice_api.post(RUNS, {**ok, "number_of_samples": 20_000}, format="json").status_code == HTTPStatus.CREATED
 
 
+def test_a_spent_monthly_budget_stops_new_runs(
+    alice_api: Any, client: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any, settings: Any
+) -> None:
+    settings.MONTHLY_BUDGET_USD = 1
+    JudgeCall.objects.create(company=company_a, provider="anthropic", model=SONNET, purpose="generate", cost_usd=2)
+    response = alice_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert "Monthly LLM budget reached" in response.json()["detail"]
+    client.force_login(alice)
+    form = {"number_of_samples": 3, "generation_model": SONNET, "assignment_mode": "quota"}
+    response = client.post(f"/specs/{spec_a.code}/generate/", form)
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert "Retry-After" in response
+    assert not Run.objects.exists()
+
+
 def test_it_says_how_to_configure_a_provider_when_there_is_none(alice_api: Any, spec_a: Spec) -> None:
     response = alice_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
