@@ -258,6 +258,13 @@ def run_cancel(*, run: Run) -> bool:
     return canceled
 
 
+def run_delete(*, run: Run) -> None:
+    """Delete a run with its samples, ending its work items first: a worker writing it stops at its next tick
+    instead of failing on samples whose run is gone."""
+    work_cancel(kind_prefix="run.", subject_id=run.id, reason="the run was deleted")
+    run.delete()
+
+
 def run_generation_fail(*, run_id: int, message: str) -> None:
     """End a generated run FAILED with `message` in runtime_params["error"] (unless it already ended)."""
     run = Run.objects.filter(id=run_id).first()

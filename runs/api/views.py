@@ -33,6 +33,7 @@ from runs.models import Run, Sample, Spec
 from runs.services import (
     RunError,
     run_cancel,
+    run_delete,
     run_generate,
     run_import,
     spec_add_version,
@@ -179,6 +180,9 @@ class RunViewSet(
 
     def get_serializer_class(self) -> Any:
         return RunListOutputSerializer if self.action == "list" else RunDetailOutputSerializer
+
+    def perform_destroy(self, instance: Run) -> None:
+        run_delete(run=instance)
 
     @extend_schema(
         request=RunCreateSerializer,

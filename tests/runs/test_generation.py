@@ -536,3 +536,14 @@ def test_pages_require_rw_access(
     assert client.post(f"/runs/{run.code}/cancel/").status_code == HTTPStatus.FORBIDDEN
     assert Run.objects.count() == 1
     assert Run.objects.get(pk=run.pk).status == "PENDING"
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_deleting_a_running_run_ends_its_work(
+    alice_api: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
+) -> None:
+    run = generate(company_a, alice, spec_a, 5)
+    runner.run_item(items(run, "run.start")[0].id)
+    assert alice_api.delete(f"{RUNS}{run.code}/").status_code == HTTPStatus.NO_CONTENT
+    assert not WorkItem.objects.for_subject("run.", run.id).open().exists()
+    assert fake_anthropic.calls == 0
