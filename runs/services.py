@@ -280,8 +280,7 @@ def run_generation_fail(*, run_id: int, message: str) -> None:
 
 def _processing(run_id: int) -> Run | None:
     """The run if it is PROCESSING (anything else: deleted, finished or canceled, so nothing to do)."""
-    run = Run.objects.select_related("spec_version").filter(id=run_id, status=Run.Status.PROCESSING).first()
-    return run
+    return Run.objects.select_related("spec_version").filter(id=run_id, status=Run.Status.PROCESSING).first()
 
 
 def run_generation_start(*, run_id: int) -> None:
@@ -414,7 +413,8 @@ def run_counters_refresh(*, run_id: int) -> None:
 
 
 def _save_written(*, job: WritingJob, position: int, written: Written) -> None:
-    """Write one position's result and its ledger rows together, as soon as it arrives.
+    """Write one position's result and its ledger rows (item_id = the position: the unit of this work, which may
+    never get a sample) together, as soon as it arrives.
 
     A position already written (a duplicate delivery, a worker that lost its claim) keeps its first sample: the
     insert is ignored on the (run, identifier) constraint. The calls are recorded all the same: they were made,
