@@ -186,7 +186,7 @@ class RunViewSet(
 
     @extend_schema(
         request=RunCreateSerializer,
-        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404)},
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def create(self, request: Request) -> Response:
         """Generate a run from a SUCCEEDED spec: values assigned by quota, one LLM call per sample; poll its id."""
