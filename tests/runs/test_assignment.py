@@ -54,7 +54,7 @@ def test_quota_is_within_100_over_n_points_of_requested_in_every_group(
     for value, percent in parent.base_distribution.items():
         assert abs(100 * counts[value] / n - percent) < 100 / n
     # The conditioned one: within each group (same distribution), each value within one sample of its quota.
-    groups: dict[object, list[str]] = {}
+    groups: dict[tuple[str, str] | None, list[str]] = {}
     for a in assignments:
         key, _ = distribution_for(child, a)
         groups.setdefault(key, []).append(a["child"])
