@@ -447,6 +447,11 @@ def test_cancel_stops_the_calls_within_5_seconds(
     run.refresh_from_db()
     assert run.status == "CANCELED"
     assert run.samples.count() < 400
+    # The stopped item recounted on its way out: the counters say what is stored.
+    assert run.samples_completed == run.samples.count()
+    assert float(run.total_cost) == pytest.approx(
+        float(JudgeCall.objects.filter(run=run).aggregate(s=Sum("cost_usd"))["s"] or 0)
+    )
 
 
 # --- Pages ---
