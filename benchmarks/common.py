@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,3 +24,22 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+@contextmanager
+def standin_server(latency: float) -> Iterator[str]:
+    """The stand-in provider (standin.py) with fixed latency, in its own process so that its threads do not share
+    the GIL with the worker being measured. Yields its URL."""
+    standin = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "standin.py"), "--port", "0", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert standin.stdout is not None
+        url = standin.stdout.readline().strip()  # the stand-in prints its URL once it is listening
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        standin.terminate()
+        standin.wait()

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import random
 import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-from common import setup_django
+from common import setup_django, standin_server
 
-HERE = Path(__file__).resolve().parent
 PROPERTIES = {
     "topic": ["billing", "shipping", "technical", "returns", "account"],
     "sentiment": ["positive", "negative", "neutral"],
@@ -63,20 +60,8 @@ def rows(n: int) -> list[dict[str, object]]:
 
 
 def main(n: int = 1000, latency: float = 0.1, concurrency: int = 8) -> dict[str, float]:
-    # A separate process, so the stand-in's threads do not share the GIL with the worker being measured.
-    standin = subprocess.Popen(
-        [sys.executable, str(HERE / "standin.py"), "--port", "0", "--latency", str(latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert standin.stdout is not None
-        url = standin.stdout.readline().strip()  # the stand-in prints its URL once it is listening
-        assert url.startswith("http://127.0.0.1:"), url
+    with standin_server(latency) as url:
         return run(n, latency, concurrency, url)
-    finally:
-        standin.terminate()
-        standin.wait()
 
 
 def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:

@@ -17,6 +17,7 @@ BENCHMARKS = [
     ["judge_throughput.py", "1000", "0.1", "8"],
     ["judge_throughput.py", "10000", "0.1", "8"],
     ["judge_throughput.py", "20000", "0.1", "8"],
+    ["run_generation.py", "2000", "0.1", "8"],
     ["guardrail_costs.py"],
     ["embedded_judge.py"],
 ]

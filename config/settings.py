@@ -428,6 +428,16 @@ JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
 JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
 # Work items classifying one evaluation side by side (each keeps JUDGE_CONCURRENCY calls in flight).
 EVALUATION_PARALLEL_ITEMS = env_int("EVALUATION_PARALLEL_ITEMS", 1)
+# --- Run generation (runs.create) ---
+# The model that writes samples when runs.create names none: never the embedded judge (it does not write data).
+GENERATION_DEFAULT_MODEL = os.environ.get("GENERATION_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6")
+GENERATION_MAX_SAMPLES = 20_000  # number_of_samples is 1..this (the Dataframer docs' range)
+GENERATION_MAX_TOKENS = env_int("GENERATION_MAX_TOKENS", 4096)  # reply budget for one written sample
+GENERATION_MAX_SAMPLE_CHARS = env_int("GENERATION_MAX_SAMPLE_CHARS", 100_000)  # a longer reply is a bad reply
+# Work items writing one run side by side (each keeps JUDGE_CONCURRENCY calls in flight).
+GENERATION_PARALLEL_ITEMS = env_int("GENERATION_PARALLEL_ITEMS", 1)
+# filtering_types: ["conformance"]: how many times a sample is written before it is given up as failed.
+GENERATION_FILTER_ATTEMPTS = env_int("GENERATION_FILTER_ATTEMPTS", 3)
 # Guardrail evaluations (DeepRails /evaluate): run mode → the judges that grade, whether each metric gets its own
 # call (else one call grades every requested metric), and the reply budget, which a combined call needs more of.
 # precision_plus asks two judges from different providers and reports their mean and disagreement.

@@ -27,12 +27,12 @@ from django.utils import timezone
 from companies.models import Company
 from companies.quotas import quota_check
 from llm.base import BadReply, FatalJudgeError, StructuredRequest
-from llm.catalog import get_judge_model
+from llm.catalog import JudgeModel, get_judge_model
 from llm.engine import Outcome, ask_each
 from llm.judges import ResolvedJudge, resolve_judge
 from llm.ledger import record_calls
 from llm.models import JudgeCache
-from runs.models import Run, Sample
+from runs.models import Run, Sample, SpecVersion
 from runs.specfile import Property, parse_spec
 from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
@@ -154,19 +154,25 @@ def evaluation_retry(*, evaluation: Evaluation) -> Evaluation:
 
 
 @dataclass
-class ClassificationJob:
-    """Everything needed to classify the samples of one evaluation, identical for every sample."""
+class SpecJudge:
+    """A judge set up to classify texts on a spec version's properties: the prompt and schema are identical for
+    every text. Evaluations use it through ClassificationJob; run generation's conformance filter directly
+    (runs/extensions.py), so both judge with the same prompt."""
 
-    evaluation: Evaluation
+    spec_version: SpecVersion
     resolved: ResolvedJudge
+
+    @property
+    def model(self) -> JudgeModel:
+        return self.resolved.model
 
     @cached_property
     def properties(self) -> list[Property]:
-        return self.evaluation.run.spec_version.parsed_properties
+        return self.spec_version.parsed_properties
 
     @cached_property
     def system(self) -> str:
-        parsed = parse_spec(self.evaluation.run.spec_version.content_yaml)
+        parsed = parse_spec(self.spec_version.content_yaml)
         return system_prompt(
             description=parsed.description,
             requirements=parsed.requirements,
@@ -181,24 +187,32 @@ class ClassificationJob:
     def config_hash(self) -> str:
         return config_hash(model=self.resolved.model, system=self.system, schema=self.schema)
 
-    @classmethod
-    def for_evaluation(cls, evaluation: Evaluation) -> ClassificationJob:
-        return cls(evaluation, resolve_judge(evaluation.requested_model))
-
-    def request(self, sample: Sample) -> StructuredRequest:
-        return sample_request(
-            system=self.system,
-            schema=self.schema,
-            text=sample.content,
-            properties=self.properties,
-        )
-
-    def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
+    def classify_text(self, text: str, *, deadline: float | None = None) -> Outcome:
+        request = sample_request(system=self.system, schema=self.schema, text=text, properties=self.properties)
         return self.resolved.judge.ask(
-            self.request(sample),
+            request,
             lambda data: validate_answer(data, self.properties, abstains=self.resolved.model.is_offline),
             deadline=deadline,
         )
+
+
+def conformance_judge(spec_version: SpecVersion) -> SpecJudge:
+    """The evaluations' default judge for run generation's conformance filter (a slot of runs/extensions.py)."""
+    return SpecJudge(spec_version, resolve_judge(settings.JUDGE_DEFAULT_MODEL))
+
+
+@dataclass
+class ClassificationJob(SpecJudge):
+    """Everything needed to classify the samples of one evaluation, identical for every sample."""
+
+    evaluation: Evaluation
+
+    @classmethod
+    def for_evaluation(cls, evaluation: Evaluation) -> ClassificationJob:
+        return cls(evaluation.run.spec_version, resolve_judge(evaluation.requested_model), evaluation)
+
+    def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
+        return self.classify_text(sample.content, deadline=deadline)
 
 
 def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str) -> None:

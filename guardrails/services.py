@@ -19,9 +19,8 @@ from companies.models import Company
 from companies.quotas import quota_check
 from llm.base import FatalJudgeError
 from llm.engine import Judge, Outcome, ask_each
-from llm.judges import resolve_judge
+from llm.judges import resolve_judge, with_budget
 from llm.ledger import record_calls
-from llm.providers import provider_for
 from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
 from work.registry import Result
@@ -228,14 +227,6 @@ class Panel:
         }
 
 
-def _with_budget(judge: Judge, max_tokens: int) -> Judge:
-    """The same judge with room for the mode's answer (a combined call writes several metrics)."""
-    if judge.model.is_offline or judge.model.max_tokens >= max_tokens:
-        return judge
-    model = replace(judge.model, max_tokens=max_tokens)
-    return Judge(model, provider_for(model))
-
-
 def panel_for(run_mode: str) -> Panel:
     """Resolve the run mode's judges. FatalJudgeError when none can judge (e.g. no credentials, fallback off).
 
@@ -253,7 +244,7 @@ def panel_for(run_mode: str) -> Panel:
                 raise
             unavailable.append({"model": name, "error": str(exc)})
             continue
-        judge = _with_budget(resolved.judge, mode.max_tokens)
+        judge = with_budget(resolved.judge, mode.max_tokens)  # a combined call writes several metrics
         judges.append(PanelJudge(resolved.model.name, name, judge, resolved.fallback_reason))
     real = [j for j in judges if not j.judge.model.is_offline]
     if real and len(real) < len(judges):

@@ -28,6 +28,7 @@ from .catalog import JudgeModel
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+Answer = TypeVar("Answer")  # what `ask` returns: an Outcome, or a caller's bundle of them (run generation)
 BAD_REPLY_ATTEMPTS = 2  # a reply that does not parse is asked again once
 sleep = time.sleep  # tests replace it to run backoffs instantly
 
@@ -193,8 +194,8 @@ class Judge:
 
 def ask_each(
     items: Iterable[Item],
-    ask: Callable[[Item], Outcome],
-    on_answer: Callable[[Item, Outcome], bool],
+    ask: Callable[[Item], Answer],
+    on_answer: Callable[[Item, Answer], bool],
     *,
     workers: int | None = None,
     tick: Callable[[], bool] | None = None,
@@ -214,7 +215,7 @@ def ask_each(
     source = iter(items)
     exhausted = stopped = False
     with ThreadPoolExecutor(max_workers=width) as pool:
-        flying: dict[Future[Outcome], Item] = {}
+        flying: dict[Future[Answer], Item] = {}
         try:
             while True:
                 while not (exhausted or stopped) and len(flying) < width:

@@ -3,7 +3,7 @@ retries with backoff and a ledger of every call, and the embedded judge for when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -60,4 +60,12 @@ def resolve_writer(requested: str) -> Judge:
     if model.api_key() is None:
         env = model.api_key_env or PROVIDER_KEY_ENV[model.provider]
         raise NoWriter(f"No credentials for {requested}: {env} is not set. {WRITER_HELP}")
+    return Judge(model, provider_for(model))
+
+
+def with_budget(judge: Judge, max_tokens: int) -> Judge:
+    """The same judge with room for at least `max_tokens` of reply (a long answer, several answers in one)."""
+    if judge.model.is_offline or judge.model.max_tokens >= max_tokens:
+        return judge
+    model = replace(judge.model, max_tokens=max_tokens)
     return Judge(model, provider_for(model))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Run, Spec, SpecVersion
+from .models import GenerationFailure, Run, Spec, SpecVersion
 
 
 class SpecVersionInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -22,6 +22,14 @@ class SpecAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [SpecVersionInline]
 
 
+class GenerationFailureInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = GenerationFailure
+    extra = 0
+    fields = ["position", "reason", "created_at"]
+    readonly_fields = ["position", "reason", "created_at"]
+    can_delete = False
+
+
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["__str__", "company", "spec", "status", "samples_completed", "samples_failed", "created_at"]
@@ -29,3 +37,4 @@ class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["name", "code", "company__name"]
     readonly_fields = ["code", "created_at"]
     raw_id_fields = ["spec", "spec_version", "created_by"]
+    inlines = [GenerationFailureInline]  # a generated run's positions with no sample, and why

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db.models import QuerySet
 from django.utils.safestring import SafeString
@@ -19,8 +19,20 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from companies.models import Membership
+    from llm.catalog import JudgeModel
+    from llm.engine import Outcome
 
-    from .models import Run
+    from .models import Run, SpecVersion
+
+
+class SampleJudge(Protocol):
+    """Classifies a text on a spec version's properties: the answer is {property: value}, an abstained property
+    left out."""
+
+    @property
+    def model(self) -> JudgeModel: ...
+
+    def classify_text(self, text: str, *, deadline: float | None = None) -> Outcome: ...
 
 
 def _no_section(request: HttpRequest, run: Run, membership: Membership) -> SafeString:
@@ -35,6 +47,10 @@ def _no_classifications(run: Run) -> tuple[str | None, dict[str, dict[str, Any]]
     return None, {}
 
 
+def _no_judge(spec_version: SpecVersion) -> SampleJudge | None:
+    return None
+
+
 @dataclass
 class RunExtensions:
     # HTML of a run page section (the run's evaluations and the "evaluate" form).
@@ -43,6 +59,10 @@ class RunExtensions:
     annotate_latest_score: Callable[[QuerySet[Run]], QuerySet[Run]] = _no_score
     # (id of the evaluation, {sample identifier: judged values}) written beside each file of the run ZIP.
     latest_classifications: Callable[[Run], tuple[str | None, dict[str, dict[str, Any]]]] = _no_classifications
+    # The judge of run generation's conformance filter: the evaluations' own (same prompt, same default model).
+    # Without it (evaluations not installed), `filtering_types: ["conformance"]` is accepted and has no effect.
+    # Raises FatalJudgeError when the judge cannot be used (no credentials and no offline fallback).
+    conformance_judge: Callable[[SpecVersion], SampleJudge | None] = _no_judge
 
 
 extensions = RunExtensions()

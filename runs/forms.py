@@ -78,8 +78,7 @@ class SpecGenerateForm(forms.Form):
         self.company = company
         self.fields["dataset"].queryset = SeedDataset.objects.for_company(company).order_by("name")  # type: ignore[attr-defined]
         # The models that can write: never the embedded judge. Whether its provider is configured is checked on submit.
-        names = sorted(name for name, model in judge_models().items() if not model.is_offline)
-        self.fields["model"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
+        self.fields["model"].choices = _writer_choices()  # type: ignore[attr-defined]
         self.fields["model"].initial = settings.SPEC_GENERATION_DEFAULT_MODEL
 
     def clean_name(self) -> str:
@@ -113,3 +112,27 @@ class SeedDatasetUploadForm(forms.Form):
         if SeedDataset.objects.for_company(self.company).filter(name=name).exists():
             raise forms.ValidationError(f"A seed dataset named '{name}' already exists.")
         return name
+
+
+def _writer_choices() -> list[tuple[str, str]]:
+    # Every model of the table but the embedded judge, which does not write data. A model whose provider has no
+    # credentials is still listed: choosing it gets the message that says how to configure the provider.
+    return [(name, name) for name, model in sorted(judge_models().items()) if not model.is_offline]
+
+
+class RunGenerateForm(forms.Form):
+    number_of_samples = forms.IntegerField(min_value=1, max_value=settings.GENERATION_MAX_SAMPLES, initial=100)
+    generation_model = forms.ChoiceField(choices=_writer_choices, label="Model")
+    assignment_mode = forms.ChoiceField(
+        choices=[("quota", "By quota (exact shares)"), ("random", "Drawn at random")],
+        initial="quota",
+        label="Values assigned",
+    )
+    conformance_filter = forms.BooleanField(
+        required=False,
+        label="Rewrite samples the judge reads as other values (conformance filter)",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["generation_model"].initial = settings.GENERATION_DEFAULT_MODEL

@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.utils import timezone
 
@@ -186,6 +187,13 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The LLM calls that wrote (and filtered) a generated run's samples: total_cost is their sum.
+    judge_calls = GenericRelation(
+        "llm.JudgeCall",
+        content_type_field="subject_type",
+        object_id_field="subject_id",
+        related_query_name="run",
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -194,6 +202,19 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"Run {str(self.code)[:8]}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELED}
+
+    @property
+    def samples_requested(self) -> int:
+        return int((self.runtime_params or {}).get("number_of_samples") or 0)
+
+    @property
+    def progress_percent(self) -> int:
+        done = self.samples_completed + self.samples_failed
+        return min(100, round(100 * done / self.samples_requested)) if self.samples_requested else 100
 
     @property
     def is_cancelable(self) -> bool:
@@ -241,3 +262,20 @@ class Sample(models.Model):
             "path": self.path,
             "assigned_properties": self.properties,
         }
+
+
+class GenerationFailure(models.Model):
+    """A position of a generated run that has no sample, and why: the writer refused, its reply did not fit twice,
+    or the conformance filter rejected every attempt. Counted in samples_failed; a resumed run skips it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generation_failures")
+    position = models.PositiveIntegerField()
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="generationfailure_unique_position")]
+
+    def __str__(self) -> str:
+        return f"{self.run} #{self.position}: {self.reason[:60]}"

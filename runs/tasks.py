@@ -18,5 +18,22 @@ def give_up_spec(item: WorkItem, reason: str) -> None:
     services.spec_generation_fail(spec_id=item.subject_id, message=f"The spec could not be generated: {reason}")
 
 
+def start(item: WorkItem, ctx: Context) -> Result:
+    services.run_generation_start(run_id=item.subject_id)
+    return Result.DONE
+
+
+def write(item: WorkItem, ctx: Context) -> Result:
+    return services.run_generation_write(
+        run_id=item.subject_id, part=item.args["part"], parts=item.args["parts"], ctx=ctx
+    )
+
+
+def give_up(item: WorkItem, reason: str) -> None:
+    services.run_generation_fail(run_id=item.subject_id, message=f"The run could not finish: {reason}")
+
+
 def register_all() -> None:
     register("spec.generate", run=generate_spec, give_up=give_up_spec)
+    register("run.start", run=start, give_up=give_up)
+    register("run.write", run=write, give_up=give_up)

@@ -12,22 +12,30 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRefresh
 
 from companies.access import require_active_membership
 from companies.models import Membership
 from companies.quotas import QuotaExceeded
 from llm.judges import NoWriter
 
-from .access import get_run_for_user, get_rw_seed_dataset_for_user, get_seed_dataset_for_user, get_spec_for_user
+from .access import (
+    get_run_for_user,
+    get_rw_run_for_user,
+    get_rw_seed_dataset_for_user,
+    get_seed_dataset_for_user,
+    get_spec_for_user,
+)
 from .extensions import extensions
-from .forms import RunImportForm, SeedDatasetUploadForm, SpecForm, SpecGenerateForm
+from .forms import RunGenerateForm, RunImportForm, SeedDatasetUploadForm, SpecForm, SpecGenerateForm
 from .imports import ImportProblems, read_upload
 from .models import Run, SeedDataset, Spec
 from .seeds import SeedError, read_text, zip_entries
 from .selectors import run_property_summaries, sample_page
 from .services import (
     RunError,
+    run_cancel,
+    run_generate,
     run_import,
     seed_dataset_create,
     seed_dataset_delete,
@@ -103,21 +111,59 @@ def spec_status(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     return render(request, "runs/_spec_status.html", {"spec": spec, "on": request.GET.get("on", "")})
 
 
+def _spec_detail_response(
+    request: HttpRequest, spec: Spec, membership: Membership, form: RunGenerateForm, status: int = 200
+) -> HttpResponse:
+    version = spec.latest_version
+    runs = spec.runs.select_related("spec_version").order_by("-created_at")
+    context = {
+        "spec": spec,
+        "membership": membership,
+        "version": version,
+        "properties": version.parsed_properties if version else [],
+        "runs": runs,
+        "generate_form": form,
+    }
+    return render(request, "runs/spec_detail.html", context, status=status)
+
+
 @login_required
 def spec_detail(request: HttpRequest, code: UUID) -> HttpResponse:
     spec, membership = get_spec_for_user(request.user, code)
-    version = spec.latest_version
-    runs = spec.runs.select_related("spec_version").order_by("-created_at")
-    return render(
-        request,
-        "runs/spec_detail.html",
-        {
-            "spec": spec,
-            "version": version,
-            "properties": version.parsed_properties if version else [],
-            "runs": runs,
-        },
-    )
+    return _spec_detail_response(request, spec, membership, RunGenerateForm())
+
+
+@login_required
+@require_POST
+def run_generate_form(request: HttpRequest, code: UUID) -> HttpResponse:
+    """The spec page's "generate a run" form: the run page then shows its progress live."""
+    spec, membership = get_spec_for_user(request.user, code)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    form = RunGenerateForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            run = run_generate(
+                company=membership.company,
+                created_by=membership.user,
+                spec=spec,
+                number_of_samples=data["number_of_samples"],
+                generation_model=data["generation_model"],
+                assignment_mode=data["assignment_mode"],
+                filtering_types=["conformance"] if data["conformance_filter"] else [],
+            )
+        except RunError as exc:
+            form.add_error(None, str(exc))
+        except QuotaExceeded as exc:
+            form.add_error(None, str(exc))
+            response = _spec_detail_response(request, spec, membership, form, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        else:
+            messages.success(request, f"Generating {data['number_of_samples']} samples.")
+            return redirect("runs:detail", code=run.code)
+    return _spec_detail_response(request, spec, membership, form, status=400)
 
 
 def _run_list_response(
@@ -167,6 +213,9 @@ def run_import_upload(request: HttpRequest) -> HttpResponse:
 @login_required
 def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     run, membership = get_run_for_user(request.user, code)
+    htmx = bool(request.htmx) and not request.htmx.history_restore_request  # back to a pushed URL: the page
+    if htmx and request.GET.get("partial") == "progress":
+        return _run_progress(request, run, membership)
     prop = request.GET.get("property", "")
     value = request.GET.get("value", "")
     properties = run.spec_version.parsed_properties
@@ -180,7 +229,7 @@ def run_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "filter_property": prop,
         "filter_value": value,
     }
-    if request.htmx and not request.htmx.history_restore_request:  # back to a pushed URL: the page
+    if htmx:
         return render(request, "runs/run_detail.html#samples-table", context)
     context["summaries"] = run_property_summaries(run=run)
     context["evaluations_section"] = extensions.run_page_section(request, run, membership)
@@ -248,6 +297,14 @@ def seed_dataset_detail(request: HttpRequest, code: UUID) -> HttpResponse:
     return render(request, "runs/seed_dataset_detail.html", context)
 
 
+def _run_progress(request: HttpRequest, run: Run, membership: Membership) -> HttpResponse:
+    """The live progress box of a generated run; 286 (stop polling) once the run has ended."""
+    response = render(request, "runs/run_detail.html#run-progress", {"run": run, "membership": membership})
+    if run.is_terminal:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
 @login_required
 @require_POST
 def seed_dataset_delete_view(request: HttpRequest, code: UUID) -> HttpResponse:
@@ -259,3 +316,15 @@ def seed_dataset_delete_view(request: HttpRequest, code: UUID) -> HttpResponse:
         return redirect("runs:seed-dataset-detail", code=dataset.code)
     messages.success(request, f"Seed dataset '{dataset.name}' deleted.")
     return redirect("runs:seed-dataset-list")
+
+
+def run_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    run, membership = get_rw_run_for_user(request.user, code)
+    if not run_cancel(run=run):
+        messages.error(request, f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
+    if request.htmx:
+        run.refresh_from_db()
+        response = _run_progress(request, run, membership)
+        response.status_code = 200  # a POST answer, not a poll: always swap it in
+        return response
+    return redirect("runs:detail", code=run.code)

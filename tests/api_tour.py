@@ -53,7 +53,17 @@ def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str
     run_id = call("run-import", "post", f"{RUNS}import/", {"spec_id": spec_id, "samples": make_rows(6)}).json()["id"]
     call("run-list", "get", RUNS)
     run = call("run-retrieve", "get", f"{RUNS}{run_id}/").json()
-    call("run-create-400", "post", RUNS, {})
+    # Generation: the embedded judge does not write data (400); a provider's model does (the fakes play it).
+    call(
+        "run-create-400",
+        "post",
+        RUNS,
+        {"spec_id": spec_id, "number_of_samples": 2, "generation_model": "local/embeddings"},
+    )
+    with capture(execute=True):
+        generated = call("run-create", "post", RUNS, {"spec_id": spec_id, "number_of_samples": 2}).json()["id"]
+    call("run-retrieve-generated", "get", f"{RUNS}{generated}/")
+    alice_api.delete(f"{RUNS}{generated}/")  # the tour's other calls see the imported run alone
     call("run-file-download", "get", f"{RUNS}{run_id}/files/{run['generated_files'][0]['id']}/download/")
     call("run-files-download", "get", f"{RUNS}{run_id}/files/download/")
     call("run-cancel-400", "post", f"{RUNS}{run_id}/cancel/")

@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from runs.assignment import MODES
 from runs.models import Run, SeedDataset, SeedFile, Spec
 
 # --- Output ---
@@ -289,3 +290,87 @@ class SeedDatasetFilesSerializer(SeedDatasetInputSerializer):
     dataset_type = serializers.ChoiceField(choices=SeedDataset.Type.choices)
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
     folder_names = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer as JSON sends one: never a string of digits, a float or a boolean turned into one."""
+
+    default_error_messages = {"integer_type": "A valid integer is required (a JSON number, not a string)."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("integer_type")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"boolean_type": "A valid boolean is required (true or false)."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("boolean_type")
+        return data
+
+
+IGNORED = "Accepted and ignored here (echoed in runtime_params)."
+
+
+def _ignored(field_class: type[serializers.Field[Any, Any, Any, Any]], **kwargs: Any) -> Any:
+    """An accepted, stored (echoed in runtime_params) and otherwise ignored parameter: our writer has no outline,
+    revision, seed dataset, tool or Databricks step. Said in its description in /api/schema/. (Built with the text
+    in its arguments: DRF copies declared fields by re-instantiating them.)"""
+    kwargs["help_text"] = f"{kwargs['help_text']} {IGNORED}" if "help_text" in kwargs else IGNORED
+    return field_class(required=False, **kwargs)
+
+
+MODEL_HELP = "A model name of the judge model table (unknown names get a 400 listing the allowed ones)."
+
+
+class RunCreateSerializer(serializers.Serializer[Any]):
+    """Body of POST /api/dataframer/runs/ (pydataframer 0.12.1 RunCreateParams, plus `assignment_mode`)."""
+
+    spec_id = serializers.UUIDField(help_text="A SUCCEEDED spec of your company.")
+    number_of_samples = StrictIntegerField(min_value=1, max_value=settings.GENERATION_MAX_SAMPLES)
+    spec_version = StrictIntegerField(required=False, min_value=1, help_text="Default: the latest version.")
+    generation_model = serializers.CharField(
+        required=False, max_length=200, help_text=f"{MODEL_HELP} Default: GENERATION_DEFAULT_MODEL. It must be an "
+        "LLM whose provider is configured: the embedded judge does not write data.",
+    )  # fmt: skip
+    filtering_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=["structural", "conformance"]),
+        required=False,
+        max_length=2,
+        help_text="`conformance`: each written sample is classified by the evaluation judge and written again (up "
+        "to GENERATION_FILTER_ATTEMPTS times) while it reads as other values than its assigned ones; a sample "
+        "still rejected counts as failed. `structural` is accepted and ignored.",
+    )
+    assignment_mode = serializers.ChoiceField(
+        choices=list(MODES),
+        required=False,
+        default="quota",
+        help_text="Our extension. `quota` (default): each value goes to exactly its largest-remainder share of the "
+        "samples (expected within 100/N points of requested). `random`: each sample's values are drawn from the "
+        "distributions.",
+    )
+    databricks_api_base = _ignored(serializers.CharField, max_length=500)
+    databricks_client_id = _ignored(serializers.CharField, max_length=500)
+    databricks_client_secret = _ignored(serializers.CharField, max_length=500, help_text="Never stored.")
+    enable_revisions = _ignored(StrictBooleanField)
+    generation_thinking_budget = _ignored(
+        StrictIntegerField, min_value=0, help_text="The model table sets thinking budgets."
+    )
+    max_examples_in_prompt = _ignored(StrictIntegerField, min_value=0)
+    max_revision_cycles = _ignored(StrictIntegerField, min_value=0)
+    outline_model = _ignored(serializers.CharField, max_length=200)
+    outline_thinking_budget = _ignored(StrictIntegerField, min_value=0)
+    revision_model = _ignored(serializers.CharField, max_length=200)
+    revision_thinking_budget = _ignored(StrictIntegerField, min_value=0)
+    revision_types = _ignored(
+        serializers.ListField,
+        child=serializers.ChoiceField(choices=["coherence_flow", "consistency", "distinguishability", "conformance"]),
+        max_length=4,
+    )
+    seed_shuffling_level = _ignored(serializers.ChoiceField, choices=["none", "sample", "field", "prompt"])
+    skip_outline = _ignored(StrictBooleanField)
+    tools = _ignored(serializers.ListField, child=serializers.CharField(max_length=100), max_length=20)
+    unified_multifield = _ignored(StrictBooleanField)

@@ -37,6 +37,9 @@ from runs.models import Run, Sample, SeedDataset, SeedFile, Spec
 from runs.seeds import SeedError, upload_entries, zip_entries
 from runs.services import (
     RunError,
+    run_cancel,
+    run_delete,
+    run_generate,
     run_import,
     seed_dataset_create,
     seed_dataset_delete,
@@ -52,6 +55,7 @@ from .serializers import (
     CreatedOutputSerializer,
     FileDownloadOutputSerializer,
     RunCancelOutputSerializer,
+    RunCreateSerializer,
     RunDetailOutputSerializer,
     RunImportSerializer,
     RunListOutputSerializer,
@@ -214,13 +218,27 @@ class RunViewSet(
     def get_serializer_class(self) -> Any:
         return RunListOutputSerializer if self.action == "list" else RunDetailOutputSerializer
 
-    @extend_schema(request=None, responses=error_responses(400, 401, 403))
+    def perform_destroy(self, instance: Run) -> None:
+        run_delete(run=instance)
+
+    @extend_schema(
+        request=RunCreateSerializer,
+        responses={201: CreatedOutputSerializer, **error_responses(400, 401, 403, 404, 429)},
+    )
     def create(self, request: Request) -> Response:
-        """Not supported yet (always 400): generate your samples elsewhere and import them."""
-        raise BadRequest(
-            "Generating runs with an LLM is not supported yet: bring your samples with "
-            "POST /api/dataframer/runs/import/."
-        )
+        """Generate a run from a SUCCEEDED spec: values assigned by quota, one LLM call per sample; poll its id."""
+        # Without an LLM provider configured, a 400 says how to configure one (runs.services.run_generate).
+        serializer = RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        spec = Spec.objects.for_company(self.company).filter(code=data.pop("spec_id")).first()
+        if spec is None:
+            raise exceptions.NotFound("No spec with this id.")
+        try:
+            run = run_generate(company=self.company, created_by=self.membership.user, spec=spec, **data)
+        except RunError as exc:
+            raise BadRequest(str(exc)) from exc
+        return Response(CreatedOutputSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=RunImportSerializer,
@@ -252,7 +270,7 @@ class RunViewSet(
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a PENDING or PROCESSING run."""
         run = self.get_object()
-        if not run.cancel():
+        if not run_cancel(run=run):
             raise BadRequest(f"Only PENDING or PROCESSING runs can be canceled; this run is {run.status}.")
         return Response(RunCancelOutputSerializer(run).data)
 

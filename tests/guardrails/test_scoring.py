@@ -24,7 +24,7 @@ from guardrails.rubrics import (
 )
 from llm.base import BadReply
 from llm.models import JudgeCall
-from tests.llm.fakes import Answer, FakeProvider
+from tests.llm.fakes import Answer, FakeProvider, first_values
 from work import dispatch, runner
 from work.models import WorkItem
 
@@ -57,6 +57,8 @@ def guardrail_answer(score: float = 0.8) -> Answer:
     def answer(schema: dict[str, Any], user: str) -> dict[str, Any]:
         if "score" in schema["properties"]:
             return grade(schema)
+        if all(sub.get("type") == "string" for sub in schema["properties"].values()):
+            return first_values(schema, user)  # not a grading (a written sample in the API tour): plain strings
         return {name: grade(sub) for name, sub in schema["properties"].items()}
 
     return answer

@@ -199,10 +199,10 @@ def test_list_and_retrieve(alice_api: APIClient, run_a: Run, django_assert_num_q
     assert detail["runtime_params"]["generation_model"] is None
 
 
-def test_create_explains_generation_is_not_supported(alice_api: APIClient, spec_a: Spec) -> None:
+def test_create_without_a_provider_says_how_to_configure_one(alice_api: APIClient, spec_a: Spec) -> None:
     response = alice_api.post(RUNS, {"spec_id": str(spec_a.code), "number_of_samples": 5}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert "runs/import/" in response.json()["detail"]
+    assert "ANTHROPIC_API_KEY" in response.json()["detail"]
 
 
 def test_cancel_only_pending_or_processing(alice_api: APIClient, run_a: Run) -> None:
