@@ -158,6 +158,7 @@ def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -
         SampleClassification.objects.select_related("sample"), evaluation=evaluation, sample__code=sample_code
     )
     judged = row.classifications or {}
+    rationales = row.rationales or {}
     names = [p.name for p in evaluation.run.spec_version.parsed_properties]
     values = [
         {
@@ -166,6 +167,7 @@ def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -
             # A property the judge left out of its answer is undecided (not a mismatch); a failed sample has none.
             "judged": judged.get(name),
             "undecided": row.status == SampleClassification.Status.OK and name not in judged,
+            "rationale": rationales.get(name, ""),
         }
         for name in names
     ]
@@ -263,10 +265,13 @@ def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "evaluations/compare.html", context)
 
 
-def _export_rows(evaluation: Evaluation) -> Iterator[tuple[str, str, dict[str, str], dict[str, str] | None, str]]:
+def _export_rows(
+    evaluation: Evaluation,
+) -> Iterator[tuple[str, str, dict[str, str], dict[str, str] | None, str, dict[str, str] | None, str]]:
     rows = classification_rows(evaluation=evaluation).values_list(
-        "sample__identifier", "status", "sample__properties", "classifications", "error"
-    )
+        "sample__identifier", "status", "sample__properties", "classifications", "error", "rationales",
+        "sample__content",
+    )  # fmt: skip
     yield from rows.iterator(chunk_size=2000)
 
 
@@ -277,11 +282,14 @@ class _Echo:
 
 @login_required
 def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> StreamingHttpResponse:
-    """The classifications as CSV or JSONL, streamed row by row from a server-side cursor."""
+    """The classifications as CSV or JSONL, streamed row by row from a server-side cursor: per sample its values
+    assigned and judged, the judge's rationales, the judge model and the content (new columns go last, so readers
+    of the older files keep working)."""
     evaluation, _ = get_evaluation_for_user(request.user, code)
     names = [a["property_name"] for a in evaluation.distribution_analysis or []] or [
         p.name for p in evaluation.run.spec_version.parsed_properties
     ]
+    model = evaluation.model_used or evaluation.requested_model
     if fmt == "csv":
         writer = csv.writer(_Echo())
 
@@ -293,11 +301,15 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                     *[f"assigned_{n}" for n in names],
                     *[f"judged_{n}" for n in names],
                     "error",
+                    *[f"rationale_{n}" for n in names],
+                    "model",
+                    "content",
                 ]
             )
-            for identifier, status, assigned, judged, error in _export_rows(evaluation):
-                judged = judged or {}
-                # Sample identifiers, values and errors come from users and models: never let one run as a formula.
+            for identifier, status, assigned, judged, error, rationales, content in _export_rows(evaluation):
+                judged, rationales = judged or {}, rationales or {}
+                # Identifiers, values, errors, rationales and content come from users and models: never let one
+                # run as a formula.
                 yield writer.writerow(
                     safe_row(
                         [
@@ -306,6 +318,9 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                             *[assigned.get(n, "") for n in names],
                             *[judged.get(n, "") for n in names],
                             error,
+                            *[rationales.get(n, "") for n in names],
+                            model,
+                            content,
                         ]
                     )
                 )
@@ -314,8 +329,16 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
     else:
 
         def lines() -> Iterator[str]:
-            for identifier, status, assigned, judged, error in _export_rows(evaluation):
-                record = {"sample_identifier": identifier, "status": status, "assigned": assigned, "judged": judged}
+            for identifier, status, assigned, judged, error, rationales, content in _export_rows(evaluation):
+                record = {
+                    "sample_identifier": identifier,
+                    "status": status,
+                    "assigned": assigned,
+                    "judged": judged,
+                    "rationales": rationales or {},
+                    "model": model,
+                    "content": content,
+                }
                 if error:
                     record["error"] = error
                 yield json.dumps(record, ensure_ascii=False) + "\n"

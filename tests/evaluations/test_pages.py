@@ -120,14 +120,20 @@ def test_export_csv_and_jsonl_stream(client: Client, alice: Any, run_a: Run, eva
     assert len(rows) == 12
     assert set(rows[0]) == {
         "sample_identifier", "status", "assigned_sentiment", "assigned_priority", "judged_sentiment",
-        "judged_priority", "error",
+        "judged_priority", "error", "rationale_sentiment", "rationale_priority", "model", "content",
     }  # fmt: skip
     assert rows[0]["sample_identifier"] == "sample_1"
     assert rows[0]["assigned_sentiment"] == "negative"
+    assert rows[0]["model"] == "local/embeddings"
+    assert rows[0]["content"] == make_rows(1)[0]["content"]
+    assert rows[0]["rationale_sentiment"].startswith("lexicon: negative")
     jsonl = client.get(f"/evaluations/{evaluation.code}/export.jsonl")
     records = [json.loads(line) for line in b"".join(jsonl.streaming_content).decode().splitlines()]
     assert len(records) == 12
     assert records[0]["assigned"] == {"sentiment": "negative", "priority": "medium"}
+    assert records[0]["model"] == "local/embeddings"
+    assert records[0]["content"] == make_rows(1)[0]["content"]
+    assert set(records[0]["rationales"]) == {"sentiment", "priority"}
     assert client.get(f"/evaluations/{evaluation.code}/export.xml").status_code == HTTPStatus.NOT_FOUND
 
 

@@ -66,8 +66,12 @@ def test_thinking_models_use_structured_output_not_a_forced_tool(
     assert body["output_config"]["format"]["schema"]["required"] == [
         "sentiment",
         "priority",
+        "rationales",
     ]
     assert evaluation.classifications.filter(status="ok").count() == 12
+    row = evaluation.classifications.first()
+    assert row.classifications == {"sentiment": "positive", "priority": "high"}
+    assert row.rationales == {"sentiment": "Fake sentiment.", "priority": "Fake priority."}
 
 
 def test_openai_uses_a_strict_json_schema(fake_openai: Any, run_a: Run, evaluate: Any) -> None:
