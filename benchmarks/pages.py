@@ -76,8 +76,21 @@ def main(repeats: int = 15) -> None:
             timed(client, url, repeats),
             timed(client, f"{url}?property=sentiment&assigned=negative&page=3", repeats, HX_Request="true"),
             timed(client, f"{url}?mismatch=1&page=2", repeats, HX_Request="true"),
+            # A text search matches a third of the samples (content) and is counted in SQL.
+            timed(client, f"{url}?q=furious&page=2", repeats, HX_Request="true"),
+            timed(client, f"{url}?q=no+such+words", repeats, HX_Request="true"),
+            timed(client, f"{url}?sort=identifier&size=100", repeats, HX_Request="true"),
+            timed(client, f"{url}?sort=agreement&size=100", repeats, HX_Request="true"),
         )
-    names = ["evaluation page", "sample-table partial (filtered)", "sample-table partial (mismatches)"]
+    names = [
+        "evaluation page",
+        "sample-table partial (filtered)",
+        "sample-table partial (mismatches)",
+        "sample-table search (a third match)",
+        "sample-table search (no match)",
+        "sample-table sorted by identifier, 100 a page",
+        "sample-table sorted by agreement, 100 a page",
+    ]
     for i, name in enumerate(names):
         small, big = results[100][i], results[20_000][i]
         print(f"pages: {name}: {small:.1f} ms at 100 samples, {big:.1f} ms at 20,000 (ratio {big / small:.2f})")

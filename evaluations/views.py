@@ -4,7 +4,7 @@ import csv
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
-from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, trigger_client_event
 
 from companies.access import require_active_membership
 from companies.models import Membership
@@ -30,17 +30,21 @@ from runs.access import get_run_for_user
 from runs.models import Run, Spec
 
 from .access import get_evaluation_for_user
-from .forms import EvaluateForm, EvaluationListForm
+from .forms import EvaluateForm, EvaluationListForm, SampleTableForm
 from .models import Evaluation, SampleClassification
 from .selectors import (
+    COMPARE_MAX,
+    SAMPLE_PAGE_SIZES,
     classification_page,
     classification_rows,
     compare,
+    compare_candidates,
     evaluation_list,
     evaluation_trace,
-    evaluations_for_run,
     property_views,
     recent_evaluations,
+    run_evaluation_rows,
+    sample_sort_choices,
     score_trend_chart,
 )
 from .services import EvaluationError, evaluation_cancel, evaluation_create
@@ -49,25 +53,46 @@ if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
 
 
-def _filters(request: HtmxHttpRequest) -> dict[str, object]:
+def _filters(request: HtmxHttpRequest, properties: list[str]) -> dict[str, Any]:
+    """The sample table's state, all of it in the URL: value filters, text search, sort and page size."""
+    table = SampleTableForm(request.GET, sorts=sample_sort_choices(properties), sizes=SAMPLE_PAGE_SIZES)
     return {
         "prop": request.GET.get("property", ""),
         "assigned": request.GET.get("assigned", ""),
         "judged": request.GET.get("judged", ""),
         "mismatch": request.GET.get("mismatch") == "1",
+        **table.values(),
     }
 
 
 def run_evaluations_section(request: HttpRequest, run: Run, membership: Membership) -> SafeString:
     """The run page's "Evaluations" card (history and the evaluate form), contributed through runs' extension
     slot so that runs never imports this app."""
-    context = {
+    context = _run_evaluations_context(run, membership) | {"evaluate_form": EvaluateForm()}
+    return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+def _run_evaluations_context(run: Run, membership: Membership) -> dict[str, Any]:
+    evaluations, in_flight = run_evaluation_rows(run.id)
+    return {
         "run": run,
         "membership": membership,
-        "evaluations": evaluations_for_run(run.id),
-        "evaluate_form": EvaluateForm(),
+        "evaluations": evaluations,
+        "in_flight": in_flight,
+        "compare_max": COMPARE_MAX,
     }
-    return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+@login_required
+def run_evaluations_table(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """The run page's evaluations table, which polls this while an evaluation is unfinished: once none is, the
+    answer is 286 (the final table, swapped in, and no more polling)."""
+    run, membership = get_run_for_user(request.user, code)
+    context = _run_evaluations_context(run, membership)
+    response = render(request, "evaluations/_run_evaluations.html#run-evaluations-table", context)
+    if request.htmx and not context["in_flight"]:
+        response.status_code = HTMX_STOP_POLLING
+    return response
 
 
 def home_section(request: HttpRequest, membership: Membership) -> SafeString:
@@ -122,13 +147,16 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if htmx and partial == "progress":
         # The small live box on the run page.
         return _progress(request, evaluation)
-    filters = _filters(request)
+    properties = [a["property_name"] for a in evaluation.distribution_analysis or []]
+    filters = _filters(request, properties)
     context = {
         "evaluation": evaluation,
         "membership": membership,
         "filters": filters,
-        "properties": [a["property_name"] for a in evaluation.distribution_analysis or []],
+        "properties": properties,
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
+        "sorts": sample_sort_choices(properties),
+        "sizes": SAMPLE_PAGE_SIZES,
     }
     if htmx and partial != "body":
         context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
@@ -137,11 +165,9 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if evaluation.status == Evaluation.Status.SUCCEEDED:
         context["page"] = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
         context["views"] = property_views(evaluation=evaluation)
-        context["others"] = (
-            Evaluation.objects.filter(run=evaluation.run, status=Evaluation.Status.SUCCEEDED)
-            .exclude(pk=evaluation.pk)
-            .order_by("-created_at")
-        )
+        # The compare picker: finished evaluations of this spec's runs (this one is the baseline).
+        context["others"] = [e for e in compare_candidates(evaluation=evaluation, limit=31) if e.pk != evaluation.pk]
+        context["compare_max"] = COMPARE_MAX
     if htmx:  # the running page's poll: swap in the finished body once it is done
         response = render(request, "evaluations/detail.html#evaluation-body", context)
         if evaluation.is_terminal:
@@ -206,7 +232,8 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             if request.htmx:
                 response = _progress(request, Evaluation.objects.get(pk=evaluation.pk))
                 response.status_code = 200  # a POST answer, not a poll: always swap it in
-                return response
+                # The run page's evaluations table listens for this, to show the new row and poll until it ends.
+                return trigger_client_event(response, "evaluation-started")
             return redirect("evaluations:detail", code=evaluation.code)
     else:
         error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
@@ -237,30 +264,36 @@ def evaluation_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse
 
 @login_required
 def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
-    """Two finished evaluations of runs of one spec (any versions), side by side. Another company's evaluation is a
-    404; two evaluations that cannot be compared (different specs, unfinished) are a 400 that says why."""
+    """2..COMPARE_MAX finished evaluations of runs of one spec (any versions), side by side, the first the baseline:
+    `?e=<code>&e=<code>...` (or the older `?a=<code>&b=<code>`). A malformed or another company's evaluation is a
+    404; evaluations that cannot be compared (too few or many, different specs, unfinished) a 400 that says why."""
+    raw = request.GET.getlist("e") or [request.GET.get(key, "") for key in ("a", "b")]
     try:
-        codes = [UUID(request.GET.get(key, "")) for key in ("a", "b")]
+        codes = list(dict.fromkeys(UUID(code) for code in raw))  # in order, each once
     except ValueError:
-        raise Http404("Pick two evaluations of runs of one spec.") from None
-    first, _membership = get_evaluation_for_user(request.user, codes[0])
-    second, _membership = get_evaluation_for_user(request.user, codes[1])
+        raise Http404("Pick evaluations of runs of one spec.") from None
+    evaluations = [get_evaluation_for_user(request.user, code)[0] for code in codes[: COMPARE_MAX + 1]]
+    first = evaluations[0] if evaluations else None
     problem = None
-    if first.run.spec_id != second.run.spec_id:
+    if not 2 <= len(evaluations) <= COMPARE_MAX:
+        problem = f"Pick between 2 and {COMPARE_MAX} different evaluations to compare."
+    elif other := next((e for e in evaluations if e.run.spec_id != evaluations[0].run.spec_id), None):
         problem = (
-            f"A evaluates a run of the spec '{first.run.spec}' and B a run of '{second.run.spec}': "
+            f"A evaluates a run of the spec '{evaluations[0].run.spec}' and another a run of '{other.run.spec}': "
             "only evaluations of runs of one spec (any of its versions) can be compared."
         )
-    elif not (first.distribution_analysis and second.distribution_analysis):
-        problem = "Both evaluations must have finished successfully before they can be compared."
-    if problem:
-        context = {"first": first, "second": second, "problem": problem}
+    elif not all(e.distribution_analysis for e in evaluations):
+        problem = "Every evaluation must have finished successfully before they can be compared."
+    if problem or first is None:
+        context = {"evaluations": evaluations, "problem": problem}
         return render(request, "evaluations/compare_invalid.html", context, status=HTTPStatus.BAD_REQUEST)
     context = {
-        "first": first,
-        "second": second,
-        "pair": [("A", first), ("B", second)],
-        "comparison": compare(first=first, second=second),
+        "comparison": compare(evaluations=evaluations),
+        "baseline": first,
+        # The picker: other finished evaluations of the spec's runs, to add (or, checked, to keep).
+        "candidates": compare_candidates(evaluation=first, limit=30),
+        "chosen": {e.code for e in evaluations},
+        "compare_max": COMPARE_MAX,
     }
     return render(request, "evaluations/compare.html", context)
 

@@ -159,8 +159,8 @@ def test_compare_two_evaluations(client: Client, alice: Any, run_a: Run, evaluat
     signed_in(client, alice)
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
     assert response.status_code == HTTPStatus.OK
-    agreement = response.context["comparison"]["agreement"]
-    assert agreement == [{"name": "sentiment", "agreement": 100.0}, {"name": "priority", "agreement": 100.0}]
+    agreement = [(row["name"], row["cells"][1]["between"]) for row in response.context["comparison"]["properties"]]
+    assert agreement == [("sentiment", 100.0), ("priority", 100.0)]
     assert client.get("/evaluations/compare/?a=x&b=y").status_code == HTTPStatus.NOT_FOUND
 
 
@@ -204,9 +204,9 @@ def test_progress_and_compare_query_counts(
     # session, user, evaluation, membership, ledger totals (progress numbers come from the stored statistics)
     with django_assert_num_queries(5):
         client.get(f"/evaluations/{first.code}/?partial=progress", headers=HX)
-    # session, user, two evaluations + their memberships, the agreement aggregate, the changed samples, header
-    # membership + companies
-    with django_assert_num_queries(10):
+    # session, user, two evaluations + their memberships, the agreement aggregate, the changed samples, the
+    # picker's candidates, header membership + companies
+    with django_assert_num_queries(11):
         client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
 
 
