@@ -70,7 +70,7 @@ class SampleTableForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=200, strip=True)
     sort = forms.ChoiceField(required=False)
-    size = forms.TypedChoiceField(required=False, coerce=int, empty_value=0)
+    size = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
 
     def __init__(self, *args: Any, sorts: list[tuple[str, str]], sizes: tuple[int, ...], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -246,7 +246,7 @@ def compare(*, evaluations: list[Evaluation]) -> dict[str, Any]:
     same_run = all(e.run_id == first.run_id for e in others)
     stats = [{p["property_name"]: p for p in (e.statistics or {}).get("properties", [])} for e in evaluations]
     analyses = [{a["property_name"]: a for a in e.distribution_analysis or []} for e in evaluations]
-    columns = [
+    columns: list[dict[str, Any]] = [
         {
             "letter": letter,
             "evaluation": evaluation,
@@ -272,7 +272,7 @@ def compare(*, evaluations: list[Evaluation]) -> dict[str, Any]:
         for trace, color in zip(chart["data"][-len(letters) :], COMPARE_COLORS, strict=False):
             trace["marker"]["color"] = color
         charts.append({"name": name, "chart": chart})
-        cells = []
+        cells: list[dict[str, Any]] = []
         for letter, s_ in zip(letters, stats, strict=True):
             tvd, agreement = s_.get(name, {}).get("total_variation_distance"), s_.get(name, {}).get("agreement")
             base = stats[0].get(name, {})

@@ -285,8 +285,8 @@ def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
     elif not all(e.distribution_analysis for e in evaluations):
         problem = "Every evaluation must have finished successfully before they can be compared."
     if problem or first is None:
-        context = {"evaluations": evaluations, "problem": problem}
-        return render(request, "evaluations/compare_invalid.html", context, status=HTTPStatus.BAD_REQUEST)
+        invalid = {"evaluations": evaluations, "problem": problem}
+        return render(request, "evaluations/compare_invalid.html", invalid, status=HTTPStatus.BAD_REQUEST)
     context = {
         "comparison": compare(evaluations=evaluations),
         "baseline": first,

@@ -132,7 +132,7 @@ def test_compare_three_with_deltas_against_the_first(
     original = (row.classifications or {})["priority"]
     changed_to = "low" if original != "low" else "high"
     SampleClassification.objects.filter(pk=row.pk).update(
-        classifications={**row.classifications, "priority": changed_to}
+        classifications={**(row.classifications or {}), "priority": changed_to}
     )
     Evaluation.objects.filter(pk=third.pk).update(conformance_score=first.conformance_score - 10)
     client.force_login(bob)  # a viewer may compare
