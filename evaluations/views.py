@@ -127,8 +127,9 @@ def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
     columns = [
         {"label": label, "key": key, "next": f"-{key}" if sort == key else key,
          "arrow": "▲" if sort == key else "▼" if sort == f"-{key}" else ""}
-        for label, key in (("Date", "date"), ("Spec", "spec"), ("Judge", "judge"), ("Status", "status"),
-                           ("Score", "score"))
+        # Score second: on a phone the columns past the first few are a sideways scroll away.
+        for label, key in (("Date", "date"), ("Score", "score"), ("Spec", "spec"), ("Judge", "judge"),
+                           ("Status", "status"))
     ]  # fmt: skip
     context = {"page": page, "form": form, "filters": filters, "columns": columns}
     if request.htmx and not request.htmx.history_restore_request:

@@ -61,7 +61,7 @@ def test_the_analysts_walk(
     _sign_in(page, url)
 
     # Home dashboard → the older evaluation (of run_a), from the recent evaluations.
-    page.wait_for_selector("#recent-evaluations")
+    page.wait_for_selector("#chart-score-trend .main-svg")  # Plotly, loaded on demand by charts.js
     walk.shot("home")
     page.click(f"#recent-evaluations a[href='/evaluations/{first.code}/']")
     page.wait_for_selector("#chart-confusion-1 .main-svg")
@@ -91,6 +91,7 @@ def test_the_analysts_walk(
     rows.first.click()
     page.wait_for_selector("#sample-values")
     assert "/samples/" in page.url
+    assert page.locator("#sample-values .judge-rationale").count() >= 1
     walk.shot("sample")
     page.go_back()
     page.wait_for_selector("#classifications-table")
