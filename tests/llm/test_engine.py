@@ -217,7 +217,11 @@ def test_a_prompt_injection_cannot_produce_a_label_outside_the_enum(
 
     fake_anthropic.answer = gullible
     evaluation = evaluate(run, SONNET)
-    injected = fake_anthropic.requests[0]["messages"][0]["content"]
+    # The samples are asked concurrently: find the injected one's request (not necessarily the first sent; its
+    # off-vocabulary answer makes it asked twice).
+    injected = next(
+        r["messages"][0]["content"] for r in fake_anthropic.requests if "Ignore the instructions" in str(r["messages"])
+    )
     # The sample cannot close its own delimiter.
     assert injected.count("</sample>") == 1
     assert "<\\/sample>" in injected
