@@ -10,6 +10,7 @@ import random
 import statistics
 import sys
 import time
+import uuid
 from typing import Any
 
 from common import setup_django
@@ -44,6 +45,32 @@ def build(n: int, company: Any, user: Any) -> Any:
     )
     services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Q_CLUSTER sync
     return Evaluation.objects.get(pk=evaluation.pk)
+
+
+def rejudged(evaluation: Any, seed: int) -> Any:
+    """A finished copy of `evaluation` (same run) whose judge gave another value to one sample in 50."""
+    from evaluations.models import Evaluation, SampleClassification
+
+    copy = Evaluation.objects.get(pk=evaluation.pk)
+    copy.pk = copy.id = None
+    copy.code = uuid.uuid4()
+    copy.save()
+    flip = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
+    rows = SampleClassification.objects.filter(evaluation=evaluation).values_list("sample_id", "classifications")
+    SampleClassification.objects.bulk_create(
+        (
+            SampleClassification(
+                evaluation=copy,
+                sample_id=sample_id,
+                classifications=judged | {"sentiment": flip[judged["sentiment"]]}
+                if (sample_id + seed) % 50 == 0
+                else judged,
+            )
+            for sample_id, judged in rows.iterator()
+        ),
+        batch_size=1000,
+    )
+    return copy
 
 
 def timed(client: object, url: str, repeats: int, **headers: str) -> float:
@@ -82,6 +109,14 @@ def main(repeats: int = 15) -> None:
             timed(client, f"{url}?sort=identifier&size=100", repeats, HX_Request="true"),
             timed(client, f"{url}?sort=agreement&size=100", repeats, HX_Request="true"),
         )
+        if n == 20_000:
+            # Compare: the same run judged again (copies of the rows, one value in 50 changed), 2 and 3 at once.
+            others = [rejudged(evaluation, k) for k in (1, 2)]
+            compare_url = "/evaluations/compare/?" + "&".join(f"e={e.code}" for e in [evaluation, *others])
+            compare_times = (
+                timed(client, compare_url.rsplit("&", 1)[0], max(3, repeats // 3)),
+                timed(client, compare_url, max(3, repeats // 3)),
+            )
     names = [
         "evaluation page",
         "sample-table partial (filtered)",
@@ -94,6 +129,9 @@ def main(repeats: int = 15) -> None:
     for i, name in enumerate(names):
         small, big = results[100][i], results[20_000][i]
         print(f"pages: {name}: {small:.1f} ms at 100 samples, {big:.1f} ms at 20,000 (ratio {big / small:.2f})")
+    print(
+        f"pages: compare 2 / 3 evaluations of a 20,000-sample run: {compare_times[0]:.0f} ms / {compare_times[1]:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

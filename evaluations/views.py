@@ -88,9 +88,11 @@ def run_evaluations_table(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     """The run page's evaluations table, which polls this while an evaluation is unfinished: once none is, the
     answer is 286 (the final table, swapped in, and no more polling)."""
     run, membership = get_run_for_user(request.user, code)
+    if not request.htmx:  # a fragment: opened on its own, it is the run page's section
+        return redirect(reverse("runs:detail", args=[run.code]) + "#evaluations")
     context = _run_evaluations_context(run, membership)
     response = render(request, "evaluations/_run_evaluations.html#run-evaluations-table", context)
-    if request.htmx and not context["in_flight"]:
+    if not context["in_flight"]:
         response.status_code = HTMX_STOP_POLLING
     return response
 

@@ -100,5 +100,10 @@ def test_tenancy_of_the_table(client: Client, bob: Any, charlie: Any, run_a: Run
     assert response.status_code == HTTPStatus.OK
     assert "Cancel</button>" not in response.content.decode()
     assert client.post(f"/evaluations/{running.code}/cancel/").status_code == HTTPStatus.FORBIDDEN
+    # Opened on its own (no HTMX), it is the run page's section.
+    response = client.get(url)
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == f"/runs/{run_a.code}/#evaluations"
     client.logout()
-    assert client.get(url).status_code == HTTPStatus.FOUND
+    assert client.get(url, headers=HX).status_code == HTTPStatus.FOUND
+    assert client.get(url, headers=HX)["Location"].startswith("/login/")
