@@ -43,8 +43,10 @@ def build(n: int, company: Any, user: Any) -> Any:
         ),
         batch_size=1000,
     )
-    services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Q_CLUSTER sync
-    return Evaluation.objects.get(pk=evaluation.pk)
+    services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Conf.SYNC in main()
+    evaluation = Evaluation.objects.get(pk=evaluation.pk)
+    assert evaluation.status == Evaluation.Status.SUCCEEDED, evaluation.error_message
+    return evaluation
 
 
 def rejudged(evaluation: Any, seed: int) -> Any:
@@ -62,7 +64,7 @@ def rejudged(evaluation: Any, seed: int) -> Any:
             SampleClassification(
                 evaluation=copy,
                 sample_id=sample_id,
-                classifications=judged | {"sentiment": flip[judged["sentiment"]]}
+                classifications=(judged or {}) | {"sentiment": flip[(judged or {})["sentiment"]]}
                 if (sample_id + seed) % 50 == 0
                 else judged,
             )
@@ -92,6 +94,11 @@ def main(repeats: int = 15) -> None:
     from companies.services import member_ensure
 
     settings.ALLOWED_HOSTS = ["testserver"]
+    from django_q.conf import Conf
+
+    # Work items run inline (as in the tests), so the finalize below really finishes the evaluations: without it
+    # they stayed PROCESSING and the pages measured were those of a running evaluation.
+    Conf.SYNC = True
     membership = member_ensure(company_name=f"Pages {time.time()}", email="pages@example.test")
     client = Client()
     client.force_login(membership.user)
