@@ -390,8 +390,10 @@ def _changed_samples(
 
 def _paired(other: Evaluation) -> QuerySet[SampleClassification]:
     """`other`'s row for the outer row's sample: the same identifier, whichever run it belongs to."""
+    # Naming the run (always other's) lets the (run, identifier) unique index find the sample, then the
+    # (evaluation, sample) one the row: an index lookup per outer row rather than a scan of other's rows.
     return SampleClassification.objects.filter(
-        evaluation=other, sample__identifier=OuterRef("sample__identifier"), status="ok"
+        evaluation=other, sample__run_id=other.run_id, sample__identifier=OuterRef("sample__identifier"), status="ok"
     )
 
 
