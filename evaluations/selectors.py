@@ -294,7 +294,8 @@ def compare(*, evaluations: list[Evaluation]) -> dict[str, Any]:
         for k, cell in enumerate(row["cells"][1:], start=1):
             decided = totals[f"decided_{k}_{i}"]
             cell["between"] = (100 * totals[f"same_{k}_{i}"] / decided) if decided else None
-    changed, changed_count = _changed_samples(pairs, others, names, paired) if names and any(paired) else ([], 0)
+    changed_count = totals.get("changed", 0)
+    changed = _changed_samples(pairs, others, names) if changed_count else []
     for sample in changed:  # (letter, evaluation, sample) of each sample page, for links
         sample["links"] = [
             (column["letter"], column["evaluation"].code, code)
@@ -343,6 +344,8 @@ def _paired_totals(
         **{f"_p_{k}": Exists(_paired(other)) for k, other in enumerate(others, start=1)},
     )
     aggregates: dict[str, Any] = {}
+    if names:  # (with no shared property an empty filter would count every row)
+        aggregates["changed"] = Count("id", filter=_differs(len(others), len(names)))
     for k in range(1, len(others) + 1):
         aggregates[f"paired_{k}"] = Count("id", filter=Q(**{f"_p_{k}": True}))
         for i in range(len(names)):
@@ -353,26 +356,31 @@ def _paired_totals(
     return pairs, [totals[f"paired_{k}"] for k in range(1, len(others) + 1)], totals
 
 
-def _changed_samples(
-    pairs: QuerySet[SampleClassification], others: list[Evaluation], names: list[str], paired: list[int]
-) -> tuple[list[dict[str, Any]], int]:
-    """The first CHANGED_SAMPLES_SHOWN samples (in the baseline's order) on which some evaluation decided a
-    property differently from the baseline, and how many there are."""
+def _differs(others: int, properties: int) -> Q:
+    """Some other evaluation decided some property differently from the baseline (both decided it)."""
     differs = Q()
-    for k in range(1, len(others) + 1):
-        for i in range(len(names)):
+    for k in range(1, others + 1):
+        for i in range(properties):
             both = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
             differs |= both & ~Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")})
+    return differs
+
+
+def _changed_samples(
+    pairs: QuerySet[SampleClassification], others: list[Evaluation], names: list[str]
+) -> list[dict[str, Any]]:
+    """The first CHANGED_SAMPLES_SHOWN samples (in the baseline's order) on which some evaluation decided a
+    property differently from the baseline (their count is in _paired_totals' aggregate)."""
     changed_rows = (
-        pairs.filter(differs)
+        pairs.filter(_differs(len(others), len(names)))
         .annotate(**{f"_s_{k}": _other_sample_code(other) for k, other in enumerate(others, start=1)})
-        .order_by("sample__position")
+        # Position order: samples are inserted in it, and the (evaluation, sample) index serves it, so the query
+        # stops at the first CHANGED_SAMPLES_SHOWN rows instead of sorting them all.
+        .order_by("sample_id")
     )
-    shown = list(changed_rows.select_related("sample")[: CHANGED_SAMPLES_SHOWN + 1])
-    # Count them all only when there are more than are shown.
-    count = changed_rows.count() if len(shown) > CHANGED_SAMPLES_SHOWN else len(shown)
+    shown = list(changed_rows.select_related("sample")[:CHANGED_SAMPLES_SHOWN])
     changed = []
-    for row in shown[:CHANGED_SAMPLES_SHOWN]:
+    for row in shown:
         per_column = [[getattr(row, f"_v_{k}_{i}") for k in range(len(others) + 1)] for i in range(len(names))]
         changed.append(
             {
@@ -385,7 +393,7 @@ def _changed_samples(
                 ],
             }
         )
-    return changed, count
+    return changed
 
 
 def _paired(other: Evaluation) -> QuerySet[SampleClassification]:

@@ -188,3 +188,25 @@ def test_compare_bad_lists(
     assert client.get("/evaluations/compare/?a=&b=").status_code == HTTPStatus.NOT_FOUND
     client.logout()
     assert client.get("/evaluations/compare/", {"e": [str(mine[0].code), str(mine[1].code)]}).status_code == 302
+
+
+def test_compare_counts_every_changed_sample_and_shows_the_first_twenty(
+    client: Client, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
+) -> None:
+    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(30))
+    first, second = evaluate(run), evaluate(run)
+    flip = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
+    for row in second.classifications.all():
+        judged = row.classifications or {}
+        if "sentiment" in judged:
+            SampleClassification.objects.filter(pk=row.pk).update(
+                classifications={**judged, "sentiment": flip[judged["sentiment"]]}
+            )
+    decided = sum(1 for r in first.classifications.all() if "sentiment" in (r.classifications or {}))
+    client.force_login(alice)
+    comparison = client.get("/evaluations/compare/", {"e": [str(first.code), str(second.code)]}).context["comparison"]
+    assert decided > 20
+    assert comparison["changed_count"] == decided
+    shown = [c["identifier"] for c in comparison["changed"]]
+    assert len(shown) == 20
+    assert shown == sorted(shown, key=lambda identifier: int(identifier.split("_")[1]))  # position order

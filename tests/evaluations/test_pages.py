@@ -204,9 +204,9 @@ def test_progress_and_compare_query_counts(
     # session, user, evaluation, membership, ledger totals (progress numbers come from the stored statistics)
     with django_assert_num_queries(5):
         client.get(f"/evaluations/{first.code}/?partial=progress", headers=HX)
-    # session, user, two evaluations + their memberships, the agreement aggregate, the changed samples, the
-    # picker's candidates, header membership + companies
-    with django_assert_num_queries(11):
+    # session, user, two evaluations + their memberships, the agreement aggregate (with the changed count), the
+    # picker's candidates, header membership + companies (the same judge twice: no changed sample to fetch)
+    with django_assert_num_queries(10):
         client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
 
 
