@@ -10,6 +10,7 @@ import random
 import statistics
 import sys
 import time
+import uuid
 from typing import Any
 
 from common import setup_django
@@ -42,8 +43,36 @@ def build(n: int, company: Any, user: Any) -> Any:
         ),
         batch_size=1000,
     )
-    services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Q_CLUSTER sync
-    return Evaluation.objects.get(pk=evaluation.pk)
+    services.evaluation_finalize_enqueue(evaluation=evaluation)  # runs inline: Conf.SYNC in main()
+    evaluation = Evaluation.objects.get(pk=evaluation.pk)
+    assert evaluation.status == Evaluation.Status.SUCCEEDED, evaluation.error_message
+    return evaluation
+
+
+def rejudged(evaluation: Any, seed: int) -> Any:
+    """A finished copy of `evaluation` (same run) whose judge gave another value to one sample in 50."""
+    from evaluations.models import Evaluation, SampleClassification
+
+    copy = Evaluation.objects.get(pk=evaluation.pk)
+    copy.pk = copy.id = None
+    copy.code = uuid.uuid4()
+    copy.save()
+    flip = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
+    rows = SampleClassification.objects.filter(evaluation=evaluation).values_list("sample_id", "classifications")
+    SampleClassification.objects.bulk_create(
+        (
+            SampleClassification(
+                evaluation=copy,
+                sample_id=sample_id,
+                classifications=(judged or {}) | {"sentiment": flip[(judged or {})["sentiment"]]}
+                if (sample_id + seed) % 50 == 0
+                else judged,
+            )
+            for sample_id, judged in rows.iterator()
+        ),
+        batch_size=1000,
+    )
+    return copy
 
 
 def timed(client: object, url: str, repeats: int, **headers: str) -> float:
@@ -65,6 +94,11 @@ def main(repeats: int = 15) -> None:
     from companies.services import member_ensure
 
     settings.ALLOWED_HOSTS = ["testserver"]
+    from django_q.conf import Conf
+
+    # Work items run inline (as in the tests), so the finalize below really finishes the evaluations: without it
+    # they stayed PROCESSING and the pages measured were those of a running evaluation.
+    Conf.SYNC = True
     membership = member_ensure(company_name=f"Pages {time.time()}", email="pages@example.test")
     client = Client()
     client.force_login(membership.user)
@@ -76,11 +110,35 @@ def main(repeats: int = 15) -> None:
             timed(client, url, repeats),
             timed(client, f"{url}?property=sentiment&assigned=negative&page=3", repeats, HX_Request="true"),
             timed(client, f"{url}?mismatch=1&page=2", repeats, HX_Request="true"),
+            # A text search matches a third of the samples (content) and is counted in SQL.
+            timed(client, f"{url}?q=furious&page=2", repeats, HX_Request="true"),
+            timed(client, f"{url}?q=no+such+words", repeats, HX_Request="true"),
+            timed(client, f"{url}?sort=identifier&size=100", repeats, HX_Request="true"),
+            timed(client, f"{url}?sort=agreement&size=100", repeats, HX_Request="true"),
         )
-    names = ["evaluation page", "sample-table partial (filtered)", "sample-table partial (mismatches)"]
+        if n == 20_000:
+            # Compare: the same run judged again (copies of the rows, one value in 50 changed), 2 and 3 at once.
+            others = [rejudged(evaluation, k) for k in (1, 2)]
+            compare_url = "/evaluations/compare/?" + "&".join(f"e={e.code}" for e in [evaluation, *others])
+            compare_times = (
+                timed(client, compare_url.rsplit("&", 1)[0], max(3, repeats // 3)),
+                timed(client, compare_url, max(3, repeats // 3)),
+            )
+    names = [
+        "evaluation page",
+        "sample-table partial (filtered)",
+        "sample-table partial (mismatches)",
+        "sample-table search (a third match)",
+        "sample-table search (no match)",
+        "sample-table sorted by identifier, 100 a page",
+        "sample-table sorted by agreement, 100 a page",
+    ]
     for i, name in enumerate(names):
         small, big = results[100][i], results[20_000][i]
         print(f"pages: {name}: {small:.1f} ms at 100 samples, {big:.1f} ms at 20,000 (ratio {big / small:.2f})")
+    print(
+        f"pages: compare 2 / 3 evaluations of a 20,000-sample run: {compare_times[0]:.0f} ms / {compare_times[1]:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

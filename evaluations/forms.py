@@ -103,3 +103,22 @@ class ReviewLabelForm(forms.Form):
     sample = forms.UUIDField()
     property = forms.CharField(max_length=200)
     value = forms.CharField(max_length=500)
+
+
+class SampleTableForm(forms.Form):
+    """The sample table's search, sort and page size, read from the URL (composed with the value filters); a bad
+    value is dropped for its default, never an error page."""
+
+    q = forms.CharField(required=False, max_length=200, strip=True)
+    sort = forms.ChoiceField(required=False)
+    size = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args: Any, sorts: list[tuple[str, str]], sizes: tuple[int, ...], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["sort"].choices = sorts  # type: ignore[attr-defined]
+        self.fields["size"].choices = [(str(n), str(n)) for n in sizes]  # type: ignore[attr-defined]
+
+    def values(self) -> dict[str, Any]:
+        self.is_valid()
+        data = self.cleaned_data
+        return {"q": data.get("q", ""), "sort": data.get("sort") or "position", "size": data.get("size") or 0}

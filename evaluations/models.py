@@ -108,6 +108,9 @@ class SampleClassification(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
     # {property name: judged value}; null when the judge failed on this sample.
     classifications = models.JSONField(null=True, blank=True)
+    # {property name: why the judge chose that value (or, for the embedded judge, why it left it undecided)};
+    # only for the properties it gave one for, null when it gave none.
+    rationales = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     from_cache = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -14,6 +14,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Mod
+from django.utils import timezone
 
 from companies.models import Company
 from companies.quotas import InFlight
@@ -124,18 +125,40 @@ def heatmap(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SAMPLE_PAGE_SIZES = (25, 50, 100, 200)
+# The sample table's sorts besides "judged:<property>" (by the value judged on that property).
+SAMPLE_SORTS = {
+    "position": "position",
+    "-position": "position, last first",
+    "identifier": "identifier",
+    "-identifier": "identifier, Z→A",
+    "agreement": "fewest values agreeing first",
+    "-agreement": "most values agreeing first",
+}
+
+
+def sample_sort_choices(properties: list[str]) -> list[tuple[str, str]]:
+    """Every valid value of the sample table's `sort`, with its label."""
+    return [*SAMPLE_SORTS.items(), *((f"judged:{name}", f"judged {name}") for name in properties)]
+
+
 def classification_rows(
-    *, evaluation: Evaluation, prop: str = "", assigned: str = "", judged: str = "", mismatch: bool = False
+    *,
+    evaluation: Evaluation,
+    prop: str = "",
+    assigned: str = "",
+    judged: str = "",
+    mismatch: bool = False,
+    q: str = "",
+    sort: str = "position",
 ) -> QuerySet[SampleClassification]:
-    """The sample table: filter by assigned and judged value of a property, or to samples the judge disagreed on."""
+    """The sample table: filter by assigned and judged value of a property, or to samples the judge disagreed on;
+    search the content and identifier; sort (`sort` must be one of sample_sort_choices: the view checks it)."""
     rows = (
         SampleClassification.objects.filter(evaluation=evaluation)
         .select_related("sample")
         .only("code", "status", "classifications", "error", "sample__code", "sample__identifier",
               "sample__content", "sample__properties")
-        # Samples are inserted in position order, so sample_id is that order, and the (evaluation, sample)
-        # unique index serves it without sorting 20,000 rows.
-        .order_by("sample_id")
     )  # fmt: skip
     names = [p["property_name"] for p in evaluation.distribution_analysis or []]
     if prop in names and (assigned or judged):
@@ -155,19 +178,49 @@ def classification_rows(
             )
             differs |= ~Q(**{a: F(j)})
         rows = rows.filter(differs, status=SampleClassification.Status.OK)
-    return rows
+    if q:
+        # A substring of the identifier or the content, case-insensitive (a scan of the evaluation's rows:
+        # measured in benchmarks/pages.py at 20,000 samples).
+        rows = rows.filter(Q(sample__identifier__icontains=q) | Q(sample__content__icontains=q))
+    # Samples are inserted in position order, so sample_id is that order, and the (evaluation, sample) unique index
+    # serves the default sort without sorting 20,000 rows. Every other sort ends on sample_id so pages are stable.
+    if sort == "-position":
+        return rows.order_by("-sample_id")
+    if sort.lstrip("-") == "identifier":
+        return rows.order_by(sort.replace("identifier", "sample__identifier"), "sample_id")
+    if sort.lstrip("-") == "agreement" and names:
+        agreeing = sum(
+            (Case(When(**{f"_sa_{i}": F(f"_sj_{i}")}, then=Value(1)), default=Value(0)) for i in range(len(names))),
+            start=Value(0),
+        )
+        rows = rows.annotate(
+            **{f"_sa_{i}": KeyTextTransform(n, "sample__properties") for i, n in enumerate(names)},
+            **{f"_sj_{i}": KeyTextTransform(n, "classifications") for i, n in enumerate(names)},
+        ).annotate(_agreeing=agreeing)
+        return rows.order_by("-_agreeing" if sort.startswith("-") else "_agreeing", "sample_id")
+    if sort.startswith("judged:") and sort[len("judged:") :] in names:
+        value = KeyTextTransform(sort[len("judged:") :], "classifications")
+        return rows.order_by(value.asc(nulls_last=True), "sample_id")
+    return rows.order_by("sample_id")
 
 
 def classification_count(
-    *, evaluation: Evaluation, prop: str = "", assigned: str = "", judged: str = "", mismatch: bool = False
+    *,
+    evaluation: Evaluation,
+    prop: str = "",
+    assigned: str = "",
+    judged: str = "",
+    mismatch: bool = False,
+    q: str = "",
+    sort: str = "",
 ) -> int | None:
     """How many rows classification_rows gives, read off the stored confusion matrices where it can be.
 
     Counting with a JSON filter scans every classification; the matrices already hold those counts.
     None means "count in SQL" (an evaluation without statistics, e.g. one still running).
     """
-    if evaluation.status != Evaluation.Status.SUCCEEDED or not evaluation.statistics:
-        return None
+    if q or evaluation.status != Evaluation.Status.SUCCEEDED or not evaluation.statistics:
+        return None  # a text search: no stored count knows it
     by_name = {p["property_name"]: p for p in evaluation.statistics["properties"]}
     stats = by_name.get(prop)
     if stats is None or not (assigned or judged or mismatch):
@@ -191,17 +244,23 @@ class _KnownCountPaginator(Paginator):  # type: ignore[type-arg]
             self.__dict__["count"] = known_count  # Paginator.count is a cached_property
 
 
-def classification_page(*, evaluation: Evaluation, page: str | int = 1, **filters: Any) -> Page[SampleClassification]:
+def classification_page(
+    *, evaluation: Evaluation, page: str | int = 1, size: int = 0, **filters: Any
+) -> Page[SampleClassification]:
     rows = classification_rows(evaluation=evaluation, **filters)
     known = classification_count(evaluation=evaluation, **filters)
-    return _KnownCountPaginator(rows, settings.PAGE_SIZE, known_count=known).get_page(page)
+    return _KnownCountPaginator(rows, size or settings.PAGE_SIZE, known_count=known).get_page(page)
 
 
 CHANGED_SAMPLES_SHOWN = 20
+COMPARE_MAX = 6  # evaluations on one compare page: six series still read as distinct bars
+COMPARE_LETTERS = "ABCDEF"
+# The evaluated series' colours, one per compared evaluation (the first is the evaluated colour of every page).
+COMPARE_COLORS = (COLORS["evaluated"], "#1f7a4d", "#7b3fb2", "#c2185b", "#00838f", "#5d4037")
 
 
 def compare_label(letter: str, evaluation: Evaluation) -> str:
-    """ "A: run name · model · date", so two evaluations of different runs cannot be confused."""
+    """ "A: run name · model · date", so evaluations of different runs cannot be confused."""
     model = evaluation.model_used or evaluation.requested_model
     return f"{letter}: {evaluation.run} · {model} · {evaluation.created_at:%Y-%m-%d %H:%M}"
 
@@ -210,129 +269,243 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(b - a, 2)
 
 
-def compare(
-    *, first: Evaluation, second: Evaluation, human: dict[str, dict[str, dict[str, Any]]] | None = None
-) -> dict[str, Any]:
-    """Two finished evaluations of runs of one spec (the same run, or runs of any of its versions): per property
-    both specs have, the evaluated distributions side by side and the deltas (B − A) of the stored TVD and agreement;
-    per sample (paired on the sample identifier), how often the two judges agree and which judged values changed.
-    `human` ({"a": blocks, "b": blocks}, from human_review_blocks) adds each judge's kappa and corrected series."""
-    human = human or {}
-    labels = {"a": compare_label("A", first), "b": compare_label("B", second)}
-    same_run = first.run_id == second.run_id
-    stats_a = {p["property_name"]: p for p in (first.statistics or {}).get("properties", [])}
-    stats_b = {p["property_name"]: p for p in (second.statistics or {}).get("properties", [])}
-    second_by_name = {a["property_name"]: a for a in second.distribution_analysis or []}
+def compare(*, evaluations: list[Evaluation], human: list[dict[str, dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """2..COMPARE_MAX finished evaluations of runs of one spec (the same run, or runs of any of its versions); the
+    first is the baseline. Per property every evaluation has: the evaluated distributions side by side, the stored
+    TVD and agreement with their deltas against the baseline; per sample (paired with the baseline's on the sample
+    identifier), how often each judge agrees with the baseline's and which judged values changed. `human` (one
+    human_review_blocks per evaluation, in order) adds each judge's kappa and corrected series."""
+    human = human or [{} for _ in evaluations]
+    first, others = evaluations[0], evaluations[1:]
+    letters = COMPARE_LETTERS[: len(evaluations)]
+    same_run = all(e.run_id == first.run_id for e in others)
+    stats = [{p["property_name"]: p for p in (e.statistics or {}).get("properties", [])} for e in evaluations]
+    analyses = [{a["property_name"]: a for a in e.distribution_analysis or []} for e in evaluations]
+    columns: list[dict[str, Any]] = [
+        {
+            "letter": letter,
+            "evaluation": evaluation,
+            "label": compare_label(letter, evaluation),
+            "score": evaluation.conformance_score,
+            "score_delta": _delta(first.conformance_score, evaluation.conformance_score) if i else None,
+        }
+        for i, (letter, evaluation) in enumerate(zip(letters, evaluations, strict=True))
+    ]
     charts, properties = [], []
-    for analysis in first.distribution_analysis or []:
-        name = analysis["property_name"]
-        other = second_by_name.get(name)
-        if other is None:
+    for name in analyses[0]:
+        if not all(name in a for a in analyses):
             continue
-        a_stats, b_stats = stats_a.get(name, {}), stats_b.get(name, {})
-        values = list(a_stats.get("values") or analysis["evaluated_distributions"])
-        values += [v for v in b_stats.get("values") or other["evaluated_distributions"] if v not in values]
-        series = {"A": analysis["evaluated_distributions"], "B": other["evaluated_distributions"]}
+        values: list[str] = []
+        for s_, a in zip(stats, analyses, strict=True):
+            values += [
+                v for v in s_.get(name, {}).get("values") or a[name]["evaluated_distributions"] if v not in values
+            ]
+        series = {letter: a[name]["evaluated_distributions"] for letter, a in zip(letters, analyses, strict=True)}
         if same_run:  # one run, one assigned distribution: show it too
-            series = {"expected": analysis["expected_distributions"], **series}
+            series = {"expected": analyses[0][name]["expected_distributions"], **series}
         chart = grouped_bar_chart(title=name, values=values, series=series)
-        for trace, color in zip(chart["data"][-2:], (COLORS["evaluated"], "#1f7a4d"), strict=True):
+        for trace, color in zip(chart["data"][-len(letters) :], COMPARE_COLORS, strict=False):
             trace["marker"]["color"] = color
-        row: dict[str, Any] = {"name": name, "kappa": {}}
-        for letter in ("a", "b"):
-            block = human.get(letter, {}).get(name) or {}
-            if block.get("kappa") is not None:
-                row["kappa"][letter] = {"kappa": block["kappa"], "ci": block["kappa_ci"], "fit": block["fit_for_use"]}
+        for letter, blocks in zip(letters, human, strict=True):
+            block = blocks.get(name) or {}
             if block.get("corrected_distributions") is not None:
-                series = corrected_series(block, values, name=f"{letter.upper()} corrected")
-                series["marker"]["opacity"] = 0.6 if letter == "a" else 1.0
-                chart["data"].append(series)
-        row["kappa_cells"] = [row["kappa"].get("a"), row["kappa"].get("b")]
+                chart["data"].append(corrected_series(block, values, name=f"{letter} corrected"))
         charts.append({"name": name, "chart": chart})
-        for key in ("total_variation_distance", "agreement"):
-            a_value, b_value = a_stats.get(key), b_stats.get(key)
-            row[key] = {"a": a_value, "b": b_value, "delta": _delta(a_value, b_value)}
-        properties.append(row)
-    names = [c["name"] for c in charts]
-    # Per-sample agreement in SQL: pair the two evaluations' rows on the sample identifier (unique within a run).
-    pairs = SampleClassification.objects.filter(evaluation=first, status="ok").annotate(
-        **{f"_b_{i}": _other_value(second, name) for i, name in enumerate(names)},
-        # As plain text: a JSON key lookup would parse the other side as JSON.
-        **{f"_a_{i}": Cast(KeyTextTransform(name, "classifications"), TextField()) for i, name in enumerate(names)},
-    )
-    # Per property, over the samples both judges decided (a judge may leave a property undecided).
-    decided = {i: Q(**{f"_a_{i}__isnull": False, f"_b_{i}__isnull": False}) for i in range(len(names))}
-    same = {i: decided[i] & Q(**{f"_a_{i}": F(f"_b_{i}")}) for i in range(len(names))}
-    totals = pairs.aggregate(
-        both=Count("id", filter=Q(_b_0__isnull=False)) if names else Count("id"),
-        **{f"decided_{i}": Count("id", filter=decided[i]) for i in range(len(names))},
-        **{f"same_{i}": Count("id", filter=same[i]) for i in range(len(names))},
-    )
-    for i, row in enumerate(properties):
-        row["between"] = (100 * totals[f"same_{i}"] / totals[f"decided_{i}"]) if totals[f"decided_{i}"] else None
-    changed: list[dict[str, Any]] = []
-    changed_count = 0
-    if names and totals["both"]:
-        differs = Q()
-        for i in range(len(names)):
-            differs |= decided[i] & ~same[i]
-        changed_rows = pairs.filter(differs).annotate(_b_sample=_other_sample_code(second)).order_by("sample__position")
-        shown = list(changed_rows.select_related("sample")[: CHANGED_SAMPLES_SHOWN + 1])
-        # Count them all only when there are more than are shown.
-        changed_count = changed_rows.count() if len(shown) > CHANGED_SAMPLES_SHOWN else len(shown)
-        for row_ in shown[:CHANGED_SAMPLES_SHOWN]:
-            values_a = [getattr(row_, f"_a_{i}") for i in range(len(names))]
-            values_b = [getattr(row_, f"_b_{i}") for i in range(len(names))]
-            changed.append(
+        cells: list[dict[str, Any]] = []
+        for letter, s_, blocks in zip(letters, stats, human, strict=True):
+            block = blocks.get(name) or {}
+            tvd, agreement = s_.get(name, {}).get("total_variation_distance"), s_.get(name, {}).get("agreement")
+            base = stats[0].get(name, {})
+            cells.append(
                 {
-                    "identifier": row_.sample.identifier,
-                    "a_sample": row_.sample.code,
-                    "b_sample": row_._b_sample,
-                    "changes": [
-                        {"name": n, "a": a, "b": b} for n, a, b in zip(names, values_a, values_b, strict=True) if a != b
-                    ],
+                    "letter": letter,
+                    "tvd": tvd,
+                    "tvd_delta": _delta(base.get("total_variation_distance"), tvd) if cells else None,
+                    "agreement": agreement,
+                    "agreement_delta": _delta(base.get("agreement"), agreement) if cells else None,
+                    "between": None,
+                    "kappa": (
+                        {"kappa": block["kappa"], "ci": block["kappa_ci"], "fit": block["fit_for_use"]}
+                        if block.get("kappa") is not None
+                        else None
+                    ),
                 }
             )
-    agreement = [{"name": row["name"], "agreement": row["between"]} for row in properties]
+        properties.append({"name": name, "cells": cells})
+    names = [c["name"] for c in charts]
+    pairs, paired, totals = _paired_totals(first, others, names)
+    for row in properties:
+        i = names.index(row["name"])
+        for k, cell in enumerate(row["cells"][1:], start=1):
+            decided = totals[f"decided_{k}_{i}"]
+            cell["between"] = (100 * totals[f"same_{k}_{i}"] / decided) if decided else None
+    changed_count = totals.get("changed", 0)
+    changed = _changed_samples(pairs, others, names) if changed_count else []
+    for sample in changed:  # (letter, evaluation, sample) of each sample page, for links
+        sample["links"] = [
+            (column["letter"], column["evaluation"].code, code)
+            for column, code in zip(columns, sample["samples"], strict=True)
+            if code
+        ]
     return {
-        "labels": labels,
+        "columns": columns,
         "same_run": same_run,
         "charts": charts,
         "properties": properties,
-        "agreement": agreement,
-        "score": {
-            "a": first.conformance_score,
-            "b": second.conformance_score,
-            "delta": _delta(first.conformance_score, second.conformance_score),
-        },
-        "samples_compared": totals["both"] or 0,
+        "paired": paired,
+        "samples_compared": max(paired, default=0),
         "changed": changed,
         "changed_count": changed_count,
         "changed_shown": CHANGED_SAMPLES_SHOWN,
     }
 
 
-def _paired(second: Evaluation) -> QuerySet[SampleClassification]:
-    """`second`'s row for the outer row's sample: the same identifier, whichever run it belongs to."""
-    return SampleClassification.objects.filter(
-        evaluation=second, sample__identifier=OuterRef("sample__identifier"), status="ok"
+def compare_candidates(*, evaluation: Evaluation, limit: int) -> list[Evaluation]:
+    """The newest finished evaluations of runs of `evaluation`'s spec (itself included): what a compare picker
+    offers beside it."""
+    return list(
+        Evaluation.objects.filter(
+            company_id=evaluation.company_id, run__spec_id=evaluation.run.spec_id, status=Evaluation.Status.SUCCEEDED
+        )
+        .select_related("run__spec_version")
+        .order_by("-created_at")[:limit]
     )
 
 
-def _other_value(second: Evaluation, name: str) -> Subquery:
-    """The value `second` judged for the outer row's sample on property `name`."""
+def _paired_totals(
+    first: Evaluation, others: list[Evaluation], names: list[str]
+) -> tuple[QuerySet[SampleClassification], list[int], dict[str, int]]:
+    """The baseline's rows annotated with every evaluation's judged value of every shared property (`_v_{k}_{i}`,
+    k = 0 the baseline itself), and in one aggregate: per other evaluation k how many samples pair with the
+    baseline's, and per property i how many both decided and how many got the same value."""
+    pairs = SampleClassification.objects.filter(evaluation=first, status="ok").annotate(
+        # As plain text: a JSON key lookup would parse the other side as JSON.
+        **{f"_v_0_{i}": Cast(KeyTextTransform(name, "classifications"), TextField()) for i, name in enumerate(names)},
+        **{
+            f"_v_{k}_{i}": _other_value(other, name)
+            for k, other in enumerate(others, start=1)
+            for i, name in enumerate(names)
+        },
+        **{f"_p_{k}": Exists(_paired(other)) for k, other in enumerate(others, start=1)},
+    )
+    aggregates: dict[str, Any] = {}
+    if names:  # (with no shared property an empty filter would count every row)
+        aggregates["changed"] = Count("id", filter=_differs(len(others), len(names)))
+    for k in range(1, len(others) + 1):
+        aggregates[f"paired_{k}"] = Count("id", filter=Q(**{f"_p_{k}": True}))
+        for i in range(len(names)):
+            decided = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
+            aggregates[f"decided_{k}_{i}"] = Count("id", filter=decided)
+            aggregates[f"same_{k}_{i}"] = Count("id", filter=decided & Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")}))
+    totals = pairs.aggregate(**aggregates)
+    return pairs, [totals[f"paired_{k}"] for k in range(1, len(others) + 1)], totals
+
+
+def _differs(others: int, properties: int) -> Q:
+    """Some other evaluation decided some property differently from the baseline (both decided it)."""
+    differs = Q()
+    for k in range(1, others + 1):
+        for i in range(properties):
+            both = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
+            differs |= both & ~Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")})
+    return differs
+
+
+def _changed_samples(
+    pairs: QuerySet[SampleClassification], others: list[Evaluation], names: list[str]
+) -> list[dict[str, Any]]:
+    """The first CHANGED_SAMPLES_SHOWN samples (in the baseline's order) on which some evaluation decided a
+    property differently from the baseline (their count is in _paired_totals' aggregate)."""
+    changed_rows = (
+        pairs.filter(_differs(len(others), len(names)))
+        .annotate(**{f"_s_{k}": _other_sample_code(other) for k, other in enumerate(others, start=1)})
+        # Position order: samples are inserted in it, and the (evaluation, sample) index serves it, so the query
+        # stops at the first CHANGED_SAMPLES_SHOWN rows instead of sorting them all.
+        .order_by("sample_id")
+    )
+    shown = list(changed_rows.select_related("sample")[:CHANGED_SAMPLES_SHOWN])
+    changed = []
+    for row in shown:
+        per_column = [[getattr(row, f"_v_{k}_{i}") for k in range(len(others) + 1)] for i in range(len(names))]
+        changed.append(
+            {
+                "identifier": row.sample.identifier,
+                "samples": [row.sample.code, *(getattr(row, f"_s_{k}") for k in range(1, len(others) + 1))],
+                "changes": [
+                    {"name": name, "values": values}
+                    for name, values in zip(names, per_column, strict=True)
+                    if any(v is not None and v != values[0] for v in values[1:]) and values[0] is not None
+                ],
+            }
+        )
+    return changed
+
+
+def _paired(other: Evaluation) -> QuerySet[SampleClassification]:
+    """`other`'s row for the outer row's sample: the same identifier, whichever run it belongs to."""
+    # Naming the run (always other's) lets the (run, identifier) unique index find the sample, then the
+    # (evaluation, sample) one the row: an index lookup per outer row rather than a scan of other's rows.
+    return SampleClassification.objects.filter(
+        evaluation=other, sample__run_id=other.run_id, sample__identifier=OuterRef("sample__identifier"), status="ok"
+    )
+
+
+def _other_value(other: Evaluation, name: str) -> Subquery:
+    """The value `other` judged for the outer row's sample on property `name`."""
     value = Cast(KeyTextTransform(name, "classifications"), TextField())
-    return Subquery(_paired(second).annotate(_v=value).values("_v")[:1], output_field=TextField())
+    return Subquery(_paired(other).annotate(_v=value).values("_v")[:1], output_field=TextField())
 
 
-def _other_sample_code(second: Evaluation) -> Subquery:
-    """The code of `second`'s sample paired with the outer row's (for a link to its sample page)."""
-    return Subquery(_paired(second).values("sample__code")[:1])
+def _other_sample_code(other: Evaluation) -> Subquery:
+    """The code of `other`'s sample paired with the outer row's (for a link to its sample page)."""
+    return Subquery(_paired(other).values("sample__code")[:1])
 
 
 def evaluations_for_run(run_id: int) -> QuerySet[Evaluation]:
     """A run's evaluations, newest first (the run page's history and the API's list)."""
     return Evaluation.objects.filter(run_id=run_id).select_related("run", "created_by").order_by("-created_at")
+
+
+ETA_MIN_SAMPLES = 5  # samples judged before a rate says anything
+ETA_MIN_SECONDS = 3.0
+
+
+def eta_text(*, done: int, total: int, elapsed: float | None) -> str:
+    """Time left from the rate so far (samples done / elapsed), or "estimating…" until there is enough to say."""
+    if elapsed is None or done < ETA_MIN_SAMPLES or elapsed < ETA_MIN_SECONDS:
+        return "estimating…"
+    if done >= total:
+        return "finishing…"
+    left = (total - done) * elapsed / done
+    if left < 60:
+        return f"about {max(1, round(left))} s left"
+    if left < 3600:
+        return f"about {round(left / 60)} min left"
+    return f"about {left / 3600:.1f} h left"
+
+
+def run_evaluation_rows(run_id: int) -> tuple[list[Evaluation], bool]:
+    """The run page's evaluations, newest first, the unfinished ones with `done` (samples judged) and `eta`; and
+    whether any is unfinished (the table then polls). Two queries: the evaluations, the in-flight counts."""
+    rows = list(evaluations_for_run(run_id))
+    running = [e for e in rows if not e.is_terminal]
+    if running:
+        done = dict(
+            SampleClassification.objects.filter(evaluation__in=running)
+            .values_list("evaluation_id")
+            .annotate(n=Count("id"))
+            .values_list("evaluation_id", "n")
+        )
+        now = timezone.now()
+        for evaluation in running:
+            evaluation.done = done.get(evaluation.id, 0)  # type: ignore[attr-defined]
+            elapsed = (now - evaluation.started_at).total_seconds() if evaluation.started_at else None
+            evaluation.eta = eta_text(  # type: ignore[attr-defined]
+                done=evaluation.done,  # type: ignore[attr-defined]
+                total=evaluation.total_samples,
+                elapsed=elapsed,
+            )
+    return rows, bool(running)
 
 
 def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:

@@ -239,7 +239,8 @@ def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Out
                     evaluation_id=job.evaluation.id,
                     sample=sample,
                     status=SampleClassification.Status.OK if outcome.ok else SampleClassification.Status.FAILED,
-                    classifications=outcome.answer if outcome.ok else None,
+                    classifications=outcome.answer["values"] if outcome.ok else None,
+                    rationales=(outcome.answer["rationales"] or None) if outcome.ok else None,
                     error=outcome.error[:2000],
                 )
             ],
@@ -340,7 +341,12 @@ def _answered_from_cache(*, job: ClassificationJob, samples: Iterator[Sample]) -
         SampleClassification.objects.bulk_create(
             [
                 SampleClassification(
-                    evaluation_id=job.evaluation.id, sample=s, classifications=cached[digests[s.id]], from_cache=True
+                    evaluation_id=job.evaluation.id,
+                    sample=s,
+                    # An Answer: the prompt version in the configuration hash keeps older shapes out.
+                    classifications=cached[digests[s.id]]["values"],
+                    rationales=cached[digests[s.id]]["rationales"] or None,
+                    from_cache=True,
                 )
                 for s in page
                 if digests[s.id] in cached

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
-from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, trigger_client_event
 
 from companies.access import require_active_membership
 from companies.models import Membership
@@ -31,16 +31,18 @@ from runs.models import Run, Spec
 
 from . import agreement
 from .access import get_evaluation_for_user
-from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm
+from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
 from .models import Evaluation, Review, SampleClassification
 from .selectors import (
+    COMPARE_MAX,
+    SAMPLE_PAGE_SIZES,
     QueueMode,
     classification_page,
     classification_rows,
     compare,
+    compare_candidates,
     evaluation_list,
     evaluation_trace,
-    evaluations_for_run,
     human_review_blocks,
     property_views,
     recent_evaluations,
@@ -48,8 +50,10 @@ from .selectors import (
     review_queue,
     reviewer_history,
     reviewer_labels,
+    run_evaluation_rows,
     run_labels,
     sample_reviews,
+    sample_sort_choices,
     score_trend_chart,
 )
 from .services import (
@@ -66,25 +70,48 @@ if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
 
 
-def _filters(request: HtmxHttpRequest) -> dict[str, object]:
+def _filters(request: HtmxHttpRequest, properties: list[str]) -> dict[str, Any]:
+    """The sample table's state, all of it in the URL: value filters, text search, sort and page size."""
+    table = SampleTableForm(request.GET, sorts=sample_sort_choices(properties), sizes=SAMPLE_PAGE_SIZES)
     return {
         "prop": request.GET.get("property", ""),
         "assigned": request.GET.get("assigned", ""),
         "judged": request.GET.get("judged", ""),
         "mismatch": request.GET.get("mismatch") == "1",
+        **table.values(),
     }
 
 
 def run_evaluations_section(request: HttpRequest, run: Run, membership: Membership) -> SafeString:
     """The run page's "Evaluations" card (history and the evaluate form), contributed through runs' extension
     slot so that runs never imports this app."""
-    context = {
+    context = _run_evaluations_context(run, membership) | {"evaluate_form": EvaluateForm()}
+    return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+def _run_evaluations_context(run: Run, membership: Membership) -> dict[str, Any]:
+    evaluations, in_flight = run_evaluation_rows(run.id)
+    return {
         "run": run,
         "membership": membership,
-        "evaluations": evaluations_for_run(run.id),
-        "evaluate_form": EvaluateForm(),
+        "evaluations": evaluations,
+        "in_flight": in_flight,
+        "compare_max": COMPARE_MAX,
     }
-    return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
+
+
+@login_required
+def run_evaluations_table(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """The run page's evaluations table, which polls this while an evaluation is unfinished: once none is, the
+    answer is 286 (the final table, swapped in, and no more polling)."""
+    run, membership = get_run_for_user(request.user, code)
+    if not request.htmx:  # a fragment: opened on its own, it is the run page's section
+        return redirect(reverse("runs:detail", args=[run.code]) + "#evaluations")
+    context = _run_evaluations_context(run, membership)
+    response = render(request, "evaluations/_run_evaluations.html#run-evaluations-table", context)
+    if not context["in_flight"]:
+        response.status_code = HTMX_STOP_POLLING
+    return response
 
 
 def home_section(request: HttpRequest, membership: Membership) -> SafeString:
@@ -119,8 +146,9 @@ def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
     columns = [
         {"label": label, "key": key, "next": f"-{key}" if sort == key else key,
          "arrow": "▲" if sort == key else "▼" if sort == f"-{key}" else ""}
-        for label, key in (("Date", "date"), ("Spec", "spec"), ("Judge", "judge"), ("Status", "status"),
-                           ("Score", "score"))
+        # Score second: on a phone the columns past the first few are a sideways scroll away.
+        for label, key in (("Date", "date"), ("Score", "score"), ("Spec", "spec"), ("Judge", "judge"),
+                           ("Status", "status"))
     ]  # fmt: skip
     context = {"page": page, "form": form, "filters": filters, "columns": columns}
     if request.htmx and not request.htmx.history_restore_request:
@@ -139,13 +167,16 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if htmx and partial == "progress":
         # The small live box on the run page.
         return _progress(request, evaluation)
-    filters = _filters(request)
+    properties = [a["property_name"] for a in evaluation.distribution_analysis or []]
+    filters = _filters(request, properties)
     context = {
         "evaluation": evaluation,
         "membership": membership,
         "filters": filters,
-        "properties": [a["property_name"] for a in evaluation.distribution_analysis or []],
+        "properties": properties,
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
+        "sorts": sample_sort_choices(properties),
+        "sizes": SAMPLE_PAGE_SIZES,
     }
     if htmx and partial != "body":
         context["page"] = _table_page(request, evaluation, membership, filters)
@@ -155,11 +186,9 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         context["page"] = _table_page(request, evaluation, membership, filters)
         context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
-        context["others"] = (
-            Evaluation.objects.filter(run=evaluation.run, status=Evaluation.Status.SUCCEEDED)
-            .exclude(pk=evaluation.pk)
-            .order_by("-created_at")
-        )
+        # The compare picker: finished evaluations of this spec's runs (this one is the baseline).
+        context["others"] = [e for e in compare_candidates(evaluation=evaluation, limit=31) if e.pk != evaluation.pk]
+        context["compare_max"] = COMPARE_MAX
     if htmx:  # the running page's poll: swap in the finished body once it is done
         response = render(request, "evaluations/detail.html#evaluation-body", context)
         if evaluation.is_terminal:
@@ -193,6 +222,7 @@ def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -
         SampleClassification.objects.select_related("sample"), evaluation=evaluation, sample__code=sample_code
     )
     judged = row.classifications or {}
+    rationales = row.rationales or {}
     names = [p.name for p in evaluation.run.spec_version.parsed_properties]
     values = [
         {
@@ -201,6 +231,7 @@ def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -
             # A property the judge left out of its answer is undecided (not a mismatch); a failed sample has none.
             "judged": judged.get(name),
             "undecided": row.status == SampleClassification.Status.OK and name not in judged,
+            "rationale": rationales.get(name, ""),
         }
         for name in names
     ]
@@ -245,7 +276,8 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
             if request.htmx:
                 response = _progress(request, Evaluation.objects.get(pk=evaluation.pk))
                 response.status_code = 200  # a POST answer, not a poll: always swap it in
-                return response
+                # The run page's evaluations table listens for this, to show the new row and poll until it ends.
+                return trigger_client_event(response, "evaluation-started")
             return redirect("evaluations:detail", code=evaluation.code)
     else:
         error = "; ".join(str(e) for errors in form.errors.values() for e in errors)
@@ -276,44 +308,47 @@ def evaluation_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse
 
 @login_required
 def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
-    """Two finished evaluations of runs of one spec (any versions), side by side. Another company's evaluation is a
-    404; two evaluations that cannot be compared (different specs, unfinished) are a 400 that says why."""
+    """2..COMPARE_MAX finished evaluations of runs of one spec (any versions), side by side, the first the baseline:
+    `?e=<code>&e=<code>...` (or the older `?a=<code>&b=<code>`). A malformed or another company's evaluation is a
+    404; evaluations that cannot be compared (too few or many, different specs, unfinished) a 400 that says why."""
+    raw = request.GET.getlist("e") or [request.GET.get(key, "") for key in ("a", "b")]
     try:
-        codes = [UUID(request.GET.get(key, "")) for key in ("a", "b")]
+        codes = list(dict.fromkeys(UUID(code) for code in raw))  # in order, each once
     except ValueError:
-        raise Http404("Pick two evaluations of runs of one spec.") from None
-    first, _membership = get_evaluation_for_user(request.user, codes[0])
-    second, _membership = get_evaluation_for_user(request.user, codes[1])
+        raise Http404("Pick evaluations of runs of one spec.") from None
+    evaluations = [get_evaluation_for_user(request.user, code)[0] for code in codes[: COMPARE_MAX + 1]]
+    first = evaluations[0] if evaluations else None
     problem = None
-    if first.run.spec_id != second.run.spec_id:
+    if not 2 <= len(evaluations) <= COMPARE_MAX:
+        problem = f"Pick between 2 and {COMPARE_MAX} different evaluations to compare."
+    elif other := next((e for e in evaluations if e.run.spec_id != evaluations[0].run.spec_id), None):
         problem = (
-            f"A evaluates a run of the spec '{first.run.spec}' and B a run of '{second.run.spec}': "
+            f"A evaluates a run of the spec '{evaluations[0].run.spec}' and another a run of '{other.run.spec}': "
             "only evaluations of runs of one spec (any of its versions) can be compared."
         )
-    elif not (first.distribution_analysis and second.distribution_analysis):
-        problem = "Both evaluations must have finished successfully before they can be compared."
-    if problem:
-        context = {"first": first, "second": second, "problem": problem}
-        return render(request, "evaluations/compare_invalid.html", context, status=HTTPStatus.BAD_REQUEST)
+    elif not all(e.distribution_analysis for e in evaluations):
+        problem = "Every evaluation must have finished successfully before they can be compared."
+    if problem or first is None:
+        invalid = {"evaluations": evaluations, "problem": problem}
+        return render(request, "evaluations/compare_invalid.html", invalid, status=HTTPStatus.BAD_REQUEST)
     context = {
-        "first": first,
-        "second": second,
-        "pair": [("A", first), ("B", second)],
-        "comparison": compare(
-            first=first,
-            second=second,
-            human={"a": human_review_blocks(evaluation=first), "b": human_review_blocks(evaluation=second)},
-        ),
+        "comparison": compare(evaluations=evaluations, human=[human_review_blocks(evaluation=e) for e in evaluations]),
+        "baseline": first,
+        # The picker: other finished evaluations of the spec's runs, to add (or, checked, to keep).
+        "candidates": compare_candidates(evaluation=first, limit=30),
+        "chosen": {e.code for e in evaluations},
+        "compare_max": COMPARE_MAX,
     }
     return render(request, "evaluations/compare.html", context)
 
 
 def _export_rows(
     evaluation: Evaluation,
-) -> Iterator[tuple[int, str, str, dict[str, str], dict[str, str] | None, str]]:
+) -> Iterator[tuple[int, str, str, dict[str, str], dict[str, str] | None, str, dict[str, str] | None, str]]:
     rows = classification_rows(evaluation=evaluation).values_list(
-        "sample_id", "sample__identifier", "status", "sample__properties", "classifications", "error"
-    )
+        "sample_id", "sample__identifier", "status", "sample__properties", "classifications", "error", "rationales",
+        "sample__content",
+    )  # fmt: skip
     yield from rows.iterator(chunk_size=2000)
 
 
@@ -324,7 +359,9 @@ class _Echo:
 
 @login_required
 def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> StreamingHttpResponse:
-    """The classifications and the human labels as CSV or JSONL, streamed row by row from a server-side cursor."""
+    """The classifications and the human labels as CSV or JSONL, streamed row by row from a server-side cursor: per
+    sample its values assigned, judged and labelled by humans, the judge's rationales, the judge model and the
+    content (new columns go last, so readers of the older files keep working)."""
     evaluation, _ = get_evaluation_for_user(request.user, code)
     names = [a["property_name"] for a in evaluation.distribution_analysis or []] or [
         p.name for p in evaluation.run.spec_version.parsed_properties
@@ -336,6 +373,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
         label = labels.get(name, {}).get(sample_id)
         return label.value if label else None
 
+    model = evaluation.model_used or evaluation.requested_model
     if fmt == "csv":
         writer = csv.writer(_Echo())
 
@@ -348,11 +386,15 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                     *[f"judged_{n}" for n in names],
                     *[f"human_{n}" for n in names],
                     "error",
+                    *[f"rationale_{n}" for n in names],
+                    "model",
+                    "content",
                 ]
             )
-            for sample_id, identifier, status, assigned, judged, error in _export_rows(evaluation):
-                judged = judged or {}
-                # Sample identifiers, values and errors come from users and models: never let one run as a formula.
+            for sample_id, identifier, status, assigned, judged, error, rationales, content in _export_rows(evaluation):
+                judged, rationales = judged or {}, rationales or {}
+                # Identifiers, values, errors, rationales and content come from users and models: never let one
+                # run as a formula.
                 yield writer.writerow(
                     safe_row(
                         [
@@ -362,6 +404,9 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                             *[judged.get(n, "") for n in names],
                             *[_human(n, sample_id) or "" for n in names],
                             error,
+                            *[rationales.get(n, "") for n in names],
+                            model,
+                            content,
                         ]
                     )
                 )
@@ -370,7 +415,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
     else:
 
         def lines() -> Iterator[str]:
-            for sample_id, identifier, status, assigned, judged, error in _export_rows(evaluation):
+            for sample_id, identifier, status, assigned, judged, error, rationales, content in _export_rows(evaluation):
                 human = {n: value for n in names if (value := _human(n, sample_id)) is not None}
                 record = {
                     "sample_identifier": identifier,
@@ -378,6 +423,9 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                     "assigned": assigned,
                     "judged": judged,
                     "human": human,
+                    "rationales": rationales or {},
+                    "model": model,
+                    "content": content,
                 }
                 if error:
                     record["error"] = error

@@ -85,6 +85,8 @@ class Judgement:
     value: str | None  # None = abstained (undecided)
     margin: float  # best minus second-best score, on the scale the threshold uses
     method: str  # "embeddings", "lexicon", or "none" when the text gave nothing to judge
+    # One short factual line on how it decided (or why not), shown beside the value on the sample page.
+    rationale: str = ""
 
 
 class _Models:
@@ -197,7 +199,13 @@ def _decide(values: Sequence[str], scores: Sequence[float], min_margin: float, m
     order = sorted(range(len(values)), key=lambda i: (-scores[i], i))
     best = order[0]
     margin = float(scores[best] - scores[order[1]]) if len(order) > 1 else float("inf")
-    return Judgement(value=values[best] if margin >= min_margin else None, margin=round(margin, 6), method=method)
+    runner_up = order[1] if len(order) > 1 else best
+    scores_text = f"{values[best]!r} {scores[best]:.3f}, runner-up {values[runner_up]!r} {scores[runner_up]:.3f}"
+    if margin >= min_margin:
+        rationale = f"{method}: best {scores_text} (margin {margin:.3f} ≥ {min_margin})"
+        return Judgement(value=values[best], margin=round(margin, 6), method=method, rationale=rationale)
+    rationale = f"undecided: margin {margin:.3f} < {min_margin} ({scores_text})"
+    return Judgement(value=None, margin=round(margin, 6), method=method, rationale=rationale)
 
 
 def _judge_sentiment(vader: SentimentIntensityAnalyzer, text: str, values: Sequence[str]) -> Judgement:
@@ -217,9 +225,13 @@ def _judge_sentiment(vader: SentimentIntensityAnalyzer, text: str, values: Seque
         decided = ("neutral", REQUEST_BAND - abs(compound))
     elif not complaint and _CONTRAST.search(text) and abs(compound) < CONTRAST_BAND:
         decided = ("neutral", CONTRAST_BAND - abs(compound))
+    cues = f"compound {compound:+.2f}, sentences {min(sentences):+.2f}..{max(sentences):+.2f}" + (
+        ", complaint cue" if complaint else ""
+    )
     if decided is None or decided[0] not in by_name:
-        return Judgement(value=None, margin=0.0, method="lexicon")
-    return Judgement(value=by_name[decided[0]], margin=round(decided[1], 6), method="lexicon")
+        return Judgement(value=None, margin=0.0, method="lexicon", rationale=f"undecided: no rule fits ({cues})")
+    rationale = f"lexicon: {decided[0]} ({cues}; {decided[1]:.2f} past the threshold)"
+    return Judgement(value=by_name[decided[0]], margin=round(decided[1], 6), method="lexicon", rationale=rationale)
 
 
 def _judge_embeddings(vector: NDArray[np.float32], prop: PropertyLike) -> Judgement:
@@ -228,7 +240,12 @@ def _judge_embeddings(vector: NDArray[np.float32], prop: PropertyLike) -> Judgem
     judged = _decide(list(prop.values), scores.tolist(), EMBEDDING_MIN_MARGIN, "embeddings")
     second = int(np.argmax(scores - DEBIAS_WEIGHT * bias))
     if judged.value is not None and prop.values[second] != judged.value:
-        return Judgement(value=None, margin=judged.margin, method="embeddings")  # the two opinions disagree
+        # The two opinions disagree.
+        rationale = (
+            f"undecided: {judged.value!r} leads by {judged.margin:.3f}, but {prop.values[second]!r} wins once "
+            "scores are debiased for the property description"
+        )
+        return Judgement(value=None, margin=judged.margin, method="embeddings", rationale=rationale)
     return judged
 
 
@@ -237,17 +254,18 @@ def classify(text: str, properties: Sequence[PropertyLike]) -> dict[str, Judgeme
     if not properties:
         return {}
     loaded = models()
-    undecided = {p.name: Judgement(value=None, margin=0.0, method="none") for p in properties}
-    if loaded.known_word_share(text) < MIN_KNOWN_WORD_SHARE:
-        return undecided
+    share = loaded.known_word_share(text)
+    if share < MIN_KNOWN_WORD_SHARE:
+        why = f"undecided: {share:.0%} of the words are known (below {MIN_KNOWN_WORD_SHARE:.0%})"
+        return {p.name: Judgement(value=None, margin=0.0, method="none", rationale=why) for p in properties}
     vector = loaded.embed(text)
     if vector is None:
-        return undecided
+        return {p.name: Judgement(None, 0.0, "none", "undecided: no word to judge") for p in properties}
     result: dict[str, Judgement] = {}
     for prop in properties:
         values = list(prop.values)
         if len(values) < 2:
-            result[prop.name] = Judgement(value=None, margin=0.0, method="none")
+            result[prop.name] = Judgement(None, 0.0, "none", "undecided: fewer than two values to choose from")
         elif is_sentiment_like(values):
             result[prop.name] = _judge_sentiment(loaded.vader, text, values)
         else:

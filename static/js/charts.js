@@ -25,8 +25,20 @@
       var target = document.getElementById(node.dataset.chart);
       if (!target) return;
       var figure = JSON.parse(node.textContent);
-      Plotly.react(target, figure.data, figure.layout, { displaylogo: false, responsive: true });
+      Plotly.react(target, figure.data, figure.layout, { displaylogo: false, responsive: true })
+        .then(function () { untabToolbar(target); });
+      if (!target.dataset.untabBound) {  // Plotly rebuilds the toolbar on relayout: take it out again each time
+        target.dataset.untabBound = "1";
+        target.on("plotly_afterplot", function () { untabToolbar(target); });
+      }
       bindHeatmapFilter(target, figure);
+    });
+  }
+  // Plotly's toolbar buttons (zoom, pan, download...) are <button>s: without this, a keyboard user tabs through a
+  // dozen of them per chart. They stay clickable with a mouse; the charts' numbers are in the tables beside them.
+  function untabToolbar(target) {
+    target.querySelectorAll(".modebar-btn, .modebar a").forEach(function (button) {
+      button.setAttribute("tabindex", "-1");
     });
   }
   // A confusion heatmap inside [data-heatmap-filter] (the property's filtered table URL): a click on a cell opens

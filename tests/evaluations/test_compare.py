@@ -3,6 +3,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from evaluations.models import Evaluation, SampleClassification
@@ -52,17 +53,19 @@ def test_compare_runs_of_one_spec_across_versions(
     assert response.status_code == HTTPStatus.OK
     comparison = response.context["comparison"]
     assert [row["name"] for row in comparison["properties"]] == ["sentiment"]
-    tvd = comparison["properties"][0]["total_variation_distance"]
-    assert tvd["delta"] == round(tvd["b"] - tvd["a"], 2)
-    assert comparison["score"]["delta"] == round(second.conformance_score - first.conformance_score, 2)
+    a, b = comparison["properties"][0]["cells"]
+    assert b["tvd_delta"] == round(b["tvd"] - a["tvd"], 2)
+    assert a["tvd_delta"] is None
+    assert comparison["columns"][1]["score_delta"] == round(second.conformance_score - first.conformance_score, 2)
     assert comparison["samples_compared"] == 12
     assert [c["identifier"] for c in comparison["changed"]] == ["sample_1"]
-    assert comparison["changed"][0]["changes"][0]["a"] == original
+    assert comparison["changed"][0]["changes"][0]["values"][0] == original
     page = response.content.decode()
-    assert comparison["labels"]["a"].startswith(f"A: {run_a} · ")
+    assert comparison["columns"][0]["label"].startswith(f"A: {run_a} · ")
     assert "B: Second · " in page
     assert f"/evaluations/{second.code}/samples/" in page
     assert [trace["name"] for trace in comparison["charts"][0]["chart"]["data"]] == ["A", "B"]
+    assert comparison["changed"][0]["links"][1][1] == second.code
 
 
 def test_compare_without_shared_identifiers_has_no_sample_table(
@@ -108,8 +111,102 @@ def test_list_and_run_pages_offer_a_compare_picker(client: Client, alice: Any, r
         page = client.get(url).content.decode()
         assert f'<form id="{form_id}" class="filters" method="get" action="/evaluations/compare/">' in page, url
         for evaluation in (first, second):
-            for key in ("a", "b"):
-                assert f'name="{key}" value="{evaluation.code}" form="{form_id}"' in page, url
+            assert f'type="checkbox" name="e" value="{evaluation.code}" form="{form_id}"' in page, url
+    # The evaluation page: itself as the baseline, the others to tick.
+    page = client.get(f"/evaluations/{first.code}/").content.decode()
+    assert f'<input type="hidden" name="e" value="{first.code}">' in page
+    assert f'<input type="checkbox" name="e" value="{second.code}">' in page
     # The picker's GET is the compare URL itself.
-    response = client.get("/evaluations/compare/", {"a": str(first.code), "b": str(second.code)})
+    response = client.get("/evaluations/compare/", {"e": [str(first.code), str(second.code)]})
     assert response.status_code == HTTPStatus.OK
+
+
+def test_compare_three_with_deltas_against_the_first(
+    client: Client, alice: Any, bob: Any, company_a: Any, spec_a: Any, run_a: Run, evaluate: Any
+) -> None:
+    run_b = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12), name="Second")
+    run_c = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12), name="Third")
+    first, second, third = evaluate(run_a), evaluate(run_b), evaluate(run_c)
+    # C judges sample_2's priority differently from A; B does not.
+    row = SampleClassification.objects.get(evaluation=third, sample__identifier="sample_2")
+    original = (row.classifications or {})["priority"]
+    changed_to = "low" if original != "low" else "high"
+    SampleClassification.objects.filter(pk=row.pk).update(
+        classifications={**(row.classifications or {}), "priority": changed_to}
+    )
+    Evaluation.objects.filter(pk=third.pk).update(conformance_score=first.conformance_score - 10)
+    client.force_login(bob)  # a viewer may compare
+    url = f"/evaluations/compare/?e={first.code}&e={second.code}&e={third.code}"
+    response = client.get(url)
+    assert response.status_code == HTTPStatus.OK
+    comparison = response.context["comparison"]
+    assert [c["letter"] for c in comparison["columns"]] == ["A", "B", "C"]
+    assert [c["label"][:3] for c in comparison["columns"]] == ["A: ", "B: ", "C: "]
+    assert len({c["label"] for c in comparison["columns"]}) == 3
+    assert [c["score_delta"] for c in comparison["columns"]] == [None, 0.0, -10.0]
+    priority = next(r for r in comparison["properties"] if r["name"] == "priority")
+    assert [c["letter"] for c in priority["cells"]] == ["A", "B", "C"]
+    assert priority["cells"][1]["between"] == 100.0
+    decided = sum(1 for r in first.classifications.all() if "priority" in (r.classifications or {}))
+    assert priority["cells"][2]["between"] == pytest.approx(100 * (decided - 1) / decided)
+    assert comparison["paired"] == [12, 12]
+    [changed] = comparison["changed"]
+    assert changed["identifier"] == "sample_2"
+    assert changed["changes"] == [{"name": "priority", "values": [original, original, changed_to]}]
+    assert [letter for letter, _e, _s in changed["links"]] == ["A", "B", "C"]
+    page = response.content.decode()
+    assert "<th>C</th>" in page
+    assert "-10.00" in page
+    assert [t["name"] for t in comparison["charts"][0]["chart"]["data"]] == ["A", "B", "C"]
+    # Duplicates count once; the older a=&b= URL still works.
+    assert client.get(f"{url}&e={first.code}").status_code == HTTPStatus.OK
+    assert client.get(f"/evaluations/compare/?a={first.code}&b={third.code}").status_code == HTTPStatus.OK
+
+
+def test_compare_bad_lists(
+    client: Client, alice: Any, charlie: Any, company_a: Any, company_b: Any, spec_a: Any, run_a: Run, evaluate: Any
+) -> None:
+    mine = [evaluate(run_a) for _ in range(7)]
+    theirs_spec = spec_create(company=company_b, created_by=charlie, name="Support", content_yaml=SPEC_YAML)
+    their_run = run_import(company=company_b, created_by=charlie, spec=theirs_spec, rows=make_rows(4))
+    theirs = Evaluation.objects.create(company=company_b, run=their_run, requested_model="local/embeddings")
+    pending = Evaluation.objects.create(company=company_a, run=run_a, requested_model="local/embeddings")
+    client.force_login(alice)
+
+    def get(*codes: Any) -> int:
+        return client.get("/evaluations/compare/", {"e": [str(c) for c in codes]}).status_code
+
+    assert get(*(e.code for e in mine[:6])) == HTTPStatus.OK
+    assert get(*(e.code for e in mine)) == HTTPStatus.BAD_REQUEST  # seven
+    assert get(mine[0].code) == HTTPStatus.BAD_REQUEST
+    assert get(mine[0].code, mine[0].code) == HTTPStatus.BAD_REQUEST  # one, twice
+    assert get(mine[0].code, pending.code) == HTTPStatus.BAD_REQUEST
+    assert get(mine[0].code, mine[1].code, theirs.code) == HTTPStatus.NOT_FOUND
+    assert get(theirs.code, mine[0].code) == HTTPStatus.NOT_FOUND
+    assert get(mine[0].code, "not-a-uuid") == HTTPStatus.NOT_FOUND
+    assert get() == HTTPStatus.NOT_FOUND  # no e=, no a/b: nothing to compare
+    assert client.get("/evaluations/compare/?a=&b=").status_code == HTTPStatus.NOT_FOUND
+    client.logout()
+    assert client.get("/evaluations/compare/", {"e": [str(mine[0].code), str(mine[1].code)]}).status_code == 302
+
+
+def test_compare_counts_every_changed_sample_and_shows_the_first_twenty(
+    client: Client, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
+) -> None:
+    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(30))
+    first, second = evaluate(run), evaluate(run)
+    flip = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
+    for row in second.classifications.all():
+        judged = row.classifications or {}
+        if "sentiment" in judged:
+            SampleClassification.objects.filter(pk=row.pk).update(
+                classifications={**judged, "sentiment": flip[judged["sentiment"]]}
+            )
+    decided = sum(1 for r in first.classifications.all() if "sentiment" in (r.classifications or {}))
+    client.force_login(alice)
+    comparison = client.get("/evaluations/compare/", {"e": [str(first.code), str(second.code)]}).context["comparison"]
+    assert decided > 20
+    assert comparison["changed_count"] == decided
+    shown = [c["identifier"] for c in comparison["changed"]]
+    assert len(shown) == 20
+    assert shown == sorted(shown, key=lambda identifier: int(identifier.split("_")[1]))  # position order

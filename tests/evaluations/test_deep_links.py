@@ -18,7 +18,10 @@ def test_the_sample_filters_push_their_url(client: Client, alice: Any, run_a: Ru
     evaluation = evaluate(run_a)
     client.force_login(alice)
     page = client.get(f"/evaluations/{evaluation.code}/").content.decode()
-    assert 'hx-target="#classifications-table" hx-swap="outerHTML" hx-trigger="change" hx-push-url="true"' in page
+    assert (
+        'hx-target="#classifications-table" hx-swap="outerHTML" hx-trigger="change, submit, input changed delay:500ms from:find input[name=q]" hx-push-url="true"'
+        in page
+    )
 
 
 def test_each_heatmap_carries_its_filtered_table_url(client: Client, alice: Any, run_a: Run, evaluate: Any) -> None:

@@ -122,14 +122,21 @@ def test_export_csv_and_jsonl_stream(client: Client, alice: Any, run_a: Run, eva
     assert len(rows) == 12
     assert set(rows[0]) == {
         "sample_identifier", "status", "assigned_sentiment", "assigned_priority", "judged_sentiment",
-        "judged_priority", "human_sentiment", "human_priority", "error",
+        "judged_priority", "human_sentiment", "human_priority", "error", "rationale_sentiment", "rationale_priority",
+        "model", "content",
     }  # fmt: skip
     assert rows[0]["sample_identifier"] == "sample_1"
     assert rows[0]["assigned_sentiment"] == "negative"
+    assert rows[0]["model"] == "local/embeddings"
+    assert rows[0]["content"] == make_rows(1)[0]["content"]
+    assert rows[0]["rationale_sentiment"].startswith("lexicon: negative")
     jsonl = client.get(f"/evaluations/{evaluation.code}/export.jsonl")
     records = [json.loads(line) for line in b"".join(jsonl.streaming_content).decode().splitlines()]
     assert len(records) == 12
     assert records[0]["assigned"] == {"sentiment": "negative", "priority": "medium"}
+    assert records[0]["model"] == "local/embeddings"
+    assert records[0]["content"] == make_rows(1)[0]["content"]
+    assert set(records[0]["rationales"]) == {"sentiment", "priority"}
     assert client.get(f"/evaluations/{evaluation.code}/export.xml").status_code == HTTPStatus.NOT_FOUND
 
 
@@ -155,8 +162,8 @@ def test_compare_two_evaluations(client: Client, alice: Any, run_a: Run, evaluat
     signed_in(client, alice)
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
     assert response.status_code == HTTPStatus.OK
-    agreement = response.context["comparison"]["agreement"]
-    assert agreement == [{"name": "sentiment", "agreement": 100.0}, {"name": "priority", "agreement": 100.0}]
+    agreement = [(row["name"], row["cells"][1]["between"]) for row in response.context["comparison"]["properties"]]
+    assert agreement == [("sentiment", 100.0), ("priority", 100.0)]
     assert client.get("/evaluations/compare/?a=x&b=y").status_code == HTTPStatus.NOT_FOUND
 
 
@@ -200,8 +207,8 @@ def test_progress_and_compare_query_counts(
     # session, user, evaluation, membership, ledger totals (progress numbers come from the stored statistics)
     with django_assert_num_queries(5):
         client.get(f"/evaluations/{first.code}/?partial=progress", headers=HX)
-    # session, user, two evaluations + their memberships, the agreement aggregate, the changed samples, header
-    # membership + companies, each evaluation's human labels
+    # session, user, two evaluations + their memberships, the agreement aggregate (with the changed count), the
+    # picker's candidates, header membership + companies, each evaluation's human labels
     with django_assert_num_queries(12):
         client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
 

@@ -41,7 +41,7 @@ def test_it_shows_the_failure_reason(client: Client, alice: Any, run_a: Run, eva
     evaluation = evaluate(run_a)
     row = evaluation.classifications.select_related("sample", "evaluation").first()
     SampleClassification.objects.filter(pk=row.pk).update(
-        status=SampleClassification.Status.FAILED, classifications=None, error="the judge timed out"
+        status=SampleClassification.Status.FAILED, classifications=None, rationales=None, error="the judge timed out"
     )
     client.force_login(alice)
     page = client.get(_url(row)).content.decode()

@@ -16,8 +16,16 @@ Answer = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def first_values(schema: dict[str, Any], user_text: str) -> dict[str, Any]:
-    """A judge that picks the first allowed value of every enum, and writes a sentence for free text."""
-    return {name: prop["enum"][0] if "enum" in prop else f"Fake {name}." for name, prop in schema["properties"].items()}
+    """A judge that picks the first allowed value of every enum, writes a sentence for free text and fills nested
+    objects the same way (the classification's per-property rationales)."""
+    return {
+        name: prop["enum"][0]
+        if "enum" in prop
+        else first_values(prop, user_text)
+        if "properties" in prop
+        else f"Fake {name}."
+        for name, prop in schema["properties"].items()
+    }
 
 
 def tokens(text: str) -> int:

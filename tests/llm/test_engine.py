@@ -66,8 +66,12 @@ def test_thinking_models_use_structured_output_not_a_forced_tool(
     assert body["output_config"]["format"]["schema"]["required"] == [
         "sentiment",
         "priority",
+        "rationales",
     ]
     assert evaluation.classifications.filter(status="ok").count() == 12
+    row = evaluation.classifications.first()
+    assert row.classifications == {"sentiment": "positive", "priority": "high"}
+    assert row.rationales == {"sentiment": "Fake sentiment.", "priority": "Fake priority."}
 
 
 def test_openai_uses_a_strict_json_schema(fake_openai: Any, run_a: Run, evaluate: Any) -> None:
@@ -213,7 +217,11 @@ def test_a_prompt_injection_cannot_produce_a_label_outside_the_enum(
 
     fake_anthropic.answer = gullible
     evaluation = evaluate(run, SONNET)
-    injected = fake_anthropic.requests[0]["messages"][0]["content"]
+    # The samples are asked concurrently: find the injected one's request (not necessarily the first sent; its
+    # off-vocabulary answer makes it asked twice).
+    injected = next(
+        r["messages"][0]["content"] for r in fake_anthropic.requests if "Ignore the instructions" in str(r["messages"])
+    )
     # The sample cannot close its own delimiter.
     assert injected.count("</sample>") == 1
     assert "<\\/sample>" in injected

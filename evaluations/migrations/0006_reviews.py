@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('companies', '0002_company_monthly_budget_usd'),
-        ('evaluations', '0004_canceled_at'),
+        ('evaluations', '0005_rationales'),
         ('runs', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -1,0 +1,150 @@
+"""The analyst's walk in a real browser, at a desktop (1280 px) and a phone (390 px) width: home dashboard → an
+evaluation → a heatmap cell → the filtered sample table → a sample page → back (URL and table restored); compare two
+runs of one spec; a guardrail evaluation created from its form. Each step leaves a screenshot in
+test-artifacts/walk/<width>/ (CI keeps them in the checkout), and the page never scrolls sideways as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluations.models import SampleClassification
+from runs.models import Run
+from runs.services import run_import
+from tests.conftest import PASSWORD, make_rows
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "walk"
+
+
+class Walk:
+    def __init__(self, page: Any, width: int) -> None:
+        self.page = page
+        self.width = width
+        self.folder = ARTIFACTS / str(width)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.step = 0
+
+    def shot(self, name: str) -> None:
+        """A full-page screenshot, after checking that nothing makes the page wider than the screen."""
+        self.page.wait_for_load_state("load")
+        overflow = self.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        self.step += 1
+        self.page.screenshot(path=str(self.folder / f"{self.step:02d}-{name}.png"), full_page=True)
+        assert overflow <= 0, f"{name} at {self.width} px is {overflow} px wider than the screen"
+
+
+def _sign_in(page: Any, url: str) -> None:
+    page.goto(f"{url}/login/")
+    page.fill("#id_username", "alice@alpha.test")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_analysts_walk(
+    live_server: Any, page: Any, alice: Any, company_a: Any, spec_a: Any, run_a: Run, evaluate: Any, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
+    second_run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12), name="Second run")
+    first, second = evaluate(run_a), evaluate(second_run)
+    # The second judge differs on one sample, so the comparison has a changed sample to show.
+    judged = SampleClassification.objects.get(evaluation=first, sample__identifier="sample_3").classifications or {}
+    SampleClassification.objects.filter(evaluation=second, sample__identifier="sample_3").update(
+        classifications={**judged, "sentiment": "positive" if judged.get("sentiment") != "positive" else "neutral"}
+    )
+    url = live_server.url
+    walk = Walk(page, width)
+    _sign_in(page, url)
+
+    # Home dashboard → the older evaluation (of run_a), from the recent evaluations.
+    page.wait_for_selector("#chart-score-trend .main-svg")  # Plotly, loaded on demand by charts.js
+    walk.shot("home")
+    page.click(f"#recent-evaluations a[href='/evaluations/{first.code}/']")
+    page.wait_for_selector("#chart-confusion-1 .main-svg")
+    walk.shot("evaluation")
+
+    # The run page: its evaluations table with exact times, models and the compare picker.
+    page.goto(f"{url}/runs/{run_a.code}/")
+    page.wait_for_selector("#run-evaluations-table time")
+    walk.shot("run")
+    page.go_back()
+    page.wait_for_selector("#chart-confusion-1 .main-svg")
+
+    # A heatmap cell (the centre one: assigned and judged negative) filters the sample table.
+    page.locator("#chart-confusion-1").scroll_into_view_if_needed()
+    page.click("#chart-confusion-1 .nsewdrag")
+    page.wait_for_url(lambda u: "property=sentiment&assigned=negative&judged=negative" in u)
+    page.wait_for_selector("#chart-confusion-1 .main-svg")
+    assert page.locator("select[name=assigned] option[selected]").inner_text() == "negative"
+    filtered = page.url
+    rows = page.locator("#classifications-table tbody a")
+    count = rows.count()
+    assert count >= 1
+    page.locator("#classifications-table").scroll_into_view_if_needed()
+    walk.shot("filtered-table")
+
+    # A sample page, then back: the same URL and the same filtered table.
+    rows.first.click()
+    page.wait_for_selector("#sample-values")
+    assert "/samples/" in page.url
+    assert page.locator("#sample-values .judge-rationale").count() >= 1
+    walk.shot("sample")
+    page.go_back()
+    page.wait_for_selector("#classifications-table")
+    assert page.url == filtered
+    assert page.locator("select[name=judged] option[selected]").inner_text() == "negative"
+    assert page.locator("#classifications-table tbody a").count() == count
+
+    # Compare the two runs of the spec: tick both on the evaluations list.
+    page.goto(f"{url}/evaluations/")
+    page.check(f"input[name=e][value='{first.code}']")
+    page.check(f"input[name=e][value='{second.code}']")
+    walk.shot("evaluations-list")
+    page.click("#compare-picker button[type=submit]")
+    page.wait_for_selector("#compare-properties")
+    assert "sample_3" in page.inner_text("#changed-samples")
+    page.wait_for_selector("#chart-compare-1 .main-svg")
+    walk.shot("compare")
+
+    # A guardrail evaluation from the list page's form.
+    page.goto(f"{url}/guardrails/")
+    page.fill("#id_user_prompt", "What is the capital of France?")
+    page.fill("#id_model_output", "Paris is the capital of France.")
+    page.fill("#id_nametag", f"walk-{width}")
+    walk.shot("guardrail-form")
+    page.click("#create-guardrail button[type=submit]")
+    page.wait_for_url(lambda u: "/guardrails/eval-" in u)
+    assert f"walk-{width}" in page.content()
+    walk.shot("guardrail")
+
+
+def test_keyboard_tabs_past_the_charts(live_server: Any, page: Any, alice: Any, run_a: Run, evaluate: Any) -> None:
+    """Plotly's toolbar buttons are out of the tab order: tabbing from before the first chart reaches the sample
+    table's search box without landing on a single toolbar button."""
+    evaluation = evaluate(run_a)
+    url = live_server.url
+    _sign_in(page, url)
+    page.goto(f"{url}/evaluations/{evaluation.code}/")
+    page.wait_for_selector("#chart-confusion-2 .main-svg")
+    page.hover("#chart-distribution-1")  # the toolbar shows on hover
+    page.wait_for_selector("#chart-distribution-1 .modebar-btn")
+    assert page.locator(".modebar-btn").count() > 8  # several charts, several buttons each
+    assert page.locator(".modebar-btn:not([tabindex='-1'])").count() == 0
+    page.focus("a[href$='export.jsonl']")  # the last link before the charts
+    seen = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "(() => { const e = document.activeElement;"
+            " return [e.tagName, e.className && e.className.baseVal !== undefined ? '' : e.className,"
+            " e.name || '', !!e.closest('.modebar')]; })()"
+        )
+        seen.append(focused)
+        assert not focused[3], f"a chart toolbar button took the focus: {focused}"
+        if focused[2] == "q":
+            break
+    assert seen[-1][2] == "q", seen
