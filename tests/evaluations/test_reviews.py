@@ -512,7 +512,9 @@ def test_the_compare_page_shows_kappa_and_corrected(
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
     chart = response.context["comparison"]["charts"][0]["chart"]
     assert [t["name"] for t in chart["data"]][-2:] == ["A corrected", "B corrected"]
-    assert "Kappa A (humans)" in response.content.decode()
+    sentiment = next(p for p in response.context["comparison"]["properties"] if p["name"] == "sentiment")
+    assert all(cell["kappa"] is not None for cell in sentiment["cells"])  # both judges, against the same labels
+    assert "Kappa (humans)" in response.content.decode()
 
 
 def test_pages_check_ownership(client: Client, charlie: Any, done: Evaluation) -> None:
