@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 
 class SampleJudge(Protocol):
-    """Classifies a text on a spec version's properties: the answer is {property: value}, an abstained property
-    left out."""
+    """Classifies a text on a spec version's properties: the answer is {"values": {property: value}, "rationales":
+    {property: text}}, an abstained property left out of the values."""
 
     @property
     def model(self) -> JudgeModel: ...

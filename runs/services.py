@@ -565,7 +565,7 @@ class WritingJob:
                 return written
             misses = {
                 name: value
-                for name, value in (verdict.answer or {}).items()
+                for name, value in (verdict.answer or {}).get("values", {}).items()
                 if verdict.ok and assigned.get(name) != value
             }
             # A judge that could not decide (failed, refused, abstained) does not reject: the filter only rejects

@@ -47,7 +47,12 @@ def writes_as_told(schema: dict[str, Any], user: str) -> dict[str, Any]:
             "content": f"A {values['sentiment']} {values['priority']} chat.",
         }
     text = sample_text(user)
-    return {name: next(v for v in prop["enum"] if v in text.split()) for name, prop in schema["properties"].items()}
+    # One value per property (the judge's answer also offers optional rationales, which carry no enum).
+    return {
+        name: next(v for v in prop["enum"] if v in text.split())
+        for name, prop in schema["properties"].items()
+        if "enum" in prop
+    }
 
 
 @pytest.fixture
