@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,3 +45,23 @@ def standin_server(latency: float) -> Iterator[str]:
     finally:
         standin.terminate()
         standin.wait()
+
+
+STANDIN_MODEL = "bench/standin"
+
+
+def measure_against_standin(url: str, concurrency: int) -> Any:
+    """Make this process the worker being measured (tasks run in it) and point the model STANDIN_MODEL at the
+    stand-in at `url`; return a fresh benchmark company's membership. Call after setup_django()."""
+    from django.conf import settings
+    from django_q.conf import Conf
+
+    from companies.services import member_ensure
+
+    Conf.SYNC = True
+    settings.JUDGE_CONCURRENCY = concurrency
+    settings.JUDGE_MODELS[STANDIN_MODEL] = {
+        "provider": "openai", "model": "standin", "base_url": f"{url}/v1",
+        "prices": {"input": 2.5, "output": 15, "cache_read": 0.25},
+    }  # fmt: skip
+    return member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")

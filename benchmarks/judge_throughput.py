@@ -12,7 +12,7 @@ import resource
 import sys
 import time
 
-from common import setup_django, standin_server
+from common import STANDIN_MODEL, measure_against_standin, setup_django, standin_server
 
 PROPERTIES = {
     "topic": ["billing", "shipping", "technical", "returns", "account"],
@@ -66,22 +66,13 @@ def main(n: int = 1000, latency: float = 0.1, concurrency: int = 8) -> dict[str,
 
 def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     setup_django()
-    from django.conf import settings
     from django.db.models import Sum
-    from django_q.conf import Conf
 
-    from companies.services import member_ensure
     from evaluations import services
     from llm.models import JudgeCall
     from runs.services import run_import, spec_create
 
-    Conf.SYNC = True  # tasks run in this process: it is the worker being measured
-    settings.JUDGE_CONCURRENCY = concurrency
-    settings.JUDGE_MODELS["bench/standin"] = {
-        "provider": "openai", "model": "standin", "base_url": f"{url}/v1",
-        "prices": {"input": 2.5, "output": 15, "cache_read": 0.25},
-    }  # fmt: skip
-    membership = member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")
+    membership = measure_against_standin(url, concurrency)  # this process is the worker being measured
     spec = spec_create(company=membership.company, created_by=None, name="bench", content_yaml=spec_yaml())
     run_ = run_import(company=membership.company, created_by=None, spec=spec, rows=rows(n))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -89,7 +80,7 @@ def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     started = time.perf_counter()
     # As the API does it; with Q_CLUSTER sync every work item (start, classify, finalize) runs here, in turn.
     evaluation = services.evaluation_create(
-        company=membership.company, created_by=None, run=run_, model_name="bench/standin"
+        company=membership.company, created_by=None, run=run_, model_name=STANDIN_MODEL
     )
     wall = time.perf_counter() - started
 

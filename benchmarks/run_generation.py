@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 
-from common import setup_django, standin_server
+from common import STANDIN_MODEL, measure_against_standin, setup_django, standin_server
 
 # Uneven shares (a quota that does not divide N evenly) and a conditional property.
 SPEC_YAML = """\
@@ -47,22 +47,13 @@ def main(n: int = 2000, latency: float = 0.1, concurrency: int = 8) -> dict[str,
 
 def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     setup_django()
-    from django.conf import settings
-    from django_q.conf import Conf
 
-    from companies.services import member_ensure
     from llm.models import JudgeCall
     from runs.assignment import distribution_for
     from runs.models import Run
     from runs.services import run_generate, spec_create
 
-    Conf.SYNC = True  # tasks run in this process: it is the worker being measured
-    settings.JUDGE_CONCURRENCY = concurrency
-    settings.JUDGE_MODELS["bench/standin"] = {
-        "provider": "openai", "model": "standin", "base_url": f"{url}/v1",
-        "prices": {"input": 2.5, "output": 15, "cache_read": 0.25},
-    }  # fmt: skip
-    membership = member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")
+    membership = measure_against_standin(url, concurrency)  # this process is the worker being measured
     spec = spec_create(company=membership.company, created_by=None, name="bench", content_yaml=SPEC_YAML)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -70,7 +61,7 @@ def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
     started = time.perf_counter()
     # As the API does it; with Q_CLUSTER sync every work item (start, write) runs here, in turn.
     created = run_generate(
-        company=membership.company, created_by=None, spec=spec, number_of_samples=n, generation_model="bench/standin"
+        company=membership.company, created_by=None, spec=spec, number_of_samples=n, generation_model=STANDIN_MODEL
     )
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started  # this process's CPU: on a loaded machine, what the wall waits on
