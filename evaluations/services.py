@@ -34,7 +34,7 @@ from llm.ledger import record_calls
 from llm.models import JudgeCache
 from runs.models import Run, Sample, SpecVersion
 from runs.specfile import Property, parse_spec
-from work.dispatch import work_cancel, work_create
+from work.dispatch import work_cancel, work_create, work_create_parts
 from work.models import WorkItem
 from work.registry import Result
 
@@ -293,14 +293,9 @@ def evaluation_start(*, evaluation_id: int) -> None:
         config_hash=job.config_hash,
         chunks_total=parts,
     )
-    for part in range(parts):
-        work_create(
-            company_id=evaluation.company_id,
-            kind="evaluation.classify",
-            subject_id=evaluation_id,
-            key=f"evaluation.classify:{evaluation_id}:{part}",
-            args={"part": part, "parts": parts},
-        )
+    work_create_parts(
+        company_id=evaluation.company_id, kind="evaluation.classify", subject_id=evaluation_id, parts=parts
+    )
     if evaluation.total_samples == 0:
         evaluation_finalize_enqueue(evaluation=evaluation)
 

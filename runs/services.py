@@ -25,7 +25,7 @@ from llm.engine import Judge, Outcome, ask_each
 from llm.judges import NoWriter, resolve_writer, with_budget
 from llm.ledger import record_calls
 from llm.models import JudgeCall
-from work.dispatch import work_cancel, work_create
+from work.dispatch import work_cancel, work_create, work_create_parts
 from work.registry import Result
 
 from . import assignment, spec_generation, writing
@@ -485,14 +485,7 @@ def run_generation_start(*, run_id: int) -> None:
         run_generation_fail(run_id=run_id, message=str(exc))
         return
     parts = max(1, min(settings.GENERATION_PARALLEL_ITEMS, run.samples_requested))
-    for part in range(parts):
-        work_create(
-            company_id=run.company_id,
-            kind="run.write",
-            subject_id=run_id,
-            key=f"run.write:{run_id}:{part}",
-            args={"part": part, "parts": parts},
-        )
+    work_create_parts(company_id=run.company_id, kind="run.write", subject_id=run_id, parts=parts)
 
 
 @dataclass

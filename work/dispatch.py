@@ -35,6 +35,25 @@ def work_create(*, company_id: int, kind: str, subject_id: int, key: str, args: 
     transaction.on_commit(dispatch)
 
 
+def work_create_parts(*, company_id: int, kind: str, subject_id: int, parts: int) -> None:
+    """Split one subject's work into `parts` items run side by side: item i has args {"part": i, "parts": parts}
+    and takes its own share of the subject (the handler decides which). Created once each, like work_create."""
+    WorkItem.objects.bulk_create(
+        [
+            WorkItem(
+                company_id=company_id,
+                kind=kind,
+                subject_id=subject_id,
+                key=f"{kind}:{subject_id}:{part}",
+                args={"part": part, "parts": parts},
+            )
+            for part in range(parts)
+        ],
+        ignore_conflicts=True,
+    )
+    transaction.on_commit(dispatch)
+
+
 def work_cancel(*, kind_prefix: str, subject_id: int, reason: str) -> int:
     """End every open item of a subject; a worker running one sees its claim gone at its next tick and stops."""
     now = timezone.now()
