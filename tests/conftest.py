@@ -123,6 +123,15 @@ def browser(chromium_path: str) -> Iterator[Any]:
         browser.close()
 
 
+def sign_in_browser(page: Any, url: str, email: str = "alice@alpha.test") -> None:
+    """Sign in through the login form, as a user would, and land on home."""
+    page.goto(f"{url}/login/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})

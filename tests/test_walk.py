@@ -13,7 +13,7 @@ import pytest
 from evaluations.models import SampleClassification
 from runs.models import Run
 from runs.services import run_import
-from tests.conftest import PASSWORD, make_rows
+from tests.conftest import make_rows, sign_in_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "walk"
@@ -36,14 +36,6 @@ class Walk:
         assert overflow <= 0, f"{name} at {self.width} px is {overflow} px wider than the screen"
 
 
-def _sign_in(page: Any, url: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("#id_username", "alice@alpha.test")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_analysts_walk(
     live_server: Any, page: Any, alice: Any, company_a: Any, spec_a: Any, run_a: Run, evaluate: Any, width: int
@@ -58,7 +50,7 @@ def test_the_analysts_walk(
     )
     url = live_server.url
     walk = Walk(page, width)
-    _sign_in(page, url)
+    sign_in_browser(page, url)
 
     # Home dashboard → the older evaluation (of run_a), from the recent evaluations.
     page.wait_for_selector("#chart-score-trend .main-svg")  # Plotly, loaded on demand by charts.js
@@ -127,7 +119,7 @@ def test_keyboard_tabs_past_the_charts(live_server: Any, page: Any, alice: Any, 
     table's search box without landing on a single toolbar button."""
     evaluation = evaluate(run_a)
     url = live_server.url
-    _sign_in(page, url)
+    sign_in_browser(page, url)
     page.goto(f"{url}/evaluations/{evaluation.code}/")
     page.wait_for_selector("#chart-confusion-2 .main-svg")
     page.hover("#chart-distribution-1")  # the toolbar shows on hover

@@ -10,7 +10,7 @@ import pytest
 
 from evaluations.models import Evaluation
 from runs.models import Run
-from tests.conftest import PASSWORD, make_rows
+from tests.conftest import make_rows, sign_in_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -20,11 +20,7 @@ def test_import_evaluate_filter_export_and_manage_keys(
     live_server: Any, page: Any, alice: Any, spec_a: Any, worker: Any, tmp_path: Path
 ) -> None:
     url = live_server.url
-    page.goto(f"{url}/login/")
-    page.fill("#id_username", "alice@alpha.test")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
+    sign_in_browser(page, url)
 
     # Import a run through the upload form.
     samples = tmp_path / "samples.jsonl"

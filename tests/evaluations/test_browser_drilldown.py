@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from runs.models import Run
-from tests.conftest import PASSWORD
+from tests.conftest import sign_in_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -17,11 +17,7 @@ def test_a_heatmap_cell_filters_the_table_and_back_returns(
 ) -> None:
     evaluation = evaluate(run_a)
     url = live_server.url
-    page.goto(f"{url}/login/")
-    page.fill("#id_username", "alice@alpha.test")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
+    sign_in_browser(page, url)
 
     page.goto(f"{url}/evaluations/{evaluation.code}/")
     page.wait_for_selector("#chart-confusion-1 .main-svg")

@@ -11,7 +11,7 @@ import pytest
 from evaluations import agreement
 from evaluations.models import Review
 from runs.models import Sample
-from tests.conftest import PASSWORD, make_rows
+from tests.conftest import make_rows, sign_in_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 VALUES = ["positive", "negative", "neutral"]
@@ -29,11 +29,7 @@ def test_ten_labels_with_the_keyboard_then_kappa(
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(30))
     evaluation = evaluate(run, "local/embeddings")
     url = live_server.url
-    page.goto(f"{url}/login/")
-    page.fill("#id_username", "alice@alpha.test")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
+    sign_in_browser(page, url)
 
     # The evaluation page links to the queue.
     page.goto(f"{url}/evaluations/{evaluation.code}/")
