@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 
@@ -98,6 +99,15 @@ class JsonErrorsMiddleware:
             return json_error(request, HTTPStatus.NOT_FOUND)
         if isinstance(exception, PermissionDenied):
             return json_error(request, HTTPStatus.FORBIDDEN)
+        if isinstance(exception, OperationalError) and "database is locked" in str(exception):
+            # SQLite's write lock stayed taken past the busy timeout: the request was not served, nothing was written,
+            # and the same request can succeed in a moment. The official clients retry a 503 after Retry-After.
+            logger.warning(
+                "Database busy, request id %s: %s %s", request_id(request), request.method, request.path_info
+            )
+            busy = json_error(request, HTTPStatus.SERVICE_UNAVAILABLE, "The database is busy; retry in a moment.")
+            busy["Retry-After"] = "2"
+            return busy
         logger.exception(
             "Unhandled error, request id %s: %s %s", request_id(request), request.method, request.path_info
         )

@@ -176,6 +176,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process and the worker share one file: WAL lets readers run beside a writer, the busy
     # timeout waits instead of failing, and IMMEDIATE takes the write lock up front so two writers
     # queue rather than deadlock into "database is locked".
+    # config/sqlite: the threads of one process take their write transactions in turn (see its docstring).
+    DATABASES["default"]["ENGINE"] = "config.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
         "transaction_mode": "IMMEDIATE",

@@ -13,7 +13,7 @@ Q_CLUSTER["sync"] = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 WHITENOISE_AUTOREFRESH = True
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "config.sqlite":  # noqa: F405
     # A file, not memory: the live server's request threads and a worker process (tests that start a real
     # qcluster) must open their own connections to the same test database.
     # TEST_SQLITE_NAME lets two suites run side by side in one checkout.

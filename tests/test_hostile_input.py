@@ -418,6 +418,23 @@ def test_it_answers_a_500_as_json_with_a_logged_request_id(
     assert "RuntimeError: a bug" in caplog.text
 
 
+def test_it_answers_a_database_lock_timeout_with_a_503_to_retry(
+    alice_api: APIClient, company_a: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from runs.api.views import SpecViewSet
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(SpecViewSet, "list", locked)
+    response = alice_api.get(SPECS)
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response["Retry-After"] == "2"
+    assert response.json()["detail"] == "The database is busy; retry in a moment."
+
+
 # --- Pages keep HTML, friendly and without DEBUG's pages ---
 
 

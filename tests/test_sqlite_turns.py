@@ -1,0 +1,103 @@
+"""config/sqlite: one process's write transactions take turns, and every way a transaction ends gives the turn back
+(a turn left behind would stop every later write of the process). Run on a database of its own, so both CI legs run
+it; tests/test_load.py is the load it exists for."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db.utils import ConnectionHandler
+
+from config.sqlite import base
+
+
+@pytest.fixture
+def connect(tmp_path: Path, django_db_blocker: Any) -> Iterator[object]:
+    handlers: list[ConnectionHandler] = []
+
+    def connect() -> base.DatabaseWrapper:
+        handler = ConnectionHandler(
+            {
+                "default": {
+                    "ENGINE": "config.sqlite",
+                    "NAME": str(tmp_path / "turns.sqlite3"),
+                    "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+                }
+            }
+        )
+        handlers.append(handler)
+        return handler["default"]
+
+    with django_db_blocker.unblock():  # a database of the test's own, not the test database
+        yield connect
+        for handler in handlers:
+            handler.close_all()
+
+
+def begin(connection: base.DatabaseWrapper) -> None:
+    """What transaction.atomic does first on an autocommit connection."""
+    connection.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback", "close"])
+def test_each_way_a_transaction_ends_gives_the_turn_back(connect, end: str) -> None:
+    connection = connect()
+    begin(connection)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    assert base._writers.locked()
+    getattr(connection, end)()
+    assert not base._writers.locked()
+
+
+def test_a_second_writer_waits_for_the_turn_and_then_writes(connect) -> None:
+    first = connect()
+    begin(first)
+    with first.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x INTEGER)")
+    wrote = threading.Event()
+
+    def second_writer() -> None:
+        second = connect()
+        begin(second)
+        with second.cursor() as cursor:
+            cursor.execute("INSERT INTO t VALUES (2)")
+        second.commit()
+        second.close()
+        wrote.set()
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    assert not wrote.wait(0.3)  # in turn: not before the first transaction ends
+    first.commit()
+    thread.join(10)
+    assert wrote.is_set()
+    with first.cursor() as cursor:
+        cursor.execute("SELECT x FROM t")
+        assert cursor.fetchall() == [(2,)]
+
+
+def test_a_writer_that_waits_too_long_fails_as_sqlite_would(connect, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "WAIT_SECONDS", 0.05)
+    first = connect()
+    begin(first)
+    failure: list[Exception] = []
+
+    def second_writer() -> None:
+        second = connect()
+        try:
+            begin(second)
+        except Exception as exc:  # noqa: BLE001 - the test reads it below
+            failure.append(exc)
+        second.close()
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    thread.join(10)
+    first.rollback()
+    assert [str(exc) for exc in failure] == ["database is locked"]
+    assert not base._writers.locked()
