@@ -287,7 +287,7 @@ def delete_stored(names: list[str]) -> None:
 
 def count_samples(seed_file: SeedFile) -> int | None:
     """The rows of a SINGLE_FILE dataset, read back from storage as a stream; fewer than two are refused."""
-    with default_storage.open(seed_file.storage_name, "rb") as raw:
+    with open_stored(seed_file) as raw:
         count = _count_rows(seed_file, raw)
     if count is not None and count < 2:
         raise SeedError(f"'{seed_file.path}' holds {count} sample(s); a SINGLE_FILE dataset needs at least 2 rows")
@@ -315,11 +315,21 @@ def _count_rows(seed_file: SeedFile, raw: IO[bytes]) -> int | None:
     return len(document)
 
 
+def open_stored(seed_file: SeedFile) -> IO[bytes]:
+    """The stored copy of a file; a SeedError that says what to do if it has gone (storage wiped or moved)."""
+    try:
+        return default_storage.open(seed_file.storage_name, "rb")
+    except FileNotFoundError:
+        raise SeedError(
+            f"the stored copy of '{seed_file.path}' is missing; delete the seed dataset and upload it again"
+        ) from None
+
+
 def read_text(seed_file: SeedFile, limit: int) -> str:
     """At most `limit` bytes of a file's text (for prompts): a PDF is named, not quoted."""
     if seed_file.file_type == SeedFile.FileType.PDF:
         return f"[a PDF document of {seed_file.size_bytes:,} bytes; its text is not quoted]"
-    with default_storage.open(seed_file.storage_name, "rb") as raw:
+    with open_stored(seed_file) as raw:
         data: bytes = raw.read(limit + 1)
     text = data[:limit].decode("utf-8", errors="replace")
     if len(data) > limit:

@@ -313,13 +313,17 @@ def spec_generate(*, spec_id: int, ctx: Context) -> Result:
         spec_generation_fail(spec_id=spec_id, message=str(exc))
         return Result.DONE
     distributions = bool(params.get("generate_distributions", True))
-    request = spec_generation.request_for(
-        objectives=str(params.get("generation_objectives") or ""),
-        dataset=spec.dataset,
-        generate_distributions=distributions,
-        extrapolate_axes=bool(params.get("extrapolate_axes")),
-        extrapolate_values=bool(params.get("extrapolate_values")),
-    )
+    try:
+        request = spec_generation.request_for(
+            objectives=str(params.get("generation_objectives") or ""),
+            dataset=spec.dataset,
+            generate_distributions=distributions,
+            extrapolate_axes=bool(params.get("extrapolate_axes")),
+            extrapolate_values=bool(params.get("extrapolate_values")),
+        )
+    except SeedError as exc:  # the seed files went from storage: asking again will not bring them back
+        spec_generation_fail(spec_id=spec_id, message=f"The spec could not be generated: {exc}")
+        return Result.DONE
     answers: list[Outcome] = []
 
     def on_answer(_request: object, outcome: Outcome) -> bool:

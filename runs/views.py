@@ -29,7 +29,7 @@ from .access import (
 from .extensions import extensions
 from .forms import RunGenerateForm, RunImportForm, SeedDatasetUploadForm, SpecForm, SpecGenerateForm
 from .imports import ImportProblems, read_upload
-from .models import Run, SeedDataset, Spec
+from .models import Run, SeedDataset, SeedFile, Spec
 from .seeds import SeedError, read_text, zip_entries
 from .selectors import run_property_summaries, sample_page
 from .services import (
@@ -286,12 +286,19 @@ def seed_dataset_list(request: HttpRequest) -> HttpResponse:
     return _seed_list_response(request, membership, form, status=400)
 
 
+def _preview(seed_file: SeedFile) -> str:
+    try:
+        return read_text(seed_file, PREVIEW_BYTES)
+    except SeedError as exc:
+        return f"[{exc}]"
+
+
 @login_required
 def seed_dataset_detail(request: HttpRequest, code: UUID) -> HttpResponse:
     dataset, membership = get_seed_dataset_for_user(request.user, code)
     files = list(dataset.files.order_by("position"))
     # The first files' text, escaped by the template like every sample on every page.
-    previews = [(f, read_text(f, PREVIEW_BYTES)) for f in files[:PREVIEW_FILES]]
+    previews = [(f, _preview(f)) for f in files[:PREVIEW_FILES]]
     specs = dataset.specs.order_by("-created_at")
     context = {"dataset": dataset, "files": files, "previews": previews, "specs": specs, "membership": membership}
     return render(request, "runs/seed_dataset_detail.html", context)

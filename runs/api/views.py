@@ -7,7 +7,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.core import signing
-from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
@@ -34,7 +33,7 @@ from llm.judges import NoWriter
 from runs.exports import build_run_zip, export_name, run_zip_open, run_zip_store
 from runs.imports import ImportProblems, read_upload
 from runs.models import Run, Sample, SeedDataset, SeedFile, Spec
-from runs.seeds import SeedError, upload_entries, zip_entries
+from runs.seeds import SeedError, open_stored, upload_entries, zip_entries
 from runs.services import (
     RunError,
     run_cancel,
@@ -495,8 +494,12 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
         seed_file = get_object_or_404(SeedFile.objects.select_related("dataset"), code=payload["seed_file"])
         if not _binding_holds(request, payload, seed_file.dataset.company_id):
             raise exceptions.NotFound(LINK_REVOKED)
+        try:
+            stored = open_stored(seed_file)
+        except SeedError as exc:
+            raise exceptions.NotFound(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
         return FileResponse(
-            default_storage.open(seed_file.storage_name, "rb"),
+            stored,
             as_attachment=True,
             filename=seed_file.path.rsplit("/", 1)[-1],
             content_type=seed_file.content_type,

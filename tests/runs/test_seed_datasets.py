@@ -400,3 +400,20 @@ def test_a_name_taken_concurrently_is_a_400_and_leaves_no_file(company_a: Compan
     ):
         seed_dataset_create(company=company_a, created_by=None, name="Taken", entries=zip_entries(archive))
     assert stored_files(company_a) == []
+
+
+def test_a_dataset_whose_stored_files_vanished_says_so(alice_api: APIClient, web: Any, alice: Any) -> None:
+    dataset = SeedDataset.objects.get(code=upload_zip(alice_api, {"a.txt": b"one", "b.txt": b"two"}).json()["id"])
+    first = dataset.files.order_by("position").first()
+    assert first is not None
+    default_storage.delete(first.storage_name)  # the storage was wiped or moved under the service
+    link = alice_api.get(f"{SEEDS}{dataset.code}/files/{first.code}/").json()["download_url"]
+    gone = alice_api.get(httpx.URL(link).path)
+    assert gone.status_code == HTTPStatus.NOT_FOUND
+    assert gone.json()["detail"] == (
+        "The stored copy of 'a.txt' is missing; delete the seed dataset and upload it again."
+    )
+    web.force_login(alice)
+    page = web.get(f"/seed-datasets/{dataset.code}/")
+    assert page.status_code == HTTPStatus.OK
+    assert "the stored copy of &#x27;a.txt&#x27; is missing" in page.content.decode()

@@ -305,6 +305,31 @@ def test_credentials_gone_before_the_worker_runs_fail_the_spec(
     assert "ANTHROPIC_API_KEY is not set" in spec.error
 
 
+@pytest.mark.usefixtures("by_hand")
+def test_seed_files_gone_from_storage_fail_the_spec_without_a_call(alice_api: APIClient, fake_anthropic: Any) -> None:
+    from django.core.files.storage import default_storage
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("t1.txt", "I love the new blender!")
+        archive.writestr("t2.txt", "Broken on arrival.")
+    upload = SimpleUploadedFile("t.zip", buffer.getvalue(), content_type="application/zip")
+    dataset_id = alice_api.post(
+        "/api/dataframer/seed-datasets/create-from-zip/", {"name": "T", "zip_file": upload}, format="multipart"
+    ).json()["id"]
+    for seed_file in SeedDataset.objects.get(code=dataset_id).files.all():
+        default_storage.delete(seed_file.storage_name)
+    spec_id = alice_api.post(
+        SPECS, {"name": "X", "dataset_id": dataset_id, "spec_generation_model_name": SONNET}, format="json"
+    ).json()["id"]
+    run_items(spec_id)
+    spec = Spec.objects.get(code=spec_id)
+    assert spec.status == Spec.Status.FAILED
+    assert "the stored copy of 't1.txt' is missing" in spec.error
+    assert fake_anthropic.requests == []
+
+
 # --- A real worker ---
 
 
