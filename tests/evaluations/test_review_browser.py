@@ -51,7 +51,9 @@ def test_ten_labels_with_the_keyboard_then_kappa(
     # u undoes the last label (the sample comes back); a key labels it again.
     page.keyboard.press("u")
     page.wait_for_selector(f"#review-progress:has-text('{LABELS - 1} of {LABELS} reviews')")
-    assert page.is_visible("#review-undone")
+    # Waited for, not read at once: on a loaded machine the check once ran before the card settled.
+    page.wait_for_selector("#review-undone")
+    assert "Undone: sentiment = " in page.inner_text("#review-undone")
     press_the_true_value()
     page.wait_for_selector(f"#review-progress:has-text('{LABELS} of {LABELS} reviews')")
     # → skips without labelling.

@@ -1,0 +1,152 @@
+"""Does one company's flood slow another's requests? Company B's API latency alone, then while company A floods.
+
+The web server as README "Running at scale" starts it (gunicorn, 4 sync workers), the default settings (per-company
+request quotas on), over SQLite or whatever DATABASE_URL and REDIS_URL say (the quotas are counted per process
+without Redis). B runs 2 clients: list runs, read an evaluation, create a guardrail evaluation
+(a write). A runs 12: three post 2,000-sample imports back to back (each holds the write lock about a second),
+nine hammer POST /evaluate and reads (most get 429 once A's quota of API_REQUESTS_PER_MINUTE is spent).
+Prints B's p50 / p95 / max per phase, the ratios, and what A got. Nothing consumes the queue: no worker runs.
+
+    python noisy_neighbour.py [SECONDS]      # per phase, default 20
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+from common import ROOT, setup_django
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def company(name: str) -> tuple[str, str, str]:
+    """(API key secret, spec id, evaluation id) of a new company with a 20-sample run evaluated once."""
+    from companies.models import ApiKey
+    from companies.services import member_ensure
+    from evaluations.models import Evaluation
+    from runs.services import run_import, spec_create
+    from tests.conftest import SPEC_YAML, make_rows
+
+    membership = member_ensure(company_name=f"{name} {time.time()}", email=f"{name.lower()}@example.test")
+    spec = spec_create(company=membership.company, created_by=None, name="bench", content_yaml=SPEC_YAML)
+    run = run_import(company=membership.company, created_by=None, spec=spec, rows=make_rows(20))
+    evaluation = Evaluation.objects.create(
+        company=membership.company, run=run, requested_model="local/embeddings", total_samples=20
+    )
+    _key, secret = ApiKey.issue(company=membership.company, user=membership.user)
+    return secret, str(spec.code), str(evaluation.code)
+
+
+def b_client(url: str, secret: str, evaluation: str, until: float, latencies: list[float]) -> None:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=60) as http:
+        step = 0
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            if step % 3 == 0:
+                response = http.get("/api/dataframer/runs/")
+            elif step % 3 == 1:
+                response = http.get(f"/api/dataframer/evaluations/{evaluation}/")
+            else:
+                body = {"model_input": {"user_prompt": "Hi?"}, "model_output": "Hello.", "run_mode": "economy"}
+                response = http.post("/evaluate", json=body)
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code < 300, (response.status_code, response.text[:200])
+            step += 1
+            time.sleep(0.4)  # a program's pace: B stays inside its key's quota (300 a minute) over both phases
+
+
+def a_client(url: str, secret: str, spec: str, number: int, until: float, statuses: Counter[int]) -> None:
+    from tests.conftest import make_rows
+
+    rows = make_rows(2000)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=60) as http:
+        while time.monotonic() < until:
+            if number < 3:
+                response = http.post("/api/dataframer/runs/import/", json={"spec_id": spec, "samples": rows})
+            elif number % 2:
+                response = http.post(
+                    "/evaluate",
+                    json={"model_input": {"user_prompt": "Hi?"}, "model_output": "Hello.", "run_mode": "economy"},
+                )
+            else:
+                response = http.get("/api/dataframer/runs/")
+            statuses[response.status_code] += 1
+
+
+def phase(url: str, b: tuple[str, str, str], a: tuple[str, str, str] | None, seconds: float) -> list[float]:
+    until = time.monotonic() + seconds
+    latencies: list[float] = []
+    a_statuses: Counter[int] = Counter()
+    threads = [threading.Thread(target=b_client, args=(url, b[0], b[2], until, latencies)) for _ in range(2)]
+    if a is not None:
+        threads += [threading.Thread(target=a_client, args=(url, a[0], a[1], n, until, a_statuses)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if a is not None:
+        print(f"  A's answers: {dict(sorted(a_statuses.items()))}")
+    return latencies
+
+
+def backend() -> str:
+    from django.conf import settings
+    from django.db import connection
+
+    return f"{connection.vendor}, cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}"
+
+
+def summary(latencies: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(latencies)
+    return (
+        statistics.median(ordered) * 1000,
+        ordered[int(0.95 * (len(ordered) - 1))] * 1000,
+        ordered[-1] * 1000,
+    )
+
+
+def main(seconds: float = 20.0) -> None:
+    setup_django()
+    b = company("B")
+    a = company("A")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
+         "--log-level", "warning"],
+        cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/api/dataframer/runs/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        print(f"noisy_neighbour: {seconds:.0f} s per phase, gunicorn -w 4, {backend()}")
+        alone = summary(phase(url, b, None, seconds))
+        print(f"  B alone:        p50 {alone[0]:.0f} ms, p95 {alone[1]:.0f} ms, max {alone[2]:.0f} ms")
+        flooded = summary(phase(url, b, a, seconds))
+        print(f"  B while A floods: p50 {flooded[0]:.0f} ms, p95 {flooded[1]:.0f} ms, max {flooded[2]:.0f} ms")
+        print(f"  ratio flooded/alone: p50 x{flooded[0] / alone[0]:.1f}, p95 x{flooded[1] / alone[1]:.1f}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 20.0)
