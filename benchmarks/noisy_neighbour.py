@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import httpx
 from common import ROOT, setup_django
