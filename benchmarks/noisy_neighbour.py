@@ -3,8 +3,9 @@
 The web server as README "Running at scale" starts it (gunicorn, 4 sync workers), the default settings (per-company
 request quotas on), over SQLite or whatever DATABASE_URL and REDIS_URL say (the quotas are counted per process
 without Redis). B runs 2 clients: list runs, read an evaluation, create a guardrail evaluation
-(a write). A runs 12: three post 2,000-sample imports back to back (each holds the write lock about a second),
-nine hammer POST /evaluate and reads (most get 429 once A's quota of API_REQUESTS_PER_MINUTE is spent).
+(a write). A runs 12: four post 5,000-sample imports back to back (as many as the web server has workers; each
+takes a worker for a second or more), eight hammer POST /evaluate and reads (most get 429 once A's quota of
+API_REQUESTS_PER_MINUTE or API_CONCURRENT_REQUESTS_PER_COMPANY is reached).
 Prints B's p50 / p95 / max per phase, the ratios, and what A got. Nothing consumes the queue: no worker runs.
 
     python noisy_neighbour.py [SECONDS]      # per phase, default 20
@@ -70,10 +71,10 @@ def b_client(url: str, secret: str, evaluation: str, until: float, latencies: li
 def a_client(url: str, secret: str, spec: str, number: int, until: float, statuses: Counter[int]) -> None:
     from tests.conftest import make_rows
 
-    rows = make_rows(2000)
+    rows = make_rows(5000)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=60) as http:
         while time.monotonic() < until:
-            if number < 3:
+            if number < 4:
                 response = http.post("/api/dataframer/runs/import/", json={"spec_id": spec, "samples": rows})
             elif number % 2:
                 response = http.post(

@@ -375,6 +375,9 @@ API_KEY_MAX_FAILURES_PER_ADDRESS = env_int("API_KEY_MAX_FAILURES_PER_ADDRESS", 2
 # Per-company quotas (companies/quotas.py, companies/api/throttles.py); 0 turns a limit off. Over one: 429.
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 600)  # per company, every API path
 API_REQUESTS_PER_MINUTE_PER_KEY = env_int("API_REQUESTS_PER_MINUTE_PER_KEY", 300)  # per API key (or session)
+# API requests of one company in progress at once: below the web server's own concurrency, so that one company's
+# slow requests (large imports) can never hold every web worker (benchmarks/noisy_neighbour.py).
+API_CONCURRENT_REQUESTS_PER_COMPANY = env_int("API_CONCURRENT_REQUESTS_PER_COMPANY", 2)
 # Unfinished Dataframer plus guardrail evaluations; a guardrail evaluation counts as one sample. 1,000 lets one
 # full /evaluate/batch through; the samples cap is what bounds Dataframer evaluations.
 MAX_EVALUATIONS_IN_FLIGHT = env_int("MAX_EVALUATIONS_IN_FLIGHT", 1000)

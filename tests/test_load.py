@@ -21,9 +21,14 @@ CLIENTS = 20
 SECONDS = 30
 
 
-# The per-company request rate (600/min by default) would answer most of this load 429: turned off here, so the
-# database takes the whole load (tests/companies/test_quotas.py tests the throttles).
-@override_settings(API_REQUESTS_PER_MINUTE=0, API_REQUESTS_PER_MINUTE_PER_KEY=0, MAX_EVALUATIONS_IN_FLIGHT=0)
+# The per-company request rate (600/min by default) and requests at once (2) would answer most of this load 429:
+# turned off here, so the database takes the whole load (tests/companies/test_quotas.py tests the throttles).
+@override_settings(
+    API_REQUESTS_PER_MINUTE=0,
+    API_REQUESTS_PER_MINUTE_PER_KEY=0,
+    API_CONCURRENT_REQUESTS_PER_COMPANY=0,
+    MAX_EVALUATIONS_IN_FLIGHT=0,
+)
 def test_twenty_clients_and_big_imports_during_an_evaluation_get_no_5xx(
     live_server: Any, start_worker: Any, standin: Any, company_a: Company, alice: Any
 ) -> None:

@@ -16,6 +16,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
 from companies.access import get_active_membership
+from companies.api.throttles import concurrency_slot_give_back, concurrency_slot_take
 from companies.models import Company, Membership
 
 
@@ -69,6 +70,21 @@ class CompanyScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         for name in ("get_queryset", "get_object", "get_permissions"):
             if name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} must not override {name}; implement scope_queryset instead")
+
+    # One of the company's concurrent-request slots, held from the end of the checks to the answer.
+    _slot: tuple[str, str] | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, permissions and the per-minute throttles
+        self._slot = concurrency_slot_take(self.membership.company_id)
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:  # every way out, an unhandled exception (a 500) included
+            if self._slot is not None:
+                concurrency_slot_give_back(self._slot)
+                self._slot = None
 
     def get_permissions(self) -> list[permissions.BasePermission]:
         extra = [p for p in self.permission_classes if p not in self.base_permission_classes]

@@ -8,9 +8,11 @@ from settings on each request (a throttle is built per request), and 0 turns a l
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from rest_framework import exceptions, throttling
 from rest_framework.request import Request
 
@@ -64,3 +66,35 @@ class ApiKeyRateThrottle(_PerMinuteThrottle):
         else:
             return None
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+# A slot outlives any request (gunicorn's default timeout is 30 s): if a web process dies mid-request, its slot
+# frees itself after this long.
+SLOT_SECONDS = 120
+
+
+def concurrency_slot_take(company_id: int) -> tuple[str, str] | None:
+    """Take one of the company's API_CONCURRENT_REQUESTS_PER_COMPANY slots (a cache key added only if absent, so
+    two processes cannot take the same one), or raise Throttled; None when the limit is off. Give it back with
+    concurrency_slot_give_back once the answer is ready."""
+    limit = int(settings.API_CONCURRENT_REQUESTS_PER_COMPANY)
+    if limit <= 0:
+        return None
+    token = uuid.uuid4().hex
+    for index in range(limit):
+        key = f"api-concurrency:{company_id}:{index}"
+        if cache.add(key, token, SLOT_SECONDS):
+            return key, token
+    raise exceptions.Throttled(
+        wait=1,
+        detail=(
+            f"Too many requests at once: at most {limit} API requests of your company in progress at a time "
+            "(API_CONCURRENT_REQUESTS_PER_COMPANY)."
+        ),
+    )
+
+
+def concurrency_slot_give_back(slot: tuple[str, str]) -> None:
+    key, token = slot
+    if cache.get(key) == token:  # not a slot that expired and was taken again
+        cache.delete(key)

@@ -18,6 +18,7 @@ from companies.models import Company
 from evaluations.models import Evaluation
 from guardrails.models import GuardrailEvaluation
 from llm.models import JudgeCall
+from runs.api.views import SpecViewSet
 from runs.models import Run
 from runs.services import run_import, spec_create
 from tests.conftest import SPEC_YAML, make_rows
@@ -88,6 +89,50 @@ def test_it_throttles_per_key(alice_api: APIClient, bob_api: APIClient) -> None:
 def test_zero_turns_the_rate_limits_off(alice_api: APIClient) -> None:
     for _ in range(5):
         assert alice_api.get(SPECS).status_code == HTTPStatus.OK
+
+
+# --- API requests in progress at once ---
+
+
+def _explode(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("a bug")
+
+
+@override_settings(API_CONCURRENT_REQUESTS_PER_COMPANY=1)
+def test_a_company_with_a_request_in_progress_waits_and_the_other_does_not(
+    alice_api: APIClient,
+    bob_api: APIClient,
+    charlie_api: APIClient,
+    company_a: Company,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from companies.api.throttles import concurrency_slot_give_back, concurrency_slot_take
+
+    # Every answer gives its slot back, an error answer too, and a bug's 500.
+    assert alice_api.get(f"{SPECS}00000000-0000-0000-0000-000000000000/").status_code == HTTPStatus.NOT_FOUND
+    with monkeypatch.context() as patch:
+        patch.setattr(SpecViewSet, "list", _explode)
+        assert alice_api.get(SPECS).status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    for client in (alice_api, bob_api, alice_api):
+        assert client.get(SPECS).status_code == HTTPStatus.OK
+    in_progress = concurrency_slot_take(company_a.id)  # a slow request of company A, e.g. a large import
+    assert in_progress is not None
+    response = alice_api.post(EVALUATE, BODY, format="json")
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response["Retry-After"] == "1"
+    assert "at most 1 API requests of your company in progress at a time" in response.json()["detail"]
+    assert "API_CONCURRENT_REQUESTS_PER_COMPANY" in response.json()["detail"]
+    assert not GuardrailEvaluation.objects.exists()  # refused before the body was read
+    assert charlie_api.get(SPECS).status_code == HTTPStatus.OK  # company B has slots of its own
+    concurrency_slot_give_back(in_progress)
+    assert alice_api.post(EVALUATE, BODY, format="json").status_code == HTTPStatus.CREATED
+
+
+@override_settings(API_CONCURRENT_REQUESTS_PER_COMPANY=0)
+def test_zero_turns_the_concurrency_limit_off(company_a: Company) -> None:
+    from companies.api.throttles import concurrency_slot_take
+
+    assert concurrency_slot_take(company_a.id) is None
 
 
 @override_settings(API_REQUESTS_PER_MINUTE=2)
