@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,36 @@ def standin_server(latency: float) -> Iterator[str]:
     finally:
         standin.terminate()
         standin.wait()
+
+
+@contextmanager
+def web_server(command: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start the web server `command` (with `{port}` in it) on a free port, wait until it answers, yield its URL and
+    process, and stop it at the end."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = subprocess.Popen(
+        [part.format(port=port) for part in command],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/api/schema/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 STANDIN_MODEL = "bench/standin"

@@ -13,23 +13,14 @@ Prints B's p50 / p95 / max per phase, the ratios, and what A got. Nothing consum
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 
 import httpx
-from common import ROOT, setup_django
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from common import setup_django, web_server
 
 
 def company(name: str) -> tuple[str, str, str]:
@@ -122,30 +113,14 @@ def main(seconds: float = 20.0) -> None:
     setup_django()
     b = company("B")
     a = company("A")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "4",
-         "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/api/dataframer/runs/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    gunicorn = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", "127.0.0.1:{port}", "--workers", "4"]
+    with web_server(gunicorn, {"LOG_LEVEL": "WARNING"}) as (url, _server):
         print(f"noisy_neighbour: {seconds:.0f} s per phase, gunicorn -w 4, {backend()}")
         alone = summary(phase(url, b, None, seconds))
         print(f"  B alone:        p50 {alone[0]:.0f} ms, p95 {alone[1]:.0f} ms, max {alone[2]:.0f} ms")
         flooded = summary(phase(url, b, a, seconds))
         print(f"  B while A floods: p50 {flooded[0]:.0f} ms, p95 {flooded[1]:.0f} ms, max {flooded[2]:.0f} ms")
         print(f"  ratio flooded/alone: p50 x{flooded[0] / alone[0]:.1f}, p95 x{flooded[1] / alone[1]:.1f}")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ streams each member into storage. Peak RSS is the kernel's high-water mark (VmHW
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
-from common import ROOT, setup_django
+from common import setup_django, web_server
 
 
 def _status(pid: int, field: str) -> int:
@@ -27,12 +25,6 @@ def _status(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise KeyError(field)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build_zip(path: Path, files: int, file_bytes: int) -> None:
@@ -61,23 +53,8 @@ def main(files: int = 50, file_bytes: int = 1_000_000) -> dict[str, float]:
     build_zip(zip_path, files, file_bytes)
     size = zip_path.stat().st_size
 
-    port = _free_port()
-    env = {**os.environ, "API_REQUESTS_PER_MINUTE": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--nothreading"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                httpx.get(f"{url}/api/schema/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    server_command = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload", "--nothreading"]
+    with web_server(server_command, {"API_REQUESTS_PER_MINUTE": "0"}) as (url, server):
         before = _status(server.pid, "VmRSS")
         started = time.perf_counter()
         with zip_path.open("rb") as stream:
@@ -90,9 +67,6 @@ def main(files: int = 50, file_bytes: int = 1_000_000) -> dict[str, float]:
             )
         elapsed = time.perf_counter() - started
         peak = _status(server.pid, "VmHWM")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     assert response.status_code == 201, response.text[:500]
     dataset = SeedDataset.objects.get(code=response.json()["id"])
     assert dataset.file_count == files

@@ -71,12 +71,15 @@ SKIPPED_KEPT = 50  # sample codes a reviewer may pass over in one sitting (they 
 
 class ReviewQueueForm(forms.Form):
     """Which card the review queue shows: the property, the queue, samples passed over, or one sample to see again
-    (`back`: the reviewer's n-th most recent label; `sample`: one sample, after an undo). Bad values are dropped."""
+    (`back`: the reviewer's n-th most recent label; `sample`: one sample, after an undo, with the `undone` value).
+    Bad values are dropped."""
 
     property = forms.CharField(required=False, max_length=200)
     mode = forms.ChoiceField(required=False, choices=[("random", "random"), ("disagreement", "disagreement")])
     back = forms.IntegerField(required=False, min_value=0, max_value=10_000)
     sample = forms.UUIDField(required=False)
+    # The value whose label on `sample` was just undone (a plain form post's redirect says it like HTMX's answer).
+    undone = forms.CharField(required=False, max_length=500)
 
     def queue(self) -> dict[str, Any]:
         """The valid fields, and `skip`: the last SKIPPED_KEPT well-formed sample codes passed over."""
@@ -93,6 +96,7 @@ class ReviewQueueForm(forms.Form):
             "mode": self.cleaned_data.get("mode") or "random",
             "back": self.cleaned_data.get("back") or 0,
             "sample": self.cleaned_data.get("sample"),
+            "undone": self.cleaned_data.get("undone") or "",
             "skip": skip,
         }
 

@@ -471,7 +471,12 @@ def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[s
         return f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode({**base, **extra}, doseq=True)}"
 
     judged = (row.classifications or {}) if row is not None else {}
+    undone = None
+    if queue["sample"] and queue.get("undone") in prop.values and row is not None:
+        # The redirect after a plain-form undo: the same line as HTMX's answer (which passes the withdrawn Review).
+        undone = {"property_name": prop.name, "value": queue["undone"], "sample": row.sample}
     return {
+        "undone": undone,
         "evaluation": evaluation,
         "properties": [p.name for p in properties],
         "prop": prop.name,
@@ -569,7 +574,9 @@ def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse
         review_withdraw(review=latest)
     if request.htmx:
         return _render_card(request, evaluation, queue, membership=membership, undone=latest)
-    return _queue_redirect(evaluation, queue, **({"sample": str(queue["sample"])} if latest else {}))
+    return _queue_redirect(
+        evaluation, queue, **({"sample": str(queue["sample"]), "undone": latest.value} if latest else {})
+    )
 
 
 @login_required

@@ -405,6 +405,18 @@ def test_undo_withdraws_the_last_label_and_shows_its_sample(client: Client, alic
     assert "Undone: sentiment = neutral" in response.content.decode()
     plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"})
     assert plain.status_code == HTTPStatus.FOUND  # nothing left to undo: back to the queue
+    assert "undone" not in plain["Location"]
+    # A plain form post (no JavaScript, or a click before HTMX took over the new card) says it on the next page.
+    client.post(
+        f"/evaluations/{done.code}/review/label/",
+        {"sample": str(first.sample.code), "property": "sentiment", "value": "negative"},
+    )
+    plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"}, follow=True)
+    assert not Review.objects.exists()
+    assert f"Undone: sentiment = negative on {first.sample.identifier}." in plain.content.decode()
+    # The value comes from the URL: one that is not a value of the property shows nothing.
+    forged = client.get(queue_url(done, property="sentiment", sample=str(first.sample.code), undone="nope"))
+    assert "Undone:" not in forged.content.decode()
 
 
 def test_back_shows_my_earlier_label_and_skip_passes_over(client: Client, alice: Any, done: Evaluation) -> None:
