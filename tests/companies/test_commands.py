@@ -36,16 +36,10 @@ def test_create_api_key_prints_a_working_key_on_its_last_line(db: None) -> None:
 
 
 def test_create_api_key_reuses_company_user_and_membership(db: None) -> None:
-    for _ in range(2):
-        call_command(
-            "create_api_key",
-            "--company",
-            "Acme",
-            "--email",
-            "ops@acme.test",
-            stdout=StringIO(),
-        )
-    assert Company.objects.filter(name="Acme").count() == 1
+    # The company and the user are matched ignoring case (and the spaces around a company name).
+    for company, email in (("Acme", "ops@acme.test"), (" ACME ", "Ops@Acme.test")):
+        call_command("create_api_key", "--company", company, "--email", email, stdout=StringIO())
+    assert list(Company.objects.values_list("name", flat=True)) == ["Acme"]
     assert Membership.objects.count() == 1
     assert ApiKey.objects.count() == 2
 
