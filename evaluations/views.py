@@ -472,8 +472,9 @@ def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[s
 
     judged = (row.classifications or {}) if row is not None else {}
     undone = None
-    if queue["sample"] and queue.get("undone") in prop.values and row is not None:
-        # The redirect after a plain-form undo: the same line as HTMX's answer (which passes the withdrawn Review).
+    if queue["sample"] and queue["undone"] in prop.values and row is not None:
+        # After an undo: HTMX's answer, or the page a plain form post is redirected to (the value is then from the
+        # URL, hence the check against the property's values).
         undone = {"property_name": prop.name, "value": queue["undone"], "sample": row.sample}
     return {
         "undone": undone,
@@ -568,14 +569,14 @@ def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse
     prop = queue["prop"] if queue["prop"] in names else names[0]
     mode = QueueMode(queue["mode"])
     latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop, mode=mode).first()
-    queue = {**queue, "prop": prop, "back": 0, "sample": None}
+    queue = {**queue, "prop": prop, "back": 0, "sample": None, "undone": ""}
     if latest is not None:
-        queue["sample"] = latest.sample.code
+        queue["sample"], queue["undone"] = latest.sample.code, latest.value
         review_withdraw(review=latest)
     if request.htmx:
-        return _render_card(request, evaluation, queue, membership=membership, undone=latest)
+        return _render_card(request, evaluation, queue, membership=membership)
     return _queue_redirect(
-        evaluation, queue, **({"sample": str(queue["sample"]), "undone": latest.value} if latest else {})
+        evaluation, queue, **({"sample": str(queue["sample"]), "undone": queue["undone"]} if latest else {})
     )
 
 
