@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -64,8 +66,6 @@ def web_server(command: list[str], env: dict[str, str] | None = None) -> Iterato
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
         for _ in range(200):
             try:
                 httpx.get(f"{url}/api/schema/", timeout=1)

@@ -22,6 +22,8 @@ from collections import Counter
 import httpx
 from common import setup_django, web_server
 
+EVALUATE_BODY = {"model_input": {"user_prompt": "Hi?"}, "model_output": "Hello.", "run_mode": "economy"}
+
 
 def company(name: str) -> tuple[str, str, str]:
     """(API key secret, spec id, evaluation id) of a new company with a 20-sample run evaluated once."""
@@ -51,8 +53,7 @@ def b_client(url: str, secret: str, evaluation: str, until: float, latencies: li
             elif step % 3 == 1:
                 response = http.get(f"/api/dataframer/evaluations/{evaluation}/")
             else:
-                body = {"model_input": {"user_prompt": "Hi?"}, "model_output": "Hello.", "run_mode": "economy"}
-                response = http.post("/evaluate", json=body)
+                response = http.post("/evaluate", json=EVALUATE_BODY)
             latencies.append(time.perf_counter() - started)
             assert response.status_code < 300, (response.status_code, response.text[:200])
             step += 1
@@ -68,10 +69,7 @@ def a_client(url: str, secret: str, spec: str, number: int, until: float, status
             if number < 4:
                 response = http.post("/api/dataframer/runs/import/", json={"spec_id": spec, "samples": rows})
             elif number % 2:
-                response = http.post(
-                    "/evaluate",
-                    json={"model_input": {"user_prompt": "Hi?"}, "model_output": "Hello.", "run_mode": "economy"},
-                )
+                response = http.post("/evaluate", json=EVALUATE_BODY)
             else:
                 response = http.get("/api/dataframer/runs/")
             statuses[response.status_code] += 1
