@@ -143,6 +143,7 @@ class Review(models.Model):
         RANDOM = "random", "Random (stratified queue)"
         DISAGREEMENT = "disagreement", "Disagreement queue (judged ≠ assigned)"
         MANUAL = "manual", "Corrected in place"
+        API = "api", "Through the API (not drawn at random)"
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="reviews")
@@ -151,8 +152,17 @@ class Review(models.Model):
     value = models.CharField(max_length=500)
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews")
     selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.RANDOM)
-    # Provenance only: which evaluation's page or API call the label came from.
+    # Which evaluation's page or API call the label came from. For a RANDOM label it is also the design: the
+    # evaluation whose judged values were the strata the sample was drawn from (fixed once drawn).
     evaluation = models.ForeignKey(Evaluation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The design of a RANDOM label (issue #20): the stratum it was drawn from (that evaluation's judged value at the
+    # time, "undecided" and "failed" included; "" for a draw over the whole run), and, when a client drew it
+    # itself and said so, its inclusion probability (None: derived from the design when estimating).
+    stratum = models.CharField(max_length=500, blank=True)
+    inclusion_probability = models.FloatField(null=True, blank=True)
+    # Given blind: the reviewer saw neither the judged nor the assigned value before answering. Only blind RANDOM
+    # labels feed kappa, judge accuracy and the corrected distribution.
+    blind = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
