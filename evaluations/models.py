@@ -115,11 +115,24 @@ class SampleClassification(models.Model):
     from_cache = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # A sample's judged "value" on a property when the judge gave none (issue #20): strata like any judged value in
+    # the corrected distribution, the review queue, filters and exports. In parentheses, so that no spec value (a
+    # property may well have a value "failed") is mistaken for them. A sample with no row at all (an evaluation
+    # canceled part-way) counts as FAILED: it was not judged.
+    UNDECIDED = "(undecided)"
+    FAILED = "(failed)"
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["evaluation", "sample"], name="classification_one_per_sample")]
 
     def __str__(self) -> str:
         return f"{self.sample_id} in {self.evaluation_id}"
+
+    def stratum(self, prop: str) -> str:
+        """The judged value on `prop`, or UNDECIDED / FAILED when the judge gave none."""
+        if self.status == self.Status.FAILED or self.classifications is None:
+            return self.FAILED
+        return str(self.classifications.get(prop, self.UNDECIDED))
 
 
 class ReviewQuerySet(models.QuerySet["Review"]):
