@@ -330,17 +330,22 @@ class Worker:
             self.kill()
 
 
-@pytest.fixture
-def start_worker(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Start real workers with extra environment (settings overrides); every one is stopped at the end."""
+def subprocess_database_url() -> str:
+    """The test database as a DATABASE_URL, for the processes a test starts (workers, `make run`'s Procfile)."""
     from django.db import connection
-    from django_q.conf import Conf
 
     db = connection.settings_dict
     if connection.vendor == "sqlite":
-        url = f"sqlite:///{db['NAME']}"
-    else:
-        url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def start_worker(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Start real workers with extra environment (settings overrides); every one is stopped at the end."""
+    from django_q.conf import Conf
+
+    url = subprocess_database_url()
     monkeypatch.setattr(Conf, "SYNC", False)  # this process enqueues; the workers run the tasks
     started: list[Worker] = []
 
