@@ -22,6 +22,11 @@ class CompanyQuerySet(models.QuerySet["Company"]):
         """Every company list starts here: the companies `user` is a member of."""
         return self.filter(memberships__user=user)
 
+    def named(self, name: str) -> CompanyQuerySet:
+        """The company an operator means by `name`: case and the spaces around it ignored, so "demo company " finds
+        "Demo Company". Every management command matches a company through this, the oldest first."""
+        return self.filter(name__iexact=name.strip()).order_by("id")
+
 
 class Company(models.Model):
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)

@@ -24,12 +24,11 @@ def api_key_rotate(*, api_key: ApiKey) -> tuple[ApiKey, str]:
 def member_ensure(*, company_name: str, email: str, role: str = Membership.Role.OWNER) -> Membership:
     """Get or create the company, the user (username = email) and the membership; an existing role is kept.
 
-    The company is matched like the user, ignoring case and the spaces around it: an operator typing "Demo company"
-    for "Demo Company" gets the existing company, not a second, empty one."""
-    company_name = company_name.strip()
-    company = Company.objects.filter(name__iexact=company_name).order_by("id").first()
+    The company is matched like the user, ignoring case and the spaces around it (`Company.objects.named`): an
+    operator typing "Demo company" for "Demo Company" gets the existing company, not a second, empty one."""
+    company = Company.objects.named(company_name).first()
     if company is None:
-        company = Company.objects.create(name=company_name)
+        company = Company.objects.create(name=company_name.strip())
     user_model = get_user_model()
     user = user_model.objects.filter(email__iexact=email).first()
     if user is None:

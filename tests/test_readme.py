@@ -36,3 +36,37 @@ def test_the_spec_from_yaml_example_runs_as_written(
     assert printed.getvalue() == "SUCCEEDED\n"
     spec = Spec.objects.get(name="Support")
     assert spec.versions.get().content_yaml == (tmp_path / "spec.yaml").read_text(encoding="utf-8")
+
+
+def markdown_table_after(heading: str) -> list[list[str]]:
+    """The rows (cells stripped, header and rule left out) of the first table under `heading`."""
+    section = README.split(heading, 1)[1]
+    lines = section[section.index("\n|") + 1 :].splitlines()
+    rows = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def test_the_management_commands_table_lists_every_option() -> None:
+    from django.core.management import get_commands, load_command_class
+    from django.core.management.base import BaseCommand
+
+    ours = {name: app for name, app in get_commands().items() if app in {"companies", "runs", "work"}}
+    django_options = {o for a in BaseCommand().create_parser("manage.py", "x")._actions for o in a.option_strings}
+    documented = {
+        row[0].strip("`"): set(re.findall(r"--[a-z-]+", row[1]))
+        for row in markdown_table_after("## Management commands")
+    }
+    actual = {
+        name: {
+            option
+            for action in load_command_class(app, name).create_parser("manage.py", name)._actions
+            for option in action.option_strings
+            if option.startswith("--") and option not in django_options
+        }
+        for name, app in ours.items()
+    }
+    assert documented == actual

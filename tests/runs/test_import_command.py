@@ -44,3 +44,22 @@ def test_import_run_command_reports_problems(tmp_path: Path, company_a: Any) -> 
     with pytest.raises(CommandError, match="No company named"):
         import_run("Nope", spec, samples)
     assert not Run.objects.exists()
+
+
+def test_import_run_matches_the_company_as_create_api_key_does(tmp_path: Path, company_a: Any) -> None:
+    # "Alpha Corp" typed in another case with spaces around it: the same company, as create_api_key finds it.
+    spec, samples = files(tmp_path, make_rows(2))
+    run = Run.objects.get(code=import_run("  alpha CORP ", spec, samples))
+    assert run.company == company_a
+    with pytest.raises(CommandError, match="No company named 'Alpha'"):
+        import_run("Alpha", spec, samples)  # a prefix is another name
+
+
+def test_import_run_names_the_spec_with_spec_name(tmp_path: Path, company_a: Any) -> None:
+    spec, samples = files(tmp_path, make_rows(2))
+    call_command(
+        "import_run",
+        *("--company", "Alpha Corp", "--spec", spec, "--spec-name", "Support chats", "--samples", samples),
+        stdout=StringIO(),
+    )
+    assert Run.objects.get().spec.name == "Support chats"

@@ -12,7 +12,9 @@ class Command(BaseCommand):
     help = "Create an API key (and the company, user and membership if missing). The key is the last line printed."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--company", required=True, help="company name")
+        parser.add_argument(
+            "--company", required=True, help="company name (case and surrounding spaces ignored; created if missing)"
+        )
         parser.add_argument("--email", required=True, help="the key's user")
         parser.add_argument("--name", default="", help="a label for the key")
         parser.add_argument(

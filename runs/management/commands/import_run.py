@@ -17,7 +17,9 @@ class Command(BaseCommand):
     help = "Import a run: a spec YAML plus samples (JSONL, or a ZIP with samples.jsonl). Prints the run id last."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--company", required=True, help="company name (must exist)")
+        parser.add_argument(
+            "--company", required=True, help="company name (must exist; case and surrounding spaces ignored)"
+        )
         parser.add_argument("--spec", required=True, type=Path, help="spec YAML file")
         parser.add_argument("--spec-name", help="spec name (default: the YAML file's stem)")
         parser.add_argument("--samples", required=True, type=Path, help="samples .jsonl or .zip")
@@ -25,7 +27,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        company = Company.objects.filter(name=options["company"]).first()
+        company = Company.objects.named(options["company"]).first()
         if company is None:
             raise CommandError(f"No company named {options['company']!r}.")
         content_yaml = options["spec"].read_text()
