@@ -215,14 +215,24 @@ class ClassificationJob(SpecJudge):
         return self.classify_text(sample.content, deadline=deadline)
 
 
+def _lock_processing(evaluation_id: int) -> bool:
+    """Lock the evaluation's row (in the caller's transaction) and say whether it is still PROCESSING: whatever
+    writes results checks this first, and the UPDATE that ends the evaluation waits for the lock, so nothing is
+    added to an ended evaluation. (On SQLite the lock is the database's: write transactions are IMMEDIATE.)"""
+    return Evaluation.objects.select_for_update().filter(id=evaluation_id, status=Evaluation.Status.PROCESSING).exists()
+
+
 def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Outcome, digest: str) -> None:
     """Write one sample's result, its ledger rows and the cache entry together, as soon as it arrives.
 
     Inserts ignore conflicts: if a duplicate delivery of this chunk got there first, its classification stands,
     and this delivery's calls are still recorded (they were made, and paid for). A fatal outcome writes only the
-    ledger: the sample was not judged, and the evaluation fails as a whole.
+    ledger: the sample was not judged, and the evaluation fails as a whole. An answer that lands after the
+    evaluation ended (canceled while the call was in flight) writes the ledger and the cache, never the
+    evaluation: an ended evaluation never changes (_lock_processing).
     """
     with transaction.atomic():
+        processing = _lock_processing(job.evaluation.id)
         record_calls(
             company_id=job.evaluation.company_id,
             model=job.resolved.model,
@@ -230,21 +240,6 @@ def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Out
             attempts=outcome.attempts,
             subject=job.evaluation,
             item_id=sample.id,
-        )
-        if outcome.fatal or outcome.deferred:
-            return  # not judged: a fatal error ends the evaluation, a deferred sample is asked in the next run
-        SampleClassification.objects.bulk_create(
-            [
-                SampleClassification(
-                    evaluation_id=job.evaluation.id,
-                    sample=sample,
-                    status=SampleClassification.Status.OK if outcome.ok else SampleClassification.Status.FAILED,
-                    classifications=outcome.answer["values"] if outcome.ok else None,
-                    rationales=(outcome.answer["rationales"] or None) if outcome.ok else None,
-                    error=outcome.error[:2000],
-                )
-            ],
-            ignore_conflicts=True,
         )
         if outcome.ok:
             JudgeCache.objects.bulk_create(
@@ -258,6 +253,21 @@ def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Out
                 ],
                 ignore_conflicts=True,
             )
+        if outcome.fatal or outcome.deferred or not processing:
+            return  # not judged (a fatal error ends the evaluation, a deferred sample is asked again), or ended
+        SampleClassification.objects.bulk_create(
+            [
+                SampleClassification(
+                    evaluation_id=job.evaluation.id,
+                    sample=sample,
+                    status=SampleClassification.Status.OK if outcome.ok else SampleClassification.Status.FAILED,
+                    classifications=outcome.answer["values"] if outcome.ok else None,
+                    rationales=(outcome.answer["rationales"] or None) if outcome.ok else None,
+                    error=outcome.error[:2000],
+                )
+            ],
+            ignore_conflicts=True,
+        )
 
 
 def _started(evaluation_id: int) -> Evaluation | None:
@@ -333,21 +343,24 @@ def _answered_from_cache(*, job: ClassificationJob, samples: Iterator[Sample]) -
                 content_hash__in=set(digests.values()),
             ).values_list("content_hash", "result")
         )
-        SampleClassification.objects.bulk_create(
-            [
-                SampleClassification(
-                    evaluation_id=job.evaluation.id,
-                    sample=s,
-                    # An Answer: the prompt version in the configuration hash keeps older shapes out.
-                    classifications=cached[digests[s.id]]["values"],
-                    rationales=cached[digests[s.id]]["rationales"] or None,
-                    from_cache=True,
-                )
-                for s in page
-                if digests[s.id] in cached
-            ],
-            ignore_conflicts=True,
-        )
+        with transaction.atomic():
+            if not _lock_processing(job.evaluation.id):
+                return  # ended meanwhile: nothing more is written to it
+            SampleClassification.objects.bulk_create(
+                [
+                    SampleClassification(
+                        evaluation_id=job.evaluation.id,
+                        sample=s,
+                        # An Answer: the prompt version in the configuration hash keeps older shapes out.
+                        classifications=cached[digests[s.id]]["values"],
+                        rationales=cached[digests[s.id]]["rationales"] or None,
+                        from_cache=True,
+                    )
+                    for s in page
+                    if digests[s.id] in cached
+                ],
+                ignore_conflicts=True,
+            )
         yield from ((s, digests[s.id]) for s in page if digests[s.id] not in cached)
 
 

@@ -168,6 +168,8 @@ class Run(models.Model):
         FAILED = "FAILED"
         CANCELED = "CANCELED"
 
+    ACTIVE = (Status.PENDING, Status.PROCESSING)  # every other status is terminal: the run never changes again
+
     class Source(models.TextChoices):
         IMPORT = "import", "Imported"
         GENERATED = "generated", "Generated"
@@ -222,7 +224,7 @@ class Run(models.Model):
 
     def cancel(self) -> bool:
         """Cancel if still pending or processing; return whether this call did it."""
-        updated = Run.objects.filter(pk=self.pk, status__in=[self.Status.PENDING, self.Status.PROCESSING]).update(
+        updated = Run.objects.filter(pk=self.pk, status__in=self.ACTIVE).update(
             status=self.Status.CANCELED, completed_at=timezone.now()
         )
         if updated:

@@ -443,8 +443,12 @@ def run_generate(
 
 def run_cancel(*, run: Run) -> bool:
     """Cancel a PENDING or PROCESSING run and end its work items: a worker writing it sees its claim gone at its
-    next tick (within WORK_HEARTBEAT_SECONDS) and starts no new call. Returns whether this call canceled it."""
-    canceled = run.cancel()
+    next tick (within WORK_HEARTBEAT_SECONDS) and starts no new call. Returns whether this call canceled it.
+    The run's counters are exact as it ends, and final (see _run_lock_active)."""
+    with transaction.atomic():
+        if _run_lock_active(run.id):
+            run_counters_refresh(run_id=run.id)
+        canceled = run.cancel()
     if canceled:
         work_cancel(kind_prefix="run.", subject_id=run.id, reason="the run was canceled")
     return canceled
@@ -458,16 +462,29 @@ def run_delete(*, run: Run) -> None:
 
 
 def run_generation_fail(*, run_id: int, message: str) -> None:
-    """End a generated run FAILED with `message` in runtime_params["error"] (unless it already ended)."""
-    run = Run.objects.filter(id=run_id).first()
-    if run is None:
-        return
-    Run.objects.filter(id=run_id, status__in=[Run.Status.PENDING, Run.Status.PROCESSING]).update(
-        status=Run.Status.FAILED,
-        completed_at=timezone.now(),
-        runtime_params={**run.runtime_params, "error": message[:2000]},
-    )
+    """End a generated run FAILED with `message` in runtime_params["error"] (unless it already ended), its counters
+    exact as it ends, and final (see _run_lock_active)."""
+    with transaction.atomic():
+        if not _run_lock_active(run_id):
+            return
+        run_counters_refresh(run_id=run_id)
+        run = Run.objects.get(id=run_id)
+        Run.objects.filter(id=run_id).update(
+            status=Run.Status.FAILED,
+            completed_at=timezone.now(),
+            runtime_params={**run.runtime_params, "error": message[:2000]},
+        )
     work_cancel(kind_prefix="run.", subject_id=run_id, reason=message)
+
+
+def _run_lock_active(run_id: int) -> bool:
+    """Lock the run's row (in the caller's transaction) and say whether it is still PENDING or PROCESSING.
+
+    A terminal run never changes again. Whatever ends a run takes this lock, recounts and changes the status in one
+    transaction; whatever writes a sample takes it too and writes nothing to an ended run. So an answer that lands
+    after a cancel is in the ledger (it was paid for: total_cost, the ledger's sum, counts it) but adds no sample
+    and no count. (On SQLite the lock is the database's: write transactions are IMMEDIATE, one at a time.)"""
+    return Run.objects.select_for_update().filter(id=run_id, status__in=Run.ACTIVE).exists()
 
 
 def _processing(run_id: int) -> Run | None:
@@ -603,10 +620,12 @@ def _save_written(*, job: WritingJob, position: int, written: Written) -> None:
 
     A position already written (a duplicate delivery, a worker that lost its claim) keeps its first sample: the
     insert is ignored on the (run, identifier) constraint. The calls are recorded all the same: they were made,
-    and paid for. A fatal or deferred outcome writes only the ledger.
+    and paid for. A fatal or deferred outcome writes only the ledger, and so does an answer that lands after the
+    run ended (canceled while the call was in flight): an ended run never changes.
     """
     run = job.run
     with transaction.atomic():
+        active = _run_lock_active(run.id)
         for model, purpose, outcome in written.calls:
             record_calls(
                 company_id=run.company_id,
@@ -616,6 +635,8 @@ def _save_written(*, job: WritingJob, position: int, written: Written) -> None:
                 subject=run,
                 item_id=position,
             )
+        if not active:
+            return
         if written.content is not None:
             path = writing.path_for(position, written.title)
             sample = Sample(
