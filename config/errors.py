@@ -29,8 +29,11 @@ KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+DEEPRAILS_ROOTS = ("/evaluate", "/monitor", "/defend")  # the DeepRails client's paths (config/unserved.py for two)
+
+
 def is_api_path(path: str) -> bool:
-    return path.startswith("/api/") or path == "/evaluate" or path.startswith("/evaluate/")
+    return path.startswith("/api/") or any(path == root or path.startswith(f"{root}/") for root in DEEPRAILS_ROOTS)
 
 
 def request_id(request: HttpRequest) -> str:

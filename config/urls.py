@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from companies.api.views import rotate_api_key
 from companies.views import SignInView
 from config.api_router import dataframer
+from config.unserved import urlpatterns as unserved_urlpatterns
 from evaluations.api.views import EvaluationReviewViewSet, RunEvaluationsViewSet
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
@@ -46,6 +47,8 @@ urlpatterns = [
     # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
     path("", include((guardrail_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
+    # The official clients' calls not implemented yet (red teaming, anonymization, monitor, defend): a JSON 404.
+    *unserved_urlpatterns,
 ]
 
 # Pages get templates/404.html and 500.html when DEBUG is off; API paths get JSON (config.errors).
