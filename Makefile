@@ -31,8 +31,13 @@ run: install
 	@echo "Serving on http://$(HOST):$(PORT)/ (web + worker; Ctrl-C stops both)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -p $(PORT)
 
+# The suite in TEST_PROCESSES processes (pytest-xdist): each has its own test database (SQLite file or PostgreSQL
+# database, suffixed _gw<N>), Redis database and media folder (config/settings_test.py). More processes than
+# cores, because most of the slow tests wait (on real workers, a live server, a browser) rather than compute.
+# worksteal: an idle process takes queued tests from a busy one, so one slow module does not end the run alone.
+TEST_PROCESSES ?= 4
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .
