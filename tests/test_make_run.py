@@ -104,7 +104,7 @@ def test_a_signal_to_make_run_s_group_stops_every_process_it_started(
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(iter(honcho.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
-    wait_for(lambda: any("Q Cluster" in line and "running" in line for line in output), timeout=90)
+    wait_for(lambda: any("Q Cluster" in line and "running" in line for line in output), timeout=180)
     wait_for(lambda: "Quit the server with" in "".join(output), timeout=60)
     started = marked_processes(marker)
     workers = [command for command in started.values() if command.endswith("manage.py worker")]

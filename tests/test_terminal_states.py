@@ -42,9 +42,11 @@ def without_ledger_sums(read: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def settled(read: Any) -> Any:
-    """Read until every call in flight has landed: longer than a call takes, plus a heartbeat to see the cancel."""
-    time.sleep(LATENCY + 2 * int(FAST["WORK_HEARTBEAT_SECONDS"]) + 1)
+def settled(read: Any, landed_late: Any) -> Any:
+    """Read again once answers in flight at the cancel have landed in the ledger, and the rest had time to: longer
+    than a call takes, plus a heartbeat for the worker to see the cancel."""
+    wait_for(lambda: bool(landed_late()), timeout=60)
+    time.sleep(LATENCY + 2 * int(FAST["WORK_HEARTBEAT_SECONDS"]))
     return read()
 
 
@@ -62,15 +64,16 @@ def test_a_canceled_run_keeps_what_it_had_at_the_cancel(
     def read() -> dict[str, Any]:
         return without_ledger_sums(alice_api.get(f"/api/dataframer/runs/{run.code}/").json())
 
+    def landed_late() -> set[int]:
+        """Positions written by the provider and paid for (in the ledger) that got no sample."""
+        written = set(run.samples.values_list("position", flat=True))
+        return set(run.judge_calls.filter(outcome="ok").values_list("item_id", flat=True)) - written
+
     at_cancel, samples_at_cancel = read(), run.samples.count()
     assert at_cancel["status"] == "CANCELED"
     assert at_cancel["samples_completed"] == samples_at_cancel  # exact as it ended
-    assert settled(read) == at_cancel
+    assert settled(read, landed_late) == at_cancel
     assert run.samples.count() == samples_at_cancel
-    # The answers in flight did land, and were paid for: the ledger has writes of positions that got no sample.
-    written = set(run.samples.values_list("position", flat=True))
-    landed = set(run.judge_calls.filter(outcome="ok").values_list("item_id", flat=True))
-    assert landed - written
 
 
 def test_a_canceled_evaluation_keeps_what_it_had_at_the_cancel(
@@ -85,10 +88,12 @@ def test_a_canceled_evaluation_keeps_what_it_had_at_the_cancel(
     def read() -> dict[str, Any]:
         return without_ledger_sums(alice_api.get(f"/api/dataframer/evaluations/{evaluation.code}/").json())
 
+    def landed_late() -> set[int]:
+        """Samples the provider judged and was paid for (in the ledger) that got no classification."""
+        judged = set(evaluation.classifications.values_list("sample_id", flat=True))
+        return set(evaluation.judge_calls.filter(outcome="ok").values_list("item_id", flat=True)) - judged
+
     at_cancel, classified_at_cancel = read(), classified(evaluation)
     assert at_cancel["status"] == "FAILED"  # the Dataframer client's word for canceled
-    assert settled(read) == at_cancel
+    assert settled(read, landed_late) == at_cancel
     assert classified(evaluation) == classified_at_cancel
-    judged = set(evaluation.classifications.values_list("sample_id", flat=True))
-    landed = set(evaluation.judge_calls.filter(outcome="ok").values_list("item_id", flat=True))
-    assert landed - judged  # answers in flight landed in the ledger, not in the evaluation
