@@ -201,6 +201,7 @@ class State:
     def _clear(self) -> None:
         self.sequence = 0
         self.requests = 0
+        self.arrivals: list[float] = []  # time.monotonic() of each provider request, for tests in this process
         self.ok = 0
         self.faults: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
@@ -352,6 +353,7 @@ class Handler(BaseHTTPRequestHandler):
         fault = state.choose_fault(len(raw))
         with state.lock:
             state.requests += 1
+            state.arrivals.append(time.monotonic())
             state.paths[self.path] += 1
             if fault == OK:
                 state.ok += 1
@@ -611,6 +613,11 @@ class StandIn:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def arrivals_after(self, moment: float) -> int:
+        """Provider requests that arrived after `moment` (time.monotonic() in this process)."""
+        with self.state.lock:
+            return sum(1 for t in self.state.arrivals if t > moment)
 
     def reset(self) -> None:
         self.state.reset()

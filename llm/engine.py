@@ -149,16 +149,16 @@ class Judge:
         outcome = Outcome()
         bad_replies = 0
         for attempt in range(1, settings.JUDGE_MAX_ATTEMPTS + 1):
-            if stopping.is_set():
-                # The worker is stopping: no new request and no retry; the item is asked again after the restart.
-                outcome.error = "not asked: the worker is stopping"
-                outcome.deferred = True
-                return outcome
             if deadline is not None and time.monotonic() + settings.JUDGE_TIMEOUT_SECONDS > deadline:
                 outcome.error = "not asked: no time left in this run to finish a call"
                 outcome.deferred = True
                 return outcome
             with self.limiter:
+                if stopping.is_set():
+                    # The worker is stopping: no new request and no retry; the item is asked again after the restart.
+                    outcome.error = "not asked: the worker is stopping"
+                    outcome.deferred = True
+                    return outcome
                 started = time.perf_counter()
                 # JUDGE_TIMEOUT_SECONDS bounds the whole call (connect, first byte, every chunk of the body).
                 with call_clock(settings.JUDGE_TIMEOUT_SECONDS) as clock:
