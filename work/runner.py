@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.conf import Conf
@@ -181,13 +181,13 @@ def _hand_back_after_outage(item: WorkItem, *, reason: str) -> None:
     until = time.monotonic() + settings.WORK_LEASE_SECONDS
     while True:
         try:
-            close_old_connections()  # a connection the outage broke is replaced, not reused
             _hand_back(item, last_error=reason[:4000], available_at=timezone.now() + timedelta(seconds=1))
             return
         except Exception as exc:
             if outage_of(exc) is None or time.monotonic() >= until:
                 logger.exception("work item %s could not be handed back after an outage", item.key)
                 return
+            connection.close()  # broken by the outage: the next try opens a fresh one
         time.sleep(1)
 
 
