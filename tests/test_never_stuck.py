@@ -89,6 +89,24 @@ def test_ten_sigkills_during_one_long_evaluation_do_not_use_up_its_attempts(
     assert classify_item(evaluation).claim == 11
 
 
+def test_on_the_default_timings_a_killed_worker_s_item_resumes_within_30_seconds(
+    start_worker: Any, standin: StandIn, company_a: Company
+) -> None:
+    standin.configure(latency=0.2)
+    evaluation = evaluation_of(company_a, 400)
+    start_worker()  # no overrides: the lease, heartbeat, reconcile and backoff a deployment gets
+    wait_for(lambda: classified(evaluation) >= 20, timeout=90)
+    kill_the_worker_holding(evaluation, 1)
+    time.sleep(0.5)  # calls the killed process had answered may still land in the ledger; nothing more after this
+    before = classified(evaluation)
+    # django-q's sentinel has a fresh worker process up within a second: "a worker available again".
+    took = wait_for(lambda: classified(evaluation) > before, timeout=60, every=0.2) + 0.5
+    print(f"default timings: SIGKILL to the next classified sample {took:.1f} s")
+    assert took < 30
+    wait_for(lambda: status(evaluation) != "PROCESSING", timeout=90)
+    assert_nothing_lost_or_doubled(evaluation)
+
+
 def test_claims_that_all_die_without_progress_still_end_failed_with_the_reason(
     start_worker: Any, standin: StandIn, company_a: Company
 ) -> None:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from config.outages import outage_of
-from llm.deadline import stop_calls
+from llm.deadline import stop_calls  # the one thing work knows of llm: how to make provider calls stop
 
 from . import dispatch
 from .models import WorkItem

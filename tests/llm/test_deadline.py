@@ -71,6 +71,7 @@ def test_a_trickling_or_hanging_reply_ends_at_the_total_deadline(
     server.configure(forced=[fault], trickle_chunks=30)  # a trickled reply would take 30 s, one piece a second
     outcome, took = ask(judge(f"test/standin-{provider}", monkeypatch))
     [attempt] = outcome.attempts
+    print(f"{provider} {fault}: ended as {attempt.outcome} after {attempt.latency_ms} ms (deadline 2,000 ms)")
     assert attempt.outcome == "timeout", attempt.error
     assert 2000 <= attempt.latency_ms <= 2000 + 500  # the deadline plus a small margin, never 30 s
     assert took < 3
@@ -92,6 +93,7 @@ def test_a_stop_abandons_the_call_in_flight_and_sends_no_retry(
     j = judge("test/standin-openai", monkeypatch)
     threading.Timer(0.5, deadline.stop_calls, kwargs={"after": 0.5}).start()
     outcome, took = ask(j)
+    print(f"stop 0.5 s into a hanging call, abandoned after 0.5 s more: ask returned after {took:.2f} s")
     assert took < 1.5  # stop at 0.5 s, abandoned 0.5 s later (plus one poll)
     [attempt] = outcome.attempts
     assert attempt.outcome == "abandoned"
