@@ -59,11 +59,12 @@ def test_sigterm_with_hanging_and_trickling_calls_in_flight_hands_back_within_fi
     assert JudgeCall.objects.filter(evaluation=evaluation).count() == requests
 
 
-def kill_the_worker_holding(evaluation: Evaluation, claim: int) -> None:
-    """SIGKILL the worker process that holds the item's `claim`-th claim (its pid is on the row); django-q's
-    sentinel starts a fresh worker process in its place, as a supervisor would."""
+def kill_the_worker_holding(evaluation: Evaluation, claim: int, *, after: float = 0.0) -> None:
+    """SIGKILL the worker process that holds the item's `claim`-th claim (its pid is on the row), `after` seconds
+    into the claim; django-q's sentinel starts a fresh worker process in its place, as a supervisor would."""
     claimed = WorkItem.objects.filter(kind="evaluation.classify", subject_id=evaluation.id, claim__gte=claim)
     wait_for(claimed.exists, timeout=60, every=0.05)
+    time.sleep(after)
     item = classify_item(evaluation)
     assert (item.state, item.claim) == ("running", claim)
     os.kill(int(item.worker.rsplit(":", 1)[1]), signal.SIGKILL)
@@ -114,7 +115,7 @@ def test_claims_that_all_die_without_progress_still_end_failed_with_the_reason(
     evaluation = evaluation_of(company_a, 20)
     start_worker(**FAST, WORK_MAX_ATTEMPTS="3")
     for claim in (1, 2, 3):
-        kill_the_worker_holding(evaluation, claim)
+        kill_the_worker_holding(evaluation, claim, after=2.5)  # two heartbeats in: alive, but no progress
     # A worker's reconciler finds the third lease expired: that was the last attempt.
     wait_for(lambda: status(evaluation) != "PROCESSING", timeout=60)
     evaluation.refresh_from_db()
