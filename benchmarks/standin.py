@@ -40,6 +40,7 @@ FAULT_KINDS = (
     "html",  # 200, text/html: a gateway's error page
     "refusal",  # OpenAI message.refusal; Anthropic stop_reason "refusal"
     "truncated",  # OpenAI finish_reason "length"; Anthropic stop_reason "max_tokens"
+    "trickle",  # 200 and the full Content-Length at once, then the body in trickle_chunks pieces, one a second
 )
 # Not drawn by rate: any request whose body exceeds max_body_bytes gets a 400 "context window exceeded".
 TOO_LARGE = "too_large"
@@ -151,6 +152,7 @@ class Config:
     forced: list[str] = field(default_factory=list)  # consumed one per request before any rate; "ok" = no fault
     retry_after: float = 1.0  # Retry-After header on 429, seconds
     hang_seconds: float = 30.0
+    trickle_chunks: int = 30  # a trickled reply takes this many seconds (one piece of the body a second)
     max_body_bytes: int | None = None  # larger request bodies get a 400 "context window exceeded"
 
     def update(self, changes: Mapping[str, Any]) -> None:
@@ -171,6 +173,7 @@ class Config:
             "seed": int,
             "retry_after": float,
             "hang_seconds": float,
+            "trickle_chunks": int,
             "max_body_bytes": lambda v: None if v is None else int(v),
         }
         coerced = {key: casts[key](value) for key, value in changes.items() if key in casts}
@@ -198,6 +201,7 @@ class State:
     def _clear(self) -> None:
         self.sequence = 0
         self.requests = 0
+        self.arrivals: list[float] = []  # time.monotonic() of each provider request, for tests in this process
         self.ok = 0
         self.faults: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
@@ -349,6 +353,7 @@ class Handler(BaseHTTPRequestHandler):
         fault = state.choose_fault(len(raw))
         with state.lock:
             state.requests += 1
+            state.arrivals.append(time.monotonic())
             state.paths[self.path] += 1
             if fault == OK:
                 state.ok += 1
@@ -397,6 +402,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, body[: len(body) // 2], "application/json")
         elif fault == "disconnect":
             self._send(200, body, "application/json", cut=True)
+        elif fault == "trickle":
+            self._send(200, body, "application/json", trickle=config.trickle_chunks)
         else:
             self._send(200, body, "application/json")
 
@@ -415,6 +422,7 @@ class Handler(BaseHTTPRequestHandler):
         headers: Mapping[str, str] | None = None,
         *,
         cut: bool = False,
+        trickle: int = 0,
     ) -> None:
         if not self.path.startswith("/_"):
             self._count_status(str(status))
@@ -432,6 +440,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.request.shutdown(socket.SHUT_RDWR)
+            return
+        if trickle:
+            # Every read the client makes gets a byte or more within a second: no read timeout ever fires.
+            size = -(-len(body) // trickle)
+            for start in range(0, len(body), size):
+                if start and self.server.state.stopping.wait(1.0):
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start : start + size])
+                self.wfile.flush()
             return
         self.wfile.write(body)
 
@@ -595,6 +613,11 @@ class StandIn:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def arrivals_after(self, moment: float) -> int:
+        """Provider requests that arrived after `moment` (time.monotonic() in this process)."""
+        with self.state.lock:
+            return sum(1 for t in self.state.arrivals if t > moment)
 
     def reset(self) -> None:
         self.state.reset()

@@ -3,21 +3,29 @@
 DRF renders its own errors as JSON, but Django answers some requests before or after DRF sees them (an unknown
 path, a body over the size limit, an exception in a view, DEBUG's technical pages): those are turned into
 `{"detail": ...}` here. A 500 carries a request id that is also in the log, so a user can report it.
+
+When the database or the cache (Redis: throttle counters, and the broker) cannot be reached, the answer is a 503
+with Retry-After that says which, never a 500: the official clients retry a 503 after the pause, and the service
+needs nothing done to recover (Django replaces a broken database connection at the next request; redis-py
+reconnects). The throttles fail closed, by choice: a counter that cannot be read answers this 503 rather than let
+unlimited requests or password guesses through, so there is no cache error to catch in the throttles themselves.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import uuid
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
+
+from .outages import DATABASE, outage_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +34,7 @@ logger = logging.getLogger("config.errors")
 
 # Headers an error answer keeps when its body is rewritten as JSON.
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+OUTAGE_RETRY_AFTER = "5"  # seconds: a restart of PostgreSQL or Redis usually takes about this long
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -92,6 +101,9 @@ class JsonErrorsMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        unavailable = outage_response(request, exception)
+        if unavailable is not None:
+            return unavailable
         if not is_api_path(request.path_info):
             return None  # pages keep Django's handling: templates/404.html, 500.html, or DEBUG's pages
         if isinstance(exception, RequestDataTooBig):
@@ -102,15 +114,6 @@ class JsonErrorsMiddleware:
             return json_error(request, HTTPStatus.NOT_FOUND)
         if isinstance(exception, PermissionDenied):
             return json_error(request, HTTPStatus.FORBIDDEN)
-        if isinstance(exception, OperationalError) and "database is locked" in str(exception):
-            # SQLite's write lock stayed taken past the busy timeout: the request was not served, nothing was written,
-            # and the same request can succeed in a moment. The official clients retry a 503 after Retry-After.
-            logger.warning(
-                "Database busy, request id %s: %s %s", request_id(request), request.method, request.path_info
-            )
-            busy = json_error(request, HTTPStatus.SERVICE_UNAVAILABLE, "The database is busy; retry in a moment.")
-            busy["Retry-After"] = "2"
-            return busy
         logger.exception(
             "Unhandled error, request id %s: %s %s", request_id(request), request.method, request.path_info
         )
@@ -143,8 +146,42 @@ def _is_json(response: HttpResponse) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+def outage_response(request: HttpRequest, exception: BaseException) -> HttpResponse | None:
+    """A 503 with Retry-After naming the service that cannot be reached (JSON for the API, a plain "try again in a
+    moment" page otherwise), or None when `exception` is not an outage. Touches neither the database nor the cache."""
+    service = outage_of(exception)
+    if service is None:
+        return None
+    logger.warning(
+        "The %s is unavailable, request id %s: %s %s (%s)",
+        service,
+        request_id(request),
+        request.method,
+        request.path_info,
+        exception,
+    )
+    if is_api_path(request.path_info):
+        if service == DATABASE and "database is locked" in str(exception):
+            # SQLite's write lock stayed taken past the busy timeout: nothing was written, and it frees in a moment.
+            detail, retry_after = "The database is busy; retry in a moment.", "2"
+        else:
+            detail, retry_after = f"The {service} is unavailable; retry in a moment.", OUTAGE_RETRY_AFTER
+        body = {"detail": detail, "unavailable": service, "request_id": request_id(request)}
+        response: HttpResponse = JsonResponse(body, status=HTTPStatus.SERVICE_UNAVAILABLE)
+    else:
+        retry_after = OUTAGE_RETRY_AFTER
+        page = loader.render_to_string("503.html", {"service": service})
+        response = HttpResponse(page, status=HTTPStatus.SERVICE_UNAVAILABLE)
+    response["Retry-After"] = retry_after
+    return response
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500 (DEBUG off): JSON for the API, else a page that names the request id."""
+    """handler500 (DEBUG off): a 503 for an outage (an exception outside any view: a middleware's session read),
+    else JSON for the API, else a page that names the request id."""
+    unavailable = outage_response(request, sys.exc_info()[1] or Exception())
+    if unavailable is not None:
+        return unavailable
     rid = request_id(request)
     logger.error("Server error, request id %s: %s %s", rid, request.method, request.path_info)
     if is_api_path(request.path_info):

@@ -460,14 +460,18 @@ if os.environ.get("GUARDRAIL_RUN_MODES_JSON"):  # overrides, e.g. {"smart": {"ju
     GUARDRAIL_RUN_MODES.update(json.loads(os.environ["GUARDRAIL_RUN_MODES_JSON"]))
 
 # --- Background work (work app) ---
-WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 30)  # a worker that stops heartbeating loses its item after this
+# A worker that stops heartbeating loses its item after WORK_LEASE_SECONDS: seven missed heartbeats. The heartbeat
+# runs between calls' answers (at least every second), never behind a slow call, so a healthy worker keeps it.
+WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 15)
 WORK_HEARTBEAT_SECONDS = env_int("WORK_HEARTBEAT_SECONDS", 2)  # also how soon a running item sees a cancel
 WORK_SLICE_SECONDS = env_int("WORK_SLICE_SECONDS", 10)  # a running item yields after this if other work waits
-WORK_RECONCILE_SECONDS = env_int("WORK_RECONCILE_SECONDS", 10)  # each worker process reconciles this often
-WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 5)
-WORK_STOP_GRACE_SECONDS = env_int(
-    "WORK_STOP_GRACE_SECONDS", 30
-)  # SIGTERM: a busy worker exits within this  # failed or lost runs of one item before it gives up
+WORK_RECONCILE_SECONDS = env_int("WORK_RECONCILE_SECONDS", 5)  # each worker process reconciles this often
+WORK_MAX_ATTEMPTS = env_int("WORK_MAX_ATTEMPTS", 5)  # failed or lost claims without progress before it gives up
+# SIGTERM: no call starts and none is retried; calls in flight get WORK_STOP_CALLS_SECONDS to answer, then are
+# abandoned, the item is handed back and the process exits. WORK_STOP_GRACE_SECONDS is the backstop: whatever the
+# item is doing (a write that hangs), the item is handed back and the process gone by then.
+WORK_STOP_CALLS_SECONDS = env_int("WORK_STOP_CALLS_SECONDS", 2)
+WORK_STOP_GRACE_SECONDS = env_int("WORK_STOP_GRACE_SECONDS", 4)
 WORK_BACKOFF_MAX_SECONDS = env_int("WORK_BACKOFF_MAX_SECONDS", 60)
 WORK_REDELIVER_SECONDS = env_int("WORK_REDELIVER_SECONDS", 45)  # a sent item not started by then is sent again
 WORK_MAX_IN_FLIGHT_PER_COMPANY = env_int("WORK_MAX_IN_FLIGHT_PER_COMPANY", 2)

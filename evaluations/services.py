@@ -377,6 +377,8 @@ def evaluation_classify(*, evaluation_id: int, part: int, parts: int, ctx: Conte
     def on_answer(item: tuple[Sample, str], outcome: Outcome) -> bool:
         sample, digest = item
         _save_classification(job=job, sample=sample, outcome=outcome, digest=digest)
+        if not outcome.deferred:
+            ctx.progressed()  # a sample judged: a kill from here on is an interruption, not a failure
         if outcome.fatal:
             fatal.append(outcome.error)
         return not fatal

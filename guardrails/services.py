@@ -437,6 +437,7 @@ def _grade(*, evaluation: GuardrailEvaluation, panel: Panel, metrics: list[str],
             if not waiting[metric]:
                 result = _result(panel, metric, grades[metric], failures[metric])
                 _save_metric(evaluation_id=evaluation.id, metric=metric, result=result)
+                ctx.progressed()
         return True
 
     ask_each(

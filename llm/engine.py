@@ -25,12 +25,18 @@ from .base import (
     Usage,
 )
 from .catalog import JudgeModel
+from .deadline import call_clock, stopping
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")  # what `ask` returns: an Outcome, or a caller's bundle of them (run generation)
 BAD_REPLY_ATTEMPTS = 2  # a reply that does not parse is asked again once
-sleep = time.sleep  # tests replace it to run backoffs instantly
+ABANDONED = "abandoned"  # JudgeCall.Outcome.ABANDONED: the worker stopped while the call was in flight
+
+
+def sleep(seconds: float) -> None:
+    """A backoff that a stop ends at once (tests replace it to run backoffs instantly)."""
+    stopping.wait(seconds)
 
 
 class AdaptiveLimiter:
@@ -135,7 +141,9 @@ class Judge:
         """Ask until there is a valid answer or no point trying again.
 
         A fatal error ends at once (`fatal` set). With a `deadline` (time.monotonic()), no attempt starts that
-        could outlast it, and no backoff sleeps past it: the outcome is then `deferred` (ask again later).
+        could outlast it, and no backoff sleeps past it: the outcome is then `deferred` (ask again later). Once the
+        process is stopping (deadline.stop_calls), no attempt starts and no backoff goes on; a call in flight is
+        abandoned at the stop's deadline (its attempt is "abandoned", the outcome `deferred`).
         Whatever the provider or the SDK raises becomes an outcome: nothing escapes to the caller.
         """
         outcome = Outcome()
@@ -145,50 +153,65 @@ class Judge:
                 outcome.error = "not asked: no time left in this run to finish a call"
                 outcome.deferred = True
                 return outcome
-            started = time.perf_counter()
-            try:
-                with self.limiter:
-                    reply = self.provider.complete(request)
-                answer = validate(reply.data)
-            except Exception as raw:
-                # A reply the SDK itself cannot parse (an HTML page from a gateway, JSON cut off mid-way) raises
-                # whatever the SDK raises: it is a bad reply, asked again once, never an escaped exception.
-                exc = (
-                    raw if isinstance(raw, JudgeError) else BadReply(f"unreadable reply ({type(raw).__name__}: {raw})")
-                )
-                latency = int((time.perf_counter() - started) * 1000)
-                outcome.attempts.append(
-                    Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc))
-                )
-                if isinstance(exc, FatalJudgeError):
-                    outcome.error = str(exc)
-                    outcome.fatal = True
+            with self.limiter:
+                if stopping.is_set():
+                    # The worker is stopping: no new request and no retry; the item is asked again after the restart.
+                    outcome.error = "not asked: the worker is stopping"
+                    outcome.deferred = True
                     return outcome
-                if isinstance(exc, Refused | Rejected):
-                    outcome.error = f"the judge refused: {exc}" if isinstance(exc, Refused) else str(exc)
-                    return outcome
-                if isinstance(exc, TransientError):
-                    if exc.outcome == "rate_limited":
-                        self.limiter.rate_limited()
-                    outcome.error = f"gave up after {attempt} attempts: {exc}"
-                    if attempt < settings.JUDGE_MAX_ATTEMPTS:
-                        pause = backoff_seconds(attempt, exc.retry_after)
-                        if deadline is not None and time.monotonic() + pause > deadline:
-                            outcome.deferred = True
-                            return outcome
-                        sleep(pause)
-                    continue
-                bad_replies += 1  # BadReply, or anything else the reply caused
-                if bad_replies >= BAD_REPLY_ATTEMPTS:
-                    outcome.error = f"the judge's reply did not fit the schema twice: {exc}"
-                    return outcome
-                continue
+                started = time.perf_counter()
+                # JUDGE_TIMEOUT_SECONDS bounds the whole call (connect, first byte, every chunk of the body).
+                with call_clock(settings.JUDGE_TIMEOUT_SECONDS) as clock:
+                    try:
+                        reply = self.provider.complete(request)
+                        answer = validate(reply.data)
+                    except Exception as raised:
+                        failure: Exception | None = raised
+                    else:
+                        failure = None
             latency = int((time.perf_counter() - started) * 1000)
-            outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency))
-            self.limiter.succeeded()
-            outcome.answer = answer
-            outcome.error = ""
-            return outcome
+            if failure is None:
+                outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency))
+                self.limiter.succeeded()
+                outcome.answer = answer
+                outcome.error = ""
+                return outcome
+            if clock.abandoned:
+                error = "abandoned: the worker stopped while this call was in flight; asked again after the restart"
+                outcome.attempts.append(Attempt(attempt, ABANDONED, Usage(), Decimal(0), latency, error))
+                outcome.error = error
+                outcome.deferred = True
+                return outcome
+            # A reply the SDK itself cannot parse (an HTML page from a gateway, JSON cut off mid-way) raises
+            # whatever the SDK raises: it is a bad reply, asked again once, never an escaped exception.
+            exc = (
+                failure
+                if isinstance(failure, JudgeError)
+                else BadReply(f"unreadable reply ({type(failure).__name__}: {failure})")
+            )
+            outcome.attempts.append(Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc)))
+            if isinstance(exc, FatalJudgeError):
+                outcome.error = str(exc)
+                outcome.fatal = True
+                return outcome
+            if isinstance(exc, Refused | Rejected):
+                outcome.error = f"the judge refused: {exc}" if isinstance(exc, Refused) else str(exc)
+                return outcome
+            if isinstance(exc, TransientError):
+                if exc.outcome == "rate_limited":
+                    self.limiter.rate_limited()
+                outcome.error = f"gave up after {attempt} attempts: {exc}"
+                if attempt < settings.JUDGE_MAX_ATTEMPTS:
+                    pause = backoff_seconds(attempt, exc.retry_after)
+                    if deadline is not None and time.monotonic() + pause > deadline:
+                        outcome.deferred = True
+                        return outcome
+                    sleep(pause)
+                continue
+            bad_replies += 1  # BadReply, or anything else the reply caused
+            if bad_replies >= BAD_REPLY_ATTEMPTS:
+                outcome.error = f"the judge's reply did not fit the schema twice: {exc}"
+                return outcome
         return outcome
 
 

@@ -61,6 +61,8 @@ class JudgeCall(models.Model):
         REFUSED = "refused"
         REJECTED = "rejected"
         FATAL = "fatal"
+        # Sent, then given up when the worker stopped (SIGTERM) before the answer came: billed or not, unknown.
+        ABANDONED = "abandoned"
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
     # The work the call served (an evaluation, a guardrail evaluation, a generation run); its app declares a

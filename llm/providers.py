@@ -25,6 +25,7 @@ from .base import (
     Usage,
 )
 from .catalog import JudgeModel
+from .deadline import http_client as deadline_client
 from .offline import OfflineProvider
 
 RETRYABLE_STATUS = {408, 409, 429}
@@ -70,13 +71,14 @@ def _translate(exc: Exception, sdk: Any) -> Exception:
 
 
 def _client_options(model: JudgeModel, http_client: httpx2.Client | None) -> dict[str, Any]:
-    # max_retries=0: the engine retries, so that every attempt is in the ledger.
+    # max_retries=0: the engine retries, so that every attempt is in the ledger. The client bounds each call's
+    # total time (llm/deadline.py); the SDK's timeout alone bounds each socket operation, not the call.
     return {
         "api_key": model.api_key(),
         "base_url": model.resolved_base_url(),
         "max_retries": 0,
         "timeout": settings.JUDGE_TIMEOUT_SECONDS,
-        "http_client": http_client,
+        "http_client": http_client or deadline_client(settings.JUDGE_TIMEOUT_SECONDS),
     }
 
 

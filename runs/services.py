@@ -681,6 +681,8 @@ def run_generation_write(*, run_id: int, part: int, parts: int, ctx: Context) ->
 
     def on_answer(position: int, written: Written) -> bool:
         _save_written(job=job, position=position, written=written)
+        if not written.deferred:
+            ctx.progressed()
         if written.fatal:
             fatal.append(written.reason)
             stop.set()

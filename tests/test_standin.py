@@ -406,4 +406,5 @@ def test_it_knows_every_fault_it_documents() -> None:
         "html",
         "refusal",
         "truncated",
+        "trickle",
     }

@@ -129,7 +129,9 @@ def test_killed_workers_lose_nothing_and_the_next_one_finishes(
     assert_nothing_lost_or_doubled(evaluation)
     assert finalize.get().attempts == 1  # the killed run was counted, once
     classify = WorkItem.objects.get(kind="evaluation.classify", subject_id=evaluation.id)
-    assert classify.attempts == 3
+    # Each kill came after progress, so none is held against the item (issue 28): 0 once the finishing claim has
+    # heartbeaten after its progress, 1 (the last kill) if it finished within one heartbeat; never 3.
+    assert classify.attempts in {0, 1}
     assert evaluation.judge_calls.filter(purpose="explain", outcome="ok").exists()
 
 

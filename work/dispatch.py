@@ -114,7 +114,14 @@ def dispatch() -> int:
         # Only whoever marks it sent first sends it: a concurrent dispatch finds it no longer ready.
         marked = WorkItem.objects.ready(now=now, sent_before=sent_before).filter(id=item_id).update(enqueued_at=now)
         if marked:
-            async_task("work.tasks.run_item", item_id, group=str(company))
+            try:
+                async_task("work.tasks.run_item", item_id, group=str(company))
+            except Exception:
+                # The broker is down: the row still says queued, and a reconciler sends it once the broker is back.
+                # Never raised to the caller: a request that created work has committed it, and must not answer 5xx.
+                logger.warning("the broker refused item %s; it is sent again later", item_id, exc_info=True)
+                WorkItem.objects.filter(id=item_id, enqueued_at=now).update(enqueued_at=None)
+                break
             busy[company] += 1
             sent += 1
     return sent

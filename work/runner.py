@@ -3,6 +3,10 @@
 No exception leaves `run_item` without the row recording it: a handler's error puts the item back in the queue
 (or gives up after the last attempt), and django-q never sees a failure it could drop. A worker killed outright
 leaves a lease that expires; the reconciler takes it from there.
+
+Attempts count failures, not interruptions of work that progressed: a heartbeat after the handler reported
+progress (`Context.progressed`) gives the item a fresh allowance, and a claim that an outage of the database or
+the cache interrupts is handed back without counting.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.conf import Conf
+
+from config.outages import outage_of
+from llm.deadline import stop_calls  # the one thing work knows of llm: how to make provider calls stop
 
 from . import dispatch
 from .models import WorkItem
@@ -32,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Set by SIGTERM in a worker process: running items hand themselves back, and the process exits.
 STOPPING = threading.Event()
 _busy = threading.Event()  # an item is running in this process
+_current: WorkItem | None = None  # the item this process runs, for the stop's backstop to hand back
 
 
 class Context:
@@ -44,7 +52,12 @@ class Context:
         self.deadline = started + settings.WORK_HARD_SECONDS
         self._slice_ends = started + settings.WORK_SLICE_SECONDS
         self._last_beat = started
+        self._progressed = False
         self.stop_reason = ""
+
+    def progressed(self) -> None:
+        """The handler wrote a result: the next heartbeat gives the item a fresh allowance of attempts."""
+        self._progressed = True
 
     def tick(self) -> bool:
         """Extend the lease when due. False once the item must stop now: its claim is gone (canceled, or taken
@@ -59,7 +72,8 @@ class Context:
             self.stop_reason = "out of time for this run"
         elif now - self._last_beat >= settings.WORK_HEARTBEAT_SECONDS:
             self._last_beat = now
-            if not _heartbeat(self.item):
+            progressed, self._progressed = self._progressed, False
+            if not _heartbeat(self.item, progressed=progressed):
                 self.stop_reason = "lost"
             elif now >= self._slice_ends and _others_waiting(self.item):
                 self.stop_reason = "its time slice is over and other work waits"
@@ -74,11 +88,13 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.WORK_LEASE_SECONDS)
 
 
-def _heartbeat(item: WorkItem) -> bool:
-    """Extend the lease; False when this claim is no longer the item's (canceled, or taken over)."""
+def _heartbeat(item: WorkItem, *, progressed: bool) -> bool:
+    """Extend the lease, and after progress reset the attempts (a kill after progress is not a failure to count
+    against the next five); False when this claim is no longer the item's (canceled, or taken over)."""
+    fresh: dict[str, Any] = {"attempts": 0} if progressed else {}
     return bool(
         WorkItem.objects.filter(id=item.id, claim=item.claim, state=WorkItem.State.RUNNING).update(
-            lease_until=timezone.now() + _lease()
+            lease_until=timezone.now() + _lease(), **fresh
         )
     )
 
@@ -109,7 +125,13 @@ def _finish(item: WorkItem, state: str, **fields: Any) -> bool:
     )
 
 
+def _hand_back(item: WorkItem, **fields: Any) -> bool:
+    """Straight back to the queue, as if never sent, not counted as an attempt: the next dispatch sends it."""
+    return _finish(item, WorkItem.State.QUEUED, enqueued_at=None, **fields)
+
+
 def run_item(item_id: int) -> None:
+    global _current
     item = _claim(item_id)
     if item is None:
         return
@@ -117,13 +139,15 @@ def run_item(item_id: int) -> None:
     if handler is None:
         _finish(item, WorkItem.State.FAILED, last_error=f"no handler for {item.kind!r}", finished_at=timezone.now())
         return
+    _current = item
     _busy.set()
     try:
         _run(item, handler)
     finally:
         _busy.clear()
+        _current = None
         if STOPPING.is_set():
-            os._exit(0)  # graceful stop: what this process held is back in the queue (or its lease will expire)
+            os._exit(0)  # graceful stop: what this process held is back in the queue
 
 
 def _run(item: WorkItem, handler: Handler) -> None:
@@ -134,26 +158,59 @@ def _run(item: WorkItem, handler: Handler) -> None:
         # Recorded first, whatever it is: django-q's timeout (a SystemExit), a bug, a database error.
         logger.exception("work item %s failed", item.key)
         summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        dispatch.expire(item, reason=summary)
+        outage = outage_of(exc)
+        if outage is not None:
+            _hand_back_after_outage(item, reason=f"interrupted by a {outage} outage: {summary}")
+        else:
+            dispatch.expire(item, reason=summary)
         if not isinstance(exc, Exception):
             raise
         return
     if ctx.lost:
         return  # canceled, or another worker holds it now: this one writes nothing more
     if result is Result.YIELD:
-        # Handed back: straight to the queue, as if never sent, so the next dispatch sends it at once.
-        _finish(item, WorkItem.State.QUEUED, enqueued_at=None, last_error="")
+        _hand_back(item, last_error="")  # a time slice ended, or a graceful stop
     else:
         _finish(item, WorkItem.State.DONE, finished_at=timezone.now(), last_error="")
     dispatch.dispatch()
 
 
+def _hand_back_after_outage(item: WorkItem, *, reason: str) -> None:
+    """An outage is nobody's failure: hand the item back uncounted, as soon as the database answers again (tried
+    every second while the lease lasts; past it, the reconciler's expiry takes over, as for a killed worker)."""
+    until = time.monotonic() + settings.WORK_LEASE_SECONDS
+    while True:
+        try:
+            _hand_back(item, last_error=reason[:4000], available_at=timezone.now() + timedelta(seconds=1))
+            return
+        except Exception as exc:
+            if outage_of(exc) is None or time.monotonic() >= until:
+                logger.exception("work item %s could not be handed back after an outage", item.key)
+                return
+            connection.close()  # broken by the outage: the next try opens a fresh one
+        time.sleep(1)
+
+
+def _stop_backstop() -> None:
+    """WORK_STOP_GRACE_SECONDS after SIGTERM, whatever the item is doing: hand it back (uncounted) and exit."""
+    item = _current
+    try:
+        if item is not None:
+            _hand_back(item, last_error="")
+            dispatch.dispatch()
+    except Exception:
+        logger.exception("the stopping worker could not hand back its item; its lease will expire")
+    finally:
+        os._exit(0)
+
+
 def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
     """In each django-q worker process: start the reconciler loop, and make SIGTERM a graceful stop.
 
-    SIGTERM stops taking work: an idle worker exits at once; a busy one lets its item hand itself back at the
-    next tick (within WORK_HEARTBEAT_SECONDS, plus the calls already in flight) and then exits. Without this,
-    SIGTERM to the process group (what systemd sends) leaves workers that nobody stops.
+    SIGTERM stops taking work: an idle worker exits at once; in a busy one no provider call starts and none is
+    retried, calls in flight get WORK_STOP_CALLS_SECONDS to answer and are then abandoned, the item hands itself
+    back and the process exits; the backstop hands it back and exits after WORK_STOP_GRACE_SECONDS whatever the
+    item is doing. Without this, SIGTERM to the process group (what systemd sends) leaves workers nobody stops.
     """
     if Conf.SYNC or threading.current_thread() is not threading.main_thread():
         return  # tasks running inline (tests, sync mode): this is not a worker process
@@ -162,8 +219,8 @@ def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
         STOPPING.set()
         if not _busy.is_set():
             os._exit(0)
-        # Whatever the item does (a call that hangs, a database gone), the process is gone after the grace period.
-        threading.Timer(settings.WORK_STOP_GRACE_SECONDS, os._exit, args=(0,)).start()
+        stop_calls(after=settings.WORK_STOP_CALLS_SECONDS)
+        threading.Timer(settings.WORK_STOP_GRACE_SECONDS, _stop_backstop).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     threading.Thread(target=_reconcile_forever, name="work-reconciler", daemon=True).start()

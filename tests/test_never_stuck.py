@@ -1,0 +1,125 @@
+"""Never stuck, round 2 (issue 28), through real worker processes against the stand-in provider: a SIGTERM with
+hanging and trickling calls in flight hands the item back within 5 s and sends nothing new; ten SIGKILLs during
+one evaluation do not use up its attempts; claims that all die without progress still end FAILED with the reason.
+
+Runs on both CI legs: SQLite with the ORM broker, PostgreSQL with Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from benchmarks.standin import StandIn
+from companies.models import Company
+from evaluations.models import Evaluation
+from llm.models import JudgeCall
+from tests.test_worker import FAST, assert_nothing_lost_or_doubled, classified, evaluation_of, status, wait_for
+from work.models import WorkItem
+
+
+def classify_item(evaluation: Evaluation) -> WorkItem:
+    return WorkItem.objects.get(kind="evaluation.classify", subject_id=evaluation.id)
+
+
+def test_sigterm_with_hanging_and_trickling_calls_in_flight_hands_back_within_five_seconds(
+    start_worker: Any, standin: StandIn, company_a: Company
+) -> None:
+    # One call in five hangs (60 s), one in five trickles (60 s, a piece a second): the default 120 s call deadline
+    # ends neither before the stop, so the stop has to.
+    standin.configure(latency=0.2, faults={"hang": 0.2, "trickle": 0.2}, hang_seconds=60, trickle_chunks=60)
+    evaluation = evaluation_of(company_a, 400)
+    worker = start_worker(**FAST)
+    wait_for(lambda: classified(evaluation) >= 8, timeout=60)
+    faults = standin.stats()["faults"]
+    wait_for(lambda: sum(standin.stats()["faults"].values()) >= 4, timeout=30)  # some are surely in flight
+    faults = standin.stats()["faults"]
+    stopped_at = time.monotonic()
+    worker.signal_group(signal.SIGTERM)  # what systemd sends
+    worker.wait_gone(timeout=15)
+    item = classify_item(evaluation)
+    took = time.monotonic() - stopped_at
+    print(f"SIGTERM with {faults} faults served: every process gone, item handed back in {took:.2f} s")
+    assert took < 5
+    assert (item.state, item.attempts) == ("queued", 0)  # handed back, and the stop is not an attempt
+    # No new request and no retry once stopping (0.1 s: a request already on the wire when the signal landed).
+    assert standin.arrivals_after(stopped_at + 0.1) == 0
+    # The calls cut short are in the ledger as such, and their samples stay unjudged for the next worker.
+    abandoned = JudgeCall.objects.filter(evaluation=evaluation, outcome="abandoned")
+    assert abandoned.count() >= 1
+    assert not evaluation.classifications.filter(sample_id__in=abandoned.values("item_id")).exists()
+    standin.configure(faults={})
+    start_worker(**FAST)
+    wait_for(lambda: status(evaluation) != "PROCESSING", timeout=90)
+    assert_nothing_lost_or_doubled(evaluation)
+    # Every request the stand-in served has its ledger row: answered, failed or abandoned.
+    requests = sum(n for path, n in standin.stats()["paths"].items() if not path.startswith("/_"))
+    assert JudgeCall.objects.filter(evaluation=evaluation).count() == requests
+
+
+def kill_the_worker_holding(evaluation: Evaluation, claim: int, *, after: float = 0.0) -> None:
+    """SIGKILL the worker process that holds the item's `claim`-th claim (its pid is on the row), `after` seconds
+    into the claim; django-q's sentinel starts a fresh worker process in its place, as a supervisor would."""
+    claimed = WorkItem.objects.filter(kind="evaluation.classify", subject_id=evaluation.id, claim__gte=claim)
+    wait_for(claimed.exists, timeout=60, every=0.05)
+    time.sleep(after)
+    item = classify_item(evaluation)
+    assert (item.state, item.claim) == ("running", claim)
+    os.kill(int(item.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+
+
+def test_ten_sigkills_during_one_long_evaluation_do_not_use_up_its_attempts(
+    start_worker: Any, standin: StandIn, company_a: Company
+) -> None:
+    standin.configure(latency=0.2)
+    evaluation = evaluation_of(company_a, 600)  # 600 × 0.2 s / 8 ≈ 15 s of judging, cut into eleven claims
+    start_worker(**FAST)  # WORK_MAX_ATTEMPTS stays 5: ten kills would have ended it FAILED
+    started = time.monotonic()
+    for claim in range(1, 11):
+        progress = classified(evaluation) + 20
+        wait_for(lambda progress=progress: classified(evaluation) >= progress, timeout=60)
+        # The heartbeat after progress gives a fresh allowance; the kill lands after it.
+        wait_for(lambda: classify_item(evaluation).attempts == 0, timeout=10, every=0.05)
+        kill_the_worker_holding(evaluation, claim)
+        assert status(evaluation) == "PROCESSING", f"after kill {claim}"
+    wait_for(lambda: status(evaluation) != "PROCESSING", timeout=120)
+    print(f"10 SIGKILLs during a 600-sample evaluation: SUCCEEDED {time.monotonic() - started:.1f} s after the first")
+    assert_nothing_lost_or_doubled(evaluation)
+    assert classify_item(evaluation).claim == 11
+
+
+def test_on_the_default_timings_a_killed_worker_s_item_resumes_within_30_seconds(
+    start_worker: Any, standin: StandIn, company_a: Company
+) -> None:
+    standin.configure(latency=0.2)
+    evaluation = evaluation_of(company_a, 400)
+    start_worker()  # no overrides: the lease, heartbeat, reconcile and backoff a deployment gets
+    wait_for(lambda: classified(evaluation) >= 20, timeout=90)
+    kill_the_worker_holding(evaluation, 1)
+    time.sleep(0.5)  # calls the killed process had answered may still land in the ledger; nothing more after this
+    before = classified(evaluation)
+    # django-q's sentinel has a fresh worker process up within a second: "a worker available again".
+    took = wait_for(lambda: classified(evaluation) > before, timeout=60, every=0.2) + 0.5
+    print(f"default timings: SIGKILL to the next classified sample {took:.1f} s")
+    assert took < 30
+    wait_for(lambda: status(evaluation) != "PROCESSING", timeout=90)
+    assert_nothing_lost_or_doubled(evaluation)
+
+
+def test_claims_that_all_die_without_progress_still_end_failed_with_the_reason(
+    start_worker: Any, standin: StandIn, company_a: Company
+) -> None:
+    standin.configure(faults={"hang": 1.0}, hang_seconds=120)  # no call ever answers: no progress at all
+    evaluation = evaluation_of(company_a, 20)
+    start_worker(**FAST, WORK_MAX_ATTEMPTS="3")
+    for claim in (1, 2, 3):
+        kill_the_worker_holding(evaluation, claim, after=2.5)  # two heartbeats in: alive, but no progress
+    # A worker's reconciler finds the third lease expired: that was the last attempt.
+    wait_for(lambda: status(evaluation) != "PROCESSING", timeout=60)
+    evaluation.refresh_from_db()
+    assert evaluation.status == "FAILED"
+    assert "gave up after 3 attempts" in evaluation.error_message
+    assert "its lease expired" in evaluation.error_message
+    assert classify_item(evaluation).state == "failed"
