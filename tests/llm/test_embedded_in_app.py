@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from benchmarks.embedded_judge import FIXTURES, load_fixtures
+from evaluations import services
 from evaluations.models import Evaluation, Review
 from evaluations.selectors import evaluation_trace
 from evaluations.teaching import teaches
@@ -18,6 +19,7 @@ from llm.catalog import SWITCH_TO_LLM
 from llm.embedded_plan import DECLINED_REASON, MIN_TAUGHT
 from runs.services import run_import, spec_create
 from tests.conftest import make_rows
+from tests.test_worker import FAST, wait_for
 
 
 def fixture_run(alice: Any, company: Any, domain: str) -> Any:
@@ -183,3 +185,27 @@ def test_offline_instruction_adherence_counts_a_sentence_limit(
     result = evaluation.evaluation_result["instruction_adherence"]
     assert result["score"] < 1
     assert any(v["verdict"] == "violated" and "2 sentences" in v["statement"] for v in result["verdicts"])
+
+
+def test_real_workers_judge_every_part_under_the_plan_fixed_at_start(
+    start_worker: Any, settings: Any, alice: Any, company_a: Any, spec_a: Any
+) -> None:
+    """Through real worker processes (two, the run split into parts): the plan is made once when the evaluation
+    starts, and every classify part, whichever process runs it, judges under it."""
+    first = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(80))
+    taught = [label(alice, company_a, s, s.properties["priority"]) for s in first.samples.all() if teaches(s.code)]
+    later = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(30, start=100))
+    settings.EVALUATION_PARALLEL_ITEMS = 3  # here (the parts are made at start, in a worker) and in the workers
+    start_worker(**FAST, Q_WORKERS="2", EVALUATION_PARALLEL_ITEMS="3")
+    evaluation = services.evaluation_create(
+        company=company_a, created_by=alice, run=later, model_name="local/embeddings"
+    )
+    wait_for(lambda: Evaluation.objects.get(pk=evaluation.pk).is_terminal, timeout=60)
+    evaluation.refresh_from_db()
+    assert evaluation.status == Evaluation.Status.SUCCEEDED, evaluation.error_message
+    assert evaluation.chunks_total > 1
+    assert evaluation.judge_plan["taught_review_ids"] == sorted(r.id for r in taught)
+    judged = dict(evaluation.classifications.values_list("sample__identifier", "classifications"))
+    assigned = dict(later.samples.values_list("identifier", "properties"))
+    assert len(judged) == 30
+    assert all(judged[i]["priority"] == assigned[i]["priority"] for i in judged)
