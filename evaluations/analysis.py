@@ -138,17 +138,25 @@ def analyse(
     return summarise(properties, counted, total=evaluation.total_samples, plan=evaluation.judge_plan)
 
 
-def plan_summary(plan: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The embedded judge's plan as the statistics keep it: per property its mode, reason and the number of labels
-    that taught it, and every review id that taught it (the estimate of this evaluation's error leaves them out,
-    see evaluations/teaching.py). The centroids and evidence stay on the evaluation's judge_plan."""
+def plan_summary(plan: dict[str, Any] | None, properties: list[Property]) -> dict[str, Any] | None:
+    """The embedded judge's plan as the statistics and the trace show it: per property, in the spec's order (a list:
+    PostgreSQL's jsonb does not keep a stored object's key order), its mode, reason and the number of labels that
+    taught it; and every review id that taught it (the estimate of this evaluation's error leaves them out, see
+    evaluations/teaching.py). The centroids and evidence stay on the evaluation's judge_plan."""
     if plan is None:
         return None
+    entries = plan["properties"]
     return {
-        "properties": {
-            name: {"mode": entry["mode"], "reason": entry["reason"], "labels": entry.get("labels", 0)}
-            for name, entry in plan["properties"].items()
-        },
+        "properties": [
+            {
+                "property_name": p.name,
+                "mode": entries[p.name]["mode"],
+                "reason": entries[p.name]["reason"],
+                "labels": entries[p.name].get("labels", 0),
+            }
+            for p in properties
+            if p.name in entries
+        ],
         "taught_review_ids": plan["taught_review_ids"],
     }
 
@@ -229,7 +237,7 @@ def summarise(
         "samples_mismatched": tally.mismatched,
         "properties_not_analysed": [p["property_name"] for p in per_property if p["samples_analyzed"] == 0],
         "properties": per_property,
-        "embedded_judge": plan_summary(plan),
+        "embedded_judge": plan_summary(plan, properties),
     }
     return analysis, summary, score
 

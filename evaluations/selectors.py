@@ -541,7 +541,9 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
         "chunks": evaluation.chunks_total,
         # The embedded judge's plan: per property judged how, or declined and why, and the review ids that taught
         # it (evaluations/teaching.py); None for an LLM judge.
-        "embedded_plan": plan_summary(evaluation.judge_plan),
+        "embedded_plan": plan_summary(evaluation.judge_plan, evaluation.run.spec_version.parsed_properties)
+        if evaluation.judge_plan
+        else None,
     }
 
 

@@ -20,6 +20,7 @@ class EvaluationProgressOutputSerializer(serializers.Serializer[Any]):
 
 
 class EmbeddedPlanPropertyOutputSerializer(serializers.Serializer[Any]):
+    property_name = serializers.CharField()
     mode = serializers.ChoiceField(
         choices=["prototypes", "lexicon", "taught", "declined"],
         help_text="How the embedded judge judges the property in this evaluation, or that it declined it.",
@@ -31,7 +32,7 @@ class EmbeddedPlanPropertyOutputSerializer(serializers.Serializer[Any]):
 class EmbeddedPlanOutputSerializer(serializers.Serializer[Any]):
     """The embedded judge's plan, fixed when the evaluation started (README: The embedded judge)."""
 
-    properties = serializers.DictField(child=EmbeddedPlanPropertyOutputSerializer())
+    properties = EmbeddedPlanPropertyOutputSerializer(many=True, help_text="In the spec's order.")
     taught_review_ids = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="Reviews that taught this evaluation's judge: estimates of its error leave them out.",

@@ -98,7 +98,15 @@ def test_it_learns_from_blind_random_labels_on_the_teaching_half(
     assert plan["mode"] == "taught"
     assert after.judge_plan["taught_review_ids"] == sorted(r.id for r in taught)
     assert after.statistics["embedded_judge"]["taught_review_ids"] == sorted(r.id for r in taught)
-    assert evaluation_trace(after)["embedded_plan"]["properties"]["priority"]["labels"] == len(taught)
+    assert evaluation_trace(after)["embedded_plan"]["properties"] == [
+        {
+            "property_name": "sentiment",
+            "mode": "lexicon",
+            "reason": after.judge_plan["properties"]["sentiment"]["reason"],
+            "labels": 0,
+        },
+        {"property_name": "priority", "mode": "taught", "reason": plan["reason"], "labels": len(taught)},
+    ]
     stats = {p["property_name"]: p for p in after.statistics["properties"]}
     assert stats["priority"]["samples_analyzed"] == after.total_samples
     assert stats["priority"]["agreement"] == 100.0
