@@ -7,7 +7,7 @@ The rule (cross-fitting, issue #20):
   every stratum, with the inclusion probabilities the design gave them halved alike.
 - An evaluation by the embedded judge of a run of spec S may learn from the blind random labels
   (`selection == "random"`, `blind == True`) on teaching-half samples of any run of S, in this company, taken when
-  it starts. They are listed in `evaluation.judge_plan["taught_review_ids"]` (and again in
+  it starts, one per sample and property (the oldest). They are listed in `evaluation.judge_plan["taught_review_ids"]` (and again in
   `statistics["embedded_judge"]["taught_review_ids"]` once it finishes): an estimate of *that* evaluation's error
   must leave those review ids out. Labels on the measuring half never teach, so they can always measure.
 - Labels chosen by hand, by disagreement, through the API, or shown the judge's answer never teach: they are not a
@@ -53,8 +53,17 @@ def teaching_labels(evaluation: Evaluation, properties: list[Property]) -> dict[
         .values_list("id", "property_name", "value", "sample__code", "sample__content")
     )
     by_property: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    seen: set[tuple[str, UUID]] = set()
     for review_id, name, value, code, content in rows.iterator(chunk_size=2000):
-        if value in allowed[name] and teaches(code) and len(by_property[name]) < MAX_TAUGHT:
+        # One label per sample and property (the oldest): a second reviewer's label on the same text would sit in
+        # the centroids while its twin is left out, and flatter the leave-one-out measure.
+        if (
+            value in allowed[name]
+            and teaches(code)
+            and (name, code) not in seen
+            and len(by_property[name]) < MAX_TAUGHT
+        ):
+            seen.add((name, code))
             by_property[name].append((review_id, content, value))
     return {
         name: Taught(tuple(r[0] for r in labels), tuple(r[1] for r in labels), tuple(r[2] for r in labels))

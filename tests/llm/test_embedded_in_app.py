@@ -92,6 +92,8 @@ def test_it_learns_from_blind_random_labels_on_the_teaching_half(
     kept_out = [label(alice, company_a, s, s.properties["priority"]) for s in measuring]
     kept_out.append(label(bob, company_a, teaching[0], "low", selection=Review.Selection.DISAGREEMENT))
     kept_out.append(label(bob, company_a, teaching[1], "low", blind=False, stratum="high"))
+    # A second reviewer's label on a sample already labelled: one label per sample teaches (the oldest).
+    kept_out.append(label(bob, company_a, teaching[2], teaching[2].properties["priority"]))
 
     after = evaluate(later)
     plan = after.judge_plan["properties"]["priority"]
