@@ -121,9 +121,14 @@ def main(domain: str = "support_tickets") -> dict[str, Any]:
     print(f"spec_from_seed: {domain}, {len(rows)} labelled samples, {quoted} quoted in the prompt (budget-bound)")
     figures: dict[str, Any] = {"domain": domain, "samples": len(rows), "conformance": evaluation.conformance_score}
     for prop in generated.properties:
+        stats = by_name.get(prop.name, {})
+        if stats.get("declined"):
+            # The embedded judge declined it (issue #20): no judged distribution to compare.
+            print(f"  {prop.name}: spec {prop.base_distribution} | declined: {stats['declined']}")
+            figures[prop.name] = {"declined": stats["declined"]}
+            continue
         evaluated = analysed[prop.name]["evaluated_distributions"]
         tvd = sum(abs(prop.base_distribution[v] - evaluated.get(v, 0)) for v in prop.values) / 2
-        stats = by_name.get(prop.name, {})
         coverage = stats.get("coverage", {}).get("percent")
         agreement = stats.get("agreement")
         print(

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm import embedded_plan
 from runs.specfile import Property
 
 from . import statistics as stats
@@ -97,8 +98,12 @@ def tally_rows(rows: Iterable[Row], properties: list[Property]) -> Tally:
     return tally
 
 
-def _nothing_analysed(tally: Tally, total: int) -> NothingAnalysed:
-    if tally.failed and tally.failed == tally.rows:
+def _nothing_analysed(tally: Tally, total: int, declined: dict[str, str]) -> NothingAnalysed:
+    if declined and len(declined) == len(tally.names):
+        reason = "No conformance score: the embedded judge declined every property. " + " ".join(
+            f"{name}: {why}." for name, why in declined.items()
+        )
+    elif tally.failed and tally.failed == tally.rows:
         [(error, _count)] = tally.errors.most_common(1)
         reason = (
             f"No conformance score: the judge failed on all {tally.failed} samples, so none could be analysed "
@@ -130,16 +135,42 @@ def analyse(
     )
     properties = evaluation.run.spec_version.parsed_properties
     counted = tally_rows(rows.iterator(chunk_size=STREAM_CHUNK), properties)
-    return summarise(properties, counted, total=evaluation.total_samples)
+    return summarise(properties, counted, total=evaluation.total_samples, plan=evaluation.judge_plan)
+
+
+def plan_summary(plan: dict[str, Any] | None, properties: list[Property]) -> dict[str, Any] | None:
+    """The embedded judge's plan as the statistics and the trace show it: per property, in the spec's order (a list:
+    PostgreSQL's jsonb does not keep a stored object's key order), its mode, reason and the number of labels that
+    taught it; and every review id that taught it (the estimate of this evaluation's error leaves them out, see
+    evaluations/teaching.py). The centroids and evidence stay on the evaluation's judge_plan."""
+    if plan is None:
+        return None
+    entries = plan["properties"]
+    return {
+        "properties": [
+            {
+                "property_name": p.name,
+                "mode": entries[p.name]["mode"],
+                "reason": entries[p.name]["reason"],
+                "labels": entries[p.name].get("labels", 0),
+            }
+            for p in properties
+            if p.name in entries
+        ],
+        "taught_review_ids": plan["taught_review_ids"],
+    }
 
 
 def summarise(
-    properties: list[Property], tally: Tally, *, total: int
+    properties: list[Property], tally: Tally, *, total: int, plan: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """analyse's arithmetic on counted rows (no I/O): the wire's distribution_analysis, our statistics, the score."""
     analysis: list[dict[str, Any]] = []
     per_property: list[dict[str, Any]] = []
     distances: list[float] = []
+    # A property the embedded judge declined has no judged value on any sample, so it is not analysed like any
+    # property with none; its reason goes with it.
+    declined = embedded_plan.declined(plan)
     for prop in properties:
         pairs = tally.pairs[prop.name]
         matrix = stats.confusion_matrix(dict(pairs), prop.values)
@@ -182,6 +213,7 @@ def summarise(
                 "expected_counts": expected_counts,
                 "evaluated_counts": judged_counts,
                 "samples_analyzed": analysed,
+                "declined": declined.get(prop.name),
                 # Where the samples not analysed went: failed + undecided + unusable + analysed = classified.
                 "coverage": {
                     "analysed": analysed,
@@ -194,7 +226,7 @@ def summarise(
             }
         )
     if not distances:
-        raise _nothing_analysed(tally, total)
+        raise _nothing_analysed(tally, total, declined)
     score = round(stats.conformance_score(distances), 2)
     agreements = [p["agreement"] for p in per_property if p["agreement"] is not None]
     summary = {
@@ -205,6 +237,7 @@ def summarise(
         "samples_mismatched": tally.mismatched,
         "properties_not_analysed": [p["property_name"] for p in per_property if p["samples_analyzed"] == 0],
         "properties": per_property,
+        "embedded_judge": plan_summary(plan, properties),
     }
     return analysis, summary, score
 
@@ -234,8 +267,16 @@ def template_explanation(summary: dict[str, Any]) -> dict[str, str]:
             + ", ".join(f"{p['property_name']} {p['coverage']['analysed']}/{p['coverage']['total']}" for p in partial)
             + "."
         )
-    if summary["properties_not_analysed"]:
-        explanation += f" Not analysed on any sample, so not scored: {', '.join(summary['properties_not_analysed'])}."
+    declined = {p["property_name"]: p["declined"] for p in summary["properties"] if p.get("declined")}
+    if declined:
+        explanation += (
+            " Declined by the embedded judge, so not analysed: "
+            + "; ".join(f"{name}, {why}" for name, why in declined.items())
+            + "."
+        )
+    others = [name for name in summary["properties_not_analysed"] if name not in declined]
+    if others:
+        explanation += f" Not analysed on any sample, so not scored: {', '.join(others)}."
 
     def deviation(p: dict[str, Any]) -> str:
         expected = p["expected_counts"]

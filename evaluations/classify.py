@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from llm import embedded
@@ -105,9 +106,11 @@ def system_prompt(*, description: str, requirements: str, properties: list[Prope
     )
 
 
-def config_hash(*, model: JudgeModel, system: str, schema: dict[str, Any]) -> str:
-    """Stable across runs and processes: same model, prompt version, prompt, schema and temperature → same hash."""
-    payload = {
+def config_hash(*, model: JudgeModel, system: str, schema: dict[str, Any], plan: dict[str, Any] | None = None) -> str:
+    """Stable across runs and processes: same model, prompt version, prompt, schema and temperature → same hash.
+    The embedded judge's plan is part of it: what it declines and the labels that taught it change its answers, so
+    a cached answer is reused only under the same plan (an LLM judge has none, and its hashes are unchanged)."""
+    payload: dict[str, Any] = {
         "model": model.name,
         "provider_model": model.model,
         "thinking_budget": model.thinking_budget,
@@ -117,6 +120,8 @@ def config_hash(*, model: JudgeModel, system: str, schema: dict[str, Any]) -> st
         "system": system,
         "schema": schema,
     }
+    if plan is not None:
+        payload["embedded_plan"] = plan
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -124,7 +129,14 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sample_request(*, system: str, schema: dict[str, Any], text: str, properties: list[Property]) -> StructuredRequest:
+def sample_request(
+    *,
+    system: str,
+    schema: dict[str, Any],
+    text: str,
+    properties: list[Property],
+    plan: Mapping[str, Any] | None = None,
+) -> StructuredRequest:
     return StructuredRequest(
         purpose="classify",
         system=system,
@@ -132,14 +144,14 @@ def sample_request(*, system: str, schema: dict[str, Any], text: str, properties
         schema=schema,
         tool_name="record_classification",
         tool_description="Record the value chosen for every property of the sample.",
-        offline_task=lambda: embedded_answer(text, properties),
+        offline_task=lambda: embedded_answer(text, properties, plan),
     )
 
 
-def embedded_answer(text: str, properties: list[Property]) -> dict[str, Any]:
-    """The embedded judge's answer: only the properties it decided (an undecided one is left out, never guessed),
-    and for every property the line saying how it decided or why it did not."""
-    judged = embedded.classify(text, properties)
+def embedded_answer(text: str, properties: list[Property], plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The embedded judge's answer under the evaluation's plan: only the properties it decided (an undecided or
+    declined one is left out, never guessed), and for every property the line saying how it decided or why not."""
+    judged = embedded.classify(text, properties, plan)
     values = {name: judgement.value for name, judgement in judged.items() if judgement.value is not None}
     return values | {RATIONALES: {name: j.rationale for name, j in judged.items() if j.rationale}}
 

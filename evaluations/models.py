@@ -47,6 +47,9 @@ class Evaluation(models.Model):
     distribution_analysis = models.JSONField(null=True, blank=True)
     # Our addition: per property chi-square, Wilson intervals, agreement and confusion matrix.
     statistics = models.JSONField(null=True, blank=True)
+    # The embedded judge's plan (llm/embedded_plan.py), fixed when the evaluation starts: per property how it is
+    # judged or why it is declined, and which human labels taught it. Null for an LLM judge.
+    judge_plan = models.JSONField(null=True, blank=True)
     error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -23,6 +23,7 @@ from llm.catalog import OFFLINE_NAMES
 from runs.models import Run, Spec
 
 from . import agreement
+from .analysis import plan_summary
 from .forms import EvaluationListForm
 from .models import Evaluation, Review, SampleClassification
 
@@ -538,6 +539,11 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
             "total": evaluation.total_samples,
         },
         "chunks": evaluation.chunks_total,
+        # The embedded judge's plan: per property judged how, or declined and why, and the review ids that taught
+        # it (evaluations/teaching.py); None for an LLM judge.
+        "embedded_plan": plan_summary(evaluation.judge_plan, evaluation.run.spec_version.parsed_properties)
+        if evaluation.judge_plan
+        else None,
     }
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from companies.models import Company
 from companies.quotas import quota_check
+from llm import embedded_plan
 from llm.base import BadReply, FatalJudgeError, StructuredRequest
 from llm.catalog import JudgeModel, get_judge_model
 from llm.engine import Outcome, ask_each
@@ -49,6 +50,7 @@ from .classify import (
     validate_answer,
 )
 from .models import Evaluation, Review, SampleClassification
+from .teaching import teaching_labels
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -185,10 +187,21 @@ class SpecJudge:
 
     @cached_property
     def config_hash(self) -> str:
-        return config_hash(model=self.resolved.model, system=self.system, schema=self.schema)
+        return config_hash(model=self.resolved.model, system=self.system, schema=self.schema, plan=self.plan)
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        """The embedded judge's plan for these texts (llm/embedded_plan.py); None: judged sample by sample."""
+        return None
+
+    @cached_property
+    def _prepared_plan(self) -> dict[str, Any] | None:
+        return embedded_plan.prepared(self.plan)
 
     def classify_text(self, text: str, *, deadline: float | None = None) -> Outcome:
-        request = sample_request(system=self.system, schema=self.schema, text=text, properties=self.properties)
+        request = sample_request(
+            system=self.system, schema=self.schema, text=text, properties=self.properties, plan=self._prepared_plan
+        )
         return self.resolved.judge.ask(
             request,
             lambda data: validate_answer(data, self.properties, abstains=self.resolved.model.is_offline),
@@ -210,6 +223,10 @@ class ClassificationJob(SpecJudge):
     @classmethod
     def for_evaluation(cls, evaluation: Evaluation) -> ClassificationJob:
         return cls(evaluation.run.spec_version, resolve_judge(evaluation.requested_model), evaluation)
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        return self.evaluation.judge_plan
 
     def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
         return self.classify_text(sample.content, deadline=deadline)
@@ -295,9 +312,15 @@ def evaluation_start(*, evaluation_id: int) -> None:
     job = _job_or_fail(evaluation)
     if job is None:
         return
+    if job.resolved.model.is_offline and evaluation.judge_plan is None:
+        # Fixed at the first start, before any sample is judged: every classify part, the finalize and a retry
+        # (whose judged samples keep their results) read this one plan.
+        evaluation.judge_plan = _embedded_plan(evaluation, job.properties)
+        job = ClassificationJob.for_evaluation(evaluation)
     parts = max(1, min(settings.EVALUATION_PARALLEL_ITEMS, evaluation.total_samples))
     _set(
         evaluation_id,
+        judge_plan=evaluation.judge_plan,
         model_used=job.resolved.model.name,
         fallback_reason=job.resolved.fallback_reason,
         config_hash=job.config_hash,
@@ -308,6 +331,20 @@ def evaluation_start(*, evaluation_id: int) -> None:
     )
     if evaluation.total_samples == 0:
         evaluation_finalize_enqueue(evaluation=evaluation)
+
+
+def _embedded_plan(evaluation: Evaluation, properties: list[Property]) -> dict[str, Any]:
+    """The embedded judge's plan from an evenly spaced subsample of the run's texts and the labels that may teach
+    it (evaluations/teaching.py). Queries: two."""
+    step = max(1, evaluation.total_samples // embedded_plan.RUN_SUBSAMPLE)
+    texts = list(
+        Sample.objects.filter(run_id=evaluation.run_id)
+        .annotate(_every=Mod(F("position"), step))
+        .filter(_every=0)
+        .order_by("position")
+        .values_list("content", flat=True)[: embedded_plan.RUN_SUBSAMPLE]
+    )
+    return embedded_plan.make_plan(texts, properties, teaching_labels(evaluation, properties))
 
 
 def _unclassified(evaluation: Evaluation, *, part: int, parts: int) -> Iterator[Sample]:

@@ -9,6 +9,8 @@
 Either way the judge abstains (value None) when the margin between the best and the second-best value is below a
 threshold calibrated on the tuning split of `benchmarks/fixtures/embedded_judge/` (see
 `benchmarks/embedded_judge.py --calibrate`). It never falls back to a default value.
+Within an evaluation it follows the evaluation's plan (llm/embedded_plan.py): a property the run's evidence says it
+cannot judge is declined on every sample, and one taught by human labels is judged by their centroids.
 
 Pure Python + numpy: no Django, no network. The models load once per process, lazily, under a lock.
 """
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -84,7 +86,9 @@ _CONTRAST = re.compile(r"\b(but|though|although|however)\b", re.IGNORECASE)
 class Judgement:
     value: str | None  # None = abstained (undecided)
     margin: float  # best minus second-best score, on the scale the threshold uses
-    method: str  # "embeddings", "lexicon", or "none" when the text gave nothing to judge
+    # "embeddings", "lexicon", "taught" (centroids of human labels), "declined" (by the evaluation's plan), or
+    # "none" when the text gave nothing to judge
+    method: str
     # One short factual line on how it decided (or why not), shown beside the value on the sample page.
     rationale: str = ""
 
@@ -179,6 +183,11 @@ def prototype_texts(name: str, values: Sequence[str], description: str) -> list[
     return [f"{v.replace('_', ' ')} {name.replace('_', ' ')}: {clauses.get(v, '')}".strip(" :") for v in values]
 
 
+def prototypes(prop: PropertyLike) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(one unit prototype per value, each prototype's similarity to the description), cached per property."""
+    return _prototypes(prop.name, tuple(prop.values), prop.description or "")
+
+
 @lru_cache(maxsize=256)
 def _prototypes(
     name: str, values: tuple[str, ...], description: str
@@ -235,7 +244,7 @@ def _judge_sentiment(vader: SentimentIntensityAnalyzer, text: str, values: Seque
 
 
 def _judge_embeddings(vector: NDArray[np.float32], prop: PropertyLike) -> Judgement:
-    matrix, bias = _prototypes(prop.name, tuple(prop.values), prop.description or "")
+    matrix, bias = prototypes(prop)
     scores = matrix @ vector
     judged = _decide(list(prop.values), scores.tolist(), EMBEDDING_MIN_MARGIN, "embeddings")
     second = int(np.argmax(scores - DEBIAS_WEIGHT * bias))
@@ -249,8 +258,35 @@ def _judge_embeddings(vector: NDArray[np.float32], prop: PropertyLike) -> Judgem
     return judged
 
 
-def classify(text: str, properties: Sequence[PropertyLike]) -> dict[str, Judgement]:
-    """Judge every property of one sample; value None where the judge abstains."""
+def _judge_taught(vector: NDArray[np.float32], prop: PropertyLike, entry: Mapping[str, Any]) -> Judgement:
+    """Nearest centroid of the human-labelled samples (llm/embedded_plan.py), at the margin chosen on them."""
+    scores = np.asarray(entry["centroids"], dtype=np.float32) @ vector
+    return _decide(list(prop.values), scores.tolist(), float(entry["min_margin"]), "taught")
+
+
+def _judge(text: str, vector: NDArray[np.float32], prop: PropertyLike, entry: Mapping[str, Any] | None) -> Judgement:
+    mode = entry["mode"] if entry is not None else None
+    if len(prop.values) < 2:
+        return Judgement(None, 0.0, "none", "undecided: fewer than two values to choose from")
+    if mode == "declined":
+        assert entry is not None
+        return Judgement(None, 0.0, "declined", f"declined for this evaluation: {entry['reason']}")
+    if mode == "taught":
+        assert entry is not None
+        return _judge_taught(vector, prop, entry)
+    if mode == "lexicon" or (mode is None and is_sentiment_like(prop.values)):
+        return _judge_sentiment(models().vader, text, list(prop.values))
+    return _judge_embeddings(vector, prop)
+
+
+def classify(
+    text: str, properties: Sequence[PropertyLike], plan: Mapping[str, Any] | None = None
+) -> dict[str, Judgement]:
+    """Judge every property of one sample; value None where the judge abstains.
+
+    `plan`: the evaluation's plan (llm/embedded_plan.py): per property, how to judge it or that it is declined.
+    Without one (run generation's filter, a single text) each property is judged sample by sample.
+    """
     if not properties:
         return {}
     loaded = models()
@@ -261,13 +297,10 @@ def classify(text: str, properties: Sequence[PropertyLike]) -> dict[str, Judgeme
     vector = loaded.embed(text)
     if vector is None:
         return {p.name: Judgement(None, 0.0, "none", "undecided: no word to judge") for p in properties}
-    result: dict[str, Judgement] = {}
-    for prop in properties:
-        values = list(prop.values)
-        if len(values) < 2:
-            result[prop.name] = Judgement(None, 0.0, "none", "undecided: fewer than two values to choose from")
-        elif is_sentiment_like(values):
-            result[prop.name] = _judge_sentiment(loaded.vader, text, values)
-        else:
-            result[prop.name] = _judge_embeddings(vector, prop)
-    return result
+    entries = (plan or {}).get("properties", {})
+    return {prop.name: _judge(text, vector, prop, entries.get(prop.name)) for prop in properties}
+
+
+def judge_property(text: str, prop: PropertyLike, entry: Mapping[str, Any]) -> Judgement:
+    """One property of one text under one plan entry (how a plan is measured on labelled texts)."""
+    return classify(text, [prop], {"properties": {prop.name: entry}})[prop.name]

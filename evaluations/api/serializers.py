@@ -19,6 +19,26 @@ class EvaluationProgressOutputSerializer(serializers.Serializer[Any]):
     total = serializers.IntegerField()
 
 
+class EmbeddedPlanPropertyOutputSerializer(serializers.Serializer[Any]):
+    property_name = serializers.CharField()
+    mode = serializers.ChoiceField(
+        choices=["prototypes", "lexicon", "taught", "declined"],
+        help_text="How the embedded judge judges the property in this evaluation, or that it declined it.",
+    )
+    reason = serializers.CharField()
+    labels = serializers.IntegerField(help_text="Human labels that taught or checked it (0: none).")
+
+
+class EmbeddedPlanOutputSerializer(serializers.Serializer[Any]):
+    """The embedded judge's plan, fixed when the evaluation started (README: The embedded judge)."""
+
+    properties = EmbeddedPlanPropertyOutputSerializer(many=True, help_text="In the spec's order.")
+    taught_review_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Reviews that taught this evaluation's judge: estimates of its error leave them out.",
+    )
+
+
 # Serializes the dict evaluations.selectors.evaluation_trace builds (the evaluation page shows the same).
 class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     """Our addition: how the evaluation was judged: models, prompt, calls, tokens, cost and progress."""
@@ -38,6 +58,7 @@ class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     cost_usd = serializers.FloatField()
     progress = EvaluationProgressOutputSerializer()
     chunks = serializers.IntegerField()
+    embedded_plan = EmbeddedPlanOutputSerializer(allow_null=True, help_text="Null for an LLM judge.")
 
 
 # Documentation only: the analysis is stored as JSON when the evaluation finishes and answered as stored (each

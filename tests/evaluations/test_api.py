@@ -58,12 +58,15 @@ def test_create_then_poll_to_succeeded(
         "neutral": 30,
     }
     assert sentiment["evaluated_distributions"] == sentiment["observed_distributions"]
-    assert sum(priority["evaluated_distributions"].values()) == pytest.approx(100, abs=0.05)
+    assert sum(sentiment["evaluated_distributions"].values()) == pytest.approx(100, abs=0.05)
+    # The texts say nothing of urgency: the embedded judge declines priority (issue #20), so it is not analysed.
+    assert priority["total_samples_analyzed"] == 0
     stats = alice_api.get(f"{EVALUATIONS}{body['id']}/statistics/").json()["statistics"]
     assert [p["property_name"] for p in stats["properties"]] == [
         "sentiment",
         "priority",
     ]
+    assert stats["properties"][1]["declined"].startswith("this property needs an LLM judge or human reviews")
     listed = alice_api.get(f"/api/dataframer/runs/{run_a.code}/evaluations/").json()
     assert [e["id"] for e in listed] == [body["id"]]
 

@@ -127,12 +127,12 @@ def test_compare_three_with_deltas_against_the_first(
     run_b = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12), name="Second")
     run_c = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12), name="Third")
     first, second, third = evaluate(run_a), evaluate(run_b), evaluate(run_c)
-    # C judges sample_2's priority differently from A; B does not.
+    # C judges sample_2's sentiment differently from A; B does not. (Priority is declined by the embedded judge.)
     row = SampleClassification.objects.get(evaluation=third, sample__identifier="sample_2")
-    original = (row.classifications or {})["priority"]
-    changed_to = "low" if original != "low" else "high"
+    original = (row.classifications or {})["sentiment"]
+    changed_to = "negative" if original != "negative" else "positive"
     SampleClassification.objects.filter(pk=row.pk).update(
-        classifications={**(row.classifications or {}), "priority": changed_to}
+        classifications={**(row.classifications or {}), "sentiment": changed_to}
     )
     Evaluation.objects.filter(pk=third.pk).update(conformance_score=first.conformance_score - 10)
     client.force_login(bob)  # a viewer may compare
@@ -144,15 +144,15 @@ def test_compare_three_with_deltas_against_the_first(
     assert [c["label"][:3] for c in comparison["columns"]] == ["A: ", "B: ", "C: "]
     assert len({c["label"] for c in comparison["columns"]}) == 3
     assert [c["score_delta"] for c in comparison["columns"]] == [None, 0.0, -10.0]
-    priority = next(r for r in comparison["properties"] if r["name"] == "priority")
-    assert [c["letter"] for c in priority["cells"]] == ["A", "B", "C"]
-    assert priority["cells"][1]["between"] == 100.0
-    decided = sum(1 for r in first.classifications.all() if "priority" in (r.classifications or {}))
-    assert priority["cells"][2]["between"] == pytest.approx(100 * (decided - 1) / decided)
+    sentiment = next(r for r in comparison["properties"] if r["name"] == "sentiment")
+    assert [c["letter"] for c in sentiment["cells"]] == ["A", "B", "C"]
+    assert sentiment["cells"][1]["between"] == 100.0
+    decided = sum(1 for r in first.classifications.all() if "sentiment" in (r.classifications or {}))
+    assert sentiment["cells"][2]["between"] == pytest.approx(100 * (decided - 1) / decided)
     assert comparison["paired"] == [12, 12]
     [changed] = comparison["changed"]
     assert changed["identifier"] == "sample_2"
-    assert changed["changes"] == [{"name": "priority", "values": [original, original, changed_to]}]
+    assert changed["changes"] == [{"name": "sentiment", "values": [original, original, changed_to]}]
     assert [letter for letter, _e, _s in changed["links"]] == ["A", "B", "C"]
     page = response.content.decode()
     assert "<th>C</th>" in page

@@ -163,7 +163,8 @@ def test_compare_two_evaluations(client: Client, alice: Any, run_a: Run, evaluat
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
     assert response.status_code == HTTPStatus.OK
     agreement = [(row["name"], row["cells"][1]["between"]) for row in response.context["comparison"]["properties"]]
-    assert agreement == [("sentiment", 100.0), ("priority", 100.0)]
+    # Priority: both declined it (the texts say nothing of urgency), so there is nothing to agree on.
+    assert agreement == [("sentiment", 100.0), ("priority", None)]
     assert client.get("/evaluations/compare/?a=x&b=y").status_code == HTTPStatus.NOT_FOUND
 
 

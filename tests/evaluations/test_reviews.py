@@ -379,13 +379,14 @@ def test_labelling_with_htmx_swaps_in_the_next_card(
 
 def test_labelling_without_javascript_redirects_to_the_next_card(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done, property="priority", mode="disagreement")).context["row"]
+    # Sentiment: the embedded judge declines priority on these texts, so it has no disagreement to show.
+    first = client.get(queue_url(done, property="sentiment", mode="disagreement")).context["row"]
     response = client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "priority", "value": "low", "mode": "disagreement"},
+        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "disagreement"},
     )
     assert response.status_code == HTTPStatus.FOUND
-    assert "property=priority" in response["Location"]
+    assert "property=sentiment" in response["Location"]
     assert "mode=disagreement" in response["Location"]
     assert Review.objects.get().selection == "disagreement"
 
