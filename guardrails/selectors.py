@@ -12,8 +12,8 @@ from companies.models import Company
 from companies.quotas import InFlight
 from config.charts import COLORS
 
+from .metrics import METRICS
 from .models import GuardrailEvaluation
-from .rubrics import METRICS
 
 
 def guardrails_in_flight(company_id: int) -> InFlight:

@@ -25,14 +25,11 @@ from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
 from work.registry import Result
 
+from .metrics import DEFAULT_RUN_MODE, METRIC_NEEDS, MODEL_INPUT_FIELDS, default_metrics
 from .models import GuardrailEvaluation
 from .rubrics import (
-    DEFAULT_RUN_MODE,
-    METRIC_NEEDS,
-    MODEL_INPUT_FIELDS,
     PROMPT_VERSION,
     RunModeConfig,
-    default_metrics,
     failed_result,
     guardrail_request,
     judged_result,

@@ -21,8 +21,8 @@ from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination
 from companies.api.serializers import DetailOutputSerializer, error_responses
+from guardrails.metrics import RUN_MODES
 from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
-from guardrails.rubrics import RUN_MODES
 from guardrails.services import (
     GuardrailInputError,
     guardrail_evaluation_cancel,

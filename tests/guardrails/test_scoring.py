@@ -11,17 +11,10 @@ import pytest
 
 from companies.models import Company
 from guardrails import services
+from guardrails.metrics import METRICS, SAFETY_CATEGORIES, default_metrics
 from guardrails.models import GuardrailEvaluation
-from guardrails.rubrics import (
-    METRICS,
-    SAFETY_CATEGORIES,
-    combined_schema,
-    default_metrics,
-    guardrail_request,
-    metric_schema,
-    offline_answer,
-    validate_grade,
-)
+from guardrails.offline import offline_answer
+from guardrails.rubrics import combined_schema, guardrail_request, metric_schema, validate_grade
 from llm.base import BadReply
 from llm.models import JudgeCall
 from tests.llm.fakes import Answer, FakeProvider, first_values
