@@ -29,8 +29,12 @@ KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+# The DeepRails family's top-level resources (the official client calls them without an /api/ prefix).
+DEEPRAILS_ROOTS = ("evaluate", "monitor", "defend")
+
+
 def is_api_path(path: str) -> bool:
-    return path.startswith("/api/") or path == "/evaluate" or path.startswith("/evaluate/")
+    return path.startswith("/api/") or path.lstrip("/").split("/", 1)[0] in DEEPRAILS_ROOTS
 
 
 def request_id(request: HttpRequest) -> str:

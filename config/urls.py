@@ -9,6 +9,7 @@ from companies.api.views import rotate_api_key
 from companies.views import SignInView
 from config.api_router import dataframer
 from evaluations.api.views import EvaluationReviewViewSet, RunEvaluationsViewSet
+from guardrails.api.monitors import urlpatterns as monitor_urlpatterns
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from runs.api.views import signed_download
 
@@ -43,8 +44,9 @@ urlpatterns = [
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
-    # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
-    path("", include((guardrail_urlpatterns, "deeprails"))),
+    # DeepRails-compatible guardrail evaluations, monitors and Defend workflows: top-level `evaluate`, `monitor`
+    # and `defend` paths, as the official client expects.
+    path("", include((guardrail_urlpatterns + monitor_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
 ]
 
