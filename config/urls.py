@@ -11,6 +11,7 @@ from config.api_router import dataframer
 from evaluations.api.views import EvaluationReviewViewSet, RunEvaluationsViewSet
 from guardrails.api.monitors import urlpatterns as monitor_urlpatterns
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
+from guardrails.api.workflows import urlpatterns as workflow_urlpatterns
 from runs.api.views import signed_download
 
 api_urlpatterns: list[URLPattern | URLResolver] = [
@@ -46,7 +47,7 @@ urlpatterns = [
     path("api/", include((api_urlpatterns, "api"))),
     # DeepRails-compatible guardrail evaluations, monitors and Defend workflows: top-level `evaluate`, `monitor`
     # and `defend` paths, as the official client expects.
-    path("", include((guardrail_urlpatterns + monitor_urlpatterns, "deeprails"))),
+    path("", include((guardrail_urlpatterns + monitor_urlpatterns + workflow_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
 ]
 

@@ -15,4 +15,5 @@ class GuardrailsConfig(AppConfig):
 
         tasks.register_all()
         sources.in_flight["guardrails"] = selectors.guardrails_in_flight  # companies/quotas.py counts them
+        sources.in_flight["defend"] = selectors.defend_in_flight
         home_sections.append(views.home_section)

@@ -290,6 +290,14 @@ class WorkflowEvent(models.Model):
     error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
+    # The writer's calls; each one's item_id is the number of the attempt it wrote (graders' calls are on the
+    # attempts' evaluations).
+    writer_calls = GenericRelation(
+        "llm.JudgeCall",
+        content_type_field="subject_type",
+        object_id_field="subject_id",
+        related_query_name="workflow_event",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -317,12 +325,6 @@ class WorkflowAttempt(models.Model):
     passed = models.BooleanField(null=True, blank=True)
     failing_metrics = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    writer_calls = GenericRelation(
-        "llm.JudgeCall",
-        content_type_field="subject_type",
-        object_id_field="subject_id",
-        related_query_name="workflow_attempt",
-    )
 
     class Meta:
         ordering = ["event", "number"]

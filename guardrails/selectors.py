@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, FloatField, Q, QuerySet
+from django.db.models import Avg, Count, FloatField, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
@@ -13,14 +13,24 @@ from companies.quotas import InFlight
 from config.charts import COLORS
 
 from .metrics import METRICS
-from .models import GuardrailEvaluation
+from .models import GuardrailEvaluation, Workflow, WorkflowEvent
 
 
 def guardrails_in_flight(company_id: int) -> InFlight:
-    """The company's queued/in-progress guardrail evaluations, each one sample (a quota source)."""
+    """The company's queued/in-progress guardrail evaluations, each one sample (a quota source). A Defend attempt's
+    evaluation is left out: its event is counted, once, for as long as it runs (defend_in_flight)."""
     count = GuardrailEvaluation.objects.filter(
         company_id=company_id,
         status__in=[GuardrailEvaluation.Status.QUEUED, GuardrailEvaluation.Status.IN_PROGRESS],
+        defend_attempt__isnull=True,
+    ).count()
+    return InFlight(evaluations=count, samples=count)
+
+
+def defend_in_flight(company_id: int) -> InFlight:
+    """The company's unfinished workflow events, each one evaluation of one sample at a time (a quota source)."""
+    count = WorkflowEvent.objects.filter(
+        company_id=company_id, status__in=[WorkflowEvent.Status.QUEUED, WorkflowEvent.Status.IN_PROGRESS]
     ).count()
     return InFlight(evaluations=count, samples=count)
 
@@ -118,3 +128,44 @@ def guardrail_metric_summary(*, company: Company) -> list[dict[str, Any]]:
     return [
         {"metric": m, "count": totals[f"n_{m}"], "average": totals[f"avg_{m}"]} for m in METRICS if totals[f"n_{m}"]
     ]
+
+
+def workflow_success_rate(workflow: Workflow) -> float | None:
+    """The share (0-1) of the workflow's decided events whose output passed, original or improved; None if none."""
+    counts = WorkflowEvent.objects.filter(workflow=workflow, filtered__isnull=False).aggregate(
+        decided=Count("id"), passed=Count("id", filter=Q(filtered=False))
+    )
+    return counts["passed"] / counts["decided"] if counts["decided"] else None
+
+
+def workflow_event_attempts(event: WorkflowEvent) -> list[dict[str, Any]]:
+    """Every attempt of an event, in order, with its output, evaluation and cost (grading plus the writer's call
+    that produced it). Two queries, whatever the number of attempts."""
+    writer_costs = dict(
+        event.writer_calls.values("item_id").annotate(cost=Sum("cost_usd")).values_list("item_id", "cost")
+    )
+    attempts = (
+        event.attempts.select_related("evaluation")
+        .annotate(evaluation_cost=Sum("evaluation__judge_calls__cost_usd"))
+        .order_by("number")
+    )
+    rows = []
+    for attempt in attempts:
+        evaluation = attempt.evaluation
+        grading = float(attempt.evaluation_cost or 0)
+        writing = float(writer_costs.get(attempt.number) or 0)
+        rows.append(
+            {
+                "attempt_number": attempt.number,
+                "output": attempt.output,
+                "evaluation_id": evaluation.eval_id,
+                "evaluation_status": evaluation.status,
+                "evaluation_result": evaluation.ordered_result,
+                "passed": attempt.passed,
+                "failing_metrics": attempt.failing_metrics,
+                "evaluation_cost_usd": grading,
+                "writer_cost_usd": writing,
+                "cost_usd": grading + writing,
+            }
+        )
+    return rows

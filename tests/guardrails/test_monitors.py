@@ -226,3 +226,25 @@ def test_it_requires_rw_access(bob_api: APIClient, monitor_a: Monitor) -> None:
     assert bob_api.post(f"{url}/events", EVENT, format="json").status_code == HTTPStatus.FORBIDDEN
     assert Monitor.objects.count() == 1
     assert not MonitorEvent.objects.exists()
+
+
+def test_stats_count_each_status_and_limit_defaults_to_10(alice_api: APIClient, monitor_a: Monitor) -> None:
+    # Not a transactional test: the work is never sent, so every event stays queued until set below.
+    for _ in range(12):
+        assert (
+            alice_api.post(f"/monitor/{monitor_a.monitor_id}/events", EVENT, format="json").status_code
+            == HTTPStatus.CREATED
+        )
+    rows = GuardrailEvaluation.objects.order_by("id")
+    Status = GuardrailEvaluation.Status
+    for status, ids in ((Status.COMPLETED, rows[:5]), (Status.FAILED, rows[5:7]), (Status.IN_PROGRESS, rows[7:8])):
+        GuardrailEvaluation.objects.filter(id__in=[r.id for r in ids]).update(status=status)
+    body = alice_api.get(f"/monitor/{monitor_a.monitor_id}").json()
+    assert body["stats"] == {
+        "total_evaluations": 12,
+        "completed_evaluations": 5,
+        "failed_evaluations": 2,
+        "in_progress_evaluations": 1,
+        "queued_evaluations": 4,
+    }
+    assert len(body["evaluations"]) == 10
