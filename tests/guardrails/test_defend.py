@@ -12,13 +12,16 @@ from typing import Any
 import pytest
 from deeprails import BadRequestError, Deeprails, NotFoundError
 from django.test import override_settings
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from companies.models import Company
 from guardrails.defend import TOLERANCE_THRESHOLDS, workflow_create
 from guardrails.models import ActiveStatus, Workflow, WorkflowEvent
+from guardrails.monitors import monitor_create
 from llm.models import JudgeCall
 from tests.guardrails.test_scoring import Judges, guardrail_answer, install_judges
+from work.models import WorkItem
 
 INPUT: Any = {
     "system_prompt": "You are a support agent. Refunds take 5 days.",
@@ -385,3 +388,34 @@ def test_it_requires_rw_access(alice_api: APIClient, bob_api: APIClient, workflo
     assert bob_api.post(f"{url}/events", body, format="json").status_code == HTTPStatus.FORBIDDEN
     assert Workflow.objects.count() == 1
     assert WorkflowEvent.objects.count() == 1
+
+
+# --- Admin ---
+
+
+def test_the_admin_lists_monitors_workflows_and_events_and_cancels_and_retries_events(
+    alice_api: APIClient, workflow_a: Workflow, admin_client: Any
+) -> None:
+    monitor = monitor_create(company=workflow_a.company, created_by=None, name="m")
+    body = {"model_input": INPUT, "model_output": "x", "model_used": "m", "run_mode": "smart"}
+    alice_api.post(f"/defend/{workflow_a.workflow_id}/events", body, format="json")  # stays queued: no commit here
+    event = WorkflowEvent.objects.get()
+    for page in (
+        reverse("admin:guardrails_monitor_changelist"),
+        reverse("admin:guardrails_monitor_change", args=[monitor.pk]),
+        reverse("admin:guardrails_workflow_changelist"),
+        reverse("admin:guardrails_workflowevent_changelist"),
+        reverse("admin:guardrails_workflowevent_change", args=[event.pk]),
+    ):
+        assert admin_client.get(page).status_code == HTTPStatus.OK
+    changelist = reverse("admin:guardrails_workflowevent_changelist")
+    admin_client.post(changelist, {"action": "retry", "_selected_action": [event.pk]})
+    assert WorkflowEvent.objects.get().status == "queued"  # not failed: nothing to retry
+    admin_client.post(changelist, {"action": "cancel", "_selected_action": [event.pk]})
+    assert WorkflowEvent.objects.get().status == "canceled"
+    assert WorkItem.objects.get(kind="defend.event", subject_id=event.pk).state == "canceled"
+    WorkflowEvent.objects.update(status="failed", error_message="boom")
+    admin_client.post(changelist, {"action": "retry", "_selected_action": [event.pk]})
+    event.refresh_from_db()
+    assert (event.status, event.error_message) == ("queued", None)
+    assert WorkItem.objects.get(kind="defend.event", subject_id=event.pk).state == "queued"
