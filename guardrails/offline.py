@@ -38,8 +38,18 @@ def _content(text: str) -> set[str]:
     return stems(text) - _QUESTION_WORDS
 
 
+# Number words count as numbers ("two weeks" states a 2 against "5 days"); "one" is left out, being as often a
+# pronoun ("one of them") as a count.
+_COUNT_WORDS = {
+    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20", "thirty": "30", "hundred": "100",
+}  # fmt: skip
+_COUNT_WORD = re.compile(r"\b(" + "|".join(_COUNT_WORDS) + r")\b", re.IGNORECASE)
+
+
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+    digits = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    return digits | {_COUNT_WORDS[w.lower()] for w in _COUNT_WORD.findall(text)}
 
 
 def _overlap(part: set[str], reference: set[str]) -> float:
@@ -107,15 +117,24 @@ def _offline_completeness(model_input: dict[str, Any], output: str) -> dict[str,
         covered = _overlap(_content(part), answer)
         verdict = "addressed" if covered >= 0.5 else "partial" if covered >= 0.2 else "missed"
         verdicts.append({"statement": _short(part), "verdict": verdict})
+    if output.strip() and not str(model_input.get("ground_truth") or "").strip():
+        # Sharing the request's words shows the output is on topic, not that it answers it fully: with no ground
+        # truth to hold it to, the heuristic declines (as correctness does) rather than give a perfect score.
+        return {
+            "verdicts": verdicts,
+            "rationale": OFFLINE_NOTE + "not judged offline: with no ground truth, word overlap with the request "
+            "shows only that the output is on topic, not that it is complete. The score 0.5 is uninformative. "
+            + SWITCH_TO_LLM,
+            "score": 0.5,
+            "judged": False,
+        }
     if not output.strip():
         score = 0.0
-    elif not verdicts:
-        score = 1.0
     else:
         score = sum({"addressed": 1, "partial": 0.5, "missed": 0}[v["verdict"]] for v in verdicts) / len(verdicts)
     return {
         "verdicts": verdicts,
-        "rationale": OFFLINE_NOTE + "each part of the request (and of the ground truth) counts as addressed when "
+        "rationale": OFFLINE_NOTE + "each part of the request and of the ground truth counts as addressed when "
         "the output uses at least half of its content words, partial from a fifth.",
         "score": round(score, 4),
     }
@@ -186,11 +205,13 @@ def _offline_instruction_adherence(model_input: dict[str, Any], output: str) -> 
     instructions = "\n".join(str(model_input.get(f) or "") for f in ("system_prompt", "user_prompt"))
     verdicts = _instruction_checks(instructions, output)
     if not verdicts:
+        # Finding nothing to check is not evidence that the instructions were followed: declined, not 1.0.
         return {
             "verdicts": [],
-            "rationale": OFFLINE_NOTE + "found no instruction it can check (JSON, sentence or word limits, bullets, "
-            "capitals, forbidden words), so it assumes the instructions were followed.",
-            "score": 1.0,
+            "rationale": OFFLINE_NOTE + "not judged offline: found no instruction it can check (JSON, sentence or "
+            "word limits, bullets, capitals, forbidden words). The score 0.5 is uninformative. " + SWITCH_TO_LLM,
+            "score": 0.5,
+            "judged": False,
         }
     followed = sum(v["verdict"] == "followed" for v in verdicts)
     score = followed / len(verdicts)

@@ -441,8 +441,10 @@ def test_offline_instruction_checks() -> None:
     assert grade("Reply in JSON.", "ok")["score"] == 0.0
     assert grade("Answer in one sentence. Do not mention pricing.", "It works. Pricing is $5.")["score"] == 0.0
     assert grade("Use at most 5 words.", "Yes, it does.")["score"] == 1.0
+    # Nothing it can check is not a pass: declined, with a placeholder score (issue 23).
     no_checks = grade("Be helpful.", "Sure!")
-    assert (no_checks["score"], no_checks["verdicts"]) == (1.0, [])
+    assert (no_checks["score"], no_checks["verdicts"], no_checks["judged"]) == (0.5, [], False)
+    assert "judged" not in grade("Use at most 5 words.", "Yes, it does.")
 
 
 # --- Prompts and schemas ---
