@@ -21,6 +21,7 @@ BENCHMARKS = [
     ["guardrail_costs.py"],
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],
+    ["offline_guardrails.py"],
 ]
 
 if __name__ == "__main__":
