@@ -295,6 +295,7 @@ SPECTACULAR_SETTINGS = {
         "SeedFileTypeEnum": "runs.models.SeedFile.FileType",
         "EvaluationStatusEnum": "evaluations.models.Evaluation.Status",
         "GuardrailEvaluationStatusEnum": "guardrails.models.GuardrailEvaluation.Status",
+        "ActiveStatusEnum": "guardrails.models.ActiveStatus",
     },
 }
 

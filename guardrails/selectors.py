@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Avg, Count, FloatField, Q, QuerySet, Sum
@@ -13,7 +14,7 @@ from companies.quotas import InFlight
 from config.charts import COLORS
 
 from .metrics import METRICS
-from .models import GuardrailEvaluation, Workflow, WorkflowEvent
+from .models import GuardrailEvaluation, Monitor, Workflow, WorkflowEvent
 
 
 def guardrails_in_flight(company_id: int) -> InFlight:
@@ -169,3 +170,62 @@ def workflow_event_attempts(event: WorkflowEvent) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# --- Monitor and workflow pages ---
+
+FAIL_BELOW = 0.5  # a graded event "fails" on the monitor page when any judged metric scores below this
+CHART_EVENTS = 1000  # the monitor chart plots at most the latest this many events
+
+
+def monitor_evaluations(
+    *, monitor: Monitor, nametag: str = "", since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[GuardrailEvaluation]:
+    """A monitor's evaluations, newest first, filtered by exact nametag and a created-at window [since, until)."""
+    rows = GuardrailEvaluation.objects.filter(monitor_event__monitor=monitor)
+    if nametag:
+        rows = rows.filter(nametag=nametag)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    return rows.order_by("-created_at", "-id")
+
+
+def _judged_scores(result: dict[str, Any] | None) -> dict[str, float]:
+    """The scores that mean something: graded, and not declined by the offline judge."""
+    return {
+        m: r["score"] for m, r in (result or {}).items() if r.get("score") is not None and r.get("judged") is not False
+    }
+
+
+def monitor_summary(*, evaluations: QuerySet[GuardrailEvaluation]) -> dict[str, Any]:
+    """The monitor page's figures in one query over the latest CHART_EVENTS events: the score of each metric over time
+    (a Plotly line per metric, built here; JS only draws it) and the failure rate of the graded ones."""
+    rows = list(evaluations.values_list("created_at", "evaluation_result")[:CHART_EVENTS])[::-1]
+    series: dict[str, tuple[list[str], list[float]]] = {}
+    graded = failed = 0
+    for created_at, result in rows:
+        scores = _judged_scores(result)
+        if scores:
+            graded += 1
+            failed += any(score < FAIL_BELOW for score in scores.values())
+        for metric, score in scores.items():
+            xs, ys = series.setdefault(metric, ([], []))
+            xs.append(created_at.isoformat())
+            ys.append(score)
+    chart = None
+    if series:
+        data = [
+            {"type": "scatter", "mode": "lines+markers", "name": m, "x": series[m][0], "y": series[m][1]}
+            for m in METRICS
+            if m in series
+        ]
+        layout = {
+            "yaxis": {"range": [0, 1.05], "title": {"text": "score (0-1)"}},
+            "height": 340,
+            "margin": {"l": 55, "r": 15, "t": 20, "b": 60},
+            "legend": {"orientation": "h", "y": -0.25},
+        }
+        chart = {"data": data, "layout": layout}
+    return {"chart": chart, "graded": graded, "failed": failed, "failure_rate": failed / graded if graded else None}

@@ -47,9 +47,8 @@ class MonitorUpdateSerializer(ObjectSerializer):
     monitor_status = serializers.ChoiceField(choices=ActiveStatus.values, required=False)
 
 
+# An /evaluate body whose guardrail_metrics are required, as the client's MonitorSubmitEventParams has them.
 class MonitorEventSerializer(GuardrailCreateSerializer):
-    """An /evaluate body whose guardrail_metrics are required, as the client's MonitorSubmitEventParams has them."""
-
     guardrail_metrics = serializers.ListField(child=serializers.ChoiceField(choices=METRICS), min_length=1)
 
 
@@ -77,9 +76,8 @@ class MonitorStatsOutputSerializer(serializers.Serializer[Any]):
     queued_evaluations = serializers.IntegerField()
 
 
+# Serializes a MonitorDetail: the monitor's fields, its stats and its latest evaluations.
 class MonitorDetailOutputSerializer(MonitorOutputSerializer):
-    """Serializes a MonitorDetail: the monitor's fields, its stats and its latest evaluations."""
-
     stats = MonitorStatsOutputSerializer()
     evaluations = GuardrailEvaluationOutputSerializer(many=True, help_text="Newest first, at most `limit`.")
 

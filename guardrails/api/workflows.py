@@ -118,9 +118,8 @@ class AttemptOutputSerializer(serializers.Serializer[Any]):
     cost_usd = serializers.FloatField()
 
 
+# Serializes (event, attempts): the wire's four fields first, then our additions.
 class WorkflowEventOutputSerializer(serializers.Serializer[Any]):
-    """Serializes (event, attempts): the wire's four fields first, then our additions."""
-
     event_id = serializers.CharField(help_text="`wevt-<uuid>`.")
     workflow_id = serializers.CharField()
     attempt_number = serializers.IntegerField(allow_null=True, help_text="How many improvements were made.")
@@ -192,6 +191,7 @@ class WorkflowViewSet(CompanyScopedViewSet):
         responses={200: WorkflowOutputSerializer, **error_responses(401, 403, 404)},
     )
     def retrieve(self, request: Request, workflow_id: str) -> Response:
+        """A workflow with its thresholds and success rate (the share of decided events that passed)."""
         return Response(WorkflowOutputSerializer(self._workflow(workflow_id)).data)
 
     @extend_schema(
@@ -202,6 +202,7 @@ class WorkflowViewSet(CompanyScopedViewSet):
         responses={200: WorkflowOutputSerializer, **error_responses(401, 403, 404), **UNPROCESSABLE},
     )
     def update(self, request: Request, workflow_id: str) -> Response:
+        """Change the name or description; thresholds and action stay as created."""
         workflow = self._workflow(workflow_id)
         data, error = validated(request, WorkflowUpdateSerializer)
         if error:
@@ -239,6 +240,7 @@ class WorkflowViewSet(CompanyScopedViewSet):
         responses={200: WorkflowEventOutputSerializer, **error_responses(401, 403, 404)},
     )
     def retrieve_event(self, request: Request, workflow_id: str, event_id: str) -> Response:
+        """An event: where its improvement loop stands, and every attempt's output, evaluation and cost."""
         workflow = self._workflow(workflow_id)
         code = parse_wire_id(WorkflowEvent.ID_PREFIX, event_id)
         event = workflow.events.select_related("workflow").filter(code=code).first() if code else None
