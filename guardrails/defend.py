@@ -61,12 +61,11 @@ def _thresholds(
     *, threshold_type: str, custom: dict[str, Any] | None, automatic: dict[str, str] | None
 ) -> dict[str, float]:
     """The threshold per metric a workflow's type and values mean; GuardrailInputError naming what is wrong."""
-    given, other = ("custom_hallucination_threshold_values", "automatic_hallucination_tolerance_levels")
-    values: dict[str, Any] | None = custom
-    if threshold_type == Workflow.ThresholdType.AUTOMATIC:
-        given, other = other, given
-        values = automatic
-    if (automatic if threshold_type == Workflow.ThresholdType.CUSTOM else custom) is not None:
+    is_automatic = threshold_type == Workflow.ThresholdType.AUTOMATIC
+    names = ["custom_hallucination_threshold_values", "automatic_hallucination_tolerance_levels"]
+    given, other = names[::-1] if is_automatic else names
+    values: dict[str, Any] | None = automatic if is_automatic else custom
+    if (custom if is_automatic else automatic) is not None:
         raise GuardrailInputError(
             f"{other} is for the other type of workflow; with type {threshold_type} send {given}."
         )
@@ -75,7 +74,7 @@ def _thresholds(
     unknown = [m for m in values if m not in METRICS]
     if unknown:
         raise GuardrailInputError(f"{given} names unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}.")
-    if threshold_type == Workflow.ThresholdType.AUTOMATIC:
+    if is_automatic:
         return {m: TOLERANCE_THRESHOLDS[level] for m, level in values.items()}
     return {m: float(v) for m, v in values.items()}
 

@@ -274,7 +274,7 @@ class WorkflowEvent(models.Model):
     """One output submitted to a workflow, and where its improvement loop stands."""
 
     ID_PREFIX = "wevt-"
-    Status = GuardrailEvaluation.Status
+    Status = GuardrailEvaluation.Status  # an event lives as an evaluation does: queued, in_progress, completed, ...
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="events")
