@@ -105,8 +105,8 @@ def evaluate_once(company: Company, run_mode: str) -> dict[str, float]:
     from django.db.models import Count, Sum
 
     from guardrails import services
+    from guardrails.metrics import METRICS
     from guardrails.models import GuardrailEvaluation
-    from guardrails.rubrics import METRICS
     from llm.models import JudgeCall
 
     created = services.guardrail_evaluation_create(
@@ -169,7 +169,8 @@ def main() -> dict[str, dict[str, float]]:
     from django_q.conf import Conf
 
     from companies.services import member_ensure
-    from guardrails.rubrics import METRICS, run_mode_config
+    from guardrails.metrics import METRICS
+    from guardrails.rubrics import run_mode_config
 
     Conf.SYNC = True  # the on_commit enqueue runs the task inline, once: no separate run_guardrail_evaluation call
     # Dummy keys, so the judges resolve to the real providers (whose network is the stand-in), not the heuristic.

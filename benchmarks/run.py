@@ -21,6 +21,8 @@ BENCHMARKS = [
     ["guardrail_costs.py"],
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],
+    ["offline_guardrails.py"],
+    ["monitor_events.py", "200", "0.1"],
 ]
 
 if __name__ == "__main__":

@@ -38,11 +38,12 @@ OUTAGE_RETRY_AFTER = "5"  # seconds: a restart of PostgreSQL or Redis usually ta
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-DEEPRAILS_ROOTS = ("/evaluate", "/monitor", "/defend")  # the DeepRails client's paths (config/unserved.py for two)
+# The DeepRails family's top-level resources (the official client calls them without an /api/ prefix).
+DEEPRAILS_ROOTS = ("evaluate", "monitor", "defend")
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith("/api/") or any(path == root or path.startswith(f"{root}/") for root in DEEPRAILS_ROOTS)
+    return path.startswith("/api/") or path.lstrip("/").split("/", 1)[0] in DEEPRAILS_ROOTS
 
 
 def request_id(request: HttpRequest) -> str:

@@ -295,6 +295,7 @@ SPECTACULAR_SETTINGS = {
         "SeedFileTypeEnum": "runs.models.SeedFile.FileType",
         "EvaluationStatusEnum": "evaluations.models.Evaluation.Status",
         "GuardrailEvaluationStatusEnum": "guardrails.models.GuardrailEvaluation.Status",
+        "ActiveStatusEnum": "guardrails.models.ActiveStatus",
     },
 }
 
@@ -458,6 +459,12 @@ if os.environ.get("GUARDRAIL_RUN_MODES_JSON"):  # overrides, e.g. {"smart": {"ju
     import json
 
     GUARDRAIL_RUN_MODES.update(json.loads(os.environ["GUARDRAIL_RUN_MODES_JSON"]))
+
+# Defend workflows (DeepRails /defend): the LLM that rewrites a failing output (regen, fixit). Never the embedded
+# judge: a workflow with regen or fixit is refused (400) until this model's provider has credentials.
+DEFEND_WRITER_MODEL = os.environ.get("DEFEND_WRITER_MODEL", GENERATION_DEFAULT_MODEL)
+DEFEND_MAX_IMPROVEMENT_ATTEMPTS = env_int("DEFEND_MAX_IMPROVEMENT_ATTEMPTS", 20)  # the most a workflow may ask for
+DEFEND_WRITER_MAX_TOKENS = env_int("DEFEND_WRITER_MAX_TOKENS", 4096)  # reply budget for one rewritten output
 
 # --- Background work (work app) ---
 # A worker that stops heartbeating loses its item after WORK_LEASE_SECONDS: seven missed heartbeats. The heartbeat

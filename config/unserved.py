@@ -28,8 +28,6 @@ UNSERVED = [
     Unserved("api/dataframer/red-team-specs", "Red teaming (red_team_specs)", 24),
     Unserved("api/dataframer/red-team-runs", "Red teaming (red_team_runs)", 24),
     Unserved("api/dataframer/anonymization-runs", "Anonymization (anonymization_runs)", 24),
-    Unserved("monitor", "DeepRails Monitor", 23),
-    Unserved("defend", "DeepRails Defend", 23),
 ]
 
 

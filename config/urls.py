@@ -10,7 +10,9 @@ from companies.views import SignInView
 from config.api_router import dataframer
 from config.unserved import urlpatterns as unserved_urlpatterns
 from evaluations.api.views import EvaluationReviewViewSet, RunEvaluationsViewSet
+from guardrails.api.monitors import urlpatterns as monitor_urlpatterns
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
+from guardrails.api.workflows import urlpatterns as workflow_urlpatterns
 from runs.api.views import signed_download
 
 api_urlpatterns: list[URLPattern | URLResolver] = [
@@ -44,10 +46,11 @@ urlpatterns = [
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
-    # DeepRails-compatible guardrail evaluations: top-level `evaluate` paths, as the official client expects.
-    path("", include((guardrail_urlpatterns, "deeprails"))),
+    # DeepRails-compatible guardrail evaluations, monitors and Defend workflows: top-level `evaluate`, `monitor`
+    # and `defend` paths, as the official client expects.
+    path("", include((guardrail_urlpatterns + monitor_urlpatterns + workflow_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
-    # The official clients' calls not implemented yet (red teaming, anonymization, monitor, defend): a JSON 404.
+    # The official clients' calls not implemented yet (red teaming, anonymization): a JSON 404.
     *unserved_urlpatterns,
 ]
 

@@ -11,8 +11,10 @@ class GuardrailsConfig(AppConfig):
         from companies.extensions import home_sections
         from companies.quotas import sources
 
-        from . import selectors, tasks, views
+        from . import monitor_views, selectors, tasks, views
 
         tasks.register_all()
         sources.in_flight["guardrails"] = selectors.guardrails_in_flight  # companies/quotas.py counts them
+        sources.in_flight["defend"] = selectors.defend_in_flight
         home_sections.append(views.home_section)
+        home_sections.append(monitor_views.home_section)

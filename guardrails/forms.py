@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .rubrics import DEFAULT_METRICS, DEFAULT_RUN_MODE, METRICS, RUN_MODES
+from .metrics import DEFAULT_METRICS, DEFAULT_RUN_MODE, METRICS, RUN_MODES
 
 
 class GuardrailCreateForm(forms.Form):

@@ -12,6 +12,16 @@ from django.db.models import Count, Sum
 from companies.models import Company
 
 
+def parse_wire_id(prefix: str, wire_id: str) -> uuid.UUID | None:
+    """The code inside a DeepRails wire id (`<prefix><uuid>`), or None if it is not one (then: not found)."""
+    if not wire_id.startswith(prefix):
+        return None
+    try:
+        return uuid.UUID(wire_id.removeprefix(prefix))
+    except ValueError:
+        return None
+
+
 class GuardrailEvaluationQuerySet(models.QuerySet["GuardrailEvaluation"]):
     def for_company(self, company: Company) -> GuardrailEvaluationQuerySet:
         return self.filter(company=company)
@@ -87,12 +97,7 @@ class GuardrailEvaluation(models.Model):
     @classmethod
     def parse_eval_id(cls, eval_id: str) -> uuid.UUID | None:
         """The code inside a wire id `eval-<uuid>`, or None if it is not one."""
-        if not eval_id.startswith(cls.ID_PREFIX):
-            return None
-        try:
-            return uuid.UUID(eval_id.removeprefix(cls.ID_PREFIX))
-        except ValueError:
-            return None
+        return parse_wire_id(cls.ID_PREFIX, eval_id)
 
     @property
     def is_terminal(self) -> bool:
@@ -115,3 +120,215 @@ class GuardrailEvaluation(models.Model):
         if annotated is None and not hasattr(self, "total_cost"):
             annotated = self.judge_calls.aggregate(total=Sum("cost_usd"))["total"]
         return float(annotated or Decimal(0))
+
+
+# --- Monitors (DeepRails `client.monitor`) ---
+
+
+class ActiveStatus(models.TextChoices):
+    """Whether a monitor or workflow takes new events (the wire's `monitor_status` / `status`)."""
+
+    ACTIVE = "active", "Active"
+    INACTIVE = "inactive", "Inactive"
+
+
+class MonitorQuerySet(models.QuerySet["Monitor"]):
+    def for_company(self, company: Company) -> MonitorQuerySet:
+        return self.filter(company=company)
+
+
+class Monitor(models.Model):
+    """A named stream of production answers: each event is one guardrail evaluation, graded in the background."""
+
+    ID_PREFIX = "mon-"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="monitors")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=255)
+    # Null, not "", when not given: the wire contract distinguishes the two.
+    description = models.TextField(null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(max_length=16, choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MonitorQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def monitor_id(self) -> str:
+        return f"{self.ID_PREFIX}{self.code}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ActiveStatus.ACTIVE
+
+
+class MonitorEvent(models.Model):
+    """One answer recorded by a monitor; its grading is an ordinary guardrail evaluation (and work item)."""
+
+    ID_PREFIX = "mevt-"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="events")
+    evaluation = models.OneToOneField(GuardrailEvaluation, on_delete=models.CASCADE, related_name="monitor_event")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.ID_PREFIX}{self.code}"
+
+
+# --- Defend workflows (DeepRails `client.defend`) ---
+
+
+class WorkflowQuerySet(models.QuerySet["Workflow"]):
+    def for_company(self, company: Company) -> WorkflowQuerySet:
+        return self.filter(company=company)
+
+
+class Workflow(models.Model):
+    """Thresholds per metric and an improvement action: an event's output is graded and, while it fails, improved
+    (up to max_improvement_attempts times)."""
+
+    class ThresholdType(models.TextChoices):
+        CUSTOM = "custom", "Custom"
+        AUTOMATIC = "automatic", "Automatic"
+
+    class Action(models.TextChoices):
+        REGEN = "regen", "ReGen"
+        FIXIT = "fixit", "FixIt"
+        DO_NOTHING = "do_nothing", "Do nothing"
+
+    ID_PREFIX = "wkfl-"
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="workflows")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=255)
+    description = models.TextField(null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(max_length=16, choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
+    threshold_type = models.CharField(max_length=16, choices=ThresholdType.choices)
+    # As sent, for `automatic`: {metric: "low" | "medium" | "high"}.
+    tolerance_levels = models.JSONField(default=dict, blank=True)
+    # {metric: 0-1}: the custom values, or what the tolerance levels mean (defend.TOLERANCE_THRESHOLDS).
+    thresholds = models.JSONField(default=dict)
+    improvement_action = models.CharField(max_length=16, choices=Action.choices)
+    max_improvement_attempts = models.PositiveSmallIntegerField(default=10)
+    # The model that rewrites a failing output (regen/fixit), fixed when the workflow is created.
+    writer_model = models.CharField(max_length=200, blank=True)
+    # Our addition: a metric the judge declined (`"judged": false`) counts as passed only if this is set.
+    declined_passes = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    objects = WorkflowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def workflow_id(self) -> str:
+        return f"{self.ID_PREFIX}{self.code}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ActiveStatus.ACTIVE
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.thresholds)
+
+    def failing_metrics(self, result: dict[str, Any] | None) -> list[str]:
+        """The metrics of an evaluation result that miss their threshold: unscored ones, and declined ones
+        (`"judged": false`, a placeholder score) unless the workflow counts those as passed."""
+        failing = []
+        for metric, threshold in self.thresholds.items():
+            grade = (result or {}).get(metric) or {}
+            score = grade.get("score")
+            declined = grade.get("judged") is False
+            if score is None or score < threshold or (declined and not self.declined_passes):
+                failing.append(metric)
+        return failing
+
+
+class WorkflowEvent(models.Model):
+    """One output submitted to a workflow, and where its improvement loop stands."""
+
+    ID_PREFIX = "wevt-"
+    Status = GuardrailEvaluation.Status  # an event lives as an evaluation does: queued, in_progress, completed, ...
+
+    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="events")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=GuardrailEvaluation.Status.choices, default=Status.QUEUED)
+    run_mode = models.CharField(max_length=16, choices=GuardrailEvaluation.RunMode.choices)
+    model_input = models.JSONField(default=dict)
+    model_output = models.TextField(blank=True)  # the original output, as submitted
+    model_used = models.CharField(max_length=200)
+    nametag = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # Null until decided: False when an attempt passed every threshold, True when none did.
+    filtered = models.BooleanField(null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True)
+    # The writer's calls; each one's item_id is the number of the attempt it wrote (graders' calls are on the
+    # attempts' evaluations).
+    writer_calls = GenericRelation(
+        "llm.JudgeCall",
+        content_type_field="subject_type",
+        object_id_field="subject_id",
+        related_query_name="workflow_event",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.ID_PREFIX}{self.code}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in {self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELED}
+
+
+class WorkflowAttempt(models.Model):
+    """One output of an event and its evaluation: number 0 is the output as submitted, 1.. the improvements."""
+
+    event = models.ForeignKey(WorkflowEvent, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    output = models.TextField(blank=True)
+    evaluation = models.OneToOneField(GuardrailEvaluation, on_delete=models.CASCADE, related_name="defend_attempt")
+    # Null until its evaluation is done; then whether every metric met its threshold.
+    passed = models.BooleanField(null=True, blank=True)
+    failing_metrics = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event", "number"]
+        constraints = [models.UniqueConstraint(fields=["event", "number"], name="workflow_attempt_once")]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.number}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Avg, Count, FloatField, Q, QuerySet
+from django.db.models import Avg, Count, FloatField, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
@@ -12,15 +13,25 @@ from companies.models import Company
 from companies.quotas import InFlight
 from config.charts import COLORS
 
-from .models import GuardrailEvaluation
-from .rubrics import METRICS
+from .metrics import METRICS
+from .models import GuardrailEvaluation, Monitor, Workflow, WorkflowEvent
 
 
 def guardrails_in_flight(company_id: int) -> InFlight:
-    """The company's queued/in-progress guardrail evaluations, each one sample (a quota source)."""
+    """The company's queued/in-progress guardrail evaluations, each one sample (a quota source). A Defend attempt's
+    evaluation is left out: its event is counted, once, for as long as it runs (defend_in_flight)."""
     count = GuardrailEvaluation.objects.filter(
         company_id=company_id,
         status__in=[GuardrailEvaluation.Status.QUEUED, GuardrailEvaluation.Status.IN_PROGRESS],
+        defend_attempt__isnull=True,
+    ).count()
+    return InFlight(evaluations=count, samples=count)
+
+
+def defend_in_flight(company_id: int) -> InFlight:
+    """The company's unfinished workflow events, each one evaluation of one sample at a time (a quota source)."""
+    count = WorkflowEvent.objects.filter(
+        company_id=company_id, status__in=[WorkflowEvent.Status.QUEUED, WorkflowEvent.Status.IN_PROGRESS]
     ).count()
     return InFlight(evaluations=count, samples=count)
 
@@ -118,3 +129,103 @@ def guardrail_metric_summary(*, company: Company) -> list[dict[str, Any]]:
     return [
         {"metric": m, "count": totals[f"n_{m}"], "average": totals[f"avg_{m}"]} for m in METRICS if totals[f"n_{m}"]
     ]
+
+
+def workflow_success_rate(workflow: Workflow) -> float | None:
+    """The share (0-1) of the workflow's decided events whose output passed, original or improved; None if none."""
+    counts = WorkflowEvent.objects.filter(workflow=workflow, filtered__isnull=False).aggregate(
+        decided=Count("id"), passed=Count("id", filter=Q(filtered=False))
+    )
+    return counts["passed"] / counts["decided"] if counts["decided"] else None
+
+
+def workflow_event_attempts(event: WorkflowEvent) -> list[dict[str, Any]]:
+    """Every attempt of an event, in order, with its output, evaluation and cost (grading plus the writer's call
+    that produced it). Two queries, whatever the number of attempts."""
+    writer_costs = dict(
+        event.writer_calls.values("item_id").annotate(cost=Sum("cost_usd")).values_list("item_id", "cost")
+    )
+    attempts = (
+        event.attempts.select_related("evaluation")
+        .annotate(evaluation_cost=Sum("evaluation__judge_calls__cost_usd"))
+        .order_by("number")
+    )
+    rows = []
+    for attempt in attempts:
+        evaluation = attempt.evaluation
+        grading = float(attempt.evaluation_cost or 0)
+        writing = float(writer_costs.get(attempt.number) or 0)
+        rows.append(
+            {
+                "attempt_number": attempt.number,
+                "output": attempt.output,
+                "evaluation_id": evaluation.eval_id,
+                "evaluation_status": evaluation.status,
+                "evaluation_result": evaluation.ordered_result,
+                "passed": attempt.passed,
+                "failing_metrics": attempt.failing_metrics,
+                "evaluation_cost_usd": grading,
+                "writer_cost_usd": writing,
+                "cost_usd": grading + writing,
+            }
+        )
+    return rows
+
+
+# --- Monitor and workflow pages ---
+
+FAIL_BELOW = 0.5  # a graded event "fails" on the monitor page when any judged metric scores below this
+CHART_EVENTS = 1000  # the monitor chart plots at most the latest this many events
+
+
+def monitor_evaluations(
+    *, monitor: Monitor, nametag: str = "", since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[GuardrailEvaluation]:
+    """A monitor's evaluations, newest first, filtered by exact nametag and a created-at window [since, until)."""
+    rows = GuardrailEvaluation.objects.filter(monitor_event__monitor=monitor)
+    if nametag:
+        rows = rows.filter(nametag=nametag)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    return rows.order_by("-created_at", "-id")
+
+
+def _judged_scores(result: dict[str, Any] | None) -> dict[str, float]:
+    """The scores that mean something: graded, and not declined by the offline judge."""
+    return {
+        m: r["score"] for m, r in (result or {}).items() if r.get("score") is not None and r.get("judged") is not False
+    }
+
+
+def monitor_summary(*, evaluations: QuerySet[GuardrailEvaluation]) -> dict[str, Any]:
+    """The monitor page's figures in one query over the latest CHART_EVENTS events: the score of each metric over time
+    (a Plotly line per metric, built here; JS only draws it) and the failure rate of the graded ones."""
+    rows = list(evaluations.values_list("created_at", "evaluation_result")[:CHART_EVENTS])[::-1]
+    series: dict[str, tuple[list[str], list[float]]] = {}
+    graded = failed = 0
+    for created_at, result in rows:
+        scores = _judged_scores(result)
+        if scores:
+            graded += 1
+            failed += any(score < FAIL_BELOW for score in scores.values())
+        for metric, score in scores.items():
+            xs, ys = series.setdefault(metric, ([], []))
+            xs.append(created_at.isoformat())
+            ys.append(score)
+    chart = None
+    if series:
+        data = [
+            {"type": "scatter", "mode": "lines+markers", "name": m, "x": series[m][0], "y": series[m][1]}
+            for m in METRICS
+            if m in series
+        ]
+        layout = {
+            "yaxis": {"range": [0, 1.05], "title": {"text": "score (0-1)"}},
+            "height": 340,
+            "margin": {"l": 55, "r": 15, "t": 20, "b": 60},
+            "legend": {"orientation": "h", "y": -0.25},
+        }
+        chart = {"data": data, "layout": layout}
+    return {"chart": chart, "graded": graded, "failed": failed, "failure_rate": failed / graded if graded else None}

@@ -25,14 +25,11 @@ from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
 from work.registry import Result
 
+from .metrics import DEFAULT_RUN_MODE, METRIC_NEEDS, MODEL_INPUT_FIELDS, default_metrics
 from .models import GuardrailEvaluation
 from .rubrics import (
-    DEFAULT_RUN_MODE,
-    METRIC_NEEDS,
-    MODEL_INPUT_FIELDS,
     PROMPT_VERSION,
     RunModeConfig,
-    default_metrics,
     failed_result,
     guardrail_request,
     judged_result,
@@ -109,7 +106,8 @@ def _requested_judges(run_mode: str) -> list[str]:
         return []  # a misconfigured mode fails the evaluation in the worker, with the reason
 
 
-def _new(*, company: Company, created_by: User | None, data: GuardrailInput) -> GuardrailEvaluation:
+def guardrail_evaluation_new(*, company: Company, created_by: User | None, data: GuardrailInput) -> GuardrailEvaluation:
+    """An unsaved, queued evaluation of checked input (Defend grades its attempts inline, with no work item)."""
     return GuardrailEvaluation(
         company=company,
         created_by=created_by,
@@ -161,7 +159,7 @@ def guardrail_evaluation_create(
         nametag=nametag,
     )
     quota_check(company=company, evaluations=1, samples=1)  # raises QuotaExceeded (a 429)
-    evaluation = _new(company=company, created_by=created_by, data=data)
+    evaluation = guardrail_evaluation_new(company=company, created_by=created_by, data=data)
     evaluation.save()
     _enqueue_new(evaluation)
     return evaluation
@@ -182,7 +180,7 @@ def guardrail_evaluation_create_batch(
             raise GuardrailInputError(f"items[{index}]: {exc}") from exc
     quota_check(company=company, evaluations=len(checked), samples=len(checked))
     evaluations = GuardrailEvaluation.objects.bulk_create(
-        [_new(company=company, created_by=created_by, data=data) for data in checked]
+        [guardrail_evaluation_new(company=company, created_by=created_by, data=data) for data in checked]
     )
     for evaluation in evaluations:
         _enqueue_new(evaluation)

@@ -7,7 +7,7 @@ from work.models import WorkItem
 from work.registry import Result, register
 from work.runner import Context
 
-from . import services
+from . import defend, services
 
 
 def run(item: WorkItem, ctx: Context) -> Result:
@@ -20,5 +20,14 @@ def give_up(item: WorkItem, reason: str) -> None:
     )
 
 
+def run_defend_event(item: WorkItem, ctx: Context) -> Result:
+    return defend.run_workflow_event(event_id=item.subject_id, ctx=ctx)
+
+
+def give_up_defend_event(item: WorkItem, reason: str) -> None:
+    defend.workflow_event_fail(event_id=item.subject_id, message=f"The event could not finish: {reason}")
+
+
 def register_all() -> None:
     register("guardrail.run", run=run, give_up=give_up)
+    register("defend.event", run=run_defend_event, give_up=give_up_defend_event)

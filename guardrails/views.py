@@ -19,8 +19,8 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 from companies.access import get_object_for_user, require_active_membership
 
 from .forms import GuardrailCreateForm
+from .metrics import METRICS, RUN_MODES
 from .models import GuardrailEvaluation
-from .rubrics import METRICS, RUN_MODES
 from .selectors import guardrail_evaluations, guardrail_metric_summary, guardrail_score_chart, guardrail_trace
 from .services import GuardrailInputError, guardrail_evaluation_create
 

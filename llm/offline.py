@@ -1,5 +1,5 @@
 """The offline provider: no network, no key. It runs the task's own offline function (the embedded judge for
-classification, llm/embedded.py; the guardrail heuristics, guardrails/rubrics.py), and `stems`, the word
+classification, llm/embedded.py; the guardrail heuristics, guardrails/offline.py), and `stems`, the word
 normaliser those heuristics share."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from evaluations.api.serializers import DistributionAnalysisOutputSerializer, SampleClassificationOutputSerializer
 from guardrails.api.serializers import MetricResultOutputSerializer, ModelInputOutputSerializer
-from guardrails.rubrics import MODEL_INPUT_FIELDS
+from guardrails.metrics import MODEL_INPUT_FIELDS
 from runs.api.serializers import GeneratedFileOutputSerializer, RunRuntimeParamsOutputSerializer
 from tests.api_tour import api_tour
 from tests.guardrails.test_scoring import install_judges

@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from guardrails.metrics import DEFAULT_METRICS, METRICS, RUN_MODES
 from guardrails.models import GuardrailEvaluation
-from guardrails.rubrics import DEFAULT_METRICS, METRICS, RUN_MODES
 from guardrails.selectors import guardrail_trace
 from guardrails.services import BATCH_MAX_ITEMS
 

@@ -21,8 +21,8 @@ from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination
 from companies.api.serializers import DetailOutputSerializer, error_responses
-from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet
-from guardrails.rubrics import RUN_MODES
+from guardrails.metrics import RUN_MODES
+from guardrails.models import GuardrailEvaluation, GuardrailEvaluationQuerySet, Monitor, parse_wire_id
 from guardrails.services import (
     GuardrailInputError,
     guardrail_evaluation_cancel,
@@ -61,6 +61,7 @@ def _moment(value: str) -> datetime | None:
 
 LIST_PARAMETERS = [
     OpenApiParameter("nametag", str, description="Only evaluations with exactly this nametag."),
+    OpenApiParameter("monitor_id", str, description="Only the evaluations of this monitor's events (`mon-<uuid>`)."),
     OpenApiParameter("status", str, enum=list(GuardrailEvaluation.Status.values)),
     OpenApiParameter("run_mode", str, enum=list(RUN_MODES)),
     OpenApiParameter("created_after", str, description="ISO date or datetime; inclusive."),
@@ -149,6 +150,13 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         errors = []
         if params.get("nametag") is not None:
             queryset = queryset.filter(nametag=params["nametag"])
+        if params.get("monitor_id") is not None:
+            code = parse_wire_id(Monitor.ID_PREFIX, params["monitor_id"])
+            if code is None:
+                message = "Input should be a monitor id (mon-<uuid>)."
+                errors.append({"loc": ["query", "monitor_id"], "msg": message, "type": "value_error"})
+            else:  # the queryset is the company's: another company's monitor lists nothing
+                queryset = queryset.filter(monitor_event__monitor__code=code)
         for name, choices in (("status", GuardrailEvaluation.Status.values), ("run_mode", RUN_MODES)):
             value = params.get(name)
             if value is None:

@@ -65,7 +65,10 @@ def test_detail_shows_chart_rationales_and_escaped_io(
     assert "<script>alert(1)</script>" not in page
     for metric in evaluation.guardrail_metrics:
         assert f"<td>{metric}</td>" in page
-    assert response.context["chart"]["data"][0]["x"] == evaluation.guardrail_metrics
+    # Metrics the offline heuristic declined (`judged: false`) get no bar.
+    judged = [m for m in evaluation.guardrail_metrics if evaluation.evaluation_result[m].get("judged", True)]
+    assert "instruction_adherence" not in judged  # "What is the capital of France?" has nothing it can check
+    assert response.context["chart"]["data"][0]["x"] == judged
     done = client.get(f"/guardrails/{evaluation.eval_id}/", headers=HX)
     assert done.status_code == 286
 

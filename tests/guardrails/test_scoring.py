@@ -11,17 +11,10 @@ import pytest
 
 from companies.models import Company
 from guardrails import services
+from guardrails.metrics import METRICS, SAFETY_CATEGORIES, default_metrics
 from guardrails.models import GuardrailEvaluation
-from guardrails.rubrics import (
-    METRICS,
-    SAFETY_CATEGORIES,
-    combined_schema,
-    default_metrics,
-    guardrail_request,
-    metric_schema,
-    offline_answer,
-    validate_grade,
-)
+from guardrails.offline import offline_answer
+from guardrails.rubrics import combined_schema, guardrail_request, metric_schema, validate_grade
 from llm.base import BadReply
 from llm.models import JudgeCall
 from tests.llm.fakes import Answer, FakeProvider, first_values
@@ -448,8 +441,10 @@ def test_offline_instruction_checks() -> None:
     assert grade("Reply in JSON.", "ok")["score"] == 0.0
     assert grade("Answer in one sentence. Do not mention pricing.", "It works. Pricing is $5.")["score"] == 0.0
     assert grade("Use at most 5 words.", "Yes, it does.")["score"] == 1.0
+    # Nothing it can check is not a pass: declined, with a placeholder score (issue 23).
     no_checks = grade("Be helpful.", "Sure!")
-    assert (no_checks["score"], no_checks["verdicts"]) == (1.0, [])
+    assert (no_checks["score"], no_checks["verdicts"], no_checks["judged"]) == (0.5, [], False)
+    assert "judged" not in grade("Use at most 5 words.", "Yes, it does.")
 
 
 # --- Prompts and schemas ---
