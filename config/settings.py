@@ -108,7 +108,7 @@ else:
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.ThrottledAdminConfig",  # django.contrib.admin, its sign-in throttled like /login/
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
