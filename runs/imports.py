@@ -19,7 +19,7 @@ from typing import IO, Any
 from django.conf import settings
 
 from config.api import JSONProblem, UnstorableText, loads_strict
-from config.text import unstorable
+from config.text import shown, unstorable
 
 from .models import Sample
 from .specfile import Property, some_values
@@ -270,4 +270,5 @@ def read_upload(upload: Any) -> list[Any]:
     upload.seek(0)
     if head.startswith(b"PK"):
         return read_zip(upload)
-    return read_jsonl(upload)
+    # Problems name the file (and the line), as a ZIP's manifest problems name samples.jsonl.
+    return read_jsonl(upload, name=f"'{shown(upload.name or 'the upload')}'")
