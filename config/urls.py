@@ -32,7 +32,10 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("dataframer/", include(dataframer.urls)),
     path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # GET only: its HTML renderer has no template for OPTIONS' metadata (a 500); other methods get a 405.
+    path(
+        "docs/", SpectacularSwaggerView.as_view(url_name="api:schema", http_method_names=["get", "head"]), name="docs"
+    ),
 ]
 
 urlpatterns = [
