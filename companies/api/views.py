@@ -26,8 +26,8 @@ class RotateThrottle(throttling.SimpleRateThrottle):
 
     def get_rate(self) -> str | None:
         # Read on each request (DRF binds THROTTLE_RATES once, at import), so a changed setting applies.
-        rate: str | None = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-        return None if rate is None or rate.split("/")[0].strip() == "0" else rate
+        rate = str(api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) or "")
+        return None if not rate or rate.split("/")[0].strip() == "0" else rate
 
     def get_cache_key(self, request: Request, view: object) -> str:
         return self.cache_format % {
