@@ -366,6 +366,9 @@ SPEC_GENERATION_SAMPLE_BYTES = env_int("SPEC_GENERATION_SAMPLE_BYTES", 60_000)
 SPEC_GENERATION_DEFAULT_MODEL = os.environ.get("SPEC_GENERATION_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6-thinking")
 # JSON request bodies (config/parsers.py): deeper nesting is refused before it reaches a serializer.
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
+# Each guardrail text (model_output and model_input's prompts, ground truth, context), in characters; 0 is off.
+# Past it POST /evaluate answers 413 naming the field (about 25,000 tokens: far above what a judge grades well).
+GUARDRAIL_MAX_TEXT_CHARS = env_int("GUARDRAIL_MAX_TEXT_CHARS", 100_000)
 # Signed file download links (GET .../files/.../download/) stay valid this long, and only while the API key
 # (or browser session) that asked for them is.
 DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 600)

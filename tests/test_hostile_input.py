@@ -443,6 +443,58 @@ def test_it_refuses_a_pathological_run_import_naming_the_file(alice_api: APIClie
     ]
 
 
+# --- Guardrail texts have a size limit (GUARDRAIL_MAX_TEXT_CHARS): a 413 naming the field ---
+
+
+@pytest.mark.parametrize(
+    ("field", "loc"),
+    [
+        ("model_output", ["body", "model_output"]),
+        ("user_prompt", ["body", "model_input", "user_prompt"]),
+        ("system_prompt", ["body", "model_input", "system_prompt"]),
+        ("ground_truth", ["body", "model_input", "ground_truth"]),
+        ("context", ["body", "model_input", "context"]),
+    ],
+)
+def test_it_refuses_a_guardrail_text_over_its_limit(
+    alice_api: APIClient, company_a: Any, field: str, loc: list[str]
+) -> None:
+    big = "x" * 100_001  # the default limit, plus one
+    body: dict[str, Any] = {"model_input": {"user_prompt": "Hi"}, "model_output": "Hello"}
+    if field == "model_output":
+        body["model_output"] = big
+    else:
+        body["model_input"][field] = big
+    answer = refused(alice_api, "post", "/evaluate", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, data=body, format="json")
+    assert answer["detail"] == [
+        {
+            "loc": loc,
+            "msg": "The text is 100,001 characters; the limit is 100,000 (GUARDRAIL_MAX_TEXT_CHARS).",
+            "type": "too_large",
+        }
+    ]
+    batch = {"items": [{"model_input": {"user_prompt": "Hi"}, "model_output": "ok"}, body]}
+    answer = refused(
+        alice_api, "post", "/evaluate/batch", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, data=batch, format="json"
+    )
+    assert answer["detail"][0]["loc"] == ["body", "items", 1, *loc[1:]]
+
+
+@override_settings(GUARDRAIL_MAX_TEXT_CHARS=10)
+def test_the_guardrail_text_limit_is_a_setting_on_the_page_too(client: Client, alice: Any, company_a: Any) -> None:
+    client.force_login(alice)
+    before = rows()
+    response = client.post("/guardrails/", {"user_prompt": "Hi", "model_output": "x" * 11, "run_mode": "smart"})
+    assert "Ensure this value has at most 10 characters (it has 11)." in response.content.decode()
+    assert rows() == before
+
+
+@override_settings(GUARDRAIL_MAX_TEXT_CHARS=0)
+def test_zero_turns_the_guardrail_text_limit_off(alice_api: APIClient, company_a: Any) -> None:
+    body = {"model_input": {"user_prompt": "Hi"}, "model_output": "x" * 100_001}
+    assert alice_api.post("/evaluate", body, format="json").status_code == HTTPStatus.CREATED
+
+
 # --- JSON bodies ---
 
 
