@@ -70,7 +70,19 @@ LIST_PARAMETERS = [
 ]
 EVAL_ID = OpenApiParameter("eval_id", str, OpenApiParameter.PATH, description="`eval-<uuid>`.")
 UNPROCESSABLE = {
-    422: OpenApiResponse(UnprocessableOutputSerializer, description="The request does not match the schema.")
+    422: OpenApiResponse(UnprocessableOutputSerializer, description="The request does not match the schema."),
+    # Two shapes: a text over its limit is named like a schema error; a body over MAX_REQUEST_BYTES is refused
+    # before it is read (config/errors.py), with `{"detail": "..."}`.
+    413: OpenApiResponse(
+        {
+            "oneOf": [
+                {"$ref": "#/components/schemas/UnprocessableOutput"},
+                {"$ref": "#/components/schemas/DetailOutput"},
+            ]
+        },
+        description="A text is longer than GUARDRAIL_MAX_TEXT_CHARS (the error names it), or the body is larger "
+        "than MAX_REQUEST_BYTES.",
+    ),
 }
 
 
