@@ -38,7 +38,9 @@ class FailureCounter:
         return f"failures:{self.scope}:{hashlib.sha256(ident.encode('utf-8', 'replace')).hexdigest()[:40]}"
 
     def retry_after(self, ident: str) -> int | None:
-        """Seconds until `ident` may try again, or None if it is under the limit."""
+        """Seconds until `ident` may try again, or None if it is under the limit (or the limit is 0: off)."""
+        if self.limit <= 0:
+            return None  # 0 means off, as for every other limit (it once refused every request, right ones too)
         key = self._key(ident)
         counts = cache.get_many([key, f"{key}:since"])
         if counts.get(key, 0) < self.limit:
@@ -52,6 +54,8 @@ class FailureCounter:
         return max(1, int(left) + 1)
 
     def record(self, ident: str) -> None:
+        if self.limit <= 0:
+            return
         key, window = self._key(ident), settings.FAILURE_WINDOW_SECONDS
         if cache.add(key, 1, window):
             cache.set(f"{key}:since", time.time(), window)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from http import HTTPStatus
 from math import ceil
 from typing import TYPE_CHECKING, Any
@@ -8,7 +9,6 @@ from uuid import UUID
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -23,7 +23,7 @@ from .access import get_active_membership, get_company_for_user, require_active_
 from .extensions import home_sections
 from .models import ApiKey, Membership
 from .quotas import company_usage
-from .throttling import LOGIN_BY_ADDRESS, LOGIN_BY_USERNAME, client_address
+from .signin import sign_in_throttled
 
 
 class ApiKeyForm(forms.Form):
@@ -128,35 +128,19 @@ def usage(request: HttpRequest, code: UUID) -> HttpResponse:
 
 
 class SignInView(LoginView):
-    """Django's login, slowed for guessers: after LOGIN_MAX_FAILURES_PER_USERNAME failures for one username, or
-    LOGIN_MAX_FAILURES_PER_ADDRESS from one address, within FAILURE_WINDOW_SECONDS, it answers 429 with
-    Retry-After and does not check the password at all."""
+    """Django's login, slowed for guessers (companies.signin): after LOGIN_MAX_FAILURES_PER_USERNAME failures for one
+    username, or LOGIN_MAX_FAILURES_PER_ADDRESS from one address, within FAILURE_WINDOW_SECONDS, it answers 429
+    with Retry-After and does not check the password at all."""
 
     redirect_authenticated_user = True
 
-    def _username(self) -> str:
-        return str(self.request.POST.get("username", "")).strip().lower()[:254]
-
     def post(self, request: AnonymousHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        waits = [LOGIN_BY_USERNAME.retry_after(self._username()), LOGIN_BY_ADDRESS.retry_after(client_address(request))]
-        wait = max((w for w in waits if w is not None), default=None)
-        if wait is None:
-            return super().post(request, *args, **kwargs)
+        return sign_in_throttled(request, partial(super().post, request, *args, **kwargs), self._throttled)
+
+    def _throttled(self, wait: int) -> HttpResponse:
         # An unbound form: binding it would run authenticate(), which is what is being refused.
-        form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
+        form = self.get_form_class()(self.request, initial={"username": self.request.POST.get("username", "")})
         context = self.get_context_data(
             form=form, throttled=f"Too many failed sign-ins. Try again in {ceil(wait / 60)} minutes."
         )
-        response = self.render_to_response(context, status=HTTPStatus.TOO_MANY_REQUESTS)
-        response["Retry-After"] = str(wait)
-        return response
-
-    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        LOGIN_BY_USERNAME.record(self._username())
-        LOGIN_BY_ADDRESS.record(client_address(self.request))
-        return super().form_invalid(form)
-
-    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        # The owner got in: their username starts afresh (the address keeps its count, it may be shared).
-        LOGIN_BY_USERNAME.clear(self._username())
-        return super().form_valid(form)
+        return self.render_to_response(context, status=HTTPStatus.TOO_MANY_REQUESTS)

@@ -13,9 +13,15 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.text import shown, unstorable
+
 
 class JSONProblem(ValueError):
     """Text that is not JSON we accept; the message says what is wrong with it."""
+
+
+class UnstorableText(JSONProblem):
+    """Valid JSON holding a string no supported database can store; the message says where."""
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -34,17 +40,30 @@ def _refuse_constant(name: str) -> Any:
     raise JSONProblem(f"{name} is not a JSON number")
 
 
-def _check_text(text: str) -> None:
-    # json decodes "\ud800" to a lone surrogate, which no database or encoder accepts later (a 500 then).
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise JSONProblem("a string holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
+# Where a value sits: (the place of its container, its key or index, its depth), None for the top level. A chain
+# of tuples rather than a list per value, so walking a 20,000-sample import copies nothing.
+_Where = tuple[Any, str | int, int] | None
+
+
+def _check_text(text: str, where: _Where) -> None:
+    # json decodes "\ud800" to a lone surrogate and "\u0000" to a NUL, which PostgreSQL refuses later (a 500 then).
+    reason = unstorable(text)
+    if reason:
+        raise UnstorableText(f"the string at {_path(where)} {reason}")
+
+
+def _path(where: _Where) -> str:
+    """`samples[0].content`: where a value sits in the document, for the message."""
+    parts: list[str] = []
+    while where is not None:
+        where, key, _depth = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{shown(key)}")
+    return "".join(reversed(parts)).lstrip(".") or "the top level"
 
 
 def loads_strict(text: str, max_depth: int | None = None) -> Any:
-    """json.loads, refusing NaN/Infinity, lone surrogates and nesting deeper than `max_depth` (API_JSON_MAX_DEPTH)."""
+    """json.loads, refusing NaN/Infinity, unstorable text (NUL, lone surrogates; the message names where) and
+    nesting deeper than `max_depth` (API_JSON_MAX_DEPTH)."""
     max_depth = settings.API_JSON_MAX_DEPTH if max_depth is None else max_depth
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
@@ -56,20 +75,21 @@ def loads_strict(text: str, max_depth: int | None = None) -> Any:
     except ValueError as exc:  # an integer of more than 4,300 digits, or a constant refused above
         raise JSONProblem(str(exc)) from None
     # Iterative, so checking depth cannot itself recurse; linear in the number of values.
-    pending: list[tuple[Any, int]] = [(data, 1)]
+    pending: list[tuple[Any, _Where]] = [(data, None)]
     while pending:
-        node, depth = pending.pop()
+        node, where = pending.pop()
         if isinstance(node, str):
-            _check_text(node)
+            _check_text(node, where)
         elif isinstance(node, dict | list):
+            depth = 1 if where is None else where[2] + 1
             if depth > max_depth:
                 raise JSONProblem(f"nested more than {max_depth} levels deep")
             if isinstance(node, dict):
-                for key in node:
-                    _check_text(key)
-                pending.extend((value, depth + 1) for value in node.values())
+                for key, value in node.items():
+                    _check_text(key, (where, key, depth))
+                    pending.append((value, (where, key, depth)))
             else:
-                pending.extend((value, depth + 1) for value in node)
+                pending.extend((value, (where, index, depth)) for index, value in enumerate(node))
     return data
 
 

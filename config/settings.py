@@ -108,7 +108,7 @@ else:
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.ThrottledAdminConfig",  # django.contrib.admin, its sign-in throttled like /login/
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -132,6 +132,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so it sees every answer: API paths get JSON errors (413 before a body is read, 404/405/500 too).
     "config.errors.JsonErrorsMiddleware",
+    # Every answer carries CONTENT_SECURITY_POLICY (below).
+    "config.security.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -139,9 +141,19 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Query strings (every path) and page forms holding a NUL: a 400 naming the field, before any view filters.
+    "config.text.StorableTextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# Scripts only from our origin, none inline (config/security.py says why styles may be inline). Empty: no header.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -365,6 +377,9 @@ SPEC_GENERATION_SAMPLE_BYTES = env_int("SPEC_GENERATION_SAMPLE_BYTES", 60_000)
 SPEC_GENERATION_DEFAULT_MODEL = os.environ.get("SPEC_GENERATION_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6-thinking")
 # JSON request bodies (config/parsers.py): deeper nesting is refused before it reaches a serializer.
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
+# Each guardrail text (model_output and model_input's prompts, ground truth, context), in characters; 0 is off.
+# Past it POST /evaluate answers 413 naming the field (about 25,000 tokens: far above what a judge grades well).
+GUARDRAIL_MAX_TEXT_CHARS = env_int("GUARDRAIL_MAX_TEXT_CHARS", 100_000)
 # Signed file download links (GET .../files/.../download/) stay valid this long, and only while the API key
 # (or browser session) that asked for them is.
 DOWNLOAD_URL_MAX_AGE = env_int("DOWNLOAD_URL_MAX_AGE", 600)

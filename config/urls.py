@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from companies.api.views import rotate_api_key
 from companies.views import SignInView
@@ -35,7 +35,13 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("dataframer/", include(dataframer.urls)),
     path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # GET only: its HTML renderer has no template for OPTIONS' metadata (a 500); other methods get a 405. The split
+    # view serves its start-up script from `?script`, not inline (the Content-Security-Policy allows no inline script).
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api:schema", http_method_names=["get", "head"]),
+        name="docs",
+    ),
 ]
 
 urlpatterns = [

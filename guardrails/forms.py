@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
 
 from .metrics import DEFAULT_METRICS, DEFAULT_RUN_MODE, METRICS, RUN_MODES
 
@@ -21,3 +25,11 @@ class GuardrailCreateForm(forms.Form):
         help_text="None chosen: the defaults for the input given.",
     )
     nametag = forms.CharField(max_length=255, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The API's limit (GUARDRAIL_MAX_TEXT_CHARS, 0 is off), read when the form is built so a change applies.
+        limit = settings.GUARDRAIL_MAX_TEXT_CHARS
+        if limit > 0:
+            for name in ("user_prompt", "system_prompt", "model_output"):
+                self.fields[name].validators.append(MaxLengthValidator(limit))

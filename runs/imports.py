@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from django.conf import settings
 
-from config.api import JSONProblem, loads_strict
+from config.api import JSONProblem, UnstorableText, loads_strict
+from config.text import shown, unstorable
 
 from .models import Sample
 from .specfile import Property, some_values
@@ -67,6 +68,8 @@ def read_jsonl(stream: IO[bytes] | Iterable[bytes], name: str = "") -> list[Any]
             continue
         try:
             rows.append(loads_strict(line))
+        except UnstorableText as exc:
+            raise ImportProblems([f"{where} {number}: {exc}"]) from None
         except JSONProblem as exc:
             raise ImportProblems([f"{where} {number}: not valid JSON ({exc})"]) from None
         _check_count(len(rows))
@@ -215,11 +218,12 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
         if not isinstance(content, str):
             problems.append(f"{where}: content must be a string")
             continue
-        try:
-            size = len(content.encode("utf-8"))
-        except UnicodeEncodeError:
-            problems.append(f"{where}: content holds a lone surrogate, which is not valid Unicode")
+        # A ZIP member's text never went through the JSON parser's check.
+        reason = unstorable(content)
+        if reason:
+            problems.append(f"{where}: content {reason}")
             continue
+        size = len(content.encode("utf-8"))
         if size > settings.IMPORT_MAX_SAMPLE_BYTES:
             problems.append(f"{where}: content is {size} bytes; the limit is {settings.IMPORT_MAX_SAMPLE_BYTES}")
         path = row.get("path") or default_path(identifier)
@@ -266,4 +270,5 @@ def read_upload(upload: Any) -> list[Any]:
     upload.seek(0)
     if head.startswith(b"PK"):
         return read_zip(upload)
-    return read_jsonl(upload)
+    # Problems name the file (and the line), as a ZIP's manifest problems name samples.jsonl.
+    return read_jsonl(upload, name=f"'{shown(upload.name or 'the upload')}'")

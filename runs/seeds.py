@@ -20,7 +20,6 @@ import csv
 import functools
 import hashlib
 import io
-import json
 import posixpath
 import stat
 import uuid
@@ -33,6 +32,8 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+
+from config.api import JSONProblem, loads_strict
 
 from .imports import ImportProblems, ZipBudget, inflate_chunks, unsafe_name
 from .models import SeedDataset, SeedFile
@@ -295,6 +296,8 @@ def count_samples(seed_file: SeedFile) -> int | None:
 
 
 def _count_rows(seed_file: SeedFile, raw: IO[bytes]) -> int | None:
+    """Rows of a CSV, JSONL or JSON file; JSON is parsed by the API's bounded parser (depth API_JSON_MAX_DEPTH:
+    3,000 nested arrays once raised RecursionError), a JSONL file one line at a time."""
     text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
     if seed_file.file_type == SeedFile.FileType.CSV:
         try:
@@ -303,16 +306,25 @@ def _count_rows(seed_file: SeedFile, raw: IO[bytes]) -> int | None:
             raise SeedError(f"'{seed_file.path}' is not readable CSV ({exc})") from None
         return max(rows - 1, 0)  # the first row names the columns
     if seed_file.file_type == SeedFile.FileType.JSONL:
-        return sum(1 for line in text if line.strip())
+        count = 0
+        for number, line in enumerate(text, start=1):
+            if line.strip():
+                _parse_json(seed_file, line, f" line {number}")
+                count += 1
+        return count
     if seed_file.size_bytes > settings.SEED_JSON_COUNT_MAX_BYTES:
         return None  # parsing holds the whole document in memory: not counted past the setting
-    try:
-        document = json.load(text)
-    except ValueError as exc:
-        raise SeedError(f"'{seed_file.path}' is not valid JSON ({exc})") from None
+    document = _parse_json(seed_file, text.read(), "")
     if not isinstance(document, list):
         raise SeedError(f"'{seed_file.path}' must be a JSON array of samples (one per item)")
     return len(document)
+
+
+def _parse_json(seed_file: SeedFile, text: str, where: str) -> Any:
+    try:
+        return loads_strict(text)
+    except JSONProblem as exc:
+        raise SeedError(f"'{seed_file.path}'{where} is not valid JSON ({exc})") from None
 
 
 def open_stored(seed_file: SeedFile) -> IO[bytes]:

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from config.text import unstorable
+
 DISTRIBUTION_TOLERANCE = 0.5  # percentage points a distribution may miss 100 by (rounding in hand-written YAML)
 
 
@@ -325,7 +327,7 @@ def _text(container: _Map, *keys: str, where: str) -> str:
 def _check_events(text: str) -> None:
     """Refuse, before building anything, what would make the document big or slow: anchors and aliases (a few
     hundred bytes of them expand to gigabytes), nesting deeper than SPEC_MAX_DEPTH, a list or mapping longer than
-    any limit allows, and scalars longer than SPEC_MAX_TEXT_CHARS. One pass over libyaml's events: linear."""
+    any limit allows, scalars longer than SPEC_MAX_TEXT_CHARS and scalars a database cannot store. One pass over libyaml's events: linear."""
     widest = max(settings.SPEC_MAX_VALUES_PER_PROPERTY, settings.SPEC_MAX_PROPERTIES)
     # One entry per open list or mapping: [children so far, whether it is a mapping, its line].
     open_nodes: list[list[Any]] = []
@@ -343,8 +345,13 @@ def _check_events(text: str) -> None:
                     f"property, {settings.SPEC_MAX_PROPERTIES:,} properties)",
                     top[2],
                 )
-        if isinstance(event, yaml.ScalarEvent) and len(event.value) > settings.SPEC_MAX_TEXT_CHARS:
-            raise SpecError(f"a value is longer than {settings.SPEC_MAX_TEXT_CHARS:,} characters", line)
+        if isinstance(event, yaml.ScalarEvent):
+            if len(event.value) > settings.SPEC_MAX_TEXT_CHARS:
+                raise SpecError(f"a value is longer than {settings.SPEC_MAX_TEXT_CHARS:,} characters", line)
+            # Escapes such as "\0" decode to text PostgreSQL cannot store (keys are scalars too).
+            reason = unstorable(event.value)
+            if reason:
+                raise SpecError(f"the value {event.value[:100]!r} {reason}", line)
         if isinstance(event, yaml.CollectionStartEvent):
             open_nodes.append([0, isinstance(event, yaml.MappingStartEvent), line])
             if len(open_nodes) > settings.SPEC_MAX_DEPTH:

@@ -272,7 +272,227 @@ def test_it_refuses_lone_surrogates_in_jsonl(alice_api: APIClient, spec_a: Spec)
     upload = io.BytesIO(b'{"identifier": "a", "content": "\\ud800", "properties": {}}\n')
     upload.name = "run.jsonl"
     problems = import_zip(alice_api, spec_a, upload)
-    assert problems[0].startswith("line 1: not valid JSON (a string holds a lone surrogate")
+    assert problems == [
+        "'run.jsonl' line 1: the string at content holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    ]
+
+
+# --- Text a database cannot store (PostgreSQL refuses NUL; SQLite stored it): refused alike on both ---
+
+NUL_NAMED = "holds a NUL character (\\u0000), which the database cannot store"
+
+
+def jsonl_upload(rows: list[dict[str, Any]], name: str = "run.jsonl") -> io.BytesIO:
+    upload = io.BytesIO(b"\n".join(json.dumps(row).encode() for row in rows))
+    upload.name = name
+    return upload
+
+
+def test_it_refuses_a_nul_in_an_imported_sample_naming_the_field(alice_api: APIClient, spec_a: Spec) -> None:
+    rows = make_rows(2)
+    rows[1]["content"] = "a\u0000b"
+    body = refused(
+        alice_api, "post", IMPORT, HTTPStatus.BAD_REQUEST,
+        data={"spec_id": str(spec_a.code), "samples": rows}, format="json",
+    )  # fmt: skip
+    assert body["detail"] == f"JSON parse error - the string at samples[1].content {NUL_NAMED}."
+
+
+def test_it_refuses_a_nul_in_a_jsonl_upload_naming_the_line(alice_api: APIClient, spec_a: Spec) -> None:
+    rows = make_rows(2)
+    rows[0]["properties"]["sentiment"] = "positive\u0000"
+    problems = import_zip(alice_api, spec_a, jsonl_upload(rows))
+    assert problems == [f"'run.jsonl' line 1: the string at properties.sentiment {NUL_NAMED}"]
+
+
+def test_it_refuses_a_nul_in_a_zip_member_naming_the_sample(alice_api: APIClient, spec_a: Spec) -> None:
+    row = {**make_rows(1)[0], "path": "a.txt"}
+    del row["content"]
+    problems = import_zip(alice_api, spec_a, zip_upload({"samples.jsonl": manifest([row]), "a.txt": b"a\x00b"}))
+    assert problems == [f"sample 1 ('sample_1'): content {NUL_NAMED}"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ('"Customer support conversations"', '"support\\0"', 2),  # YAML's \0 escape
+        ("[positive, negative, neutral]", '[positive, negative, "neutral\\x00"]', 6),
+    ],
+)
+def test_it_refuses_a_nul_escaped_in_spec_yaml(
+    alice_api: APIClient, company_a: Any, old: str, new: str, line: int
+) -> None:
+    text = SPEC_YAML.replace(old, new)
+    assert text != SPEC_YAML
+    body = refused(alice_api, "post", SPECS, HTTPStatus.BAD_REQUEST, data=spec_body(text), format="json")
+    assert body["content_yaml"][0].startswith(f"line {line}: the value ")
+    assert body["content_yaml"][0].endswith(NUL_NAMED)
+
+
+@pytest.mark.parametrize(
+    "path", ["/evaluate?nametag=a%00b", f"{SPECS}?search=a%00b", "/api/dataframer/runs/?status=%00"]
+)
+def test_it_refuses_a_nul_in_an_api_filter(alice_api: APIClient, company_a: Any, path: str) -> None:
+    body = refused(alice_api, "get", path, HTTPStatus.BAD_REQUEST)
+    assert body["detail"].startswith("The query parameter '")
+    assert body["detail"].endswith(f"{NUL_NAMED}.")
+
+
+def test_it_refuses_a_nul_in_every_documented_parameter_and_body(
+    alice_api: APIClient, run_a: Run, spec_a: Spec, evaluate: Any
+) -> None:
+    # Every operation of the schema: each string query parameter, and a JSON body whose one string holds a NUL.
+    # Path ids are real ones, so the request reaches the view and its parser, not a 404.
+    schema = alice_api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    evaluation = evaluate(run_a)
+    ids = {
+        "id": str(spec_a.code),
+        "run_pk": str(run_a.code),
+        "evaluation_pk": str(evaluation.code),
+        "eval_id": "eval-x",
+        "file_id": "x",
+    }
+    sent = 0
+    for path, item in schema["paths"].items():
+        url = path.replace("{id}", str(run_a.code)) if "/runs/" in path else path
+        for name, value in ids.items():
+            url = url.replace(f"{{{name}}}", value)
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"} or path == "/api/users/api-key/rotate":
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter.get("schema", {}).get("type") == "string":
+                    refused(alice_api, method, f"{url}?{parameter['name']}=a%00b", HTTPStatus.BAD_REQUEST)
+                    sent += 1
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                answer = refused(alice_api, method, url, data={"name": "a\u0000b"}, format="json")
+                assert "at name holds a NUL character" in str(answer), (method, path, answer)
+                sent += 1
+    assert sent >= 13  # the walk reached the operations (13 today; a schema without them would pass vacuously)
+
+
+def refused_page(client: Client, method: str, path: str, **kwargs: Any) -> str:
+    """A page's answer to unstorable text: a 400 page naming the field, nothing stored."""
+    before = rows()
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.content[:300]
+    assert rows() == before
+    return str(response.content.decode())
+
+
+def test_it_refuses_a_nul_in_page_filters(client: Client, alice: Any, run_a: Run) -> None:
+    client.force_login(alice)
+    for path in ["/guardrails/?nametag=a%00b", f"/runs/{run_a.code}/?property=sentiment&value=a%00b"]:
+        page = refused_page(client, "get", path)
+        assert "The query parameter " in page
+        assert "NUL character" in page
+
+
+def test_it_refuses_a_nul_in_page_forms(client: Client, alice: Any, spec_a: Spec) -> None:
+    client.force_login(alice)
+    page = refused_page(client, "post", "/specs/", data={"name": "x\u0000", "content_yaml": SPEC_YAML})
+    assert "The form field &#x27;name&#x27; holds a NUL character" in page
+    rows_ = make_rows(2)
+    rows_[0]["content"] = "a\u0000b"
+    page = refused_page(client, "post", "/runs/import/", data={"spec": str(spec_a.code), "file": jsonl_upload(rows_)})
+    assert f"&#x27;run.jsonl&#x27; line 1: the string at content {NUL_NAMED}" in page
+
+
+# --- Every parser of uploaded content: its pathological case is a 400 naming the file ---
+
+SEEDS = "/api/dataframer/seed-datasets/"
+NESTED_3000 = b"[" * 3000 + b"]" * 3000  # 6 KB; the stdlib parser's RecursionError once answered 500
+
+
+def seed_files(name: str, data: bytes) -> dict[str, Any]:
+    upload = io.BytesIO(data)
+    upload.name = name
+    return {"name": "Seeds", "dataset_type": "SINGLE_FILE", "files[]": [upload]}
+
+
+def seed_zip(name: str, data: bytes) -> dict[str, Any]:
+    return {"name": "Seeds", "zip_file": zip_upload({name: data}, name="seeds.zip")}
+
+
+@pytest.mark.parametrize("wrap", [seed_files, seed_zip], ids=["create", "create-from-zip"])
+@pytest.mark.parametrize(
+    ("name", "data", "problem"),
+    [
+        ("deep.json", NESTED_3000, "'deep.json' is not valid JSON (nested more than 64 levels deep)"),
+        ("deep.jsonl", b'{"a": 1}\n' + NESTED_3000 + b"\n", "'deep.jsonl' line 2 is not valid JSON (nested more than"),
+        ("wide.csv", b'a,b\n"' + b"x" * 200_000 + b'",1\n', "'wide.csv' is not readable CSV (field larger than"),
+    ],
+)
+def test_it_refuses_a_pathological_seed_file_naming_it(
+    alice_api: APIClient, company_a: Any, wrap: Any, name: str, data: bytes, problem: str
+) -> None:
+    path = f"{SEEDS}create/" if wrap is seed_files else f"{SEEDS}create-from-zip/"
+    body = refused(alice_api, "post", path, HTTPStatus.BAD_REQUEST, data=wrap(name, data), format="multipart")
+    assert problem in body["detail"]
+
+
+def test_it_refuses_a_pathological_run_import_naming_the_file(alice_api: APIClient, spec_a: Spec) -> None:
+    upload = io.BytesIO(b'{"identifier": "a", "content": ' + NESTED_3000 + b"}\n")
+    upload.name = "deep.jsonl"
+    assert import_zip(alice_api, spec_a, upload) == [
+        "'deep.jsonl' line 1: not valid JSON (nested more than 64 levels deep)"
+    ]
+    manifest_only = zip_upload({"samples.jsonl": NESTED_3000 + b"\n"})
+    assert import_zip(alice_api, spec_a, manifest_only) == [
+        "samples.jsonl line 1: not valid JSON (nested more than 64 levels deep)"
+    ]
+
+
+# --- Guardrail texts have a size limit (GUARDRAIL_MAX_TEXT_CHARS): a 413 naming the field ---
+
+
+@pytest.mark.parametrize(
+    ("field", "loc"),
+    [
+        ("model_output", ["body", "model_output"]),
+        ("user_prompt", ["body", "model_input", "user_prompt"]),
+        ("system_prompt", ["body", "model_input", "system_prompt"]),
+        ("ground_truth", ["body", "model_input", "ground_truth"]),
+        ("context", ["body", "model_input", "context"]),
+    ],
+)
+def test_it_refuses_a_guardrail_text_over_its_limit(
+    alice_api: APIClient, company_a: Any, field: str, loc: list[str]
+) -> None:
+    big = "x" * 100_001  # the default limit, plus one
+    body: dict[str, Any] = {"model_input": {"user_prompt": "Hi"}, "model_output": "Hello"}
+    if field == "model_output":
+        body["model_output"] = big
+    else:
+        body["model_input"][field] = big
+    answer = refused(alice_api, "post", "/evaluate", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, data=body, format="json")
+    assert answer["detail"] == [
+        {
+            "loc": loc,
+            "msg": "The text is 100,001 characters; the limit is 100,000 (GUARDRAIL_MAX_TEXT_CHARS).",
+            "type": "too_large",
+        }
+    ]
+    batch = {"items": [{"model_input": {"user_prompt": "Hi"}, "model_output": "ok"}, body]}
+    answer = refused(
+        alice_api, "post", "/evaluate/batch", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, data=batch, format="json"
+    )
+    assert answer["detail"][0]["loc"] == ["body", "items", 1, *loc[1:]]
+
+
+@override_settings(GUARDRAIL_MAX_TEXT_CHARS=10)
+def test_the_guardrail_text_limit_is_a_setting_on_the_page_too(client: Client, alice: Any, company_a: Any) -> None:
+    client.force_login(alice)
+    before = rows()
+    response = client.post("/guardrails/", {"user_prompt": "Hi", "model_output": "x" * 11, "run_mode": "smart"})
+    assert "Ensure this value has at most 10 characters (it has 11)." in response.content.decode()
+    assert rows() == before
+
+
+@override_settings(GUARDRAIL_MAX_TEXT_CHARS=0)
+def test_zero_turns_the_guardrail_text_limit_off(alice_api: APIClient, company_a: Any) -> None:
+    body = {"model_input": {"user_prompt": "Hi"}, "model_output": "x" * 100_001}
+    assert alice_api.post("/evaluate", body, format="json").status_code == HTTPStatus.CREATED
 
 
 # --- JSON bodies ---

@@ -284,3 +284,10 @@ def test_stored_json_matches_its_documentation(tour: dict[str, Any]) -> None:
         assert set(MetricResultOutputSerializer().fields) <= set(result)
         assert MetricResultOutputSerializer(data=result).is_valid()
     assert list(guardrail["model_input"]) == list(ModelInputOutputSerializer().fields) == list(MODEL_INPUT_FIELDS)
+
+
+def test_the_guardrail_posts_document_their_413(schema: dict[str, Any]) -> None:
+    # A text over GUARDRAIL_MAX_TEXT_CHARS is a 413 naming the field (tests/test_hostile_input.py).
+    for path in ("/evaluate", "/evaluate/batch"):
+        refs = schema["paths"][path]["post"]["responses"]["413"]["content"]["application/json"]["schema"]["oneOf"]
+        assert {ref["$ref"].rsplit("/", 1)[1] for ref in refs} == {"UnprocessableOutput", "DetailOutput"}

@@ -106,7 +106,8 @@ def dispatch() -> int:
     sent = 0
     while True:
         # The company with the fewest items in flight goes next (ties: the smaller id, for determinism).
-        open_companies = [c for c, items in queues.items() if items and busy[c] < cap]
+        # A cap of 0 is off, as for every other limit.
+        open_companies = [c for c, items in queues.items() if items and (cap <= 0 or busy[c] < cap)]
         if not open_companies:
             break
         company = min(open_companies, key=lambda c: (busy[c], c))

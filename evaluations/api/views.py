@@ -144,7 +144,7 @@ class EvaluationReviewViewSet(CompanyScopedViewSet):
 
     @extend_schema(
         parameters=REVIEW_PARAMETERS,
-        responses={200: ReviewOutputSerializer(many=True), **error_responses(401, 403, 404)},
+        responses={200: ReviewOutputSerializer(many=True), **error_responses(400, 401, 403, 404)},
     )
     def list(self, request: Request, evaluation_pk: str) -> Response:
         """List the human labels of the evaluation's samples (every reviewer's), most recently changed first."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -43,8 +44,28 @@ class ObjectSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
-def _optional_text(**kwargs: Any) -> StrictCharField:
-    return StrictCharField(required=False, allow_null=True, allow_blank=True, **kwargs)
+TOO_LARGE = "too_large"  # the error type of a text over GUARDRAIL_MAX_TEXT_CHARS: answered 413, not 422
+
+
+class GuardrailTextField(StrictCharField):
+    """A prompt, output or reference text: at most GUARDRAIL_MAX_TEXT_CHARS characters (read per request; 0 is
+    off). Without it any text up to the 50 MB body limit was queued, graded and stored."""
+
+    default_error_messages = {
+        **StrictCharField.default_error_messages,
+        TOO_LARGE: "The text is {length:,} characters; the limit is {limit:,} (GUARDRAIL_MAX_TEXT_CHARS).",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        limit = settings.GUARDRAIL_MAX_TEXT_CHARS
+        if 0 < limit < len(text):
+            self.fail(TOO_LARGE, length=len(text), limit=limit)
+        return text
+
+
+def _optional_text(**kwargs: Any) -> GuardrailTextField:
+    return GuardrailTextField(required=False, allow_null=True, allow_blank=True, **kwargs)
 
 
 class ModelInputSerializer(ObjectSerializer):
@@ -60,7 +81,7 @@ class ModelInputSerializer(ObjectSerializer):
 
 class GuardrailCreateSerializer(ObjectSerializer):
     model_input = ModelInputSerializer(help_text="At least a user_prompt or a system_prompt.")
-    model_output = StrictCharField(allow_blank=True)
+    model_output = GuardrailTextField(allow_blank=True)
     run_mode = serializers.ChoiceField(choices=RUN_MODES, required=False, allow_null=True, help_text="Default: smart.")
     guardrail_metrics = serializers.ListField(
         child=serializers.ChoiceField(choices=METRICS),
@@ -118,7 +139,9 @@ def validated(request: Request, serializer_class: type[serializers.Serializer[An
         return None, unprocessable([{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}])
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
-        return None, unprocessable(schema_errors(serializer.errors))
+        errors = schema_errors(serializer.errors)
+        too_large = any(error["type"] == TOO_LARGE for error in errors)
+        return None, unprocessable(errors, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if too_large else None)
     return serializer.validated_data, None
 
 
@@ -145,8 +168,10 @@ class UnprocessableOutputSerializer(serializers.Serializer[Any]):
     detail = SchemaErrorOutputSerializer(many=True)
 
 
-def unprocessable(errors: list[dict[str, Any]]) -> Response:
-    return Response(UnprocessableOutputSerializer({"detail": errors}).data, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+def unprocessable(errors: list[dict[str, Any]], code: int | None = None) -> Response:
+    """The 422 of a schema error (or `code`: a 413 for a text over its limit, in the same shape)."""
+    body = UnprocessableOutputSerializer({"detail": errors}).data
+    return Response(body, status=code or status.HTTP_422_UNPROCESSABLE_ENTITY)
 
 
 # The keys are rubrics.MODEL_INPUT_FIELDS, in that order (tests/test_schema.py checks).

@@ -73,6 +73,20 @@ EVAL_ID = OpenApiParameter("eval_id", str, OpenApiParameter.PATH, description="`
 UNPROCESSABLE = {
     422: OpenApiResponse(UnprocessableOutputSerializer, description="The request does not match the schema.")
 }
+TOO_LARGE = {
+    # Two shapes: a text over its limit is named like a schema error; a body over MAX_REQUEST_BYTES is refused
+    # before it is read (config/errors.py), with `{"detail": "..."}`.
+    413: OpenApiResponse(
+        {
+            "oneOf": [
+                {"$ref": "#/components/schemas/UnprocessableOutput"},
+                {"$ref": "#/components/schemas/DetailOutput"},
+            ]
+        },
+        description="A text is longer than GUARDRAIL_MAX_TEXT_CHARS (the error names it), or the body is larger "
+        "than MAX_REQUEST_BYTES.",
+    ),
+}
 
 
 class GuardrailEvaluationViewSet(CompanyScopedViewSet):
@@ -95,7 +109,12 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         operation_id="evaluate_create",
         summary="Create a guardrail evaluation",
         request=GuardrailCreateSerializer,
-        responses={201: GuardrailEvaluationOutputSerializer, **error_responses(400, 401, 403, 429), **UNPROCESSABLE},
+        responses={
+            201: GuardrailEvaluationOutputSerializer,
+            **error_responses(400, 401, 403, 429),
+            **UNPROCESSABLE,
+            **TOO_LARGE,
+        },
     )
     def create(self, request: Request) -> Response:
         """Evaluate a model output on guardrail metrics; the answer is the evaluation, queued, to poll."""
@@ -138,7 +157,7 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         parameters=LIST_PARAMETERS,
         responses={
             200: GuardrailEvaluationOutputSerializer(many=True),
-            **error_responses(401, 403),
+            **error_responses(400, 401, 403),  # 400: a query parameter holding a NUL (config/text.py)
             404: OpenApiResponse(DetailOutputSerializer, description="No such page (`page` from 1 to the last)."),
             **UNPROCESSABLE,
         },
@@ -192,7 +211,12 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
         operation_id="evaluate_batch",
         summary="Create up to 1,000 guardrail evaluations at once (our addition); all or nothing",
         request=GuardrailBatchSerializer,
-        responses={201: GuardrailBatchOutputSerializer, **error_responses(400, 401, 403, 429), **UNPROCESSABLE},
+        responses={
+            201: GuardrailBatchOutputSerializer,
+            **error_responses(400, 401, 403, 429),
+            **UNPROCESSABLE,
+            **TOO_LARGE,
+        },
     )
     def batch(self, request: Request) -> Response:
         """Create up to 1,000 evaluations in one request: all are created, or none."""

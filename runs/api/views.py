@@ -92,7 +92,7 @@ INCLUDE_VERSIONS = OpenApiParameter(
     retrieve=extend_schema(
         description="Retrieve a spec with its latest YAML.",
         parameters=[INCLUDE_VERSIONS],
-        responses={200: SpecDetailOutputSerializer, **error_responses(401, 403, 404)},
+        responses={200: SpecDetailOutputSerializer, **error_responses(400, 401, 403, 404)},
     ),
 )
 class SpecViewSet(

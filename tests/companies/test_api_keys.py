@@ -178,3 +178,19 @@ def test_the_official_client_rotates_in_strict_mode(live_server: Any, alice: Any
         _strict_response_validation=True,
     )
     assert again.api_keys.rotate().api_key
+
+
+def test_only_successful_rotations_count_against_the_limit(alice: Any, company_a: Company, client: Any) -> None:
+    # From one address: failed and refused requests of every kind, then still five real rotations.
+    client.force_login(alice)
+    secret = ApiKey.issue(company=company_a, user=alice)[1]
+    for _ in range(5):
+        assert bearer("not-a-key").post(ROTATE).status_code == HTTPStatus.UNAUTHORIZED
+        assert client.post(ROTATE).status_code == HTTPStatus.UNAUTHORIZED  # a session, not the key itself
+        assert bearer(secret).get(ROTATE).status_code == HTTPStatus.METHOD_NOT_ALLOWED
+        assert bearer(secret).options(ROTATE).status_code == HTTPStatus.OK
+    for _ in range(5):
+        response = bearer(secret).post(ROTATE)
+        assert response.status_code == HTTPStatus.OK
+        secret = response.json()["api_key"]
+    assert bearer(secret).post(ROTATE).status_code == HTTPStatus.TOO_MANY_REQUESTS

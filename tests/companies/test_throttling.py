@@ -6,6 +6,7 @@ from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -79,3 +80,36 @@ def test_it_throttles_failed_api_key_attempts_per_address(alice_api: APIClient, 
 def test_it_does_not_count_good_keys(alice_api: APIClient) -> None:
     for _ in range(5):
         assert alice_api.get(SPECS).status_code == HTTPStatus.OK
+
+
+ADMIN_LOGIN = "/admin/login/"
+
+
+@override_settings(LOGIN_MAX_FAILURES_PER_USERNAME=5, LOGIN_MAX_FAILURES_PER_ADDRESS=100)
+def test_it_throttles_the_admin_sign_in_like_the_login_page(db: None, time_machine: Any) -> None:
+    User.objects.create_superuser("ops", "ops@example.test", PASSWORD)
+    attacker = Client(REMOTE_ADDR="203.0.113.8")
+    # Failures on either page count together: three here, two on the admin's.
+    for _ in range(3):
+        assert sign_in(attacker, "ops", "guess").status_code == HTTPStatus.OK
+    for _ in range(2):
+        assert attacker.post(ADMIN_LOGIN, {"username": "ops", "password": "guess"}).status_code == HTTPStatus.OK
+    response = attacker.post(ADMIN_LOGIN, {"username": "ops", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 0 < int(response["Retry-After"]) <= 15 * 60 + 1
+    assert "_auth_user_id" not in attacker.session
+    time_machine.move_to(timezone.now() + timedelta(minutes=16))
+    assert attacker.post(ADMIN_LOGIN, {"username": "ops", "password": PASSWORD}).status_code == HTTPStatus.FOUND
+    assert attacker.get("/admin/").status_code == HTTPStatus.OK
+
+
+@override_settings(LOGIN_MAX_FAILURES_PER_USERNAME=100, LOGIN_MAX_FAILURES_PER_ADDRESS=3)
+def test_it_counts_a_non_staff_sign_in_to_the_admin_as_a_failure(alice: Any) -> None:
+    # alice's password is right, but the admin refuses her: a guesser learns nothing for free there either.
+    attacker = Client(REMOTE_ADDR="203.0.113.10")
+    for _ in range(3):
+        assert (
+            attacker.post(ADMIN_LOGIN, {"username": "alice@alpha.test", "password": PASSWORD}).status_code
+            == HTTPStatus.OK
+        )
+    assert sign_in(attacker, "alice@alpha.test", PASSWORD).status_code == HTTPStatus.TOO_MANY_REQUESTS

@@ -119,9 +119,9 @@ def test_a_bad_sample_is_named_and_nothing_is_saved(
 
 def test_bad_jsonl_and_bad_zip_are_explained(alice_api: APIClient, spec_a: Spec) -> None:
     for name, content, problem in [
-        ("s.jsonl", b'{"identifier": "a"}\n{oops\n', "line 2: not valid JSON"),
+        ("s.jsonl", b'{"identifier": "a"}\n{oops\n', "'s.jsonl' line 2: not valid JSON"),
         ("s.zip", b"PK\x03\x04garbage", "the upload is not a valid ZIP file"),
-        ("s.bin", b"\xff\xfe\x00bad", "line 1: not UTF-8 text"),
+        ("s.bin", b"\xff\xfe\x00bad", "'s.bin' line 1: not UTF-8 text"),
     ]:
         upload = SimpleUploadedFile(name, content)
         response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "file": upload}, format="multipart")
