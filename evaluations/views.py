@@ -32,6 +32,7 @@ from runs.models import Run, Spec
 from . import agreement
 from .access import get_evaluation_for_user
 from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
+from .human_review import human_review_blocks, run_labels
 from .models import Evaluation, Review, SampleClassification
 from .selectors import (
     COMPARE_MAX,
@@ -43,7 +44,6 @@ from .selectors import (
     compare_candidates,
     evaluation_list,
     evaluation_trace,
-    human_review_blocks,
     property_views,
     recent_evaluations,
     review_card_row,
@@ -51,7 +51,6 @@ from .selectors import (
     reviewer_history,
     reviewer_labels,
     run_evaluation_rows,
-    run_labels,
     sample_reviews,
     sample_sort_choices,
     score_trend_chart,
