@@ -84,6 +84,13 @@ def property_views(*, evaluation: Evaluation, human: dict[str, dict[str, Any]] |
                 "chart": chart,
                 "heatmap": heatmap(stats),
                 "human": block,
+                # (value, share, low, high) of the corrected distribution, for the human-review table's line
+                "corrected": [
+                    (v, block["corrected_distributions"][v], *block["corrected_ci"][v])
+                    for v in block["corrected_distributions"]
+                ]
+                if block and block["corrected_distributions"] is not None
+                else [],
             }
         )
     return views

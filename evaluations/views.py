@@ -185,6 +185,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         context["page"] = _table_page(request, evaluation, membership, filters)
         context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
+        context["partial_reviews"] = agreement.PARTIAL_REVIEWS
         # The compare picker: finished evaluations of this spec's runs (this one is the baseline).
         context["others"] = [e for e in compare_candidates(evaluation=evaluation, limit=31) if e.pk != evaluation.pk]
         context["compare_max"] = COMPARE_MAX
