@@ -150,10 +150,12 @@ class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
     statistics = serializers.SerializerMethodField(
         help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix, and "
-        "`human_review`: human labels against the judge (reviewed, extra_reviewed, minimum, message, judge_accuracy "
-        "in percent, kappa, kappa_ci, fit_for_use, judge_confusion, corrected_distributions in percent, corrected_ci, "
-        "method, notes; every key present, the numbers null below `minimum` labels with `message` saying so); null "
-        "until the evaluation ends.",
+        "`human_review`: human labels against the judge (reviewed: samples with any label; blind_random: the "
+        "labels that fed the numbers; paired: those the judge decided; extra_reviewed, design, minimum, "
+        "partial_minimum, partial, census, message, judge_accuracy in percent, kappa, kappa_ci, fit_for_use, "
+        "judge_confusion, corrected_distributions in percent over every sample of the run, corrected_ci, "
+        "labels_to_halve, method, notes; every key present, the numbers null below `partial_minimum` blind random "
+        "labels with `message` saying so, fit_for_use null below `minimum`); null until the evaluation ends.",
     )
 
     @extend_schema_field(serializers.JSONField(allow_null=True))

@@ -187,3 +187,13 @@ def test_the_page_shows_a_partial_estimate_from_ten_labels(
     assert f"about {block['labels_to_halve']} more blind random labels would halve" in page
     assert block["fit_for_use"] is None
     assert [t["name"] for t in response.context["views"][0]["chart"]["data"]][-1] == "Corrected"
+
+
+def test_the_schema_documents_a_labels_design(client: Client, db: None) -> None:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    request = schema["components"]["schemas"]["ReviewCreate"]["properties"]
+    assert request["selection"]["default"] == "api"
+    probability = request["inclusion_probability"]
+    assert (probability["minimum"], probability["maximum"], probability.get("nullable")) == (0, 1, True)
+    assert "(0, 1]" in probability["description"]
+    assert "blind" in request
