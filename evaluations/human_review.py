@@ -182,7 +182,8 @@ def human_review_blocks(*, evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     if not evaluation.statistics:
         return {}
     labels = run_labels(run_id=evaluation.run_id)
-    population = Sample.objects.filter(run_id=evaluation.run_id).count()
+    # No labels, nothing to estimate: the page of an unreviewed evaluation costs one query here.
+    population = Sample.objects.filter(run_id=evaluation.run_id).count() if labels else 0
     reviewed = {sample_id for by_sample in labels.values() for sample_id in by_sample}
     rows = list(SampleClassification.objects.filter(evaluation=evaluation, sample_id__in=reviewed))
     blocks = {}
