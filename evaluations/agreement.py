@@ -1,5 +1,8 @@
 """Human review statistics (issues #14, #20): judge-human agreement and the corrected distribution. Pure.
 
+One module over 400 lines on purpose: the estimator, its variance, kappa's interval and the block that combines
+them are one method, documented once here; split, the docstring's formulas would sit apart from their code.
+
 What feeds the numbers. Only **blind random** labels estimate: the sample was drawn at random by a known design and
 the reviewer saw neither the judged nor the assigned value before answering (a reviewer shown a model's answer
 agrees with it more). A design is the review queue of one evaluation, which draws at random within that
@@ -32,11 +35,15 @@ i in target stratum j (Ŵ_j = Σ_{i∈j} w_i),
 
     Var(p_v) = Σ_h (1 − f_h) · n_h/(n_h − 1) · Σ_{i∈h} (u_i − ū_h)²        (h: the design's strata, f_h = n_h/N_h)
 
-which for the target's own queue is Σ_j q_j² (1 − f_j) s_j²/n_j. A stratum with every label alike has no variance
-at all, so the variance is at least the add-½ pseudo-count one, Σ_j q_j² (1 − f_j) r~(1 − r~)/n~_j with
-r~ = (r·n~_j + ½)/(n~_j + 1) and n~_j the stratum's effective (Kish) label count, and the interval is centred on
-the smoothed shares (Agresti-Coull); the unsmoothed p_v is the estimate. tests/evaluations/test_estimator.py
-simulates it (README's human-review section has the coverage table).
+which for the target's own queue is Σ_j q_j² (1 − f_j) s_j²/n_j. It is right in large samples but has no variance
+at all for a stratum whose few labels agree (2-3 labels per stratum at 10 labels), and runs short for a second
+judge with small domains. The pseudo-count variance, Σ_j q_j² (1 − f_j) r~(1 − r~)/n~_j with r~ = (r·n~_j + c)/
+(n~_j + 2c) and n~_j the stratum's effective (Kish) label count, errs the other way (it ignores the design's
+stratification). The interval takes the mean of the two, centred on the smoothed shares (Agresti-Coull); the
+unsmoothed p_v is the estimate. The mean and c = 0.3 were chosen by simulation, not derived: alone, the design
+variance covered 59-82% at 10 labels and 89-93% at 30 for a second judge, the pseudo-count one 96-99.9% at 10 and
+up to 99.1% at 30; the mean covers 93-97% at 30-380 labels for the queue's own judge. tests/evaluations/
+test_estimator.py simulates it (README's human-review section has the coverage table).
 
 A stratum with samples but no blind random label cannot be corrected: a judged value is taken at its word, an
 undecided or failed stratum is split like the labelled strata, and every interval is widened by its whole share
@@ -91,8 +98,8 @@ METHOD = (
     "corrected: design-weighted calibration over every sample of the run, p_v = sum_j q_j r(v|j), q_j = the "
     "target judge's share of stratum j (its judged values, undecided and failed), r(v|j) = 1/pi-weighted human "
     "share of v among the blind random labels judged j (exact where every sample of j is labelled); 95% intervals "
-    "for these N samples: linearised design variance with a finite-population correction, at least the add-1/2 "
-    "pseudo-count variance; kappa and judge accuracy: blind random labels weighted to the run, interval the wider "
+    "for these N samples: mean of the linearised design variance and the add-0.3 pseudo-count variance, both with "
+    "a finite-population correction; kappa and judge accuracy: blind random labels weighted to the run, interval the wider "
     "of a stratified bootstrap and a Wilson interval mapped through kappa; other labels never estimate"
 )
 
