@@ -94,21 +94,30 @@ def run_labels(*, run_id: int, prop: str | None = None) -> dict[str, dict[int, H
     return labels
 
 
+def _judged_text(prop: str) -> Cast:
+    return Cast(KeyTextTransform(prop, "classifications"), TextField())
+
+
+def _stratum(status: str, judged: str | None) -> str:
+    """SampleClassification.stratum's rule on a row's status and judged text (a JSON null, which stratum() would
+    spell "None", is undecided here and in every count alike)."""
+    if status == SampleClassification.Status.FAILED:
+        return SampleClassification.FAILED
+    return SampleClassification.UNDECIDED if judged is None else judged
+
+
 def strata_sizes(*, evaluation_id: int, prop: str, population: int) -> dict[str, int]:
     """N_h: the run's samples per stratum of `evaluation_id` on `prop` (SampleClassification.stratum's rule), one
     aggregate query. Samples with no row (a canceled evaluation) count as failed."""
     rows = (
         SampleClassification.objects.filter(evaluation_id=evaluation_id)
-        .annotate(_judged=Cast(KeyTextTransform(prop, "classifications"), TextField()))
+        .annotate(_judged=_judged_text(prop))
         .values_list("status", "_judged")
         .annotate(n=Count("id"))
     )
     sizes: Counter[str] = Counter()
     for status, judged, n in rows:
-        if status == SampleClassification.Status.FAILED:
-            sizes[SampleClassification.FAILED] += n
-        else:
-            sizes[SampleClassification.UNDECIDED if judged is None else str(judged)] += n
+        sizes[_stratum(status, judged)] += n
     sizes[SampleClassification.FAILED] += population - sum(sizes.values())
     return {key: n for key, n in sizes.items() if n > 0}
 
@@ -185,11 +194,17 @@ def human_review_blocks(*, evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     # No labels, nothing to estimate: the page of an unreviewed evaluation costs one query here.
     population = Sample.objects.filter(run_id=evaluation.run_id).count() if labels else 0
     reviewed = {sample_id for by_sample in labels.values() for sample_id in by_sample}
-    rows = list(SampleClassification.objects.filter(evaluation=evaluation, sample_id__in=reviewed))
+    names = [stats["property_name"] for stats in evaluation.statistics["properties"]]
+    texts = {f"_judged_{i}": _judged_text(name) for i, name in enumerate(names)}
+    rows = list(
+        SampleClassification.objects.filter(evaluation=evaluation, sample_id__in=reviewed)
+        .annotate(**texts)
+        .values("sample_id", "status", *texts)
+    )
     blocks = {}
-    for stats in evaluation.statistics["properties"]:
+    for i, stats in enumerate(evaluation.statistics["properties"]):
         name = stats["property_name"]
-        judged = {row.sample_id: row.stratum(name) for row in rows}
+        judged = {row["sample_id"]: _stratum(row["status"], row[f"_judged_{i}"]) for row in rows}
         by_sample = labels.get(name, {})
         sizes = strata_sizes(evaluation_id=evaluation.id, prop=name, population=population) if by_sample else {}
         sample = review_sample(
