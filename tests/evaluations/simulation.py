@@ -54,7 +54,9 @@ class Outcome:
         return np.abs(self.judged - self.truth).mean(axis=0)  # type: ignore[no-any-return]
 
 
-def _judge(rng: np.random.Generator, truth: npt.NDArray[np.int64], matrix: npt.NDArray[np.float64], case: Case):  # type: ignore[no-untyped-def]
+def _judge(
+    rng: np.random.Generator, truth: npt.NDArray[np.int64], matrix: npt.NDArray[np.float64], case: Case
+) -> npt.NDArray[np.int64]:
     """Each sample's stratum under a judge: its judged value, UNDECIDED or FAILED."""
     cumulative = matrix.cumsum(axis=1)[truth]  # [trial, N, v]
     said = (rng.random(truth.shape)[..., None] > cumulative).sum(axis=-1)
