@@ -23,6 +23,7 @@ from evaluations.agreement import (
     human_review_block,
     kappa_interval,
     labels_to_halve,
+    wilson,
 )
 
 VALUES = ["positive", "negative", "neutral"]
@@ -113,6 +114,14 @@ def test_the_lower_bound_is_monotone_near_perfect_agreement():
     assert lows == sorted(lows), lows
     # 30/30 is not certainty: the Wilson lower bound of 30 agreements in 30, mapped through kappa at chance 1/3.
     assert lows[-1] == pytest.approx((30 / (30 + Z**2) - 1 / 3) / (2 / 3))
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 10), (3, 10), (10, 10), (29, 30), (140, 200)])
+def test_the_wilson_interval_matches_scipy(successes, n):
+    from scipy.stats import binomtest
+
+    reference = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson(successes, n) == pytest.approx((reference.low, reference.high), abs=1e-9)
 
 
 def test_kappa_is_undefined_when_both_raters_use_one_value():
