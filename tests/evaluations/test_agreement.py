@@ -180,6 +180,7 @@ def test_a_census_gives_the_human_shares_exactly_whatever_chose_the_labels():
     assert block["corrected_distributions"] == {"positive": 40.0, "negative": 30.0, "neutral": 30.0}
     assert block["corrected_ci"] == {"positive": [40.0, 40.0], "negative": [30.0, 30.0], "neutral": [30.0, 30.0]}
     assert block["labels_to_halve"] is None
+    assert block["notes"] == []  # a value no sample was judged is no unlabelled stratum
 
 
 def test_hand_picked_labels_never_enter_as_random_ones():
@@ -230,7 +231,8 @@ def test_kappa_and_accuracy_are_weighted_to_the_run():
 def test_a_fit_judge_is_fit_for_use_once_there_are_enough_labels():
     pairs = [(v, v) for v in VALUES for _ in range(MIN_REVIEWS // 3)]
     strata = dict.fromkeys(VALUES, 300)
-    assert human_review_block(values=VALUES, sample=queue_sample(pairs, strata))["fit_for_use"] is True
+    block = human_review_block(values=VALUES, sample=queue_sample(pairs, strata))
+    assert (block["fit_for_use"], block["partial"]) == (True, False)
     fewer = human_review_block(values=VALUES, sample=queue_sample(pairs[:-1], strata))
     assert fewer["fit_for_use"] is None
     assert fewer["kappa_ci"][0] >= FIT_FOR_USE_KAPPA
