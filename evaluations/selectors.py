@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -85,6 +85,13 @@ def property_views(*, evaluation: Evaluation, human: dict[str, dict[str, Any]] |
                 "chart": chart,
                 "heatmap": heatmap(stats),
                 "human": block,
+                # (value, share, low, high) of the corrected distribution, for the human-review table's line
+                "corrected": [
+                    (v, block["corrected_distributions"][v], *block["corrected_ci"][v])
+                    for v in block["corrected_distributions"]
+                ]
+                if block and block["corrected_distributions"] is not None
+                else [],
             }
         )
     return views
@@ -647,106 +654,7 @@ def score_trend_chart(*, company: Company) -> dict[str, Any] | None:
     return {"data": data, "layout": layout}
 
 
-# --- Human reviews ---
-
-
-@dataclass(frozen=True)
-class HumanLabel:
-    """Every reviewer's labels on one sample and property, combined into one."""
-
-    value: str
-    random: bool  # drawn by the stratified random queue: one of the unbiased set that feeds the estimates
-    reviewers: int
-
-
-def combined_label(labels: list[tuple[str, datetime.datetime]]) -> str:
-    """Several reviewers' labels as one: the value most of them gave; a tie goes to the most recently given of the
-    tied values (the later look is usually the considered one, and the rule needs no third reviewer)."""
-    counts = Counter(value for value, _ in labels)
-    top = max(counts.values())
-    return max((when, value) for value, when in labels if counts[value] == top)[1]
-
-
-def run_labels(*, run_id: int, prop: str | None = None) -> dict[str, dict[int, HumanLabel]]:
-    """property → sample id → the combined human label, over the run's reviewed samples. One query over the
-    reviews (a few hundred rows per property), none over the samples.
-
-    A sample belongs to the unbiased (random) set when any of its labels on the property came from the random
-    queue: it was drawn at random, and a later correction from another path does not change that."""
-    rows = Review.objects.filter(sample__run_id=run_id)
-    if prop is not None:
-        rows = rows.filter(property_name=prop)
-    grouped: dict[tuple[str, int], list[tuple[str, datetime.datetime, str]]] = defaultdict(list)
-    for name, sample_id, value, selection, updated in rows.values_list(
-        "property_name", "sample_id", "value", "selection", "updated_at"
-    ).iterator(chunk_size=2000):
-        grouped[(name, sample_id)].append((value, updated, selection))
-    labels: dict[str, dict[int, HumanLabel]] = defaultdict(dict)
-    for (name, sample_id), given in grouped.items():
-        labels[name][sample_id] = HumanLabel(
-            value=combined_label([(value, when) for value, when, _ in given]),
-            random=any(selection == Review.Selection.RANDOM for _, _, selection in given),
-            reviewers=len(given),
-        )
-    return labels
-
-
-def human_review_pairs(
-    *, evaluation: Evaluation, prop: str | None = None
-) -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]]:
-    """property → ((human, judged) pairs of the random set, pairs of the other labels), for this evaluation's
-    judged values. Samples the judge failed on or left undecided on the property have no pair: the estimates
-    correct the judged distribution, which leaves them out too. Two queries: the reviews, and the
-    classifications of the reviewed samples only."""
-    labels = run_labels(run_id=evaluation.run_id, prop=prop)
-    if not labels:
-        return {}
-    reviewed = Review.objects.filter(sample__run_id=evaluation.run_id).values("sample_id")
-    judged: dict[int, dict[str, str]] = dict(
-        SampleClassification.objects.filter(
-            evaluation=evaluation, status=SampleClassification.Status.OK, sample_id__in=reviewed
-        ).values_list("sample_id", "classifications")  # type: ignore[arg-type]
-    )
-    pairs: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
-    for name, by_sample in labels.items():
-        random_pairs, extra_pairs = pairs.setdefault(name, ([], []))
-        for sample_id, label in by_sample.items():
-            value = (judged.get(sample_id) or {}).get(name)
-            if value is not None:
-                (random_pairs if label.random else extra_pairs).append((label.value, value))
-    return pairs
-
-
-def human_review_blocks(*, evaluation: Evaluation) -> dict[str, dict[str, Any]]:
-    """property → the `human_review` block (evaluations.agreement): computed when read, since reviews arrive after
-    the evaluation finished; the judged counts come from the stored statistics."""
-    if not evaluation.statistics:
-        return {}
-    pairs = human_review_pairs(evaluation=evaluation)
-    blocks = {}
-    for stats in evaluation.statistics["properties"]:
-        name, values = stats["property_name"], stats["values"]
-        random_pairs, extra_pairs = pairs.get(name, ([], []))
-        blocks[name] = agreement.human_review_block(
-            values=values,
-            judged_counts={v: stats["evaluated_counts"].get(v, 0) for v in values},
-            pairs=random_pairs,
-            extra_pairs=extra_pairs,
-        )
-    return blocks
-
-
-def statistics_with_human_review(*, evaluation: Evaluation) -> dict[str, Any] | None:
-    """The stored statistics, each property gaining `human_review` (the stored JSON is left as it is)."""
-    if not evaluation.statistics:
-        return evaluation.statistics
-    blocks = human_review_blocks(evaluation=evaluation)
-    return {
-        **evaluation.statistics,
-        "properties": [
-            {**stats, "human_review": blocks[stats["property_name"]]} for stats in evaluation.statistics["properties"]
-        ],
-    }
+# --- Human reviews (the estimates' inputs are in evaluations.human_review) ---
 
 
 class QueueMode(StrEnum):

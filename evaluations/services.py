@@ -553,6 +553,10 @@ class ReviewInput:
     property_name: str
     value: str
     selection: str = Review.Selection.RANDOM
+    # The design of a random label (issue #20; Review's fields say what each means).
+    stratum: str = ""
+    inclusion_probability: float | None = None
+    blind: bool = False
 
 
 def _review_sample(*, item: ReviewInput, properties: dict[str, Property], samples: dict[str, Sample]) -> Sample:
@@ -586,8 +590,8 @@ def _current_labels(*, reviewer: User, checked: list[tuple[Sample, ReviewInput]]
 def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInput]) -> list[Review]:
     """Store the reviewer's labels for samples of the evaluation's run, all or none: the first bad item raises
     ReviewError (its `index` set) and nothing is stored. Labelling again updates the reviewer's label; a label
-    once made from the random queue stays `random` (the sample was drawn at random whatever corrects it later,
-    and dropping it would bias the unbiased set towards the samples nobody corrected)."""
+    once made from the random queue stays `random` with its design (the sample was drawn at random whatever
+    corrects it later, and dropping it would bias the unbiased set towards the samples nobody corrected)."""
     identifiers = {item.sample_identifier for item in items}
     rows = Sample.objects.filter(run_id=evaluation.run_id, identifier__in=identifiers).only("id", "identifier")
     samples = {s.identifier: s for s in rows}
@@ -616,6 +620,9 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
                         value=item.value,
                         selection=item.selection,
                         evaluation=evaluation,
+                        stratum=item.stratum,
+                        inclusion_probability=item.inclusion_probability,
+                        blind=item.blind,
                     )
             except IntegrityError:
                 review = Review.objects.get(reviewer=reviewer, sample=sample, property_name=item.property_name)
@@ -623,9 +630,16 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
                 current[key] = review
                 saved.append(review)
                 continue
-        review.value, review.evaluation = item.value, evaluation
+        review.value = item.value
         if review.selection != Review.Selection.RANDOM:
-            review.selection = item.selection
+            # A random label's design (its evaluation, stratum, probability, blindness) stays as drawn: relabelling
+            # it from another page must not move it to another design or make it look blind.
+            review.selection, review.evaluation = item.selection, evaluation
+            review.stratum, review.inclusion_probability, review.blind = (
+                item.stratum,
+                item.inclusion_probability,
+                item.blind,
+            )
         review.save()
         current[key] = review
         saved.append(review)

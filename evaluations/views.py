@@ -32,6 +32,7 @@ from runs.models import Run, Spec
 from . import agreement
 from .access import get_evaluation_for_user
 from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
+from .human_review import human_review_blocks, run_labels
 from .models import Evaluation, Review, SampleClassification
 from .selectors import (
     COMPARE_MAX,
@@ -43,7 +44,6 @@ from .selectors import (
     compare_candidates,
     evaluation_list,
     evaluation_trace,
-    human_review_blocks,
     property_views,
     recent_evaluations,
     review_card_row,
@@ -51,7 +51,6 @@ from .selectors import (
     reviewer_history,
     reviewer_labels,
     run_evaluation_rows,
-    run_labels,
     sample_reviews,
     sample_sort_choices,
     score_trend_chart,
@@ -186,6 +185,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         context["page"] = _table_page(request, evaluation, membership, filters)
         context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
+        context["partial_reviews"] = agreement.PARTIAL_REVIEWS
         # The compare picker: finished evaluations of this spec's runs (this one is the baseline).
         context["others"] = [e for e in compare_candidates(evaluation=evaluation, limit=31) if e.pk != evaluation.pk]
         context["compare_max"] = COMPARE_MAX

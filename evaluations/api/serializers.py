@@ -7,8 +7,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from evaluations.human_review import statistics_with_human_review
 from evaluations.models import Evaluation, Review
-from evaluations.selectors import evaluation_trace, statistics_with_human_review
+from evaluations.selectors import evaluation_trace
 
 # --- Output ---
 
@@ -170,10 +171,12 @@ class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
     statistics = serializers.SerializerMethodField(
         help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix, and "
-        "`human_review`: human labels against the judge (reviewed, extra_reviewed, minimum, message, judge_accuracy "
-        "in percent, kappa, kappa_ci, fit_for_use, judge_confusion, corrected_distributions in percent, corrected_ci, "
-        "method, notes; every key present, the numbers null below `minimum` labels with `message` saying so); null "
-        "until the evaluation ends.",
+        "`human_review`: human labels against the judge (reviewed: samples with any label; blind_random: the "
+        "labels that fed the numbers; paired: those the judge decided; extra_reviewed, design, minimum, "
+        "partial_minimum, partial, census, message, judge_accuracy in percent, kappa, kappa_ci, fit_for_use, "
+        "judge_confusion, corrected_distributions in percent over every sample of the run, corrected_ci, "
+        "labels_to_halve, method, notes; every key present, the numbers null below `partial_minimum` blind random "
+        "labels with `message` saying so, fit_for_use null below `minimum`); null until the evaluation ends.",
     )
 
     @extend_schema_field(serializers.JSONField(allow_null=True))
@@ -191,8 +194,14 @@ class ReviewOutputSerializer(serializers.Serializer[Any]):
     value = serializers.CharField()
     selection = serializers.ChoiceField(
         choices=Review.Selection.choices,
-        help_text="random: drawn by the stratified queue (feeds the estimates); disagreement, manual: shown apart.",
+        help_text="random: drawn at random, by the review queue or a client (blind ones feed the estimates); "
+        "disagreement, manual, api: counted apart.",
     )
+    stratum = serializers.CharField(
+        help_text="For a queue label: the judged value (or `(undecided)`, `(failed)`) it was drawn within."
+    )
+    inclusion_probability = serializers.FloatField(allow_null=True)
+    blind = serializers.BooleanField(help_text="Given without seeing the judged or assigned value.")
     reviewer_email = serializers.CharField(source="reviewer.email")
     evaluation_id = serializers.UUIDField(
         source="evaluation.code", allow_null=True, help_text="The evaluation the label was made from."
@@ -215,6 +224,29 @@ class ReviewCreateSerializer(serializers.Serializer[Any]):
     value = serializers.CharField(max_length=500, help_text="One of the property's values.")
     selection = serializers.ChoiceField(
         choices=Review.Selection.choices,
-        default=Review.Selection.RANDOM,
-        help_text="How the sample was chosen; only `random` labels feed the corrected estimates.",
+        default=Review.Selection.API,
+        help_text="How the sample was chosen. `api` (the default), `manual`, `disagreement`: by hand or by any rule "
+        "other than chance; counted, never estimated on. `random`: you drew it at random from the run's samples; "
+        "with `blind` it feeds kappa, judge accuracy and the corrected distribution.",
     )
+    inclusion_probability = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="For `random` only: the probability your draw had of including this sample, in (0, 1]. Omitted: "
+        "a simple random draw over the run, each sample as likely as any other.",
+    )
+    blind = serializers.BooleanField(
+        default=False,
+        help_text="For `random`: the reviewer gave the label without seeing the judged or the assigned value. Only "
+        "blind random labels feed the estimates (a reviewer shown a model's answer agrees with it more).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        probability = attrs.get("inclusion_probability")
+        if probability is not None and attrs["selection"] != Review.Selection.RANDOM:
+            raise serializers.ValidationError({"inclusion_probability": "Only a random label has one."})
+        if probability is not None and probability <= 0:
+            raise serializers.ValidationError({"inclusion_probability": "Must be above 0 (and at most 1)."})
+        return attrs

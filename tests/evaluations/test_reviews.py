@@ -13,12 +13,14 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from evaluations import agreement
+from evaluations.human_review import combined_label, run_labels
 from evaluations.models import Evaluation, Review, SampleClassification
-from evaluations.selectors import QueueMode, combined_label, review_queue, run_labels
+from evaluations.selectors import QueueMode, review_queue
 from runs.models import Run
 from tests.conftest import make_rows
 
 EVALUATIONS = "/api/dataframer/evaluations/"
+BLIND_RANDOM = {"selection": "random", "blind": True}
 HX = {"HX-Request": "true"}
 
 
@@ -26,7 +28,7 @@ def reviews_url(evaluation: Evaluation) -> str:
     return f"{EVALUATIONS}{evaluation.code}/reviews/"
 
 
-def label(identifier: str, value: str = "positive", prop: str = "sentiment", **extra: str) -> dict[str, str]:
+def label(identifier: str, value: str = "positive", prop: str = "sentiment", **extra: Any) -> dict[str, Any]:
     return {"sample_identifier": identifier, "property_name": prop, "value": value, **extra}
 
 
@@ -49,10 +51,12 @@ def test_it_stores_one_label(alice_api: APIClient, done: Evaluation, alice: Any)
     assert response.status_code == HTTPStatus.CREATED
     body = response.json()
     assert list(body) == [
-        "id", "sample_identifier", "property_name", "value", "selection", "reviewer_email", "evaluation_id",
-        "created_at", "updated_at",
+        "id", "sample_identifier", "property_name", "value", "selection", "stratum", "inclusion_probability", "blind",
+        "reviewer_email", "evaluation_id", "created_at", "updated_at",
     ]  # fmt: skip
-    assert (body["sample_identifier"], body["value"], body["selection"]) == ("sample_1", "neutral", "random")
+    # Through the API a label is hand-picked unless the client says it drew it at random (issue #20).
+    assert (body["sample_identifier"], body["value"], body["selection"]) == ("sample_1", "neutral", "api")
+    assert (body["stratum"], body["inclusion_probability"], body["blind"]) == ("", None, False)
     assert body["reviewer_email"] == "alice@alpha.test"
     assert body["evaluation_id"] == str(done.code)
     review = Review.objects.get()
@@ -67,9 +71,36 @@ def test_relabelling_updates_the_reviewers_label(alice_api: APIClient, done: Eva
 
 
 def test_a_random_label_stays_random_when_corrected(alice_api: APIClient, done: Evaluation) -> None:
-    alice_api.post(reviews_url(done), label("sample_1", "neutral"), format="json")
+    drawn = label("sample_1", "neutral", selection="random", inclusion_probability=0.25, blind=True)
+    alice_api.post(reviews_url(done), drawn, format="json")
     body = alice_api.post(reviews_url(done), label("sample_1", "negative", selection="manual"), format="json").json()
     assert (body["value"], body["selection"]) == ("negative", "random")
+    # Its design stays as drawn: correcting it in place neither unblinds it nor changes its probability.
+    assert (body["inclusion_probability"], body["blind"]) == (0.25, True)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"selection": "random", "inclusion_probability": 0}, "inclusion_probability"),
+        ({"selection": "random", "inclusion_probability": 1.5}, "inclusion_probability"),
+        ({"selection": "random", "inclusion_probability": "half"}, "inclusion_probability"),
+        ({"inclusion_probability": 0.5}, "inclusion_probability"),  # an `api` label was not drawn at random
+        ({"selection": "random", "blind": "maybe"}, "blind"),
+    ],
+)
+def test_a_bad_design_is_a_400(alice_api: APIClient, done: Evaluation, extra: dict[str, Any], field: str) -> None:
+    response = alice_api.post(reviews_url(done), label("sample_1", **extra), format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert field in response.json()
+    assert not Review.objects.exists()
+
+
+def test_a_random_api_label_keeps_its_probability(alice_api: APIClient, done: Evaluation) -> None:
+    body = label("sample_1", selection="random", inclusion_probability=1, blind=True)
+    assert alice_api.post(reviews_url(done), body, format="json").status_code == HTTPStatus.CREATED
+    review = Review.objects.get()
+    assert (review.selection, review.inclusion_probability, review.blind, review.stratum) == ("random", 1.0, True, "")
 
 
 def test_a_list_is_stored_at_once(alice_api: APIClient, done: Evaluation) -> None:
@@ -193,7 +224,11 @@ def test_a_review_of_another_company_is_not_found_through_mine(
 def _label_all(client: APIClient, evaluation: Evaluation, count: int, *, truth: Any = None) -> None:
     """Label `count` samples with their assigned sentiment (or `truth(sample)`), in one list."""
     rows = SampleClassification.objects.filter(evaluation=evaluation).select_related("sample")[:count]
-    items = [label(r.sample.identifier, truth(r.sample) if truth else r.sample.properties["sentiment"]) for r in rows]
+    # As a client that drew them at random over the run and labelled blind (the fixture's order is arbitrary).
+    items = [
+        label(r.sample.identifier, truth(r.sample) if truth else r.sample.properties["sentiment"], **BLIND_RANDOM)
+        for r in rows
+    ]
     assert client.post(reviews_url(evaluation), items, format="json").status_code == HTTPStatus.CREATED
 
 
@@ -203,7 +238,7 @@ def test_statistics_say_too_few_labels_below_the_minimum(alice_api: APIClient, d
     sentiment, priority = body["statistics"]["properties"]
     block = sentiment["human_review"]
     assert block["reviewed"] == 3
-    assert block["message"].startswith(f"3 of the {agreement.MIN_REVIEWS} unbiased reviews")
+    assert block["message"].startswith(f"3 blind random labels of the {agreement.PARTIAL_REVIEWS}")
     assert block["minimum"] == agreement.MIN_REVIEWS
     assert block["kappa"] is None
     assert block["corrected_distributions"] is None
@@ -258,15 +293,20 @@ def test_run_labels_combine_reviewers_and_keep_the_random_set_apart(
 
     dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
     erin = MembershipFactory(user=UserFactory(username="erin@alpha.test"), company=company_a).user
-    review_save(evaluation=done, reviewer=alice, items=[ReviewInput("sample_1", "sentiment", "neutral")])
-    review_save(evaluation=done, reviewer=dave, items=[ReviewInput("sample_1", "sentiment", "negative")])
-    review_save(evaluation=done, reviewer=erin, items=[ReviewInput("sample_1", "sentiment", "negative")])
+    for reviewer, value in ((alice, "neutral"), (dave, "negative"), (erin, "negative")):
+        drawn = ReviewInput("sample_1", "sentiment", value, "random", stratum="positive", blind=True)
+        review_save(evaluation=done, reviewer=reviewer, items=[drawn])
+    review_save(evaluation=done, reviewer=alice, items=[ReviewInput("sample_3", "sentiment", "neutral", "random")])
     review_save(evaluation=done, reviewer=alice, items=[ReviewInput("sample_2", "sentiment", "neutral", "manual")])
     labels = run_labels(run_id=done.run_id)["sentiment"]
     by_identifier = {Review.objects.filter(sample_id=k).first().sample.identifier: v for k, v in labels.items()}
     assert (by_identifier["sample_1"].value, by_identifier["sample_1"].reviewers) == ("negative", 3)
     assert by_identifier["sample_1"].random
+    assert [(d.design, d.stratum, d.value) for d in by_identifier["sample_1"].draws] == [
+        (f"queue:{done.id}", "positive", "negative")
+    ]
     assert not by_identifier["sample_2"].random
+    assert not by_identifier["sample_3"].random  # random but not blind: never estimated on
 
 
 # --- The queue ---
@@ -287,7 +327,8 @@ def test_the_random_queue_is_stratified_and_deterministic(
         state = review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM)
         assert state.row is not None
         seen.append(state.row.classifications["sentiment"])
-        alice_api.post(reviews_url(evaluation), label(state.row.sample.identifier, "neutral"), format="json")
+        drawn = label(state.row.sample.identifier, "neutral", selection="random")
+        alice_api.post(reviews_url(evaluation), drawn, format="json")
     # Equal allocation: the judged values with samples get three labels each (fewer only where there are fewer).
     counts = {v: seen.count(v) for v in judged_counts if judged_counts[v]}
     assert max(counts.values()) - min(counts.values()) <= 1 or min(judged_counts.values()) < 3
@@ -598,13 +639,14 @@ def test_a_concurrent_first_label_is_updated_not_a_500(
     assert Review.objects.get().value == "neutral"
 
 
-def test_the_statistics_block_costs_two_queries(
+def test_the_statistics_block_costs_a_few_queries_and_one_per_labelled_property(
     alice_api: APIClient, done: Evaluation, django_assert_num_queries: Any
 ) -> None:
     _label_all(alice_api, done, 12)
     url = f"{EVALUATIONS}{done.code}/statistics/"
     alice_api.get(url)  # the API key's last-use stamp is written once a minute at most
     # api key (+company, user), the key's membership check, the active membership, the evaluation, then the
-    # block: the run's reviews, and the classifications of the reviewed samples only
-    with django_assert_num_queries(6):
+    # block: the run's reviews, its sample count, the classifications of the reviewed samples only, and one
+    # aggregate of the strata per property with labels (sentiment; priority has none)
+    with django_assert_num_queries(8):
         assert alice_api.get(url).status_code == HTTPStatus.OK

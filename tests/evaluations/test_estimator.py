@@ -1,0 +1,84 @@
+"""The corrected distribution proven by simulation (issue #20; #27 item 6): every abstention scenario, review sizes
+10, 30, 100, near-census and census, the judge whose queue drew the labels and a second judge of the same run.
+
+1,000 trials per case with a fixed seed, vectorised (tests/evaluations/simulation.py): binomial noise of 1,000
+trials is ±0.7 points around a true 95%, so [93, 97] holds a right interval by a wide margin, and fails one too
+narrow (no finite-population correction near a census, a missing variance part) or too wide (a process-level
+variance term, or the FPC left out so that a near-census interval stays wide).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.evaluations.simulation import ABSTENTION, Case, simulate
+
+TRIALS = 1000
+N = 400
+
+
+@pytest.mark.parametrize("abstention", list(ABSTENTION))
+@pytest.mark.parametrize("labels", [30, 100, N - 20])
+def test_the_queues_own_judge_is_covered_93_to_97_percent(abstention: str, labels: int) -> None:
+    out = simulate(Case(N, labels, ABSTENTION[abstention]), trials=TRIALS, seed=20)
+    # Per value, not averaged: every value's interval must hold on its own.
+    assert np.all(out.coverage >= 0.93), out.coverage
+    assert np.all(out.coverage <= 0.97), out.coverage
+
+
+@pytest.mark.parametrize("abstention", list(ABSTENTION))
+@pytest.mark.parametrize("labels", [30, 100, N - 20])
+def test_a_second_judge_corrected_with_labels_drawn_for_the_first_is_covered(abstention: str, labels: int) -> None:
+    out = simulate(Case(N, labels, ABSTENTION[abstention], target="B"), trials=TRIALS, seed=20)
+    # B's strata are domains of A's sample: slightly conservative (measured up to 97.4% at 30 labels), never short.
+    assert np.all(out.coverage >= 0.93), out.coverage
+    assert np.all(out.coverage <= 0.975), out.coverage
+
+
+@pytest.mark.parametrize("target", ["A", "B"])
+def test_it_is_unbiased_for_both_judges(target: str) -> None:
+    out = simulate(Case(N, 100, ABSTENTION["value-dependent"], target), trials=TRIALS, seed=21)
+    bias = (out.estimate - out.truth).mean(axis=0)
+    # The standard error of a mean over 1,000 trials is about 0.15 points here; the issue's reuse bias was 3.3.
+    assert np.all(np.abs(bias) < 0.006), bias
+    # The judge itself is biased by several points on some value, and abstention follows the truth.
+    assert np.abs((out.judged - out.truth).mean(axis=0)).max() > 0.03
+
+
+@pytest.mark.parametrize("target", ["A", "B"])
+@pytest.mark.parametrize("abstention", list(ABSTENTION))
+def test_a_census_is_exact_with_no_width(target: str, abstention: str) -> None:
+    out = simulate(Case(N, N, ABSTENTION[abstention], target), trials=200, seed=22)
+    assert np.abs(out.estimate - out.truth).max() < 1e-12
+    assert (out.high - out.low).max() < 1e-12
+
+
+@pytest.mark.parametrize("target", ["A", "B"])
+def test_near_a_census_the_interval_shrinks_with_the_unlabelled_share(target: str) -> None:
+    near = simulate(Case(N, N - 20, ABSTENTION["value-dependent"], target), trials=TRIALS, seed=23)
+    half = simulate(Case(N, N // 2, ABSTENTION["value-dependent"], target), trials=TRIALS, seed=23)
+    # 95% of the run labelled: width about sqrt(0.05/0.95 / (0.5/0.5) * 200/380) = 0.17 of half-labelled's.
+    ratio = (near.high - near.low).mean() / (half.high - half.low).mean()
+    assert 0.1 < ratio < 0.3, ratio
+
+
+@pytest.mark.parametrize("target", ["A", "B"])
+@pytest.mark.parametrize("abstention", list(ABSTENTION))
+def test_100_labels_at_least_halve_the_judges_error(target: str, abstention: str) -> None:
+    out = simulate(Case(N, 100, ABSTENTION[abstention], target), trials=TRIALS, seed=24)
+    # 100 labels leave the corrected share about 2.5 points off, so a judge off by 5 points or more on a value (the
+    # judges here are off by 7-14 points on some) must be at least halved; one off by 3 cannot be by 100 labels.
+    biased = out.judged_error >= 0.05
+    assert biased.any()
+    assert np.all(out.error[biased] <= out.judged_error[biased] / 2), (out.error, out.judged_error)
+
+
+def test_ten_labels_give_a_wide_interval_that_still_mostly_covers() -> None:
+    # 2-3 labels per stratum: a normal interval cannot be exact here (README: 86-99.6% by case); it must not
+    # collapse either, and it is wide.
+    for target in ("A", "B"):
+        for abstention in ABSTENTION.values():
+            out = simulate(Case(N, 10, abstention, target), trials=TRIALS, seed=20)
+            assert np.all(out.coverage >= 0.85), (target, abstention, out.coverage)
+            assert (out.high - out.low).mean() > 0.3
