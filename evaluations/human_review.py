@@ -61,18 +61,22 @@ def _design(selection: str, blind: bool, evaluation_id: int | None, stratum: str
     return API_GIVEN if probability is not None else API_SIMPLE
 
 
-def run_labels(*, run_id: int, prop: str | None = None) -> dict[str, dict[int, HumanLabel]]:
+def run_labels(
+    *, run_id: int, prop: str | None = None, taught: frozenset[int] = frozenset()
+) -> dict[str, dict[int, HumanLabel]]:
     """property → sample id → the combined human label, over the run's reviewed samples. One query over the
-    reviews (a few hundred rows per property), none over the samples."""
+    reviews (a few hundred rows per property), none over the samples. `taught`: review ids that taught the judge
+    being measured (evaluations.teaching); they stay the truth for their samples but are never a random draw, so
+    they cannot also measure that judge's error."""
     rows = Review.objects.filter(sample__run_id=run_id)
     if prop is not None:
         rows = rows.filter(property_name=prop)
     grouped: dict[tuple[str, int], list[tuple[str, datetime.datetime, str, str, float | None]]] = defaultdict(list)
     fields = ("property_name", "sample_id", "value", "updated_at", "selection", "blind", "evaluation_id", "stratum")
-    for name, sample_id, value, updated, selection, blind, evaluation_id, stratum, probability in rows.values_list(
-        *fields, "inclusion_probability"
+    for name, sample_id, value, updated, selection, blind, evaluation_id, stratum, probability, pk in rows.values_list(
+        *fields, "inclusion_probability", "id"
     ).iterator(chunk_size=2000):
-        design = _design(selection, blind, evaluation_id, stratum, probability)
+        design = "" if pk in taught else _design(selection, blind, evaluation_id, stratum, probability)
         grouped[(name, sample_id)].append((value, updated, design, stratum, probability))
     labels: dict[str, dict[int, HumanLabel]] = defaultdict(dict)
     for (name, sample_id), given in grouped.items():
@@ -190,7 +194,8 @@ def human_review_blocks(*, evaluation: Evaluation) -> dict[str, dict[str, Any]]:
     evaluation's queue drew the labels)."""
     if not evaluation.statistics:
         return {}
-    labels = run_labels(run_id=evaluation.run_id)
+    taught = frozenset((evaluation.judge_plan or {}).get("taught_review_ids", []))
+    labels = run_labels(run_id=evaluation.run_id, taught=taught)
     # No labels, nothing to estimate: the page of an unreviewed evaluation costs one query here.
     population = Sample.objects.filter(run_id=evaluation.run_id).count() if labels else 0
     reviewed = {sample_id for by_sample in labels.values() for sample_id in by_sample}

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from evaluations import agreement
 from evaluations.human_review import human_review_blocks
-from evaluations.models import Evaluation, SampleClassification
+from evaluations.models import Evaluation, Review, SampleClassification
 from evaluations.services import ReviewInput, review_save
 from runs.models import Run
 
@@ -197,3 +197,17 @@ def test_the_schema_documents_a_labels_design(client: Client, db: None) -> None:
     assert (probability["minimum"], probability["maximum"], probability.get("nullable")) == (0, 1, True)
     assert "(0, 1]" in probability["description"]
     assert "blind" in request
+
+
+def test_labels_that_taught_the_judge_never_measure_it(run_40: Run, evaluate: Any, alice: Any) -> None:
+    # Cross-fitting (evaluations.teaching): the reviews listed in the evaluation's plan as having taught the
+    # embedded judge stay the truth for their samples but are not random draws for *that* evaluation's error.
+    evaluation = evaluate(run_40, "local/embeddings")
+    rows = _rows(evaluation)
+    _queue_labels(evaluation, alice, rows[:14], truth_of)
+    assert human_review_blocks(evaluation=evaluation)["sentiment"]["blind_random"] == 14
+    taught = sorted(Review.objects.filter(sample__in=[r.sample for r in rows[:4]]).values_list("id", flat=True))
+    evaluation.judge_plan = {**(evaluation.judge_plan or {}), "taught_review_ids": taught}
+    evaluation.save(update_fields=["judge_plan"])
+    block = human_review_blocks(evaluation=evaluation)["sentiment"]
+    assert (block["reviewed"], block["blind_random"]) == (14, 10)
