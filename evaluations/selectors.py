@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, Mod
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from companies.models import Company
@@ -741,133 +739,6 @@ def statistics_with_human_review(*, evaluation: Evaluation) -> dict[str, Any] | 
             {**stats, "human_review": blocks[stats["property_name"]]} for stats in evaluation.statistics["properties"]
         ],
     }
-
-
-class QueueMode(StrEnum):
-    RANDOM = "random"  # stratified random per judged value: the unbiased set
-    DISAGREEMENT = "disagreement"  # judged ≠ assigned: kept apart from the unbiased set in every statistic
-
-    @property
-    def selection(self) -> str:
-        """The selection a label made in this queue is stored with."""
-        return Review.Selection.RANDOM if self is QueueMode.RANDOM else Review.Selection.DISAGREEMENT
-
-
-SHUFFLE_PRIME = 4_294_967_291  # the largest prime below 2**32: sample_id * multiplier stays within 64 bits
-
-
-def _shuffle_order(evaluation: Evaluation, prop: str) -> Mod:
-    """A deterministic shuffle of the samples per evaluation and property, computed in SQL: an affine map of the
-    sample id modulo a prime (a permutation), its constants drawn from a hash of (evaluation, property)."""
-    digest = hashlib.sha256(f"{evaluation.code}:{prop}".encode()).digest()
-    multiplier = 1 + int.from_bytes(digest[:4]) % (SHUFFLE_PRIME - 1)
-    offset = int.from_bytes(digest[4:8]) % SHUFFLE_PRIME
-    return Mod(F("sample_id") * multiplier + offset, SHUFFLE_PRIME)
-
-
-@dataclass(frozen=True)
-class QueueState:
-    row: SampleClassification | None  # the card to show; None when the queue is empty
-    reviewed: int  # samples of this queue's set labelled on the property (by anyone)
-    total: int  # the goal: agreement.MIN_REVIEWS for the random set, every disagreement for the other
-
-
-def _json_text(key: str, field: str) -> Cast:
-    # As plain text: a JSON key lookup compares against JSON (SQLite refuses a bare string as malformed JSON).
-    return Cast(KeyTextTransform(key, field), TextField())
-
-
-def _judged_rows(evaluation: Evaluation, prop: str) -> QuerySet[Any]:
-    """The evaluation's rows judged on `prop`, with the judged value as text in `_judged`."""
-    return (
-        SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
-        .annotate(_judged=_json_text(prop, "classifications"))
-        .filter(_judged__isnull=False)
-    )
-
-
-def review_queue(
-    *, evaluation: Evaluation, prop: str, mode: QueueMode, skip: list[str] | tuple[str, ...] = ()
-) -> QueueState:
-    """The next sample to label on `prop` and how many are labelled. Random mode: the judged value with the fewest
-    random-queue labels so far that still has unlabelled samples, then its next sample in the shuffled order
-    (equal allocation per judged value, random within it: what the stratified estimates assume). Disagreement
-    mode: the next sample judged ≠ assigned with no label on the property. `skip` holds sample codes passed over
-    in this session. Two or three queries, each over this evaluation's classifications, none loading them all."""
-    order = _shuffle_order(evaluation, prop)
-    if mode == QueueMode.DISAGREEMENT:
-        mismatched = (
-            _judged_rows(evaluation, prop)
-            .annotate(_assigned=_json_text(prop, "sample__properties"))
-            .exclude(_assigned=F("_judged"))
-        )
-        labelled = Exists(Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop))
-        totals = mismatched.annotate(_labelled=labelled).aggregate(
-            total=Count("id"), reviewed=Count("id", filter=Q(_labelled=True))
-        )
-        row: SampleClassification | None = (
-            mismatched.exclude(sample__code__in=skip)
-            .exclude(labelled)
-            .select_related("sample")
-            .annotate(_order=order)
-            .order_by("_order")
-            .first()
-        )
-        return QueueState(row=row, reviewed=totals["reviewed"], total=totals["total"])
-    in_random_set = Exists(
-        Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop, selection=Review.Selection.RANDOM)
-    )
-    done = dict(
-        _judged_rows(evaluation, prop)
-        .filter(in_random_set)
-        .values("_judged")
-        .annotate(n=Count("id"))
-        .values_list("_judged", "n")
-    )
-    stats = {p["property_name"]: p for p in (evaluation.statistics or {}).get("properties", [])}.get(prop)
-    values: list[str] = stats["values"] if stats else sorted(done)
-    sizes: dict[str, int] = stats["evaluated_counts"] if stats else {}
-    reviewed = sum(done.values())
-    for value in sorted(values, key=lambda v: (done.get(v, 0), values.index(v))):
-        if stats and sizes.get(value, 0) <= done.get(value, 0):
-            continue  # every sample judged this value is labelled
-        candidate: SampleClassification | None = (
-            _judged_rows(evaluation, prop)
-            .filter(_judged=value)
-            .exclude(in_random_set)
-            .exclude(sample__code__in=skip)
-            .select_related("sample")
-            .annotate(_order=order)
-            .order_by("_order")
-            .first()
-        )
-        if candidate is not None:
-            return QueueState(row=candidate, reviewed=reviewed, total=agreement.MIN_REVIEWS)
-    return QueueState(row=None, reviewed=reviewed, total=agreement.MIN_REVIEWS)
-
-
-def review_card_row(*, evaluation: Evaluation, sample_code: str) -> SampleClassification | None:
-    """One sample's row for the review card (undo and back show a labelled sample again)."""
-    return (
-        SampleClassification.objects.filter(evaluation=evaluation, sample__code=sample_code)
-        .select_related("sample")
-        .first()
-    )
-
-
-def reviewer_history(*, evaluation: Evaluation, reviewer_id: int, prop: str, mode: QueueMode) -> QuerySet[Review]:
-    """The reviewer's labels on the property made in this queue, most recent first (undo and back). Only this
-    queue's: relabelling a disagreement through the random queue's "back" would pass it off as randomly drawn."""
-    return (
-        Review.objects.filter(
-            sample__run_id=evaluation.run_id,
-            reviewer_id=reviewer_id,
-            property_name=prop,
-            selection=mode.selection,
-        )
-        .select_related("sample")
-        .order_by("-updated_at", "-id")
-    )
 
 
 def sample_reviews(*, sample_id: int) -> QuerySet[Review]:

@@ -501,6 +501,9 @@ class ReviewInput:
     property_name: str
     value: str
     selection: str = Review.Selection.RANDOM
+    # The design of a label drawn by the random queue (Review.stratum, Review.blind); kept from its first save.
+    stratum: str = ""
+    blind: bool = False
 
 
 def _review_sample(*, item: ReviewInput, properties: dict[str, Property], samples: dict[str, Sample]) -> Sample:
@@ -564,6 +567,8 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
                         value=item.value,
                         selection=item.selection,
                         evaluation=evaluation,
+                        stratum=item.stratum,
+                        blind=item.blind,
                     )
             except IntegrityError:
                 review = Review.objects.get(reviewer=reviewer, sample=sample, property_name=item.property_name)
@@ -571,9 +576,12 @@ def review_save(*, evaluation: Evaluation, reviewer: User, items: list[ReviewInp
                 current[key] = review
                 saved.append(review)
                 continue
-        review.value, review.evaluation = item.value, evaluation
+        review.value = item.value
         if review.selection != Review.Selection.RANDOM:
-            review.selection = item.selection
+            # A RANDOM label's design (its evaluation, stratum and blindness) is fixed once drawn: the estimates
+            # weight it by the draw it came from, whatever relabels it later.
+            review.selection, review.evaluation = item.selection, evaluation
+            review.stratum, review.blind = item.stratum, item.blind
         review.save()
         current[key] = review
         saved.append(review)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -14,7 +15,8 @@ from rest_framework.test import APIClient
 
 from evaluations import agreement
 from evaluations.models import Evaluation, Review, SampleClassification
-from evaluations.selectors import QueueMode, combined_label, review_queue, run_labels
+from evaluations.review_queue import QueueMode, review_queue
+from evaluations.selectors import combined_label, run_labels
 from runs.models import Run
 from tests.conftest import make_rows
 
@@ -272,29 +274,167 @@ def test_run_labels_combine_reviewers_and_keep_the_random_set_apart(
 # --- The queue ---
 
 
-def test_the_random_queue_is_stratified_and_deterministic(
-    alice_api: APIClient, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
-) -> None:
+# Judged sentiment by sample position in `strata_run`: every stratum has at least 3 samples, so equal allocation
+# gives each exactly 3 of 15 labels (issue #27: the old fixture had an empty stratum, and the check an escape).
+STRATA = {
+    "positive": range(1, 21),
+    "negative": range(21, 36),
+    "neutral": range(36, 46),
+    SampleClassification.UNDECIDED: range(46, 53),  # the judge abstained on sentiment
+    SampleClassification.FAILED: range(53, 61),  # 53-56 failed; 57-60 have no row at all (a canceled chunk)
+}
+
+
+def stratum_of(position: int) -> str:
+    return next(stratum for stratum, positions in STRATA.items() if position in positions)
+
+
+@pytest.fixture
+def strata_run(alice: Any, company_a: Any, spec_a: Any, evaluate: Any) -> Evaluation:
+    """A finished evaluation of 60 samples whose judged sentiment is set by position (STRATA)."""
     from runs.services import run_import
 
-    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(60))
-    evaluation = evaluate(run, "local/embeddings")
-    judged_counts = evaluation.statistics["properties"][0]["evaluated_counts"]
-    first = review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM)
-    assert first.row == review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM).row
-    seen: list[str] = []
-    for _ in range(9):
-        state = review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM)
-        assert state.row is not None
-        seen.append(state.row.classifications["sentiment"])
-        alice_api.post(reviews_url(evaluation), label(state.row.sample.identifier, "neutral"), format="json")
-    # Equal allocation: the judged values with samples get three labels each (fewer only where there are fewer).
-    counts = {v: seen.count(v) for v in judged_counts if judged_counts[v]}
-    assert max(counts.values()) - min(counts.values()) <= 1 or min(judged_counts.values()) < 3
-    assert review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM).reviewed == 9
-    # Not sample order: a shuffle.
-    positions = [r.sample.position for r in Review.objects.select_related("sample").order_by("created_at", "id")]
+    evaluation = evaluate(run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(60)))
+    for row in SampleClassification.objects.filter(evaluation=evaluation).select_related("sample"):
+        stratum = stratum_of(row.sample.position)
+        if row.sample.position >= 57:
+            row.delete()
+        elif stratum == SampleClassification.FAILED:
+            row.status, row.classifications = SampleClassification.Status.FAILED, None
+            row.save()
+        else:
+            row.classifications = {"priority": "low"} | (
+                {} if stratum == SampleClassification.UNDECIDED else {"sentiment": stratum}
+            )
+            row.save()
+    return evaluation
+
+
+def label_from_queue(client: Client, evaluation: Evaluation, reviewer: Any, count: int, **queue: str) -> list[Any]:
+    """`count` labels through the random queue's page as `reviewer` (HTMX), each the sample's assigned value; the
+    samples labelled, in order."""
+    client.force_login(reviewer)
+    labelled = []
+    for _ in range(count):
+        sample = client.get(queue_url(evaluation, **queue)).context["sample"]
+        assert sample is not None, "the queue ran out"
+        body = {"sample": str(sample.code), "property": "sentiment", "value": sample.properties["sentiment"], **queue}
+        response = client.post(f"/evaluations/{evaluation.code}/review/label/", body, headers=HX)
+        assert response.status_code == HTTPStatus.OK
+        labelled.append(sample)
+    return labelled
+
+
+def test_the_random_queue_draws_every_stratum_equally(client: Client, alice: Any, strata_run: Evaluation) -> None:
+    first = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    again = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    assert first.sample == again.sample  # deterministic
+    assert first.total == agreement.MIN_REVIEWS
+    samples = label_from_queue(client, strata_run, alice, 15)
+    # Equal allocation over the five strata, undecided and failed (with and without a row) included.
+    drawn = Counter(stratum_of(s.position) for s in samples)
+    assert drawn == dict.fromkeys(STRATA, 3)
+    assert {s.position for s in samples} & set(range(57, 61)), "a sample with no row is in the failed stratum"
+    state = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    assert state.reviewed == 15
+    # Random within each stratum: not in sample order.
+    positions = [s.position for s in samples]
     assert positions != sorted(positions)
+
+
+def test_queue_labels_carry_their_design(client: Client, alice: Any, strata_run: Evaluation, run_a: Run) -> None:
+    samples = label_from_queue(client, strata_run, alice, 10)
+    reviews = {r.sample_id: r for r in Review.objects.all()}
+    assert len(reviews) == 10
+    for sample in samples:
+        review = reviews[sample.id]
+        assert (review.selection, review.blind, review.evaluation_id) == ("random", True, strata_run.id)
+        assert review.stratum == stratum_of(sample.position)
+    # Relabelled elsewhere (corrected in place from another evaluation's page), the design stays.
+    other = Evaluation.objects.create(
+        company=strata_run.company, run=strata_run.run, requested_model="local/embeddings", status="SUCCEEDED"
+    )
+    sample = samples[0]
+    url = f"/evaluations/{other.code}/samples/{sample.code}/correct/"
+    assert client.post(url, {"property": "sentiment", "value": "neutral"}).status_code == HTTPStatus.FOUND
+    review = Review.objects.get(sample=sample)
+    assert review.value == "neutral"
+    assert (review.selection, review.blind, review.evaluation_id) == ("random", True, strata_run.id)
+    assert review.stratum == stratum_of(sample.position)
+    # Labels made elsewhere are neither random nor blind.
+    client.post(
+        f"/evaluations/{strata_run.code}/samples/{samples[-1].code}/correct/", {"property": "priority", "value": "low"}
+    )
+    manual = Review.objects.get(sample=samples[-1], property_name="priority")
+    assert (manual.selection, manual.blind, manual.stratum) == ("manual", False, "")
+    disagreement = label_from_queue(client, strata_run, alice, 1, mode="disagreement")[0]
+    found = Review.objects.get(sample=disagreement, selection="disagreement")
+    assert (found.blind, found.stratum) == (False, "")
+
+
+def test_a_second_reviewer_gets_unlabelled_samples_first(
+    client: Client, alice: Any, company_a: Any, strata_run: Evaluation, settings: Any
+) -> None:
+    from tests.factories import MembershipFactory, UserFactory
+
+    dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
+    settings.REVIEW_OVERLAP_PERCENT = 0
+    alices = {s.id for s in label_from_queue(client, strata_run, alice, 10)}
+    daves = {s.id for s in label_from_queue(client, strata_run, dave, 10)}
+    assert not alices & daves  # new ground only
+    # The team's draw stays stratified: 20 labels over five strata, four each.
+    assert Counter(Review.objects.values_list("stratum", flat=True)) == dict.fromkeys(STRATA, 4)
+    state = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    assert state.reviewed == 20
+
+
+@pytest.mark.parametrize(("percent", "overlapping"), [(100, 8), (50, 4), (25, 2)])
+def test_the_overlap_setting_is_honoured(
+    client: Client, alice: Any, company_a: Any, strata_run: Evaluation, settings: Any, percent: int, overlapping: int
+) -> None:
+    from tests.factories import MembershipFactory, UserFactory
+
+    dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
+    settings.REVIEW_OVERLAP_PERCENT = percent
+    alices = {s.id for s in label_from_queue(client, strata_run, alice, 10)}
+    daves = [s.id for s in label_from_queue(client, strata_run, dave, 8)]
+    assert len(alices & set(daves)) == overlapping
+    if percent < 100:
+        # The overlap is spread over the labels, not bunched at the start.
+        assert daves[0] not in alices
+
+
+def test_reviewers_agreement_is_shown_on_the_evaluation_page(
+    client: Client, alice: Any, company_a: Any, strata_run: Evaluation, settings: Any
+) -> None:
+    from evaluations.interrater import krippendorff_alpha_nominal
+    from tests.factories import MembershipFactory, UserFactory
+
+    dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
+    settings.REVIEW_OVERLAP_PERCENT = 100
+    signed_in(client, alice)
+    assert 'id="reviewer-agreement"' not in client.get(f"/evaluations/{strata_run.code}/").content.decode()
+    label_from_queue(client, strata_run, alice, 12)
+    daves = label_from_queue(client, strata_run, dave, 12)
+    # dave disagrees with alice on two samples.
+    for sample in daves[:2]:
+        Review.objects.filter(reviewer=dave, sample=sample).update(value="neutral" if sample.position % 3 else "positive")
+    units = [list(Review.objects.filter(sample=s).values_list("value", flat=True)) for s in daves]
+    expected = krippendorff_alpha_nominal(units)
+    assert expected is not None
+    assert 0 < expected < 1
+    signed_in(client, alice)
+    response = client.get(f"/evaluations/{strata_run.code}/")
+    [(name, found)] = response.context["reviewer_agreements"]
+    assert (name, found.samples, found.reviewers) == ("sentiment", 12, 2)
+    assert found.alpha == pytest.approx(expected)
+    assert found.low < found.alpha < found.high
+    page = response.content.decode()
+    section = page[page.index('id="reviewer-agreement"') :]
+    assert f'<td class="alpha">{expected:.2f} <span class="muted">[{found.low:.2f}, {found.high:.2f}]' in section
+    # Labels given with the judged value in view (in place, the disagreement queue) never count.
+    Review.objects.filter(reviewer=dave).update(blind=False)
+    assert client.get(f"/evaluations/{strata_run.code}/").context["reviewer_agreements"] == []
 
 
 def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APIClient, done: Evaluation) -> None:
@@ -304,13 +444,13 @@ def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APICli
     SampleClassification.objects.filter(evaluation=done).exclude(sample__identifier="sample_4").update(
         classifications=None, status="failed"
     )
-    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT)
-    assert state.row is not None
-    assert state.row.sample.identifier == "sample_4"
+    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT, reviewer_id=done.created_by_id)
+    assert state.sample is not None
+    assert state.sample.identifier == "sample_4"
     assert (state.reviewed, state.total) == (0, 1)
     alice_api.post(reviews_url(done), label("sample_4", "negative", selection="disagreement"), format="json")
-    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT)
-    assert state.row is None
+    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT, reviewer_id=done.created_by_id)
+    assert state.sample is None
     assert (state.reviewed, state.total) == (1, 1)
 
 
@@ -359,30 +499,30 @@ def test_labelling_with_htmx_swaps_in_the_next_card(
     client: Client, alice: Any, done: Evaluation, django_assert_num_queries: Any
 ) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done)).context["row"]
+    first = client.get(queue_url(done)).context["sample"]
     # session, user, evaluation, membership, the sample's identifier; savepoint, the samples, alice's current labels,
     # the insert in its own savepoint (3), release; then the next card: the per-value counts, the next sample, alice's label on it.
     with django_assert_num_queries(15):
         response = client.post(
             f"/evaluations/{done.code}/review/label/",
-            {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "random"},
+            {"sample": str(first.code), "property": "sentiment", "value": "neutral", "mode": "random"},
             headers=HX,
         )
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="review-card"')
     assert "1 of 30 reviews for sentiment" in page
-    assert shown(response) not in {None, first.sample.identifier}
+    assert shown(response) not in {None, first.identifier}
     review = Review.objects.get()
-    assert (review.sample_id, review.value, review.selection) == (first.sample_id, "neutral", "random")
+    assert (review.sample_id, review.value, review.selection) == (first.id, "neutral", "random")
 
 
 def test_labelling_without_javascript_redirects_to_the_next_card(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done, property="priority", mode="disagreement")).context["row"]
+    first = client.get(queue_url(done, property="priority", mode="disagreement")).context["sample"]
     response = client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "priority", "value": "low", "mode": "disagreement"},
+        {"sample": str(first.code), "property": "priority", "value": "low", "mode": "disagreement"},
     )
     assert response.status_code == HTTPStatus.FOUND
     assert "property=priority" in response["Location"]
@@ -392,16 +532,16 @@ def test_labelling_without_javascript_redirects_to_the_next_card(client: Client,
 
 def test_undo_withdraws_the_last_label_and_shows_its_sample(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done)).context["row"]
+    first = client.get(queue_url(done)).context["sample"]
     client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral"},
+        {"sample": str(first.code), "property": "sentiment", "value": "neutral"},
         headers=HX,
     )
     response = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"}, headers=HX)
     assert response.status_code == HTTPStatus.OK
     assert not Review.objects.exists()
-    assert shown(response) == first.sample.identifier
+    assert shown(response) == first.identifier
     assert "Undone: sentiment = neutral" in response.content.decode()
     plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"})
     assert plain.status_code == HTTPStatus.FOUND  # nothing left to undo: back to the queue
@@ -409,37 +549,37 @@ def test_undo_withdraws_the_last_label_and_shows_its_sample(client: Client, alic
     # A plain form post (no JavaScript, or a click before HTMX took over the new card) says it on the next page.
     client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "negative"},
+        {"sample": str(first.code), "property": "sentiment", "value": "negative"},
     )
     plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"}, follow=True)
     assert not Review.objects.exists()
-    assert f"Undone: sentiment = negative on {first.sample.identifier}." in plain.content.decode()
+    assert f"Undone: sentiment = negative on {first.identifier}." in plain.content.decode()
     # The value comes from the URL: one that is not a value of the property shows nothing.
-    forged = client.get(queue_url(done, property="sentiment", sample=str(first.sample.code), undone="nope"))
+    forged = client.get(queue_url(done, property="sentiment", sample=str(first.code), undone="nope"))
     assert "Undone:" not in forged.content.decode()
 
 
 def test_back_shows_my_earlier_label_and_skip_passes_over(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done)).context["row"]
+    first = client.get(queue_url(done)).context["sample"]
     client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "negative"},
+        {"sample": str(first.code), "property": "sentiment", "value": "negative"},
     )
     back = client.get(queue_url(done, back="1"), headers=HX)
-    assert shown(back) == first.sample.identifier
+    assert shown(back) == first.identifier
     assert 'your label: <strong id="my-label">negative' in back.content.decode()
     assert 'data-key="skip"' in back.content.decode()  # → goes forward again
-    current = client.get(queue_url(done)).context["row"]
-    skipped = client.get(queue_url(done, skip=str(current.sample.code)))
-    assert skipped.context["row"].sample_id != current.sample_id
+    current = client.get(queue_url(done)).context["sample"]
+    skipped = client.get(queue_url(done, skip=str(current.code)))
+    assert skipped.context["sample"].id != current.id
 
 
 def test_the_queue_ends(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
     SampleClassification.objects.filter(evaluation=done).update(status="failed", classifications=None)
     response = client.get(queue_url(done))
-    assert response.context["row"] is None
+    assert response.context["sample"] is None
     assert "Nothing left to label" in response.content.decode()
 
 
