@@ -192,15 +192,27 @@ def test_a_review_of_another_company_is_not_found_through_mine(
 # --- Statistics ---
 
 
-def _label_all(client: APIClient, evaluation: Evaluation, count: int, *, truth: Any = None) -> None:
-    """Label `count` samples with their assigned sentiment (or `truth(sample)`), in one list."""
+def _label_all(evaluation: Evaluation, count: int, *, truth: Any = None) -> None:
+    """Label `count` samples with their assigned sentiment (or `truth(sample)`) as the random queue stores its labels
+    (random, blind, with the sample's stratum): the labels the estimates use."""
+    from evaluations.services import ReviewInput, review_save
+
     rows = SampleClassification.objects.filter(evaluation=evaluation).select_related("sample")[:count]
-    items = [label(r.sample.identifier, truth(r.sample) if truth else r.sample.properties["sentiment"]) for r in rows]
-    assert client.post(reviews_url(evaluation), items, format="json").status_code == HTTPStatus.CREATED
+    items = [
+        ReviewInput(
+            r.sample.identifier,
+            "sentiment",
+            truth(r.sample) if truth else r.sample.properties["sentiment"],
+            stratum=r.stratum("sentiment"),
+            blind=True,
+        )
+        for r in rows
+    ]
+    assert len(review_save(evaluation=evaluation, reviewer=evaluation.created_by, items=items)) == count
 
 
 def test_statistics_say_too_few_labels_below_the_minimum(alice_api: APIClient, done: Evaluation) -> None:
-    _label_all(alice_api, done, 3)
+    _label_all(done, 3)
     body = alice_api.get(f"{EVALUATIONS}{done.code}/statistics/").json()
     sentiment, priority = body["statistics"]["properties"]
     block = sentiment["human_review"]
@@ -221,7 +233,7 @@ def test_statistics_gain_the_block_at_the_minimum(
 
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(agreement.MIN_REVIEWS + 6))
     evaluation = evaluate(run, "local/embeddings")
-    _label_all(alice_api, evaluation, agreement.MIN_REVIEWS)
+    _label_all(evaluation, agreement.MIN_REVIEWS)
     block = alice_api.get(f"{EVALUATIONS}{evaluation.code}/statistics/").json()["statistics"]["properties"][0][
         "human_review"
     ]
@@ -236,7 +248,7 @@ def test_statistics_gain_the_block_at_the_minimum(
 def test_a_second_evaluation_of_the_run_sees_the_same_labels(
     alice_api: APIClient, done: Evaluation, run_a: Run, evaluate: Any
 ) -> None:
-    _label_all(alice_api, done, 4)
+    _label_all(done, 4)
     second = evaluate(run_a, "local/embeddings")
     assert alice_api.get(reviews_url(second)).json()["count"] == 4
     block = alice_api.get(f"{EVALUATIONS}{second.code}/statistics/").json()["statistics"]["properties"][0]
@@ -418,7 +430,8 @@ def test_reviewers_agreement_is_shown_on_the_evaluation_page(
     daves = label_from_queue(client, strata_run, dave, 12)
     # dave disagrees with alice on two samples.
     for sample in daves[:2]:
-        Review.objects.filter(reviewer=dave, sample=sample).update(value="neutral" if sample.position % 3 else "positive")
+        other = next(v for v in ["positive", "negative"] if v != sample.properties["sentiment"])
+        Review.objects.filter(reviewer=dave, sample=sample).update(value=other)
     units = [list(Review.objects.filter(sample=s).values_list("value", flat=True)) for s in daves]
     expected = krippendorff_alpha_nominal(units)
     assert expected is not None
@@ -459,13 +472,102 @@ def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APICli
 
 def shown(response: Any) -> str | None:
     """The identifier of the sample on the card (HTMX partials carry no test context)."""
-    found = re.search(r'id="review-sample">([^<\s]+)', response.content.decode())
+    return shown_in(response.content.decode())
+
+
+def shown_in(page: str) -> str | None:
+    found = re.search(r'id="review-sample">([^<\s]+)', page)
     return found.group(1) if found else None
 
 
 def queue_url(evaluation: Evaluation, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"/evaluations/{evaluation.code}/review/" + (f"?{query}" if query else "")
+
+
+ALL_VALUES = ["positive", "negative", "neutral", "high", "medium", "low", "(undecided)", "(failed)"]
+
+
+def without_answer_buttons(card: str) -> str:
+    """The card's HTML less the label buttons (which name every value of the property), the reveal of the previous
+    answer and the "Undone: <your label>" line: what is left must say nothing of the judged or assigned values."""
+    card = re.sub(r'<form class="review-values".*?</form>', "", card, flags=re.S)
+    card = re.sub(r'<p id="review-reveal".*?</p>', "", card, flags=re.S)
+    return re.sub(r'<p class="muted" id="review-undone">.*?</p>', "", card, flags=re.S)
+
+
+def assert_blind(card: str) -> None:
+    rest = without_answer_buttons(card)
+    assert 'id="review-sample"' in rest
+    assert 'class="judged"' not in rest
+    assert "Judged" not in rest
+    assert "Assigned" not in rest
+    for value in ALL_VALUES:
+        assert value not in rest, value
+
+
+def test_the_random_card_is_blind_until_the_answer(client: Client, alice: Any, strata_run: Evaluation) -> None:
+    signed_in(client, alice)
+    response = client.get(queue_url(strata_run), headers=HX)
+    first = shown(response)
+    assert_blind(response.content.decode())
+    assert 'id="review-reveal"' not in response.content.decode()
+    # The answer: the next card first says what the judge said of the sample just labelled, and is blind itself.
+    sample = strata_run.run.samples.get(identifier=first)
+    body = {"sample": str(sample.code), "property": "sentiment", "value": "neutral", "mode": "random"}
+    answer = client.post(f"/evaluations/{strata_run.code}/review/label/", body, headers=HX).content.decode()
+    reveal = re.search(r'<p id="review-reveal".*?</p>', answer, flags=re.S)
+    assert reveal is not None
+    judged = stratum_of(sample.position)
+    assert f'{first}: you said <strong>neutral</strong> · judged <strong class="judged">{judged}</strong>' in reveal[0]
+    assert f"assigned {sample.properties['sentiment']}" in reveal[0]
+    assert ("the judge agreed" if judged == "neutral" else "the judge did not agree") in reveal[0]
+    assert_blind(answer)
+    # The plain form post says it on the page it is redirected to.
+    second = strata_run.run.samples.get(identifier=shown_in(answer))
+    body = {"sample": str(second.code), "property": "sentiment", "value": "positive", "mode": "random"}
+    plain = client.post(f"/evaluations/{strata_run.code}/review/label/", body)
+    assert plain.status_code == HTTPStatus.FOUND
+    assert f"answered={second.code}" in plain["Location"]
+    followed = client.get(plain["Location"]).content.decode()
+    assert f"{second.identifier}: you said <strong>positive</strong>" in followed
+    # Back to a labelled sample: answered, so not blind.
+    back = client.get(queue_url(strata_run, back="1"), headers=HX).content.decode()
+    assert f'Judged sentiment: <strong class="judged">{stratum_of(second.position)}</strong>' in back
+    # Undone, the sample is blind again.
+    undone = client.post(f"/evaluations/{strata_run.code}/review/undo/", {"property": "sentiment"}, headers=HX)
+    assert shown(undone) == second.identifier
+    assert_blind(undone.content.decode())
+
+
+def test_the_reveal_needs_the_readers_own_answer(client: Client, alice: Any, bob: Any, strata_run: Evaluation) -> None:
+    signed_in(client, alice)
+    sample = client.get(queue_url(strata_run)).context["sample"]
+    # A forged `answered` (a sample alice has not labelled) reveals nothing.
+    forged = client.get(queue_url(strata_run, answered=str(sample.code)), headers=HX).content.decode()
+    assert 'id="review-reveal"' not in forged
+    assert_blind(forged)
+    client.post(
+        f"/evaluations/{strata_run.code}/review/label/",
+        {"sample": str(sample.code), "property": "sentiment", "value": "neutral"},
+    )
+    assert 'id="review-reveal"' in client.get(queue_url(strata_run, answered=str(sample.code))).content.decode()
+    # bob (read only) never answered it: alice's answer does not reveal it to him.
+    signed_in(client, bob)
+    page = client.get(queue_url(strata_run, answered=str(sample.code)))
+    assert page.status_code == HTTPStatus.OK
+    assert 'id="review-reveal"' not in page.content.decode()
+    assert_blind(page.content.decode())
+
+
+def test_the_disagreement_queue_is_not_blind(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    response = client.get(queue_url(done, mode="disagreement"))
+    sample = response.context["sample"]
+    assert sample is not None
+    judged = SampleClassification.objects.get(evaluation=done, sample=sample).classifications["sentiment"]
+    assert f'Judged sentiment: <strong class="judged">{judged}</strong>' in response.content.decode()
+    assert "<th>Assigned</th>" in response.content.decode()
 
 
 def test_the_queue_shows_one_sample_escaped_with_its_values(
@@ -485,7 +587,7 @@ def test_the_queue_shows_one_sample_escaped_with_its_values(
     assert response.status_code == HTTPStatus.OK
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "0 of 30 reviews for sentiment" in page
+    assert "0 of 6 reviews for sentiment" in page  # a census of the 6 samples is less than the minimum
     for index, value in enumerate(["positive", "negative", "neutral"], start=1):
         assert f'data-key="{index}"' in page
         assert f'value="{value}"' in page
@@ -500,9 +602,11 @@ def test_labelling_with_htmx_swaps_in_the_next_card(
 ) -> None:
     signed_in(client, alice)
     first = client.get(queue_url(done)).context["sample"]
-    # session, user, evaluation, membership, the sample's identifier; savepoint, the samples, alice's current labels,
-    # the insert in its own savepoint (3), release; then the next card: the per-value counts, the next sample, alice's label on it.
-    with django_assert_num_queries(15):
+    # session, user, evaluation, membership, the sample's id and identifier, its classification (the label's
+    # stratum); savepoint, the samples, alice's current labels, the insert in its own savepoint (3), release; then
+    # the next card: the random set so far, the next sample, alice's label on it, and the reveal of the sample just
+    # labelled: the sample, alice's label on it, its classification.
+    with django_assert_num_queries(19):
         response = client.post(
             f"/evaluations/{done.code}/review/label/",
             {"sample": str(first.code), "property": "sentiment", "value": "neutral", "mode": "random"},
@@ -511,7 +615,7 @@ def test_labelling_with_htmx_swaps_in_the_next_card(
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="review-card"')
-    assert "1 of 30 reviews for sentiment" in page
+    assert "1 of 12 reviews for sentiment" in page
     assert shown(response) not in {None, first.identifier}
     review = Review.objects.get()
     assert (review.sample_id, review.value, review.selection) == (first.id, "neutral", "random")
@@ -576,8 +680,11 @@ def test_back_shows_my_earlier_label_and_skip_passes_over(client: Client, alice:
 
 
 def test_the_queue_ends(client: Client, alice: Any, done: Evaluation) -> None:
-    signed_in(client, alice)
-    SampleClassification.objects.filter(evaluation=done).update(status="failed", classifications=None)
+    # Failed samples are a stratum too: the queue ends once every sample is labelled, whatever the judge said.
+    SampleClassification.objects.filter(evaluation=done, sample__position__gt=6).update(
+        status="failed", classifications=None
+    )
+    label_from_queue(client, done, alice, 12)
     response = client.get(queue_url(done))
     assert response.context["sample"] is None
     assert "Nothing left to label" in response.content.decode()
@@ -622,13 +729,22 @@ def test_the_evaluation_page_shows_kappa_verdict_and_corrected_bars(
     evaluation = evaluate(run, "local/embeddings")
     signed_in(client, alice)
     assert "No human labels yet" not in client.get(f"/evaluations/{evaluation.code}/").content.decode()
-    _label_all(alice_api, evaluation, agreement.MIN_REVIEWS)
+    _label_all(evaluation, agreement.MIN_REVIEWS)
     response = client.get(f"/evaluations/{evaluation.code}/")
     page = response.content.decode()
     view = response.context["views"][0]
     assert [trace["name"] for trace in view["chart"]["data"]] == ["Requested", "Expected", "Evaluated", "Corrected"]
     assert "error_y" in view["chart"]["data"][3]
-    assert 'class="kappa"' in page or "undefined" in page
+    # A defined kappa, rendered with its interval (issue #27: the old check passed on "undefined" too, and the
+    # template writes class="kappa" in both branches).
+    kappa = view["human"]["kappa"]
+    assert kappa is not None
+    low, high = view["human"]["kappa_ci"]
+    assert f'<td class="kappa">{kappa:.2f} <span class="muted">[{low:.2f}, {high:.2f}]</span>' in page
+    assert (
+        "undefined"
+        not in page[page.index('id="human-review"') : page.index("</section>", page.index('id="human-review"'))]
+    )
     assert "fit for use" in page
     assert "lower end of kappa" in page
 
@@ -659,7 +775,7 @@ def test_the_compare_page_shows_kappa_and_corrected(
 
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(agreement.MIN_REVIEWS + 3))
     first, second = evaluate(run, "local/embeddings"), evaluate(run, "local/embeddings")
-    _label_all(alice_api, first, agreement.MIN_REVIEWS, truth=lambda s: ["positive", "negative"][s.position % 2])
+    _label_all(first, agreement.MIN_REVIEWS, truth=lambda s: ["positive", "negative"][s.position % 2])
     signed_in(client, alice)
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
     chart = response.context["comparison"]["charts"][0]["chart"]
@@ -740,7 +856,7 @@ def test_a_concurrent_first_label_is_updated_not_a_500(
 def test_the_statistics_block_costs_two_queries(
     alice_api: APIClient, done: Evaluation, django_assert_num_queries: Any
 ) -> None:
-    _label_all(alice_api, done, 12)
+    _label_all(done, 12)
     url = f"{EVALUATIONS}{done.code}/statistics/"
     alice_api.get(url)  # the API key's last-use stamp is written once a minute at most
     # api key (+company, user), the key's membership check, the active membership, the evaluation, then the
