@@ -77,21 +77,15 @@ def _json_text(key: str, field: str) -> Cast:
 
 
 def samples_with_stratum(evaluation: Evaluation, prop: str) -> QuerySet[Sample]:
-    """The run's samples, each with `_stratum`: the evaluation's judged value on `prop`, or UNDECIDED / FAILED (the
-    rule of SampleClassification.stratum, a sample with no row counting as FAILED), in SQL over one LEFT JOIN."""
-    failed = SampleClassification.Status.FAILED
+    """The run's samples, each with `_stratum`: the evaluation's judged value on `prop`, or UNDECIDED / FAILED (a
+    sample with no row counting as FAILED), in SQL over one LEFT JOIN."""
     return (
         Sample.objects.filter(run_id=evaluation.run_id)
         .annotate(_row=FilteredRelation("classifications", condition=Q(classifications__evaluation=evaluation)))
-        .annotate(_judged=_json_text(prop, "_row__classifications"))
         .annotate(
             _stratum=Case(
-                When(
-                    Q(_row__id__isnull=True) | Q(_row__status=failed) | Q(_row__classifications__isnull=True),
-                    then=Value(SampleClassification.FAILED),
-                ),
-                When(_judged__isnull=True, then=Value(SampleClassification.UNDECIDED)),
-                default=F("_judged"),
+                When(_row__id__isnull=True, then=Value(SampleClassification.FAILED)),
+                default=SampleClassification.stratum_sql(prop, "_row__"),
                 output_field=TextField(),
             )
         )

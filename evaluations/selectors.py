@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast
 from django.utils import timezone
 
 from companies.models import Company
@@ -21,6 +20,7 @@ from llm.catalog import OFFLINE_NAMES
 from runs.models import Run, Spec
 
 from . import agreement
+from .analysis import NOT_JUDGED
 from .forms import EvaluationListForm
 from .models import Evaluation, Review, SampleClassification
 
@@ -97,13 +97,23 @@ def corrected_series(block: dict[str, Any], values: list[str], name: str = "Corr
 
 
 def heatmap(stats: dict[str, Any]) -> dict[str, Any]:
+    """Assigned (rows) against judged (columns), with a column for the samples left undecided and, when some
+    failed, one for those (statistics stored before issue #20 have neither)."""
     values = stats["values"]
+    columns, matrix = list(values), [list(row) for row in stats["confusion_matrix"]]
+    not_judged = stats.get("confusion_not_judged")
+    if not_judged is not None:
+        for j, stratum in enumerate(NOT_JUDGED):
+            if stratum == SampleClassification.UNDECIDED or any(row[j] for row in not_judged):
+                columns.append(stratum)
+                for row, extra in zip(matrix, not_judged, strict=True):
+                    row.append(extra[j])
     return {
         "data": [
             {
                 "type": "heatmap",
-                "z": stats["confusion_matrix"],
-                "x": values,
+                "z": matrix,
+                "x": columns,
                 "y": values,
                 "colorscale": "Blues",
                 "showscale": False,
@@ -160,12 +170,16 @@ def classification_rows(
     )  # fmt: skip
     names = [p["property_name"] for p in evaluation.distribution_analysis or []]
     if prop in names and (assigned or judged):
-        # Filtering on a property shows the samples judged on it.
-        rows = rows.filter(status=SampleClassification.Status.OK)
+        if judged in (SampleClassification.UNDECIDED, SampleClassification.FAILED):
+            # The samples the judge gave no value on the property: the stratum rule, in SQL.
+            rows = rows.annotate(_stratum=SampleClassification.stratum_sql(prop)).filter(_stratum=judged)
+        else:
+            # Filtering on a property (and a judged value) shows the samples judged on it.
+            rows = rows.filter(status=SampleClassification.Status.OK)
+            if judged:
+                rows = rows.annotate(_judged=KeyTransform(prop, "classifications")).filter(_judged=judged)
         if assigned:
             rows = rows.annotate(_assigned=KeyTransform(prop, "sample__properties")).filter(_assigned=assigned)
-        if judged:
-            rows = rows.annotate(_judged=KeyTransform(prop, "classifications")).filter(_judged=judged)
     if mismatch:
         # "Judged ≠ assigned" on the chosen property, or on any property when none is chosen.
         differs = Q()
@@ -225,6 +239,12 @@ def classification_count(
         known: int | None = evaluation.statistics.get("samples_mismatched") if mismatch else evaluation.total_samples
         return known
     values, matrix = stats["values"], stats["confusion_matrix"]
+    if judged in NOT_JUDGED:
+        not_judged = stats.get("confusion_not_judged")
+        if not_judged is None or mismatch:
+            return None  # statistics stored before the column existed
+        j = NOT_JUDGED.index(judged)
+        return int(sum(row[j] for a, row in zip(values, not_judged, strict=True) if not assigned or a == assigned))
     return int(
         sum(
             matrix[i][j]
@@ -376,9 +396,10 @@ def _paired_totals(
     """The baseline's rows annotated with every evaluation's judged value of every shared property (`_v_{k}_{i}`,
     k = 0 the baseline itself), and in one aggregate: per other evaluation k how many samples pair with the
     baseline's, and per property i how many both decided and how many got the same value."""
-    pairs = SampleClassification.objects.filter(evaluation=first, status="ok").annotate(
-        # As plain text: a JSON key lookup would parse the other side as JSON.
-        **{f"_v_0_{i}": Cast(KeyTextTransform(name, "classifications"), TextField()) for i, name in enumerate(names)},
+    # Every value is the stratum as text (the judged value, or UNDECIDED / FAILED), so a judge that abstains or fails
+    # where the baseline decided shows as a change; "decided" and "same" count judged values only.
+    pairs = SampleClassification.objects.filter(evaluation=first).annotate(
+        **{f"_v_0_{i}": SampleClassification.stratum_sql(name) for i, name in enumerate(names)},
         **{
             f"_v_{k}_{i}": _other_value(other, name)
             for k, other in enumerate(others, start=1)
@@ -392,19 +413,27 @@ def _paired_totals(
     for k in range(1, len(others) + 1):
         aggregates[f"paired_{k}"] = Count("id", filter=Q(**{f"_p_{k}": True}))
         for i in range(len(names)):
-            decided = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
+            decided = _decided(f"_v_0_{i}") & _decided(f"_v_{k}_{i}")
             aggregates[f"decided_{k}_{i}"] = Count("id", filter=decided)
             aggregates[f"same_{k}_{i}"] = Count("id", filter=decided & Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")}))
     totals = pairs.aggregate(**aggregates)
     return pairs, [totals[f"paired_{k}"] for k in range(1, len(others) + 1)], totals
 
 
+def _decided(field: str) -> Q:
+    """The annotated stratum is a judged value (not UNDECIDED or FAILED, and the sample paired)."""
+    return Q(**{f"{field}__isnull": False}) & ~Q(
+        **{f"{field}__in": [SampleClassification.UNDECIDED, SampleClassification.FAILED]}
+    )
+
+
 def _differs(others: int, properties: int) -> Q:
-    """Some other evaluation decided some property differently from the baseline (both decided it)."""
+    """Some other evaluation judged some property of a paired sample differently from the baseline: another value,
+    or undecided or failed where the other decided."""
     differs = Q()
     for k in range(1, others + 1):
         for i in range(properties):
-            both = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
+            both = Q(**{f"_v_{k}_{i}__isnull": False})
             differs |= both & ~Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")})
     return differs
 
@@ -432,7 +461,7 @@ def _changed_samples(
                 "changes": [
                     {"name": name, "values": values}
                     for name, values in zip(names, per_column, strict=True)
-                    if any(v is not None and v != values[0] for v in values[1:]) and values[0] is not None
+                    if any(v is not None and v != values[0] for v in values[1:])
                 ],
             }
         )
@@ -444,13 +473,13 @@ def _paired(other: Evaluation) -> QuerySet[SampleClassification]:
     # Naming the run (always other's) lets the (run, identifier) unique index find the sample, then the
     # (evaluation, sample) one the row: an index lookup per outer row rather than a scan of other's rows.
     return SampleClassification.objects.filter(
-        evaluation=other, sample__run_id=other.run_id, sample__identifier=OuterRef("sample__identifier"), status="ok"
+        evaluation=other, sample__run_id=other.run_id, sample__identifier=OuterRef("sample__identifier")
     )
 
 
 def _other_value(other: Evaluation, name: str) -> Subquery:
-    """The value `other` judged for the outer row's sample on property `name`."""
-    value = Cast(KeyTextTransform(name, "classifications"), TextField())
+    """`other`'s stratum for the outer row's sample on property `name` (NULL when no sample pairs with it)."""
+    value = SampleClassification.stratum_sql(name)
     return Subquery(_paired(other).annotate(_v=value).values("_v")[:1], output_field=TextField())
 
 

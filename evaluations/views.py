@@ -183,6 +183,8 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
         "sorts": sample_sort_choices(properties),
         "sizes": SAMPLE_PAGE_SIZES,
+        # The judged filter's choices beyond the property's values: the samples the judge gave none.
+        "not_judged": [SampleClassification.UNDECIDED, SampleClassification.FAILED],
     }
     if htmx and partial != "body":
         context["page"] = _table_page(request, evaluation, membership, filters)
@@ -382,6 +384,12 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
         return label.value if label else None
 
     model = evaluation.model_used or evaluation.requested_model
+
+    def _judged(status: str, judged: dict[str, str] | None) -> dict[str, str]:
+        # Every property's stratum: a value, or "(undecided)" / "(failed)" rather than a blank (issue #20).
+        row = SampleClassification(status=status, classifications=judged)
+        return {n: row.stratum(n) for n in names}
+
     if fmt == "csv":
         writer = csv.writer(_Echo())
 
@@ -400,7 +408,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                 ]
             )
             for sample_id, identifier, status, assigned, judged, error, rationales, content in _export_rows(evaluation):
-                judged, rationales = judged or {}, rationales or {}
+                judged, rationales = _judged(status, judged), rationales or {}
                 # Identifiers, values, errors, rationales and content come from users and models: never let one
                 # run as a formula.
                 yield writer.writerow(
@@ -429,7 +437,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                     "sample_identifier": identifier,
                     "status": status,
                     "assigned": assigned,
-                    "judged": judged,
+                    "judged": _judged(status, judged),
                     "human": human,
                     "rationales": rationales or {},
                     "model": model,
