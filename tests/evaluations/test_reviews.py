@@ -15,10 +15,11 @@ from rest_framework.test import APIClient
 
 from evaluations import agreement
 from evaluations.models import Evaluation, Review, SampleClassification
-from evaluations.review_queue import QueueMode, review_queue
+from evaluations.review_queue import QueueMode, review_queue, samples_with_stratum
 from evaluations.selectors import combined_label, run_labels
 from runs.models import Run
 from tests.conftest import make_rows
+from tests.evaluations.strata import STRATA, stratum_of
 
 EVALUATIONS = "/api/dataframer/evaluations/"
 HX = {"HX-Request": "true"}
@@ -286,42 +287,6 @@ def test_run_labels_combine_reviewers_and_keep_the_random_set_apart(
 # --- The queue ---
 
 
-# Judged sentiment by sample position in `strata_run`: every stratum has at least 3 samples, so equal allocation
-# gives each exactly 3 of 15 labels (issue #27: the old fixture had an empty stratum, and the check an escape).
-STRATA = {
-    "positive": range(1, 21),
-    "negative": range(21, 36),
-    "neutral": range(36, 46),
-    SampleClassification.UNDECIDED: range(46, 53),  # the judge abstained on sentiment
-    SampleClassification.FAILED: range(53, 61),  # 53-56 failed; 57-60 have no row at all (a canceled chunk)
-}
-
-
-def stratum_of(position: int) -> str:
-    return next(stratum for stratum, positions in STRATA.items() if position in positions)
-
-
-@pytest.fixture
-def strata_run(alice: Any, company_a: Any, spec_a: Any, evaluate: Any) -> Evaluation:
-    """A finished evaluation of 60 samples whose judged sentiment is set by position (STRATA)."""
-    from runs.services import run_import
-
-    evaluation = evaluate(run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(60)))
-    for row in SampleClassification.objects.filter(evaluation=evaluation).select_related("sample"):
-        stratum = stratum_of(row.sample.position)
-        if row.sample.position >= 57:
-            row.delete()
-        elif stratum == SampleClassification.FAILED:
-            row.status, row.classifications = SampleClassification.Status.FAILED, None
-            row.save()
-        else:
-            row.classifications = {"priority": "low"} | (
-                {} if stratum == SampleClassification.UNDECIDED else {"sentiment": stratum}
-            )
-            row.save()
-    return evaluation
-
-
 def label_from_queue(client: Client, evaluation: Evaluation, reviewer: Any, count: int, **queue: str) -> list[Any]:
     """`count` labels through the random queue's page as `reviewer` (HTMX), each the sample's assigned value; the
     samples labelled, in order."""
@@ -346,7 +311,9 @@ def test_the_random_queue_draws_every_stratum_equally(client: Client, alice: Any
     # Equal allocation over the five strata, undecided and failed (with and without a row) included.
     drawn = Counter(stratum_of(s.position) for s in samples)
     assert drawn == dict.fromkeys(STRATA, 3)
-    assert {s.position for s in samples} & set(range(57, 61)), "a sample with no row is in the failed stratum"
+    # The queue's strata in SQL follow SampleClassification.stratum, a sample with no row counting as failed.
+    strata = dict(samples_with_stratum(strata_run, "sentiment").values_list("position", "_stratum"))
+    assert strata == {position: stratum_of(position) for position in range(1, 61)}
     state = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
     assert state.reviewed == 15
     # Random within each stratum: not in sample order.
