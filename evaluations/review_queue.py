@@ -113,11 +113,16 @@ def _overlap_due(*, mine: int, overlapping: int) -> bool:
 def _random_queue(
     *, evaluation: Evaluation, prop: str, reviewer_id: int, skip: list[str] | tuple[str, ...]
 ) -> QueueState:
-    # 1. The random set so far (a few hundred rows at most): samples per stratum, the reviewer's, the others'.
+    # 1. The run's blind labels on the property (a few hundred rows at most): this evaluation's random set per
+    # stratum, and who labelled what (overlap counts any blind label: it is what reviewers' agreement reads).
     per_stratum: dict[str, set[int]] = defaultdict(set)
     by_reviewer: dict[int, set[int]] = defaultdict(set)
-    for stratum, sample_id, who in _random_set(evaluation, prop).values_list("stratum", "sample_id", "reviewer_id"):
-        per_stratum[stratum].add(sample_id)
+    blind = Review.objects.filter(sample__run_id=evaluation.run_id, property_name=prop, blind=True)
+    for drawn_for, selection, stratum, sample_id, who in blind.values_list(
+        "evaluation_id", "selection", "stratum", "sample_id", "reviewer_id"
+    ):
+        if drawn_for == evaluation.id and selection == Review.Selection.RANDOM:
+            per_stratum[stratum].add(sample_id)
         by_reviewer[who].add(sample_id)
     done = {stratum: len(ids) for stratum, ids in per_stratum.items()}
     mine = by_reviewer.pop(reviewer_id, set())
@@ -127,7 +132,10 @@ def _random_queue(
     # here it would pass a label given with the judged value in view for a blind one), ordered by the kind wanted
     # (a colleague's sample or new ground), then the stratum with the fewest labels (equal allocation), then the
     # shuffle (random within the stratum). Strata with no labels yet sort first, undecided and failed included.
-    labelled_by_colleague = Exists(_random_set(evaluation, prop).filter(sample_id=OuterRef("id")))
+    # Both subqueries are on (sample, property): the index that keeps them a lookup per sample.
+    labelled_by_colleague = Exists(
+        Review.objects.filter(sample_id=OuterRef("id"), property_name=prop, blind=True).exclude(reviewer_id=reviewer_id)
+    )
     labelled_by_me = Exists(
         Review.objects.filter(sample_id=OuterRef("id"), property_name=prop, reviewer_id=reviewer_id)
     )
