@@ -238,6 +238,13 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 # --- Pages ---
 PAGE_SIZE = 25  # rows per page of every list page and sample table
 
+# --- Human review ---
+# The share of a reviewer's random-queue labels that go to samples a colleague already labelled: the overlap that
+# measures reviewers' agreement with each other (the ceiling for any judge); the rest covers new samples.
+REVIEW_OVERLAP_PERCENT = env_int("REVIEW_OVERLAP_PERCENT", 15)
+if not 0 <= REVIEW_OVERLAP_PERCENT <= 100:
+    raise ImproperlyConfigured(f"REVIEW_OVERLAP_PERCENT must be 0 to 100, got {REVIEW_OVERLAP_PERCENT}")
+
 # --- I18N ---
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

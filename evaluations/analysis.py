@@ -23,6 +23,7 @@ from .models import Evaluation, SampleClassification
 NON_CONFORMANT_TVD = 5.0  # percentage points beyond which a property is called non-conformant
 STREAM_CHUNK = 2000  # classifications fetched per round trip: memory stays flat whatever the run's size
 TRACKED_ERRORS = 50  # distinct failure messages kept to name the commonest one
+NOT_JUDGED = (SampleClassification.UNDECIDED, SampleClassification.FAILED)  # the confusion_not_judged columns
 
 
 class NothingAnalysed(Exception):
@@ -51,6 +52,8 @@ class Tally:
     names: list[str]
     pairs: dict[str, Counter[tuple[str, str]]] = field(init=False)
     undecided: Counter[str] = field(default_factory=Counter)
+    # Per property, (assigned value, UNDECIDED or FAILED) → samples: the confusion matrix's not-judged columns.
+    not_judged: dict[str, Counter[tuple[str, str]]] = field(init=False)
     unusable: Counter[str] = field(default_factory=Counter)
     rows: int = 0
     failed: int = 0
@@ -59,6 +62,7 @@ class Tally:
 
     def __post_init__(self) -> None:
         self.pairs = {name: Counter() for name in self.names}
+        self.not_judged = {name: Counter() for name in self.names}
 
 
 # One classification as analyse reads it: (status, judged map, assigned map, error).
@@ -71,20 +75,23 @@ def tally_rows(rows: Iterable[Row], properties: list[Property]) -> Tally:
     allowed = {p.name: set(p.values) for p in properties}
     for status, judged, assigned, error in rows:
         tally.rows += 1
+        assigned = assigned if isinstance(assigned, dict) else {}
         if status != SampleClassification.Status.OK:
+            for name in allowed:
+                tally.not_judged[name][(str(assigned.get(name)), SampleClassification.FAILED)] += 1
             tally.failed += 1
             reason = error or "no reason recorded"
             if reason in tally.errors or len(tally.errors) < TRACKED_ERRORS:
                 tally.errors[reason] += 1
             continue
         judged = judged if isinstance(judged, dict) else {}
-        assigned = assigned if isinstance(assigned, dict) else {}
         mismatch = False
         for name, values in allowed.items():
             j, a = judged.get(name), assigned.get(name)
             if j is None:
                 # The judge abstained on this property for this sample: not analysed on it.
                 tally.undecided[name] += 1
+                tally.not_judged[name][(str(a), SampleClassification.UNDECIDED)] += 1
                 continue
             # Same rule as the page's "judged ≠ assigned" filter (a SQL text comparison of both present values),
             # so the count read off the statistics equals the rows the filter shows.
@@ -210,6 +217,11 @@ def summarise(
                 },
                 "agreement": None if (a := stats.agreement(matrix)) is None else round(a, 2),
                 "confusion_matrix": matrix,
+                # The matrix's columns for samples the judge gave no value (issue #20): per assigned value (rows
+                # as above), [undecided, failed].
+                "confusion_not_judged": [
+                    [tally.not_judged[prop.name][(v, stratum)] for stratum in NOT_JUDGED] for v in prop.values
+                ],
                 "expected_counts": expected_counts,
                 "evaluated_counts": judged_counts,
                 "samples_analyzed": analysed,

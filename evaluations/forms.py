@@ -71,7 +71,8 @@ SKIPPED_KEPT = 50  # sample codes a reviewer may pass over in one sitting (they 
 
 class ReviewQueueForm(forms.Form):
     """Which card the review queue shows: the property, the queue, samples passed over, or one sample to see again
-    (`back`: the reviewer's n-th most recent label; `sample`: one sample, after an undo, with the `undone` value).
+    (`back`: the reviewer's n-th most recent label; `sample`: one sample, after an undo, with the `undone` value),
+    and the sample just `answered`.
     Bad values are dropped."""
 
     property = forms.CharField(required=False, max_length=200)
@@ -80,6 +81,8 @@ class ReviewQueueForm(forms.Form):
     sample = forms.UUIDField(required=False)
     # The value whose label on `sample` was just undone (a plain form post's redirect says it like HTMX's answer).
     undone = forms.CharField(required=False, max_length=500)
+    # The sample just labelled in the random queue: the next card first shows what the judge said about it.
+    answered = forms.UUIDField(required=False)
 
     def queue(self) -> dict[str, Any]:
         """The valid fields, and `skip`: the last SKIPPED_KEPT well-formed sample codes passed over."""
@@ -97,6 +100,7 @@ class ReviewQueueForm(forms.Form):
             "back": self.cleaned_data.get("back") or 0,
             "sample": self.cleaned_data.get("sample"),
             "undone": self.cleaned_data.get("undone") or "",
+            "answered": self.cleaned_data.get("answered"),
             "skip": skip,
         }
 

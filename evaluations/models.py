@@ -6,6 +6,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 
 from companies.models import Company
 from llm.catalog import is_offline_name
@@ -136,6 +138,21 @@ class SampleClassification(models.Model):
         if self.status == self.Status.FAILED or self.classifications is None:
             return self.FAILED
         return str(self.classifications.get(prop, self.UNDECIDED))
+
+    @classmethod
+    def stratum_sql(cls, prop: str, prefix: str = "") -> models.Case:
+        """stratum(prop) as a SQL expression over a row's fields (`prefix` reaches them through a relation), for
+        filters and queries that must not load the rows."""
+        judged = Cast(KeyTextTransform(prop, f"{prefix}classifications"), models.TextField())
+        return models.Case(
+            models.When(
+                models.Q(**{f"{prefix}status": cls.Status.FAILED})
+                | models.Q(**{f"{prefix}classifications__isnull": True}),
+                then=models.Value(cls.FAILED),
+            ),
+            default=Coalesce(judged, models.Value(cls.UNDECIDED)),
+            output_field=models.TextField(),
+        )
 
 
 class ReviewQuerySet(models.QuerySet["Review"]):

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Cast, Mod
 from django.utils import timezone
 
 from companies.models import Company
@@ -22,8 +18,7 @@ from config.charts import COLORS, grouped_bar_chart
 from llm.catalog import OFFLINE_NAMES
 from runs.models import Run, Spec
 
-from . import agreement
-from .analysis import plan_summary
+from .analysis import NOT_JUDGED, plan_summary
 from .forms import EvaluationListForm
 from .models import Evaluation, Review, SampleClassification
 
@@ -107,13 +102,23 @@ def corrected_series(block: dict[str, Any], values: list[str], name: str = "Corr
 
 
 def heatmap(stats: dict[str, Any]) -> dict[str, Any]:
+    """Assigned (rows) against judged (columns), with a column for the samples left undecided and, when some
+    failed, one for those (statistics stored before issue #20 have neither)."""
     values = stats["values"]
+    columns, matrix = list(values), [list(row) for row in stats["confusion_matrix"]]
+    not_judged = stats.get("confusion_not_judged")
+    if not_judged is not None:
+        for j, stratum in enumerate(NOT_JUDGED):
+            if stratum == SampleClassification.UNDECIDED or any(row[j] for row in not_judged):
+                columns.append(stratum)
+                for row, extra in zip(matrix, not_judged, strict=True):
+                    row.append(extra[j])
     return {
         "data": [
             {
                 "type": "heatmap",
-                "z": stats["confusion_matrix"],
-                "x": values,
+                "z": matrix,
+                "x": columns,
                 "y": values,
                 "colorscale": "Blues",
                 "showscale": False,
@@ -170,12 +175,16 @@ def classification_rows(
     )  # fmt: skip
     names = [p["property_name"] for p in evaluation.distribution_analysis or []]
     if prop in names and (assigned or judged):
-        # Filtering on a property shows the samples judged on it.
-        rows = rows.filter(status=SampleClassification.Status.OK)
+        if judged in (SampleClassification.UNDECIDED, SampleClassification.FAILED):
+            # The samples the judge gave no value on the property: the stratum rule, in SQL.
+            rows = rows.annotate(_stratum=SampleClassification.stratum_sql(prop)).filter(_stratum=judged)
+        else:
+            # Filtering on a property (and a judged value) shows the samples judged on it.
+            rows = rows.filter(status=SampleClassification.Status.OK)
+            if judged:
+                rows = rows.annotate(_judged=KeyTransform(prop, "classifications")).filter(_judged=judged)
         if assigned:
             rows = rows.annotate(_assigned=KeyTransform(prop, "sample__properties")).filter(_assigned=assigned)
-        if judged:
-            rows = rows.annotate(_judged=KeyTransform(prop, "classifications")).filter(_judged=judged)
     if mismatch:
         # "Judged ≠ assigned" on the chosen property, or on any property when none is chosen.
         differs = Q()
@@ -235,6 +244,12 @@ def classification_count(
         known: int | None = evaluation.statistics.get("samples_mismatched") if mismatch else evaluation.total_samples
         return known
     values, matrix = stats["values"], stats["confusion_matrix"]
+    if judged in NOT_JUDGED:
+        not_judged = stats.get("confusion_not_judged")
+        if not_judged is None or mismatch:
+            return None  # statistics stored before the column existed
+        j = NOT_JUDGED.index(judged)
+        return int(sum(row[j] for a, row in zip(values, not_judged, strict=True) if not assigned or a == assigned))
     return int(
         sum(
             matrix[i][j]
@@ -386,9 +401,10 @@ def _paired_totals(
     """The baseline's rows annotated with every evaluation's judged value of every shared property (`_v_{k}_{i}`,
     k = 0 the baseline itself), and in one aggregate: per other evaluation k how many samples pair with the
     baseline's, and per property i how many both decided and how many got the same value."""
-    pairs = SampleClassification.objects.filter(evaluation=first, status="ok").annotate(
-        # As plain text: a JSON key lookup would parse the other side as JSON.
-        **{f"_v_0_{i}": Cast(KeyTextTransform(name, "classifications"), TextField()) for i, name in enumerate(names)},
+    # Every value is the stratum as text (the judged value, or UNDECIDED / FAILED), so a judge that abstains or fails
+    # where the baseline decided shows as a change; "decided" and "same" count judged values only.
+    pairs = SampleClassification.objects.filter(evaluation=first).annotate(
+        **{f"_v_0_{i}": SampleClassification.stratum_sql(name) for i, name in enumerate(names)},
         **{
             f"_v_{k}_{i}": _other_value(other, name)
             for k, other in enumerate(others, start=1)
@@ -402,19 +418,27 @@ def _paired_totals(
     for k in range(1, len(others) + 1):
         aggregates[f"paired_{k}"] = Count("id", filter=Q(**{f"_p_{k}": True}))
         for i in range(len(names)):
-            decided = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
+            decided = _decided(f"_v_0_{i}") & _decided(f"_v_{k}_{i}")
             aggregates[f"decided_{k}_{i}"] = Count("id", filter=decided)
             aggregates[f"same_{k}_{i}"] = Count("id", filter=decided & Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")}))
     totals = pairs.aggregate(**aggregates)
     return pairs, [totals[f"paired_{k}"] for k in range(1, len(others) + 1)], totals
 
 
+def _decided(field: str) -> Q:
+    """The annotated stratum is a judged value (not UNDECIDED or FAILED, and the sample paired)."""
+    return Q(**{f"{field}__isnull": False}) & ~Q(
+        **{f"{field}__in": [SampleClassification.UNDECIDED, SampleClassification.FAILED]}
+    )
+
+
 def _differs(others: int, properties: int) -> Q:
-    """Some other evaluation decided some property differently from the baseline (both decided it)."""
+    """Some other evaluation judged some property of a paired sample differently from the baseline: another value,
+    or undecided or failed where the other decided."""
     differs = Q()
     for k in range(1, others + 1):
         for i in range(properties):
-            both = Q(**{f"_v_0_{i}__isnull": False, f"_v_{k}_{i}__isnull": False})
+            both = Q(**{f"_v_{k}_{i}__isnull": False})
             differs |= both & ~Q(**{f"_v_0_{i}": F(f"_v_{k}_{i}")})
     return differs
 
@@ -442,7 +466,7 @@ def _changed_samples(
                 "changes": [
                     {"name": name, "values": values}
                     for name, values in zip(names, per_column, strict=True)
-                    if any(v is not None and v != values[0] for v in values[1:]) and values[0] is not None
+                    if any(v is not None and v != values[0] for v in values[1:])
                 ],
             }
         )
@@ -454,13 +478,13 @@ def _paired(other: Evaluation) -> QuerySet[SampleClassification]:
     # Naming the run (always other's) lets the (run, identifier) unique index find the sample, then the
     # (evaluation, sample) one the row: an index lookup per outer row rather than a scan of other's rows.
     return SampleClassification.objects.filter(
-        evaluation=other, sample__run_id=other.run_id, sample__identifier=OuterRef("sample__identifier"), status="ok"
+        evaluation=other, sample__run_id=other.run_id, sample__identifier=OuterRef("sample__identifier")
     )
 
 
 def _other_value(other: Evaluation, name: str) -> Subquery:
-    """The value `other` judged for the outer row's sample on property `name`."""
-    value = Cast(KeyTextTransform(name, "classifications"), TextField())
+    """`other`'s stratum for the outer row's sample on property `name` (NULL when no sample pairs with it)."""
+    value = SampleClassification.stratum_sql(name)
     return Subquery(_paired(other).annotate(_v=value).values("_v")[:1], output_field=TextField())
 
 
@@ -655,133 +679,6 @@ def score_trend_chart(*, company: Company) -> dict[str, Any] | None:
 
 
 # --- Human reviews (the estimates' inputs are in evaluations.human_review) ---
-
-
-class QueueMode(StrEnum):
-    RANDOM = "random"  # stratified random per judged value: the unbiased set
-    DISAGREEMENT = "disagreement"  # judged ≠ assigned: kept apart from the unbiased set in every statistic
-
-    @property
-    def selection(self) -> str:
-        """The selection a label made in this queue is stored with."""
-        return Review.Selection.RANDOM if self is QueueMode.RANDOM else Review.Selection.DISAGREEMENT
-
-
-SHUFFLE_PRIME = 4_294_967_291  # the largest prime below 2**32: sample_id * multiplier stays within 64 bits
-
-
-def _shuffle_order(evaluation: Evaluation, prop: str) -> Mod:
-    """A deterministic shuffle of the samples per evaluation and property, computed in SQL: an affine map of the
-    sample id modulo a prime (a permutation), its constants drawn from a hash of (evaluation, property)."""
-    digest = hashlib.sha256(f"{evaluation.code}:{prop}".encode()).digest()
-    multiplier = 1 + int.from_bytes(digest[:4]) % (SHUFFLE_PRIME - 1)
-    offset = int.from_bytes(digest[4:8]) % SHUFFLE_PRIME
-    return Mod(F("sample_id") * multiplier + offset, SHUFFLE_PRIME)
-
-
-@dataclass(frozen=True)
-class QueueState:
-    row: SampleClassification | None  # the card to show; None when the queue is empty
-    reviewed: int  # samples of this queue's set labelled on the property (by anyone)
-    total: int  # the goal: agreement.MIN_REVIEWS for the random set, every disagreement for the other
-
-
-def _json_text(key: str, field: str) -> Cast:
-    # As plain text: a JSON key lookup compares against JSON (SQLite refuses a bare string as malformed JSON).
-    return Cast(KeyTextTransform(key, field), TextField())
-
-
-def _judged_rows(evaluation: Evaluation, prop: str) -> QuerySet[Any]:
-    """The evaluation's rows judged on `prop`, with the judged value as text in `_judged`."""
-    return (
-        SampleClassification.objects.filter(evaluation=evaluation, status=SampleClassification.Status.OK)
-        .annotate(_judged=_json_text(prop, "classifications"))
-        .filter(_judged__isnull=False)
-    )
-
-
-def review_queue(
-    *, evaluation: Evaluation, prop: str, mode: QueueMode, skip: list[str] | tuple[str, ...] = ()
-) -> QueueState:
-    """The next sample to label on `prop` and how many are labelled. Random mode: the judged value with the fewest
-    random-queue labels so far that still has unlabelled samples, then its next sample in the shuffled order
-    (equal allocation per judged value, random within it: what the stratified estimates assume). Disagreement
-    mode: the next sample judged ≠ assigned with no label on the property. `skip` holds sample codes passed over
-    in this session. Two or three queries, each over this evaluation's classifications, none loading them all."""
-    order = _shuffle_order(evaluation, prop)
-    if mode == QueueMode.DISAGREEMENT:
-        mismatched = (
-            _judged_rows(evaluation, prop)
-            .annotate(_assigned=_json_text(prop, "sample__properties"))
-            .exclude(_assigned=F("_judged"))
-        )
-        labelled = Exists(Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop))
-        totals = mismatched.annotate(_labelled=labelled).aggregate(
-            total=Count("id"), reviewed=Count("id", filter=Q(_labelled=True))
-        )
-        row: SampleClassification | None = (
-            mismatched.exclude(sample__code__in=skip)
-            .exclude(labelled)
-            .select_related("sample")
-            .annotate(_order=order)
-            .order_by("_order")
-            .first()
-        )
-        return QueueState(row=row, reviewed=totals["reviewed"], total=totals["total"])
-    in_random_set = Exists(
-        Review.objects.filter(sample_id=OuterRef("sample_id"), property_name=prop, selection=Review.Selection.RANDOM)
-    )
-    done = dict(
-        _judged_rows(evaluation, prop)
-        .filter(in_random_set)
-        .values("_judged")
-        .annotate(n=Count("id"))
-        .values_list("_judged", "n")
-    )
-    stats = {p["property_name"]: p for p in (evaluation.statistics or {}).get("properties", [])}.get(prop)
-    values: list[str] = stats["values"] if stats else sorted(done)
-    sizes: dict[str, int] = stats["evaluated_counts"] if stats else {}
-    reviewed = sum(done.values())
-    for value in sorted(values, key=lambda v: (done.get(v, 0), values.index(v))):
-        if stats and sizes.get(value, 0) <= done.get(value, 0):
-            continue  # every sample judged this value is labelled
-        candidate: SampleClassification | None = (
-            _judged_rows(evaluation, prop)
-            .filter(_judged=value)
-            .exclude(in_random_set)
-            .exclude(sample__code__in=skip)
-            .select_related("sample")
-            .annotate(_order=order)
-            .order_by("_order")
-            .first()
-        )
-        if candidate is not None:
-            return QueueState(row=candidate, reviewed=reviewed, total=agreement.MIN_REVIEWS)
-    return QueueState(row=None, reviewed=reviewed, total=agreement.MIN_REVIEWS)
-
-
-def review_card_row(*, evaluation: Evaluation, sample_code: str) -> SampleClassification | None:
-    """One sample's row for the review card (undo and back show a labelled sample again)."""
-    return (
-        SampleClassification.objects.filter(evaluation=evaluation, sample__code=sample_code)
-        .select_related("sample")
-        .first()
-    )
-
-
-def reviewer_history(*, evaluation: Evaluation, reviewer_id: int, prop: str, mode: QueueMode) -> QuerySet[Review]:
-    """The reviewer's labels on the property made in this queue, most recent first (undo and back). Only this
-    queue's: relabelling a disagreement through the random queue's "back" would pass it off as randomly drawn."""
-    return (
-        Review.objects.filter(
-            sample__run_id=evaluation.run_id,
-            reviewer_id=reviewer_id,
-            property_name=prop,
-            selection=mode.selection,
-        )
-        .select_related("sample")
-        .order_by("-updated_at", "-id")
-    )
 
 
 def sample_reviews(*, sample_id: int) -> QuerySet[Review]:

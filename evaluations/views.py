@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -27,17 +28,25 @@ from companies.quotas import QuotaExceeded
 from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
-from runs.models import Run, Spec
+from runs.models import Run, Sample, Spec
 
 from . import agreement
 from .access import get_evaluation_for_user
 from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
 from .human_review import human_review_blocks, run_labels
 from .models import Evaluation, Review, SampleClassification
+from .review_queue import (
+    QueueMode,
+    reveal,
+    review_card_sample,
+    review_queue,
+    reviewer_agreements,
+    reviewer_history,
+    sample_stratum,
+)
 from .selectors import (
     COMPARE_MAX,
     SAMPLE_PAGE_SIZES,
-    QueueMode,
     classification_page,
     classification_rows,
     compare,
@@ -46,9 +55,6 @@ from .selectors import (
     evaluation_trace,
     property_views,
     recent_evaluations,
-    review_card_row,
-    review_queue,
-    reviewer_history,
     reviewer_labels,
     run_evaluation_rows,
     sample_reviews,
@@ -176,6 +182,8 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "values": {p["property_name"]: p["values"] for p in (evaluation.statistics or {}).get("properties", [])},
         "sorts": sample_sort_choices(properties),
         "sizes": SAMPLE_PAGE_SIZES,
+        # The judged filter's choices beyond the property's values: the samples the judge gave none.
+        "not_judged": [SampleClassification.UNDECIDED, SampleClassification.FAILED],
     }
     if htmx and partial != "body":
         context["page"] = _table_page(request, evaluation, membership, filters)
@@ -186,6 +194,8 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
         context["partial_reviews"] = agreement.PARTIAL_REVIEWS
+        found = reviewer_agreements(evaluation=evaluation)
+        context["reviewer_agreements"] = [(name, found[name]) for name in properties if name in found]
         # The compare picker: finished evaluations of this spec's runs (this one is the baseline).
         context["others"] = [e for e in compare_candidates(evaluation=evaluation, limit=31) if e.pk != evaluation.pk]
         context["compare_max"] = COMPARE_MAX
@@ -374,6 +384,12 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
         return label.value if label else None
 
     model = evaluation.model_used or evaluation.requested_model
+
+    def _judged(status: str, judged: dict[str, str] | None) -> dict[str, str]:
+        # Every property's stratum: a value, or "(undecided)" / "(failed)" rather than a blank (issue #20).
+        row = SampleClassification(status=status, classifications=judged)
+        return {n: row.stratum(n) for n in names}
+
     if fmt == "csv":
         writer = csv.writer(_Echo())
 
@@ -392,7 +408,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                 ]
             )
             for sample_id, identifier, status, assigned, judged, error, rationales, content in _export_rows(evaluation):
-                judged, rationales = judged or {}, rationales or {}
+                judged, rationales = _judged(status, judged), rationales or {}
                 # Identifiers, values, errors, rationales and content come from users and models: never let one
                 # run as a formula.
                 yield writer.writerow(
@@ -421,7 +437,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
                     "sample_identifier": identifier,
                     "status": status,
                     "assigned": assigned,
-                    "judged": judged,
+                    "judged": _judged(status, judged),
                     "human": human,
                     "rationales": rationales or {},
                     "model": model,
@@ -440,63 +456,87 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
 # --- Human review: the queue, undo, corrections in place ---
 
 
+def _my_label(request: HtmxHttpRequest, sample: Sample, prop: str) -> str | None:
+    """The reviewer's own label on the sample's property, if any."""
+    found: str | None = (
+        Review.objects.filter(reviewer=request.user, sample=sample, property_name=prop)
+        .values_list("value", flat=True)
+        .first()
+    )
+    return found
+
+
 def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any]) -> dict[str, Any]:
-    """The review card's context: the sample to label (the queue's next, or one asked for by `back`/`sample`), its
-    values, the reviewer's own label, progress, and the links for skip / back / forward."""
+    """The review card's context: the sample to label (the queue's next, or one asked for by `back`/`sample`), the
+    property's values, the reviewer's own label, progress, the links for skip / back / forward, and, after an
+    answer, what the judge said about the sample just labelled.
+
+    The random queue is blind: until the reviewer has labelled the sample on the property, the card holds neither
+    its judged nor its assigned values (of any property: they hint at each other)."""
     properties = evaluation.run.spec_version.parsed_properties
     by_name = {p.name: p for p in properties}
     prop = by_name.get(queue["prop"]) or properties[0]
     mode = QueueMode(queue["mode"])
-    state = review_queue(evaluation=evaluation, prop=prop.name, mode=mode, skip=queue["skip"])
-    row, back = state.row, queue["back"]
+    state = review_queue(
+        evaluation=evaluation, prop=prop.name, mode=mode, reviewer_id=request.user.id, skip=queue["skip"]
+    )
+    sample, back = state.sample, queue["back"]
     if back:
         history = reviewer_history(evaluation=evaluation, reviewer_id=request.user.id, prop=prop.name, mode=mode)
         earlier = history[back - 1 : back]
         if earlier:
-            row = review_card_row(evaluation=evaluation, sample_code=str(earlier[0].sample.code))
+            sample = earlier[0].sample
         else:
             back = 0
     elif queue["sample"]:
-        row = review_card_row(evaluation=evaluation, sample_code=str(queue["sample"])) or row
-    mine = None
-    if row is not None:
-        mine = (
-            Review.objects.filter(reviewer=request.user, sample_id=row.sample_id, property_name=prop.name)
-            .values_list("value", flat=True)
-            .first()
-        )
+        sample = review_card_sample(evaluation=evaluation, sample_code=str(queue["sample"])) or sample
+    mine = _my_label(request, sample, prop.name) if sample is not None else None
+    blind = mode == QueueMode.RANDOM and mine is None
+    judged: dict[str, str] = {}
+    if sample is not None and not blind:
+        row = SampleClassification.objects.filter(evaluation=evaluation, sample=sample).first()
+        judged = {p.name: row.stratum(p.name) if row else SampleClassification.FAILED for p in properties}
+    answered = None
+    if mode == QueueMode.RANDOM and queue["answered"]:
+        # Only a sample the reviewer has labelled: the code comes from the URL, and the judged value must never
+        # reach a card before its answer.
+        previous = review_card_sample(evaluation=evaluation, sample_code=str(queue["answered"]))
+        label = _my_label(request, previous, prop.name) if previous is not None else None
+        if previous is not None and label is not None:
+            answered = reveal(evaluation=evaluation, sample=previous, prop=prop.name, label=label)
     base = {"property": prop.name, "mode": mode.value}
 
     def link(**extra: Any) -> str:
         return f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode({**base, **extra}, doseq=True)}"
 
-    judged = (row.classifications or {}) if row is not None else {}
     undone = None
-    if queue["sample"] and queue["undone"] in prop.values and row is not None:
+    if queue["sample"] and queue["undone"] in prop.values and sample is not None:
         # After an undo: HTMX's answer, or the page a plain form post is redirected to (the value is then from the
         # URL, hence the check against the property's values).
-        undone = {"property_name": prop.name, "value": queue["undone"], "sample": row.sample}
+        undone = {"property_name": prop.name, "value": queue["undone"], "sample": sample}
     return {
         "undone": undone,
+        "answered": answered,
         "evaluation": evaluation,
         "properties": [p.name for p in properties],
         "prop": prop.name,
         "mode": mode.value,
-        "row": row,
+        "sample": sample,
+        "blind": blind,
         "values": [(index, value) for index, value in enumerate(prop.values, start=1)],
         "judged_value": judged.get(prop.name),
         "others": [
-            {"name": p.name, "assigned": row.sample.properties.get(p.name), "judged": judged.get(p.name)}
+            {"name": p.name, "assigned": sample.properties.get(p.name), "judged": judged.get(p.name)}
             for p in properties
         ]
-        if row is not None
+        if sample is not None and not blind
         else [],
         "mine": mine,
         "state": state,
         "enough": state.reviewed >= state.total,
         "skip": queue["skip"],
         "back": back,
-        "skip_url": link(skip=[*queue["skip"], str(row.sample.code)]) if row is not None else None,
+        "skip_url": link(skip=[*queue["skip"], str(sample.code)]) if sample is not None else None,
         "back_url": link(skip=queue["skip"], back=back + 1),
         "forward_url": link(skip=queue["skip"], back=back - 1) if back else None,
     }
@@ -542,21 +582,26 @@ def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpRespons
     form = ReviewLabelForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text())
-    identifier = (
-        evaluation.run.samples.filter(code=form.cleaned_data["sample"]).values_list("identifier", flat=True).first()
-    )
-    if identifier is None:
+    found = evaluation.run.samples.filter(code=form.cleaned_data["sample"]).values_list("id", "identifier").first()
+    if found is None:
         raise Http404("No such sample in this evaluation's run.")
-    selection = QueueMode(queue["mode"]).selection
-    item = ReviewInput(identifier, form.cleaned_data["property"], form.cleaned_data["value"], selection)
+    sample_id, identifier = found
+    mode, prop = QueueMode(queue["mode"]), form.cleaned_data["property"]
+    item = ReviewInput(identifier, prop, form.cleaned_data["value"], mode.selection)
+    if mode == QueueMode.RANDOM:
+        # The label's design: drawn at random within this evaluation's stratum of the sample, and given blind.
+        stratum = sample_stratum(evaluation=evaluation, sample_id=sample_id, prop=prop)
+        item = dataclasses.replace(item, stratum=stratum, blind=True)
     try:
         review_save(evaluation=evaluation, reviewer=request.user, items=[item])
     except ReviewError as exc:
         return HttpResponseBadRequest(str(exc))
-    queue = {**queue, "prop": item.property_name, "back": 0, "sample": None}
+    # The next card, which first shows what the judge said about this sample (random queue only).
+    answered = form.cleaned_data["sample"] if mode == QueueMode.RANDOM else None
+    queue = {**queue, "prop": item.property_name, "back": 0, "sample": None, "answered": answered}
     if request.htmx:
         return _render_card(request, evaluation, queue, membership=membership)
-    return _queue_redirect(evaluation, queue)
+    return _queue_redirect(evaluation, queue, **({"answered": str(answered)} if answered else {}))
 
 
 @login_required
@@ -569,7 +614,7 @@ def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse
     prop = queue["prop"] if queue["prop"] in names else names[0]
     mode = QueueMode(queue["mode"])
     latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop, mode=mode).first()
-    queue = {**queue, "prop": prop, "back": 0, "sample": None, "undone": ""}
+    queue = {**queue, "prop": prop, "back": 0, "sample": None, "undone": "", "answered": None}
     if latest is not None:
         queue["sample"], queue["undone"] = latest.sample.code, latest.value
         review_withdraw(review=latest)

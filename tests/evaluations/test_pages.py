@@ -28,9 +28,10 @@ def test_detail_page_shows_score_charts_and_offline_banner(
     evaluation = evaluate(run_a)
     signed_in(client, alice)
     # session, user, evaluation (+run, spec, version, creator, company), membership, ledger totals, sample page,
-    # other evaluations, active membership, header companies, the human labels (statistics), alice's own labels on
-    # the sample page (in-place corrections). Counts come from the stored statistics.
-    with django_assert_num_queries(11):
+    # other evaluations, active membership, header companies, the human labels (statistics), the blind labels
+    # (reviewers' agreement), alice's own labels on the sample page (in-place corrections). Counts come from the
+    # stored statistics.
+    with django_assert_num_queries(12):
         response = client.get(f"/evaluations/{evaluation.code}/")
     page = response.content.decode()
     assert f"{evaluation.conformance_score:.1f}" in page

@@ -1,5 +1,5 @@
-"""The review queue in a real browser (Debian's Chromium via Playwright): ten labels with the keyboard, an undo,
-then kappa on the evaluation page."""
+"""The review queue in a real browser (Debian's Chromium via Playwright): ten blind labels with the keyboard (the
+judged value is not on the page before the answer and is after it), an undo, then kappa on the evaluation page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from evaluations import agreement
-from evaluations.models import Review
+from evaluations.models import Review, SampleClassification
 from runs.models import Sample
 from tests.conftest import make_rows, sign_in_browser
 
@@ -17,6 +17,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 VALUES = ["positive", "negative", "neutral"]
 LABELS = 10
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The card's text less its label buttons (they name every value), the previous sample's reveal and an "Undone:"
+# line (the reviewer's own label): what is left must name no value, judged or assigned.
+CARD_TEXT = """() => {
+  const card = document.querySelector('#review-card').cloneNode(true);
+  card.querySelectorAll('form.review-values, #review-reveal, #review-undone').forEach((node) => node.remove());
+  return card.textContent;
+}"""
+EVERY_VALUE = [*VALUES, "high", "medium", "low", SampleClassification.UNDECIDED, SampleClassification.FAILED]
 
 
 def test_ten_labels_with_the_keyboard_then_kappa(
@@ -40,8 +48,18 @@ def test_ten_labels_with_the_keyboard_then_kappa(
 
     def press_the_true_value() -> None:
         identifier = page.inner_text("#review-sample").split()[0]
-        truth = Sample.objects.get(run=run, identifier=identifier).properties["sentiment"]
+        sample = Sample.objects.get(run=run, identifier=identifier)
+        truth = sample.properties["sentiment"]
+        judged = SampleClassification.objects.get(evaluation=evaluation, sample=sample).stratum("sentiment")
+        # Blind: neither the judged nor the assigned value (nor any other) is on the card before the answer.
+        card = page.evaluate(CARD_TEXT)
+        assert identifier in card
+        assert "what the judge said appears once you answer" in card
+        assert not [value for value in EVERY_VALUE if value in card], card
         page.keyboard.press(str(VALUES.index(truth) + 1))
+        # The answer: what the judge said of this sample, then the next card.
+        reveal = page.wait_for_selector(f"#review-reveal:has-text('{identifier}: you said')")
+        assert f"judged {judged} · assigned {truth}" in reveal.inner_text()
 
     for done in range(1, LABELS + 1):
         press_the_true_value()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -15,9 +16,10 @@ from rest_framework.test import APIClient
 from evaluations import agreement
 from evaluations.human_review import combined_label, run_labels
 from evaluations.models import Evaluation, Review, SampleClassification
-from evaluations.selectors import QueueMode, review_queue
+from evaluations.review_queue import QueueMode, review_queue, samples_with_stratum
 from runs.models import Run
 from tests.conftest import make_rows
+from tests.evaluations.strata import STRATA, stratum_of
 
 EVALUATIONS = "/api/dataframer/evaluations/"
 BLIND_RANDOM = {"selection": "random", "blind": True}
@@ -221,19 +223,27 @@ def test_a_review_of_another_company_is_not_found_through_mine(
 # --- Statistics ---
 
 
-def _label_all(client: APIClient, evaluation: Evaluation, count: int, *, truth: Any = None) -> None:
-    """Label `count` samples with their assigned sentiment (or `truth(sample)`), in one list."""
+def _label_all(evaluation: Evaluation, count: int, *, truth: Any = None) -> None:
+    """Label `count` samples with their assigned sentiment (or `truth(sample)`) as the random queue stores its labels
+    (random, blind, with the sample's stratum): the labels the estimates use."""
+    from evaluations.services import ReviewInput, review_save
+
     rows = SampleClassification.objects.filter(evaluation=evaluation).select_related("sample")[:count]
-    # As a client that drew them at random over the run and labelled blind (the fixture's order is arbitrary).
     items = [
-        label(r.sample.identifier, truth(r.sample) if truth else r.sample.properties["sentiment"], **BLIND_RANDOM)
+        ReviewInput(
+            r.sample.identifier,
+            "sentiment",
+            truth(r.sample) if truth else r.sample.properties["sentiment"],
+            stratum=r.stratum("sentiment"),
+            blind=True,
+        )
         for r in rows
     ]
-    assert client.post(reviews_url(evaluation), items, format="json").status_code == HTTPStatus.CREATED
+    assert len(review_save(evaluation=evaluation, reviewer=evaluation.created_by, items=items)) == count
 
 
 def test_statistics_say_too_few_labels_below_the_minimum(alice_api: APIClient, done: Evaluation) -> None:
-    _label_all(alice_api, done, 3)
+    _label_all(done, 3)
     body = alice_api.get(f"{EVALUATIONS}{done.code}/statistics/").json()
     sentiment, priority = body["statistics"]["properties"]
     block = sentiment["human_review"]
@@ -254,7 +264,7 @@ def test_statistics_gain_the_block_at_the_minimum(
 
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(agreement.MIN_REVIEWS + 6))
     evaluation = evaluate(run, "local/embeddings")
-    _label_all(alice_api, evaluation, agreement.MIN_REVIEWS)
+    _label_all(evaluation, agreement.MIN_REVIEWS)
     block = alice_api.get(f"{EVALUATIONS}{evaluation.code}/statistics/").json()["statistics"]["properties"][0][
         "human_review"
     ]
@@ -269,7 +279,7 @@ def test_statistics_gain_the_block_at_the_minimum(
 def test_a_second_evaluation_of_the_run_sees_the_same_labels(
     alice_api: APIClient, done: Evaluation, run_a: Run, evaluate: Any
 ) -> None:
-    _label_all(alice_api, done, 4)
+    _label_all(done, 4)
     second = evaluate(run_a, "local/embeddings")
     assert alice_api.get(reviews_url(second)).json()["count"] == 4
     block = alice_api.get(f"{EVALUATIONS}{second.code}/statistics/").json()["statistics"]["properties"][0]
@@ -312,30 +322,134 @@ def test_run_labels_combine_reviewers_and_keep_the_random_set_apart(
 # --- The queue ---
 
 
-def test_the_random_queue_is_stratified_and_deterministic(
-    alice_api: APIClient, alice: Any, company_a: Any, spec_a: Any, evaluate: Any
-) -> None:
-    from runs.services import run_import
+def label_from_queue(client: Client, evaluation: Evaluation, reviewer: Any, count: int, **queue: str) -> list[Any]:
+    """`count` labels through the random queue's page as `reviewer` (HTMX), each the sample's assigned value; the
+    samples labelled, in order."""
+    client.force_login(reviewer)
+    labelled = []
+    for _ in range(count):
+        sample = client.get(queue_url(evaluation, **queue)).context["sample"]
+        assert sample is not None, "the queue ran out"
+        body = {"sample": str(sample.code), "property": "sentiment", "value": sample.properties["sentiment"], **queue}
+        response = client.post(f"/evaluations/{evaluation.code}/review/label/", body, headers=HX)
+        assert response.status_code == HTTPStatus.OK
+        labelled.append(sample)
+    return labelled
 
-    run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(60))
-    evaluation = evaluate(run, "local/embeddings")
-    judged_counts = evaluation.statistics["properties"][0]["evaluated_counts"]
-    first = review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM)
-    assert first.row == review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM).row
-    seen: list[str] = []
-    for _ in range(9):
-        state = review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM)
-        assert state.row is not None
-        seen.append(state.row.classifications["sentiment"])
-        drawn = label(state.row.sample.identifier, "neutral", selection="random")
-        alice_api.post(reviews_url(evaluation), drawn, format="json")
-    # Equal allocation: the judged values with samples get three labels each (fewer only where there are fewer).
-    counts = {v: seen.count(v) for v in judged_counts if judged_counts[v]}
-    assert max(counts.values()) - min(counts.values()) <= 1 or min(judged_counts.values()) < 3
-    assert review_queue(evaluation=evaluation, prop="sentiment", mode=QueueMode.RANDOM).reviewed == 9
-    # Not sample order: a shuffle.
-    positions = [r.sample.position for r in Review.objects.select_related("sample").order_by("created_at", "id")]
+
+def test_the_random_queue_draws_every_stratum_equally(client: Client, alice: Any, strata_run: Evaluation) -> None:
+    first = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    again = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    assert first.sample == again.sample  # deterministic
+    assert first.total == agreement.MIN_REVIEWS
+    samples = label_from_queue(client, strata_run, alice, 15)
+    # Equal allocation over the five strata, undecided and failed (with and without a row) included.
+    drawn = Counter(stratum_of(s.position) for s in samples)
+    assert drawn == dict.fromkeys(STRATA, 3)
+    # The queue's strata in SQL follow SampleClassification.stratum, a sample with no row counting as failed.
+    strata = dict(samples_with_stratum(strata_run, "sentiment").values_list("position", "_stratum"))
+    assert strata == {position: stratum_of(position) for position in range(1, 61)}
+    state = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    assert state.reviewed == 15
+    # Random within each stratum: not in sample order.
+    positions = [s.position for s in samples]
     assert positions != sorted(positions)
+
+
+def test_queue_labels_carry_their_design(client: Client, alice: Any, strata_run: Evaluation, run_a: Run) -> None:
+    samples = label_from_queue(client, strata_run, alice, 10)
+    reviews = {r.sample_id: r for r in Review.objects.all()}
+    assert len(reviews) == 10
+    for sample in samples:
+        review = reviews[sample.id]
+        assert (review.selection, review.blind, review.evaluation_id) == ("random", True, strata_run.id)
+        assert review.stratum == stratum_of(sample.position)
+    # Relabelled elsewhere (corrected in place from another evaluation's page), the design stays.
+    other = Evaluation.objects.create(
+        company=strata_run.company, run=strata_run.run, requested_model="local/embeddings", status="SUCCEEDED"
+    )
+    sample = samples[0]
+    url = f"/evaluations/{other.code}/samples/{sample.code}/correct/"
+    assert client.post(url, {"property": "sentiment", "value": "neutral"}).status_code == HTTPStatus.FOUND
+    review = Review.objects.get(sample=sample)
+    assert review.value == "neutral"
+    assert (review.selection, review.blind, review.evaluation_id) == ("random", True, strata_run.id)
+    assert review.stratum == stratum_of(sample.position)
+    # Labels made elsewhere are neither random nor blind.
+    client.post(
+        f"/evaluations/{strata_run.code}/samples/{samples[-1].code}/correct/", {"property": "priority", "value": "low"}
+    )
+    manual = Review.objects.get(sample=samples[-1], property_name="priority")
+    assert (manual.selection, manual.blind, manual.stratum) == ("manual", False, "")
+    disagreement = label_from_queue(client, strata_run, alice, 1, mode="disagreement")[0]
+    found = Review.objects.get(sample=disagreement, selection="disagreement")
+    assert (found.blind, found.stratum) == (False, "")
+
+
+def test_a_second_reviewer_gets_unlabelled_samples_first(
+    client: Client, alice: Any, company_a: Any, strata_run: Evaluation, settings: Any
+) -> None:
+    from tests.factories import MembershipFactory, UserFactory
+
+    dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
+    settings.REVIEW_OVERLAP_PERCENT = 0
+    alices = {s.id for s in label_from_queue(client, strata_run, alice, 10)}
+    daves = {s.id for s in label_from_queue(client, strata_run, dave, 10)}
+    assert not alices & daves  # new ground only
+    # The team's draw stays stratified: 20 labels over five strata, four each.
+    assert Counter(Review.objects.values_list("stratum", flat=True)) == dict.fromkeys(STRATA, 4)
+    state = review_queue(evaluation=strata_run, prop="sentiment", mode=QueueMode.RANDOM, reviewer_id=alice.id)
+    assert state.reviewed == 20
+
+
+@pytest.mark.parametrize(("percent", "overlapping"), [(100, 8), (50, 4), (25, 2)])
+def test_the_overlap_setting_is_honoured(
+    client: Client, alice: Any, company_a: Any, strata_run: Evaluation, settings: Any, percent: int, overlapping: int
+) -> None:
+    from tests.factories import MembershipFactory, UserFactory
+
+    dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
+    settings.REVIEW_OVERLAP_PERCENT = percent
+    alices = {s.id for s in label_from_queue(client, strata_run, alice, 10)}
+    daves = [s.id for s in label_from_queue(client, strata_run, dave, 8)]
+    assert len(alices & set(daves)) == overlapping
+    if percent < 100:
+        # The overlap is spread over the labels, not bunched at the start.
+        assert daves[0] not in alices
+
+
+def test_reviewers_agreement_is_shown_on_the_evaluation_page(
+    client: Client, alice: Any, company_a: Any, strata_run: Evaluation, settings: Any
+) -> None:
+    from evaluations.interrater import krippendorff_alpha_nominal
+    from tests.factories import MembershipFactory, UserFactory
+
+    dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
+    settings.REVIEW_OVERLAP_PERCENT = 100
+    signed_in(client, alice)
+    assert 'id="reviewer-agreement"' not in client.get(f"/evaluations/{strata_run.code}/").content.decode()
+    label_from_queue(client, strata_run, alice, 12)
+    daves = label_from_queue(client, strata_run, dave, 12)
+    # dave disagrees with alice on two samples.
+    for sample in daves[:2]:
+        other = next(v for v in ["positive", "negative"] if v != sample.properties["sentiment"])
+        Review.objects.filter(reviewer=dave, sample=sample).update(value=other)
+    units = [list(Review.objects.filter(sample=s).values_list("value", flat=True)) for s in daves]
+    expected = krippendorff_alpha_nominal(units)
+    assert expected is not None
+    assert 0 < expected < 1
+    signed_in(client, alice)
+    response = client.get(f"/evaluations/{strata_run.code}/")
+    [(name, found)] = response.context["reviewer_agreements"]
+    assert (name, found.samples, found.reviewers) == ("sentiment", 12, 2)
+    assert found.alpha == pytest.approx(expected)
+    assert found.low < found.alpha < found.high
+    page = response.content.decode()
+    section = page[page.index('id="reviewer-agreement"') :]
+    assert f'<td class="alpha">{expected:.2f} <span class="muted">[{found.low:.2f}, {found.high:.2f}]' in section
+    # Labels given with the judged value in view (in place, the disagreement queue) never count.
+    Review.objects.filter(reviewer=dave).update(blind=False)
+    assert client.get(f"/evaluations/{strata_run.code}/").context["reviewer_agreements"] == []
 
 
 def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APIClient, done: Evaluation) -> None:
@@ -345,13 +459,13 @@ def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APICli
     SampleClassification.objects.filter(evaluation=done).exclude(sample__identifier="sample_4").update(
         classifications=None, status="failed"
     )
-    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT)
-    assert state.row is not None
-    assert state.row.sample.identifier == "sample_4"
+    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT, reviewer_id=done.created_by_id)
+    assert state.sample is not None
+    assert state.sample.identifier == "sample_4"
     assert (state.reviewed, state.total) == (0, 1)
     alice_api.post(reviews_url(done), label("sample_4", "negative", selection="disagreement"), format="json")
-    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT)
-    assert state.row is None
+    state = review_queue(evaluation=done, prop="sentiment", mode=QueueMode.DISAGREEMENT, reviewer_id=done.created_by_id)
+    assert state.sample is None
     assert (state.reviewed, state.total) == (1, 1)
 
 
@@ -360,13 +474,102 @@ def test_the_disagreement_queue_shows_only_judged_not_assigned(alice_api: APICli
 
 def shown(response: Any) -> str | None:
     """The identifier of the sample on the card (HTMX partials carry no test context)."""
-    found = re.search(r'id="review-sample">([^<\s]+)', response.content.decode())
+    return shown_in(response.content.decode())
+
+
+def shown_in(page: str) -> str | None:
+    found = re.search(r'id="review-sample">([^<\s]+)', page)
     return found.group(1) if found else None
 
 
 def queue_url(evaluation: Evaluation, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"/evaluations/{evaluation.code}/review/" + (f"?{query}" if query else "")
+
+
+ALL_VALUES = ["positive", "negative", "neutral", "high", "medium", "low", "(undecided)", "(failed)"]
+
+
+def without_answer_buttons(card: str) -> str:
+    """The card's HTML less the label buttons (which name every value of the property), the reveal of the previous
+    answer and the "Undone: <your label>" line: what is left must say nothing of the judged or assigned values."""
+    card = re.sub(r'<form class="review-values".*?</form>', "", card, flags=re.S)
+    card = re.sub(r'<p id="review-reveal".*?</p>', "", card, flags=re.S)
+    return re.sub(r'<p class="muted" id="review-undone">.*?</p>', "", card, flags=re.S)
+
+
+def assert_blind(card: str) -> None:
+    rest = without_answer_buttons(card)
+    assert 'id="review-sample"' in rest
+    assert 'class="judged"' not in rest
+    assert "Judged" not in rest
+    assert "Assigned" not in rest
+    for value in ALL_VALUES:
+        assert value not in rest, value
+
+
+def test_the_random_card_is_blind_until_the_answer(client: Client, alice: Any, strata_run: Evaluation) -> None:
+    signed_in(client, alice)
+    response = client.get(queue_url(strata_run), headers=HX)
+    first = shown(response)
+    assert_blind(response.content.decode())
+    assert 'id="review-reveal"' not in response.content.decode()
+    # The answer: the next card first says what the judge said of the sample just labelled, and is blind itself.
+    sample = strata_run.run.samples.get(identifier=first)
+    body = {"sample": str(sample.code), "property": "sentiment", "value": "neutral", "mode": "random"}
+    answer = client.post(f"/evaluations/{strata_run.code}/review/label/", body, headers=HX).content.decode()
+    reveal = re.search(r'<p id="review-reveal".*?</p>', answer, flags=re.S)
+    assert reveal is not None
+    judged = stratum_of(sample.position)
+    assert f'{first}: you said <strong>neutral</strong> · judged <strong class="judged">{judged}</strong>' in reveal[0]
+    assert f"assigned {sample.properties['sentiment']}" in reveal[0]
+    assert ("the judge agreed" if judged == "neutral" else "the judge did not agree") in reveal[0]
+    assert_blind(answer)
+    # The plain form post says it on the page it is redirected to.
+    second = strata_run.run.samples.get(identifier=shown_in(answer))
+    body = {"sample": str(second.code), "property": "sentiment", "value": "positive", "mode": "random"}
+    plain = client.post(f"/evaluations/{strata_run.code}/review/label/", body)
+    assert plain.status_code == HTTPStatus.FOUND
+    assert f"answered={second.code}" in plain["Location"]
+    followed = client.get(plain["Location"]).content.decode()
+    assert f"{second.identifier}: you said <strong>positive</strong>" in followed
+    # Back to a labelled sample: answered, so not blind.
+    back = client.get(queue_url(strata_run, back="1"), headers=HX).content.decode()
+    assert f'Judged sentiment: <strong class="judged">{stratum_of(second.position)}</strong>' in back
+    # Undone, the sample is blind again.
+    undone = client.post(f"/evaluations/{strata_run.code}/review/undo/", {"property": "sentiment"}, headers=HX)
+    assert shown(undone) == second.identifier
+    assert_blind(undone.content.decode())
+
+
+def test_the_reveal_needs_the_readers_own_answer(client: Client, alice: Any, bob: Any, strata_run: Evaluation) -> None:
+    signed_in(client, alice)
+    sample = client.get(queue_url(strata_run)).context["sample"]
+    # A forged `answered` (a sample alice has not labelled) reveals nothing.
+    forged = client.get(queue_url(strata_run, answered=str(sample.code)), headers=HX).content.decode()
+    assert 'id="review-reveal"' not in forged
+    assert_blind(forged)
+    client.post(
+        f"/evaluations/{strata_run.code}/review/label/",
+        {"sample": str(sample.code), "property": "sentiment", "value": "neutral"},
+    )
+    assert 'id="review-reveal"' in client.get(queue_url(strata_run, answered=str(sample.code))).content.decode()
+    # bob (read only) never answered it: alice's answer does not reveal it to him.
+    signed_in(client, bob)
+    page = client.get(queue_url(strata_run, answered=str(sample.code)))
+    assert page.status_code == HTTPStatus.OK
+    assert 'id="review-reveal"' not in page.content.decode()
+    assert_blind(page.content.decode())
+
+
+def test_the_disagreement_queue_is_not_blind(client: Client, alice: Any, done: Evaluation) -> None:
+    signed_in(client, alice)
+    response = client.get(queue_url(done, mode="disagreement"))
+    sample = response.context["sample"]
+    assert sample is not None
+    judged = SampleClassification.objects.get(evaluation=done, sample=sample).classifications["sentiment"]
+    assert f'Judged sentiment: <strong class="judged">{judged}</strong>' in response.content.decode()
+    assert "<th>Assigned</th>" in response.content.decode()
 
 
 def test_the_queue_shows_one_sample_escaped_with_its_values(
@@ -386,7 +589,7 @@ def test_the_queue_shows_one_sample_escaped_with_its_values(
     assert response.status_code == HTTPStatus.OK
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "0 of 30 reviews for sentiment" in page
+    assert "0 of 6 reviews for sentiment" in page  # a census of the 6 samples is less than the minimum
     for index, value in enumerate(["positive", "negative", "neutral"], start=1):
         assert f'data-key="{index}"' in page
         assert f'value="{value}"' in page
@@ -400,31 +603,33 @@ def test_labelling_with_htmx_swaps_in_the_next_card(
     client: Client, alice: Any, done: Evaluation, django_assert_num_queries: Any
 ) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done)).context["row"]
-    # session, user, evaluation, membership, the sample's identifier; savepoint, the samples, alice's current labels,
-    # the insert in its own savepoint (3), release; then the next card: the per-value counts, the next sample, alice's label on it.
-    with django_assert_num_queries(15):
+    first = client.get(queue_url(done)).context["sample"]
+    # session, user, evaluation, membership, the sample's id and identifier, its classification (the label's
+    # stratum); savepoint, the samples, alice's current labels, the insert in its own savepoint (3), release; then
+    # the next card: the random set so far, the next sample, alice's label on it, and the reveal of the sample just
+    # labelled: the sample, alice's label on it, its classification.
+    with django_assert_num_queries(19):
         response = client.post(
             f"/evaluations/{done.code}/review/label/",
-            {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "random"},
+            {"sample": str(first.code), "property": "sentiment", "value": "neutral", "mode": "random"},
             headers=HX,
         )
     assert response.status_code == HTTPStatus.OK
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="review-card"')
-    assert "1 of 30 reviews for sentiment" in page
-    assert shown(response) not in {None, first.sample.identifier}
+    assert "1 of 12 reviews for sentiment" in page
+    assert shown(response) not in {None, first.identifier}
     review = Review.objects.get()
-    assert (review.sample_id, review.value, review.selection) == (first.sample_id, "neutral", "random")
+    assert (review.sample_id, review.value, review.selection) == (first.id, "neutral", "random")
 
 
 def test_labelling_without_javascript_redirects_to_the_next_card(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
     # Sentiment: the embedded judge declines priority on these texts, so it has no disagreement to show.
-    first = client.get(queue_url(done, property="sentiment", mode="disagreement")).context["row"]
+    first = client.get(queue_url(done, property="sentiment", mode="disagreement")).context["sample"]
     response = client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral", "mode": "disagreement"},
+        {"sample": str(first.code), "property": "sentiment", "value": "neutral", "mode": "disagreement"},
     )
     assert response.status_code == HTTPStatus.FOUND
     assert "property=sentiment" in response["Location"]
@@ -434,16 +639,16 @@ def test_labelling_without_javascript_redirects_to_the_next_card(client: Client,
 
 def test_undo_withdraws_the_last_label_and_shows_its_sample(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done)).context["row"]
+    first = client.get(queue_url(done)).context["sample"]
     client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "neutral"},
+        {"sample": str(first.code), "property": "sentiment", "value": "neutral"},
         headers=HX,
     )
     response = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"}, headers=HX)
     assert response.status_code == HTTPStatus.OK
     assert not Review.objects.exists()
-    assert shown(response) == first.sample.identifier
+    assert shown(response) == first.identifier
     assert "Undone: sentiment = neutral" in response.content.decode()
     plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"})
     assert plain.status_code == HTTPStatus.FOUND  # nothing left to undo: back to the queue
@@ -451,37 +656,40 @@ def test_undo_withdraws_the_last_label_and_shows_its_sample(client: Client, alic
     # A plain form post (no JavaScript, or a click before HTMX took over the new card) says it on the next page.
     client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "negative"},
+        {"sample": str(first.code), "property": "sentiment", "value": "negative"},
     )
     plain = client.post(f"/evaluations/{done.code}/review/undo/", {"property": "sentiment"}, follow=True)
     assert not Review.objects.exists()
-    assert f"Undone: sentiment = negative on {first.sample.identifier}." in plain.content.decode()
+    assert f"Undone: sentiment = negative on {first.identifier}." in plain.content.decode()
     # The value comes from the URL: one that is not a value of the property shows nothing.
-    forged = client.get(queue_url(done, property="sentiment", sample=str(first.sample.code), undone="nope"))
+    forged = client.get(queue_url(done, property="sentiment", sample=str(first.code), undone="nope"))
     assert "Undone:" not in forged.content.decode()
 
 
 def test_back_shows_my_earlier_label_and_skip_passes_over(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
-    first = client.get(queue_url(done)).context["row"]
+    first = client.get(queue_url(done)).context["sample"]
     client.post(
         f"/evaluations/{done.code}/review/label/",
-        {"sample": str(first.sample.code), "property": "sentiment", "value": "negative"},
+        {"sample": str(first.code), "property": "sentiment", "value": "negative"},
     )
     back = client.get(queue_url(done, back="1"), headers=HX)
-    assert shown(back) == first.sample.identifier
+    assert shown(back) == first.identifier
     assert 'your label: <strong id="my-label">negative' in back.content.decode()
     assert 'data-key="skip"' in back.content.decode()  # → goes forward again
-    current = client.get(queue_url(done)).context["row"]
-    skipped = client.get(queue_url(done, skip=str(current.sample.code)))
-    assert skipped.context["row"].sample_id != current.sample_id
+    current = client.get(queue_url(done)).context["sample"]
+    skipped = client.get(queue_url(done, skip=str(current.code)))
+    assert skipped.context["sample"].id != current.id
 
 
 def test_the_queue_ends(client: Client, alice: Any, done: Evaluation) -> None:
-    signed_in(client, alice)
-    SampleClassification.objects.filter(evaluation=done).update(status="failed", classifications=None)
+    # Failed samples are a stratum too: the queue ends once every sample is labelled, whatever the judge said.
+    SampleClassification.objects.filter(evaluation=done, sample__position__gt=6).update(
+        status="failed", classifications=None
+    )
+    label_from_queue(client, done, alice, 12)
     response = client.get(queue_url(done))
-    assert response.context["row"] is None
+    assert response.context["sample"] is None
     assert "Nothing left to label" in response.content.decode()
 
 
@@ -524,13 +732,22 @@ def test_the_evaluation_page_shows_kappa_verdict_and_corrected_bars(
     evaluation = evaluate(run, "local/embeddings")
     signed_in(client, alice)
     assert "No human labels yet" not in client.get(f"/evaluations/{evaluation.code}/").content.decode()
-    _label_all(alice_api, evaluation, agreement.MIN_REVIEWS)
+    _label_all(evaluation, agreement.MIN_REVIEWS)
     response = client.get(f"/evaluations/{evaluation.code}/")
     page = response.content.decode()
     view = response.context["views"][0]
     assert [trace["name"] for trace in view["chart"]["data"]] == ["Requested", "Expected", "Evaluated", "Corrected"]
     assert "error_y" in view["chart"]["data"][3]
-    assert 'class="kappa"' in page or "undefined" in page
+    # A defined kappa, rendered with its interval (issue #27: the old check passed on "undefined" too, and the
+    # template writes class="kappa" in both branches).
+    kappa = view["human"]["kappa"]
+    assert kappa is not None
+    low, high = view["human"]["kappa_ci"]
+    assert f'<td class="kappa">{kappa:.2f} <span class="muted">[{low:.2f}, {high:.2f}]</span>' in page
+    assert (
+        "undefined"
+        not in page[page.index('id="human-review"') : page.index("</section>", page.index('id="human-review"'))]
+    )
     assert "fit for use" in page
     assert "lower end of kappa" in page
 
@@ -561,7 +778,7 @@ def test_the_compare_page_shows_kappa_and_corrected(
 
     run = run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(agreement.MIN_REVIEWS + 3))
     first, second = evaluate(run, "local/embeddings"), evaluate(run, "local/embeddings")
-    _label_all(alice_api, first, agreement.MIN_REVIEWS, truth=lambda s: ["positive", "negative"][s.position % 2])
+    _label_all(first, agreement.MIN_REVIEWS, truth=lambda s: ["positive", "negative"][s.position % 2])
     signed_in(client, alice)
     response = client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
     chart = response.context["comparison"]["charts"][0]["chart"]
@@ -642,7 +859,7 @@ def test_a_concurrent_first_label_is_updated_not_a_500(
 def test_the_statistics_block_costs_a_few_queries_and_one_per_labelled_property(
     alice_api: APIClient, done: Evaluation, django_assert_num_queries: Any
 ) -> None:
-    _label_all(alice_api, done, 12)
+    _label_all(done, 12)
     url = f"{EVALUATIONS}{done.code}/statistics/"
     alice_api.get(url)  # the API key's last-use stamp is written once a minute at most
     # api key (+company, user), the key's membership check, the active membership, the evaluation, then the
