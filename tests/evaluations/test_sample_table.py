@@ -93,7 +93,7 @@ def test_bad_parameters_fall_back_to_defaults(client: Client, alice: Any, run_a:
     url = f"/evaluations/{evaluation.code}/"
     for query in (
         {"size": "7"}, {"size": "x"}, {"size": "100000"}, {"sort": "judged:nope"}, {"sort": "sample__content"},
-        {"q": "a\x00b"}, {"q": "x" * 5000}, {"page": "-3"}, {"sort": ["identifier", "x"]},
+        {"q": "x" * 5000}, {"page": "-3"}, {"sort": ["identifier", "x"]},
     ):  # fmt: skip
         for headers in ({}, HX):
             response = client.get(url, query, headers=headers)
