@@ -275,3 +275,46 @@ def test_an_openai_compatible_server_needs_only_a_base_url(
     assert evaluation.model_used == "local/qwen3-8b"
     assert fake_openai.requests[0]["model"] == "Qwen/Qwen3-8B"
     assert fake_openai.requests[0]["temperature"] == 0
+
+
+# --- Dispatch: what is sent, when again, and in which order ---
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Ids of the items dispatch sends to the broker, in order; none runs."""
+    ids: list[int] = []
+    monkeypatch.setattr(dispatch, "async_task", lambda task, item_id, group: ids.append(item_id))
+    return ids
+
+
+def queued(company: Any, number: int) -> int:
+    dispatch.work_create(company_id=company.id, kind="test.item", subject_id=number, key=f"test:{company.id}:{number}")
+    return WorkItem.objects.get(key=f"test:{company.id}:{number}").id
+
+
+def test_dispatch_sends_an_item_once_until_its_message_is_presumed_lost(
+    company_a: Any, sent: list[int], settings: Any, time_machine: Any
+) -> None:
+    first = queued(company_a, 1)
+    assert dispatch.dispatch() == 1
+    assert dispatch.dispatch() == 0  # sent and not started yet: its message may still be on its way
+    time_machine.move_to(timezone.now() + timedelta(seconds=settings.WORK_REDELIVER_SECONDS - 1))
+    assert dispatch.dispatch() == 0
+    time_machine.move_to(timezone.now() + timedelta(seconds=2))
+    assert dispatch.dispatch() == 1  # presumed lost: sent again
+    assert sent == [first, first]
+
+
+def test_dispatch_takes_turns_between_companies_within_the_cap(
+    company_a: Any, company_b: Any, sent: list[int], settings: Any
+) -> None:
+    settings.WORK_MAX_IN_FLIGHT_PER_COMPANY = 2
+    a1, a2, a3 = (queued(company_a, n) for n in range(3))
+    b1 = queued(company_b, 1)
+    # The company with fewer in flight goes first (a tie: the smaller company id); A's third waits for a slot.
+    assert dispatch.dispatch() == 3
+    assert sent == ([a1, b1, a2] if company_a.id < company_b.id else [b1, a1, a2])
+    WorkItem.objects.filter(id=a1).update(state=WorkItem.State.DONE)  # a slot frees
+    assert dispatch.dispatch() == 1
+    assert sent[-1] == a3
