@@ -205,7 +205,18 @@ def apply_mutant(module: types.ModuleType, source: str, number: int) -> None:
 def run_tests(tests: list[str]) -> int:
     import pytest
 
-    args = [*tests, "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--hypothesis-profile=mutation"]
+    # --reuse-db: the test database is created (migrated) once, by the unmutated run, not once per mutant.
+    args = [
+        *tests,
+        "-x",
+        "-q",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        "--reuse-db",
+        "--hypothesis-profile=mutation",
+    ]
     return int(pytest.main(args))
 
 
