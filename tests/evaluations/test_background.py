@@ -318,3 +318,36 @@ def test_dispatch_takes_turns_between_companies_within_the_cap(
     WorkItem.objects.filter(id=a1).update(state=WorkItem.State.DONE)  # a slot frees
     assert dispatch.dispatch() == 1
     assert sent[-1] == a3
+
+
+def test_creating_an_item_twice_under_one_key_keeps_one(company_a: Any, sent: list[int]) -> None:
+    # A retried request or a redelivered task may create the same work again: the key makes it a no-op.
+    for _ in range(2):
+        dispatch.work_create(company_id=company_a.id, kind="test.item", subject_id=1, key="test:once")
+        dispatch.work_create_parts(company_id=company_a.id, kind="test.part", subject_id=1, parts=3)
+    assert WorkItem.objects.filter(key="test:once").count() == 1
+    assert sorted(WorkItem.objects.filter(kind="test.part").values_list("args", flat=True), key=str) == [
+        {"part": part, "parts": 3} for part in range(3)
+    ]
+
+
+@pytest.mark.parametrize(("attempts", "backoff"), [(0, 2), (1, 4), (2, 5)])
+def test_an_expired_claim_backs_off_exponentially_up_to_the_cap(
+    company_a: Any, settings: Any, time_machine: Any, attempts: int, backoff: int
+) -> None:
+    settings.WORK_BACKOFF_MAX_SECONDS = 5
+    time_machine.move_to(timezone.now(), tick=False)
+    WorkItem.objects.filter(id=queued(company_a, 1)).update(state="running", claim=1, attempts=attempts)
+    dispatch.expire(WorkItem.objects.get(key=f"test:{company_a.id}:1"), reason="x" * 5000)
+    expired = WorkItem.objects.get(key=f"test:{company_a.id}:1")
+    assert (expired.state, expired.attempts) == ("queued", attempts + 1)
+    assert expired.available_at == timezone.now() + timedelta(seconds=backoff)  # 2 ** attempts, at most the cap
+    assert expired.last_error == "x" * 4000  # a reason is cut to what an admin page shows
+
+
+def test_retry_queues_an_item_again_with_its_attempts_reset(company_a: Any, sent: list[int]) -> None:
+    item_id = queued(company_a, 1)
+    WorkItem.objects.filter(id=item_id).update(state="failed", attempts=5, last_error="gave up")
+    assert dispatch.work_retry(WorkItem.objects.filter(id=item_id)) == 1
+    retried = WorkItem.objects.get(id=item_id)
+    assert (retried.state, retried.attempts, retried.last_error) == ("queued", 0, "")
