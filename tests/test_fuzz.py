@@ -4,17 +4,17 @@ a spec, a run, a finished evaluation and a queued guardrail evaluation. Every an
 match the schema: its status code is documented, its content type is documented and its body validates against the
 documented response schema.
 
-Generated requests almost never get past validation, so half of the fuzzed cases of each write operation (chosen by
-Hypothesis) are replaced by a valid request of that operation (VALID), and each write operation must get some 2xx
-answers (its success path and response schema fuzzed too); the 2xx share per write operation is printed at the end
-(run with -s). The request quotas are turned off for the module.
+Generated requests almost never get past validation, so about half of the cases Hypothesis generates for a write
+operation (it chooses which) are replaced by a valid request of that operation (VALID), and each write operation
+must get some 2xx answers (its success path and response schema fuzzed too); the 2xx share per write operation is
+printed at the end (run with -s). The request quotas are turned off for the module.
 
 `FUZZ_EXAMPLES` (default 50) bounds the generated examples per operation. The requests are the same on every run:
-Hypothesis is derandomized, and the fixtures' codes are fixed (a real id is part of a request); two runs under
-different hash seeds gave the same count per operation and status. The request goes through Django's WSGI handler
-inside the test's transaction (as the test client does), so each operation starts from the same fixtures and
-nothing it writes outlives it: the DELETE operations are fuzzed like the others, since each operation is its own
-test and what it deletes is back for the next. For the same reason an evaluation created by POST stays queued (its
+Hypothesis is derandomized, and the fixtures' codes are fixed (a real id is part of a request); two runs, each
+under its own random hash seed, gave the same count per operation and status. The request goes through Django's
+WSGI handler inside the test's transaction (as the test client does), so each operation starts from the same
+fixtures and nothing it writes outlives it: the DELETE operations are fuzzed like the others, since each operation
+is its own test and what it deletes is back for the next. For the same reason an evaluation created by POST stays queued (its
 on-commit work never runs), which keeps the module fast.
 """
 
@@ -141,7 +141,7 @@ VALID: dict[str, Any] = {
 
 @schema.hook
 def flatmap_case(context: Any, case: Any) -> Any:
-    """Half of the cases of a write operation (chosen by Hypothesis) are replaced by its valid request."""
+    """About half of the cases of a write operation (Hypothesis chooses which) are replaced by its valid request."""
     valid = VALID.get(context.operation.label)
     if valid is None:
         return st.just(case)
