@@ -14,8 +14,8 @@ Hypothesis is derandomized, and the fixtures' codes are fixed (a real id is part
 under its own random hash seed, gave the same count per operation and status. The request goes through Django's
 WSGI handler inside the test's transaction (as the test client does), so each operation starts from the same
 fixtures and nothing it writes outlives it: the DELETE operations are fuzzed like the others, since each operation
-is its own test and what it deletes is back for the next. For the same reason an evaluation created by POST stays queued (its
-on-commit work never runs), which keeps the module fast.
+is its own test and what it deletes is back for the next. For the same reason an evaluation created by POST stays
+queued (its on-commit work never runs), which keeps the module fast.
 """
 
 from __future__ import annotations
