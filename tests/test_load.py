@@ -1,6 +1,7 @@
 """Load while background work runs (issue 11): 20 API clients for 30 s, a burst of large imports and a real worker
 writing results, all against one live server. On SQLite (CI's first leg) this is the "database is locked" test:
-short write transactions and IMMEDIATE mode must keep every answer out of the 5xx range."""
+short write transactions and IMMEDIATE mode must keep every answer out of the 5xx range, and every answer within
+TIMEOUT (a client that times out or loses its connection fails the test)."""
 
 from __future__ import annotations
 
