@@ -336,6 +336,7 @@ def test_an_expired_claim_backs_off_exponentially_up_to_the_cap(
     company_a: Any, settings: Any, time_machine: Any, attempts: int, backoff: int
 ) -> None:
     settings.WORK_BACKOFF_MAX_SECONDS = 60
+    settings.WORK_MAX_ATTEMPTS = 10  # every case is queued again, none given up
     time_machine.move_to(timezone.now(), tick=False)
     WorkItem.objects.filter(id=queued(company_a, 1)).update(state="running", claim=1, attempts=attempts)
     dispatch.expire(WorkItem.objects.get(key=f"test:{company_a.id}:1"), reason="x" * 5000)
