@@ -234,6 +234,7 @@ def run_child(module: types.ModuleType, source: str, number: int | None, tests: 
             code = run_tests(tests)
         except BaseException:  # a mutant that breaks at import time counts as killed
             code = 3
+        sys.stdout.flush()  # os._exit skips it: the unmutated run's report would be lost
         os._exit(code)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -272,13 +273,19 @@ def main() -> None:
         return
 
     import django
+    from hypothesis import HealthCheck
     from hypothesis import settings as hypothesis_settings
 
     # The same examples for every mutant, and no example database carrying failures from one mutant to the next.
     # Fewer examples than the suite runs (the machine is shared; every mutant runs them all) and no deadline (a
-    # loaded machine would fail slow examples for a reason that is not the mutant).
+    # loaded machine would fail slow examples, or slow generation, for a reason that is not the mutant).
     hypothesis_settings.register_profile(
-        "mutation", database=None, derandomize=True, deadline=None, max_examples=MUTATION_EXAMPLES
+        "mutation",
+        database=None,
+        derandomize=True,
+        deadline=None,
+        max_examples=MUTATION_EXAMPLES,
+        suppress_health_check=list(HealthCheck),
     )
     django.setup()
     module = importlib.import_module(options.module.removesuffix(".py").replace("/", "."))
