@@ -1,21 +1,32 @@
 """Schema fuzzing: schemathesis loads the schema the service serves at /api/schema/ and sends every documented
 operation a bounded number of generated requests (valid and invalid), authenticated as the owner of a company with
-a spec, a run, a finished evaluation and a queued guardrail evaluation. Every answer must be a non-5xx and must match the schema: its status code
-is documented, its content type is documented and its body validates against the documented response schema.
+a spec, a run, a finished evaluation and a queued guardrail evaluation. Every answer must be a non-5xx and must
+match the schema: its status code is documented, its content type is documented and its body validates against the
+documented response schema.
 
-`FUZZ_EXAMPLES` (default 50) bounds the generated examples per operation; Hypothesis is derandomized, so CI sees the
-same requests on every run. The request goes through Django's WSGI handler inside the test's transaction (as the
-test client does), so each operation starts from the same fixtures and nothing it writes outlives it: the DELETE
-operations are fuzzed like the others, since each operation is its own test and what it deletes is back for the
-next. For the same reason an evaluation created by POST stays queued (its on-commit work never runs), which keeps
-the module fast.
+Generated requests almost never get past validation, so about half of the cases Hypothesis generates for a write
+operation (it chooses which) are replaced by a valid request of that operation (VALID), and each write operation
+must get some 2xx answers (its success path and response schema fuzzed too); the 2xx share per write operation is
+printed at the end (run with -s). The request quotas are turned off for the module.
+
+`FUZZ_EXAMPLES` (default 50) bounds the generated examples per operation. The requests are the same on every run:
+Hypothesis is derandomized, and the fixtures' codes are fixed (a real id is part of a request); two runs, each
+under its own random hash seed, gave the same count per operation and status. The request goes through Django's
+WSGI handler inside the test's transaction (as the test client does), so each operation starts from the same
+fixtures and nothing it writes outlives it: the DELETE operations are fuzzed like the others, since each operation
+is its own test and what it deletes is back for the next. For the same reason an evaluation created by POST stays
+queued (its on-commit work never runs), which keeps the module fast.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -27,6 +38,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from companies.models import ApiKey
+from tests.conftest import SPEC_YAML, make_rows
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 
@@ -67,6 +79,87 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> An
     return st.sampled_from([path_parameters, real])
 
 
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+GUARDRAIL = {"model_input": {"user_prompt": "Hi?"}, "model_output": "Hello.", "run_mode": "economy"}
+
+# A valid request for each write operation, from the fixture's ids and a number drawn by Hypothesis (unique names):
+# the fuzzer's own requests almost never get past validation (in one run none of them did), so without these the
+# success branches and their response schemas would never be fuzzed. Parts: path_parameters, query, body,
+# media_type. A new write operation needs an entry here (test_fuzz fails until it gets 2xx answers).
+VALID: dict[str, Any] = {
+    "POST /api/dataframer/specs/": lambda ids, n: {"body": {"name": f"fuzz {n}", "content_yaml": SPEC_YAML}},
+    "PUT /api/dataframer/specs/{id}/": lambda ids, n: {
+        "path_parameters": {"id": ids["specs"]},
+        "body": {"content_yaml": SPEC_YAML.replace("Customer support", f"Support {n}")},
+    },
+    "DELETE /api/dataframer/specs/{id}/": lambda ids, n: {
+        "path_parameters": {"id": ids["specs"]},
+        "query": {"force": "true"},
+    },
+    "POST /api/dataframer/runs/": lambda ids, n: {"body": {"spec_id": ids["specs"], "number_of_samples": 1 + n % 5}},
+    "POST /api/dataframer/runs/import/": lambda ids, n: {
+        "body": {"spec_id": ids["specs"], "name": f"fuzz {n}", "samples": make_rows(2)}
+    },
+    "POST /api/dataframer/runs/{id}/cancel/": lambda ids, n: {"path_parameters": {"id": ids["pending_run"]}},
+    "DELETE /api/dataframer/runs/{id}/": lambda ids, n: {"path_parameters": {"id": ids["runs"]}},
+    "POST /api/dataframer/evaluations/": lambda ids, n: {"body": {"run_id": ids["runs"]}},
+    "POST /api/dataframer/evaluations/{id}/cancel/": lambda ids, n: {
+        "path_parameters": {"id": ids["queued_evaluation"]}
+    },
+    "POST /api/dataframer/evaluations/{evaluation_pk}/reviews/": lambda ids, n: {
+        "path_parameters": {"evaluation_pk": ids["evaluations"]},
+        "body": {
+            "sample_identifier": ids["sample_identifier"],
+            "property_name": "sentiment",
+            "value": ["positive", "negative", "neutral"][n % 3],
+        },
+    },
+    "DELETE /api/dataframer/evaluations/{evaluation_pk}/reviews/{review_id}/": lambda ids, n: {
+        "path_parameters": {"evaluation_pk": ids["evaluations"], "review_id": ids["review_id"]}
+    },
+    "POST /api/dataframer/seed-datasets/create/": lambda ids, n: {
+        "media_type": "multipart/form-data",
+        "body": {"name": f"fuzz {n}", "dataset_type": "MULTI_FILE", "files": [b"one ticket", b"another ticket"]},
+    },
+    "POST /api/dataframer/seed-datasets/create-from-zip/": lambda ids, n: {
+        "media_type": "multipart/form-data",
+        "body": {"name": f"fuzz {n}", "zip_file": _zip({"data/a.txt": b"a ticket", "data/b.txt": b"another"})},
+    },
+    "DELETE /api/dataframer/seed-datasets/{id}/": lambda ids, n: {"path_parameters": {"id": ids["seed_dataset"]}},
+    "POST /evaluate": lambda ids, n: {"body": GUARDRAIL},
+    "POST /evaluate/batch": lambda ids, n: {"body": {"items": [GUARDRAIL] * (1 + n % 3)}},
+    "POST /evaluate/{eval_id}/cancel": lambda ids, n: {"path_parameters": {"eval_id": ids["eval_id"]}},
+}
+
+
+@schema.hook
+def flatmap_case(context: Any, case: Any) -> Any:
+    """About half of the cases of a write operation (Hypothesis chooses which) are replaced by its valid request."""
+    valid = VALID.get(context.operation.label)
+    if valid is None:
+        return st.just(case)
+
+    def build(n: int) -> Any:
+        parts = valid(REAL_IDS["current"], n)
+        media_type = parts.get("media_type", "application/json" if "body" in parts else None)
+        body = {"body": parts["body"]} if "body" in parts else {}
+        return context.operation.Case(
+            path_parameters=parts.get("path_parameters", {}),
+            query=parts.get("query", {}),
+            media_type=media_type,
+            **body,
+        )
+
+    return st.one_of(st.just(case), st.integers(min_value=0, max_value=999).map(build))
+
+
 @pytest.fixture
 def _keep_connection() -> Any:
     """Requests run in the test's transaction, on its connection: the end of a request must not close it (what
@@ -78,46 +171,94 @@ def _keep_connection() -> Any:
         signal.connect(close_old_connections)
 
 
-@pytest.fixture
-def fuzz_key(_keep_connection: None, alice: Any, company_a: Any, spec_a: Any, run_a: Any, evaluate: Any) -> Any:
-    from guardrails.services import guardrail_evaluation_create
+def _fixed_code(model: Any, pk: int, number: int) -> str:
+    """Give a fixture row a fixed code: the requests, real ids included, are then the same on every run."""
+    code = uuid.UUID(int=number)
+    model._default_manager.filter(pk=pk).update(code=code)
+    return str(code)
 
+
+@pytest.fixture
+def fuzz_key(
+    _keep_connection: None,
+    alice: Any,
+    company_a: Any,
+    spec_a: Any,
+    run_a: Any,
+    evaluate: Any,
+    fake_anthropic: Any,  # a provider is configured: a valid POST runs/ is accepted (its work never runs here)
+    settings: Any,
+) -> Any:
+    from evaluations.models import Evaluation, Review
+    from evaluations.services import ReviewInput, evaluation_create, review_save
+    from guardrails.models import GuardrailEvaluation
+    from guardrails.services import guardrail_evaluation_create
+    from runs.models import Run, SeedDataset, Spec
+    from runs.services import run_generate
+
+    # The request quotas would answer most of the fuzzer's requests 429 (tests/companies/test_quotas.py tests them).
+    settings.API_REQUESTS_PER_MINUTE = settings.API_REQUESTS_PER_MINUTE_PER_KEY = 0
+    settings.API_CONCURRENT_REQUESTS_PER_COMPANY = settings.MAX_EVALUATIONS_IN_FLIGHT = 0
     evaluation = evaluate(run_a)  # completed, by the offline judge
-    guardrail = guardrail_evaluation_create(  # stays queued: its on-commit work is not run here
+    # Created here, outside django_capture_on_commit_callbacks: their on-commit work never runs, so they stay
+    # queued (or pending) and can be canceled.
+    guardrail = guardrail_evaluation_create(
         company=company_a, created_by=alice, model_input={"user_prompt": "Hi"}, model_output="Hello"
     )
+    queued = evaluation_create(company=company_a, created_by=alice, run=run_a)
+    pending = run_generate(company=company_a, created_by=alice, spec=spec_a, number_of_samples=3)
+    dataset = SeedDataset.objects.create(company=company_a, name="Spare", dataset_type="MULTI_FILE")
     sample = run_a.samples.order_by("position").first()
-    from evaluations.services import ReviewInput, review_save
-
     [review] = review_save(
         evaluation=evaluation, reviewer=alice, items=[ReviewInput(sample.identifier, "sentiment", "neutral")]
     )
+    run_code = _fixed_code(Run, run_a.pk, 1)
+    evaluation_code = _fixed_code(Evaluation, evaluation.pk, 3)
     REAL_IDS["current"] = {
-        "specs": str(spec_a.code),
-        "runs": str(run_a.code),
-        "run_pk": str(run_a.code),
-        "file_id": str(sample.code),
-        "evaluations": str(evaluation.code),
-        "evaluation_pk": str(evaluation.code),
-        "review_id": str(review.code),
-        "eval_id": guardrail.eval_id,
+        "specs": _fixed_code(Spec, spec_a.pk, 2),
+        "runs": run_code,
+        "run_pk": run_code,
+        "file_id": _fixed_code(type(sample), sample.pk, 4),
+        "evaluations": evaluation_code,
+        "evaluation_pk": evaluation_code,
+        "review_id": _fixed_code(Review, review.pk, 5),
+        "eval_id": GuardrailEvaluation.ID_PREFIX + _fixed_code(GuardrailEvaluation, guardrail.pk, 9),
+        # Only for the valid cases of the write operations (VALID below):
+        "queued_evaluation": _fixed_code(Evaluation, queued.pk, 6),
+        "pending_run": _fixed_code(Run, pending.pk, 7),
+        "seed_dataset": _fixed_code(SeedDataset, dataset.pk, 8),
+        "sample_identifier": sample.identifier,
     }
     yield ApiKey.issue(company=company_a, user=alice, name="fuzz")[1]
     REAL_IDS.pop("current", None)
 
 
-# Requests sent, by operation and by status code: printed at the end of the module (run with -s to see them).
+# Requests sent and 2xx answers, by operation, and answers by status code: printed at the end of the module (run
+# with -s to see them).
 SENT: Counter[str] = Counter()
+SUCCEEDED: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _figure() -> Iterator[None]:
     yield
+    shares = ", ".join(f"{label} {SUCCEEDED[label]}/{SENT[label]}" for label in sorted(VALID) if SENT[label])
     print(  # noqa: T201
         f"\nschema fuzzing: {len(SENT)} operations, {sum(SENT.values())} requests; "
-        f"statuses {dict(sorted(STATUSES.items()))}; FUZZ_EXAMPLES={FUZZ_EXAMPLES}"
+        f"statuses {dict(sorted(STATUSES.items()))}; FUZZ_EXAMPLES={FUZZ_EXAMPLES}\n2xx per write operation: {shares}"
     )
+
+
+@pytest.fixture(autouse=True)
+def _a_write_gets_through() -> Iterator[None]:
+    """After each operation's examples (one test each): a write operation got some 2xx answers, so its success
+    path and response schema were fuzzed too, not only its validation errors."""
+    sent_before = SENT.copy()
+    yield
+    for label in SENT - sent_before:
+        if label in VALID and SUCCEEDED[label] == 0:
+            pytest.fail(f"{label}: none of {SENT[label]} requests got a 2xx answer")
 
 
 CHECKS = [
@@ -141,3 +282,5 @@ def test_fuzz(case: Any, fuzz_key: str) -> None:
     response = case.call_and_validate(headers={"Authorization": f"Bearer {fuzz_key}"}, checks=CHECKS)
     SENT[case.operation.label] += 1
     STATUSES[response.status_code] += 1
+    if HTTPStatus.OK <= response.status_code < HTTPStatus.MULTIPLE_CHOICES:
+        SUCCEEDED[case.operation.label] += 1

@@ -117,3 +117,11 @@ def test_largest_remainder_hands_out_exactly_the_units() -> None:
     assert largest_remainder({"a": 0, "b": 0}, 5) == {"a": 0, "b": 0}
     with pytest.raises(ValueError, match="negative"):
         largest_remainder({"a": -1, "b": 2}, 5)
+
+
+@pytest.mark.parametrize("mode", ["quota", "random"])
+def test_a_value_its_distribution_leaves_out_is_never_assigned(mode: str) -> None:
+    # A parsed spec lists every value (0 where the YAML gives none); a Property built in code may leave one out,
+    # and it weighs 0, not some small share (1,000 samples: a weight of 1 in 101 would give it about 10).
+    prop = Property("p", ["a", "b"], {"a": 100.0})
+    assert {row["p"] for row in plan([prop], 1000, seed=1, mode=mode)} == {"a"}  # type: ignore[arg-type]

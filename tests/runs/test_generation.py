@@ -411,6 +411,21 @@ def model_requests(server: StandIn) -> int:
     return sum(n for path, n in server.stats()["paths"].items() if not path.startswith("/_"))
 
 
+class Calls:
+    """The stand-in's model requests, and when their count last grew (a wait_for condition polls it)."""
+
+    def __init__(self, server: StandIn) -> None:
+        self.server = server
+        self.count = model_requests(server)
+        self.last_grew_at = time.monotonic()
+
+    def quiet_for(self, seconds: float) -> bool:
+        count = model_requests(self.server)
+        if count != self.count:
+            self.count, self.last_grew_at = count, time.monotonic()
+        return time.monotonic() - self.last_grew_at >= seconds
+
+
 def test_a_killed_worker_resumes_with_no_sample_lost_or_written_twice(
     start_worker: Any, standin: StandIn, company_a: Company, alice: Any, spec_a: Spec
 ) -> None:
@@ -445,10 +460,14 @@ def test_cancel_stops_the_calls_within_5_seconds(
     start_worker(**FAST)
     wait_for(lambda: run.samples.count() >= 20, timeout=60)
     assert services.run_cancel(run=Run.objects.get(pk=run.pk))
-    time.sleep(5)
-    after_5_s = model_requests(standin)
-    time.sleep(2)
-    assert model_requests(standin) == after_5_s  # no call started after the first 5 s
+    canceled_at = time.monotonic()
+    # Calls go out back to back (0.2 s each): a second without one means the worker stopped calling.
+    calls = Calls(standin)
+    wait_for(lambda: calls.quiet_for(1.0), timeout=7)
+    assert calls.last_grew_at - canceled_at < 5  # no call started after the first 5 s
+    # The stopped item recounts on its way out; still no call after that.
+    wait_for(lambda: Run.objects.get(pk=run.pk).samples_completed == run.samples.count(), timeout=5)
+    assert model_requests(standin) == calls.count
     run.refresh_from_db()
     assert run.status == "CANCELED"
     assert run.samples.count() < 400

@@ -392,14 +392,20 @@ def test_the_prompt_quotes_a_bounded_sample(company_a: Company, settings: Any) -
     assert "[... cut: the file goes on]" in excerpt
 
 
-def test_a_name_taken_concurrently_is_a_400_and_leaves_no_file(company_a: Company) -> None:
+def test_a_name_taken_after_the_check_is_a_400_and_leaves_no_file(
+    alice_api: APIClient, company_a: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A concurrent upload that saves the name between the serializer's check and our save, played in sequence:
+    # the check lets the name through (as it did before the other upload saved it); the save then finds it taken.
+    from runs.api.serializers import SeedDatasetInputSerializer
+
+    monkeypatch.setattr(SeedDatasetInputSerializer, "validate_name", lambda self, value: value)
     SeedDataset.objects.create(company=company_a, name="Taken", dataset_type="MULTI_FILE")
-    with (
-        zipfile.ZipFile(io.BytesIO(make_zip(TICKETS))) as archive,
-        pytest.raises(SeedError, match="already exists"),
-    ):
-        seed_dataset_create(company=company_a, created_by=None, name="Taken", entries=zip_entries(archive))
+    response = upload_zip(alice_api, TICKETS, name="Taken")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json() == {"detail": "The seed dataset was refused: a seed dataset named 'Taken' already exists."}
     assert stored_files(company_a) == []
+    assert SeedDataset.objects.count() == 1
 
 
 def test_a_dataset_whose_stored_files_vanished_says_so(alice_api: APIClient, web: Any, alice: Any) -> None:
