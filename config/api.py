@@ -142,3 +142,17 @@ class MinimalMetadata(BaseMetadata):
             "renders": [renderer.media_type for renderer in view.renderer_classes],
             "parses": [parser.media_type for parser in view.parser_classes],
         }
+
+
+def document_refused_text(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular hook: every operation may answer 400, since config.text's middleware refuses text no
+    database can store (a NUL, a lone surrogate) in any query parameter, documented or not, before the view runs."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses") if isinstance(operation, dict) else None
+            if responses is not None and "400" not in responses and "401" in responses:
+                responses["400"] = {
+                    "content": responses["401"]["content"],
+                    "description": "A query parameter holds text no database can store (a NUL or a lone surrogate).",
+                }
+    return result

@@ -306,6 +306,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.document_refused_text"],
     # Several models have a `status`; name each choice set after its model rather than by hash.
     "ENUM_NAME_OVERRIDES": {
         "SpecStatusEnum": "runs.models.Spec.Status",

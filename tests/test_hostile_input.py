@@ -345,12 +345,26 @@ def test_it_refuses_a_nul_in_every_documented_parameter_and_body(
     # Path ids are real ones, so the request reaches the view and its parser, not a 404.
     schema = alice_api.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     evaluation = evaluate(run_a)
+    monitor = alice_api.post("/monitor", {"name": "m"}, format="json").json()
+    workflow = alice_api.post(
+        "/defend",
+        {
+            "name": "w",
+            "type": "custom",
+            "improvement_action": "do_nothing",
+            "custom_hallucination_threshold_values": {"completeness": 0.7},
+        },
+        format="json",
+    ).json()
     ids = {
         "id": str(spec_a.code),
         "run_pk": str(run_a.code),
         "evaluation_pk": str(evaluation.code),
         "eval_id": "eval-x",
         "file_id": "x",
+        "monitor_id": monitor["monitor_id"],
+        "workflow_id": workflow["workflow_id"],
+        "event_id": "x",
     }
     sent = 0
     for path, item in schema["paths"].items():
