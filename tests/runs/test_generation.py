@@ -449,7 +449,9 @@ def test_a_killed_worker_resumes_with_no_sample_lost_or_written_twice(
     ledger = JudgeCall.objects.filter(run=run).count()
     assert 160 <= ledger <= model_requests(standin) <= ledger + 2 * 8
     [write] = items(run, "run.write")
-    assert write.attempts == 2
+    # Both kills came after progress, so neither is held against the item (issue #28): the last claim's own count,
+    # reset by its first heartbeat after progress.
+    assert write.attempts in {0, 1}
 
 
 def test_cancel_stops_the_calls_within_5_seconds(
