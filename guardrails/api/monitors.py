@@ -7,19 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet
 from companies.api.serializers import error_responses
 from guardrails.metrics import METRICS
-from guardrails.models import ActiveStatus, GuardrailEvaluation, Monitor, parse_wire_id
+from guardrails.models import ActiveStatus, GuardrailEvaluation, Monitor
 from guardrails.monitors import monitor_create, monitor_event_create, monitor_stats, monitor_update
 from guardrails.services import GuardrailInputError
 
+from .lookup import get_by_wire_id
 from .serializers import (
     GuardrailCreateSerializer,
     GuardrailEvaluationOutputSerializer,
@@ -114,11 +116,8 @@ class MonitorViewSet(CompanyScopedViewSet):
 
     def _monitor(self, monitor_id: str) -> Monitor:
         """The company's monitor with this wire id; anything else (another company's included) is not found."""
-        code = parse_wire_id(Monitor.ID_PREFIX, monitor_id)
-        monitor: Monitor | None = self.get_queryset().filter(code=code).first() if code else None
-        if monitor is None:
-            raise exceptions.NotFound("No monitor with this id.")
-        return monitor
+        monitors: QuerySet[Monitor] = self.get_queryset()
+        return get_by_wire_id(monitors, Monitor.ID_PREFIX, monitor_id, missing="No monitor with this id.")
 
     @extend_schema(
         operation_id="monitor_create",

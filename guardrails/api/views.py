@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.urls import path
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -30,6 +30,7 @@ from guardrails.services import (
     guardrail_evaluation_create_batch,
 )
 
+from .lookup import get_by_wire_id
 from .serializers import (
     GuardrailBatchOutputSerializer,
     GuardrailBatchSerializer,
@@ -99,11 +100,10 @@ class GuardrailEvaluationViewSet(CompanyScopedViewSet):
 
     def _evaluation(self, eval_id: str) -> GuardrailEvaluation:
         """The company's evaluation with this wire id (`eval-<uuid>`); anything else is not found."""
-        code = GuardrailEvaluation.parse_eval_id(eval_id)
-        evaluation: GuardrailEvaluation | None = self.get_queryset().filter(code=code).first() if code else None
-        if evaluation is None:
-            raise exceptions.NotFound("No evaluation with this id.")
-        return evaluation
+        evaluations: QuerySet[GuardrailEvaluation] = self.get_queryset()
+        return get_by_wire_id(
+            evaluations, GuardrailEvaluation.ID_PREFIX, eval_id, missing="No evaluation with this id."
+        )
 
     @extend_schema(
         operation_id="evaluate_create",

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,10 +18,11 @@ from companies.api.base import BadRequest, CompanyScopedViewSet
 from companies.api.serializers import error_responses
 from guardrails.defend import TOLERANCE_THRESHOLDS, workflow_create, workflow_event_create, workflow_update
 from guardrails.metrics import RUN_MODES
-from guardrails.models import ActiveStatus, Workflow, WorkflowEvent, parse_wire_id
+from guardrails.models import ActiveStatus, Workflow, WorkflowEvent
 from guardrails.selectors import workflow_event_attempts, workflow_success_rate
 from guardrails.services import GuardrailInputError
 
+from .lookup import get_by_wire_id
 from .serializers import (
     ModelInputSerializer,
     ObjectSerializer,
@@ -158,11 +160,8 @@ class WorkflowViewSet(CompanyScopedViewSet):
 
     def _workflow(self, workflow_id: str) -> Workflow:
         """The company's workflow with this wire id; anything else (another company's included) is not found."""
-        code = parse_wire_id(Workflow.ID_PREFIX, workflow_id)
-        workflow: Workflow | None = self.get_queryset().filter(code=code).first() if code else None
-        if workflow is None:
-            raise exceptions.NotFound("No workflow with this id.")
-        return workflow
+        workflows: QuerySet[Workflow] = self.get_queryset()
+        return get_by_wire_id(workflows, Workflow.ID_PREFIX, workflow_id, missing="No workflow with this id.")
 
     def _event_data(self, event: WorkflowEvent) -> Any:
         return WorkflowEventOutputSerializer((event, workflow_event_attempts(event))).data
@@ -242,10 +241,10 @@ class WorkflowViewSet(CompanyScopedViewSet):
     def retrieve_event(self, request: Request, workflow_id: str, event_id: str) -> Response:
         """An event: where its improvement loop stands, and every attempt's output, evaluation and cost."""
         workflow = self._workflow(workflow_id)
-        code = parse_wire_id(WorkflowEvent.ID_PREFIX, event_id)
-        event = workflow.events.select_related("workflow").filter(code=code).first() if code else None
-        if event is None:
-            raise exceptions.NotFound("No event with this id in this workflow.")
+        events = workflow.events.select_related("workflow")
+        event = get_by_wire_id(
+            events, WorkflowEvent.ID_PREFIX, event_id, missing="No event with this id in this workflow."
+        )
         return Response(self._event_data(event))
 
 
