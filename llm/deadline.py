@@ -17,6 +17,7 @@ from typing import Any
 
 import httpcore2
 import httpx2
+from httpx2._utils import get_environment_proxies  # httpx's own reading of the proxy variables
 
 POLL_SECONDS = 0.2  # how often a waiting read looks at the clock (how late a stop can be noticed)
 
@@ -133,18 +134,23 @@ class _Backend(httpcore2.NetworkBackend):
 
 
 class DeadlineTransport(httpx2.HTTPTransport):
-    """httpx2's own transport (its pool, TLS, limits), on the deadline-bounded network backend."""
+    """httpx2's own transport (its pool, TLS, limits, proxy), on the deadline-bounded network backend."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._pool = httpcore2.ConnectionPool(
-            ssl_context=httpx2.create_ssl_context(),
-            max_connections=1000,
-            max_keepalive_connections=100,
-            network_backend=_Backend(),
-        )
+    def __init__(self, proxy: httpx2.Proxy | None = None) -> None:
+        super().__init__(proxy=proxy, limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100))
+        # httpx2 builds the right pool (direct, HTTP proxy or SOCKS proxy) but takes no network backend; each of
+        # them opens its connections through `_network_backend`, so the deadline bounds a proxied call as well.
+        self._pool._network_backend = _Backend()
 
 
 def http_client(timeout: float) -> httpx2.Client:
-    """The client a provider's SDK sends its requests through."""
-    return httpx2.Client(transport=DeadlineTransport(), timeout=timeout, follow_redirects=True)
+    """The client a provider's SDK sends its requests through.
+
+    httpx reads HTTP(S)_PROXY / ALL_PROXY / NO_PROXY only when no transport is given, so the same environment is
+    turned into mounts here: a company behind an egress proxy reaches its provider as with the SDK's own client.
+    """
+    mounts: dict[str, httpx2.BaseTransport | None] = {
+        pattern: None if url is None else DeadlineTransport(httpx2.Proxy(url))
+        for pattern, url in get_environment_proxies().items()
+    }
+    return httpx2.Client(transport=DeadlineTransport(), mounts=mounts, timeout=timeout, follow_redirects=True)

@@ -3,8 +3,11 @@ a reply that trickles in ends as a timeout like one that hangs, and a stop aband
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,3 +107,63 @@ def test_a_stop_abandons_the_call_in_flight_and_sends_no_retry(
     assert again.deferred
     assert not again.attempts
     assert server.stats()["requests"] == 1
+
+
+class _ForwardingProxy(http.server.ThreadingHTTPServer):
+    """A plain HTTP forward proxy on 127.0.0.1: it takes `POST http://host/path`, relays it, and records the URL."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        super().__init__(("127.0.0.1", 0), _Relay)
+
+
+class _Relay(http.server.BaseHTTPRequestHandler):
+    server: _ForwardingProxy
+
+    def do_POST(self) -> None:
+        self.server.seen.append(self.path)  # a proxy is sent the absolute URL
+        target = urllib.parse.urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"proxy-connection", "connection"}}
+        upstream.request("POST", target.path, body=body, headers=headers)
+        reply = upstream.getresponse()
+        self.send_response(reply.status)
+        for key, value in reply.getheaders():
+            if key.lower() not in {"connection", "transfer-encoding"}:
+                self.send_header(key, value)
+        self.end_headers()
+        while chunk := reply.read1(65536):  # relays a trickled body as it comes
+            self.wfile.write(chunk)
+            self.wfile.flush()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ForwardingProxy]:
+    server = _ForwardingProxy()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_calls_go_through_the_proxy_the_environment_names_and_keep_their_deadline(
+    server: StandIn, proxy: _ForwardingProxy, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    j = judge(f"test/standin-{provider}", monkeypatch)
+    outcome, _ = ask(j)
+    assert outcome.ok, outcome.error
+    assert proxy.seen
+    assert all(url.startswith(server.url) for url in proxy.seen), proxy.seen
+    # Through the proxy the total deadline still holds: a trickled reply relayed piece by piece ends at 2 s.
+    server.configure(forced=["trickle"], trickle_chunks=30)
+    outcome, took = ask(j)
+    assert outcome.attempts[0].outcome == "timeout", outcome.attempts[0].error
+    assert took < 3
