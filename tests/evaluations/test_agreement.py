@@ -208,9 +208,16 @@ def test_a_stratum_without_random_labels_widens_every_interval_and_says_so():
     pairs = [(v, v) for v in VALUES for _ in range(10)]
     block = human_review_block(values=VALUES, sample=queue_sample(pairs, STRATA))
     assert any("(undecided), (failed) (20.00% of the run)" in note for note in block["notes"])
-    # Undecided and failed are split like the rest (40/20/20 of the 80% labelled), and could be anything.
+    # Undecided and failed are split like the rest (40/20/20 of the 80% labelled), and could be anything: their 20%
+    # of the run counts as one label's worth, so the interval is far wider than the same labels' on a run without
+    # them (about +-10 points), though not the whole 20 points on top of each bound as the old worst case was.
     assert block["corrected_distributions"] == {"positive": 50.0, "negative": 25.0, "neutral": 25.0}
-    assert block["corrected_ci"]["neutral"][1] >= 20 + 20
+    without = human_review_block(values=VALUES, sample=queue_sample(pairs, {v: STRATA[v] for v in VALUES}))
+    for value in VALUES:
+        (low, high), (alone_low, alone_high) = block["corrected_ci"][value], without["corrected_ci"][value]
+        assert high - low > alone_high - alone_low + 10, value
+        assert low < alone_low - 5, value
+        assert high > alone_high, value
 
 
 def test_kappa_and_accuracy_are_weighted_to_the_run():
