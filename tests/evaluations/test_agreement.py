@@ -20,6 +20,7 @@ from evaluations.agreement import (
     PARTIAL_REVIEWS,
     ReviewSample,
     cohen_kappa,
+    design_estimate,
     human_review_block,
     kappa_interval,
     labels_to_halve,
@@ -122,6 +123,35 @@ def test_the_wilson_interval_solves_the_score_equation(successes, n):
     p_hat = successes / n
     roots = np.sort(np.roots([n + Z**2, -(2 * n * p_hat + Z**2), n * p_hat**2]).real)
     assert wilson(successes, n) == pytest.approx(tuple(roots), abs=1e-9)
+
+
+@pytest.mark.parametrize("successes", [0, 1, 3, 7, 10])
+def test_with_one_stratum_the_corrected_interval_is_wilsons(successes):
+    # One stratum (a judge that abstained on everything) of 10^7 samples, 10 labels: the stratified score interval
+    # reduces to Wilson's, the finite-population correction to nothing.
+    values = [0] * successes + [1] * (10 - successes)
+    estimate, low, high = design_estimate(
+        stratum=[0] * 10, value=values, weight=[1e6] * 10, sizes=[10**7], known=[[0, 0]], labelled=[0], word=[-1]
+    )
+    assert estimate[0] == pytest.approx(successes / 10)
+    assert (low[0], high[0]) == pytest.approx(wilson(successes, 10), abs=1e-6)
+
+
+def test_a_stratum_whose_labels_agree_still_has_a_wide_interval():
+    # Three strata, 2-3 labels each, every label agreeing with the judge: a normal interval would have width 0.
+    estimate, low, high = design_estimate(
+        stratum=[0, 0, 0, 1, 1, 1, 2, 2, 2, 2],
+        value=[0, 0, 0, 1, 1, 1, 2, 2, 2, 2],
+        weight=[40.0] * 6 + [25.0] * 4,
+        sizes=[120, 120, 100],
+        known=np.zeros((3, 3)),
+        labelled=[0, 0, 0],
+        word=[0, 1, 2],
+    )
+    assert list(estimate) == pytest.approx([120 / 340, 120 / 340, 100 / 340])
+    assert np.all(high - low > 0.15), (low, high)
+    assert np.all(low < estimate)
+    assert np.all(estimate < high)
 
 
 def test_kappa_is_undefined_when_both_raters_use_one_value():
