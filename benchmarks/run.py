@@ -21,6 +21,7 @@ BENCHMARKS = [
     ["guardrail_costs.py"],
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],
+    ["estimator_coverage.py"],
     ["offline_guardrails.py"],
     ["monitor_events.py", "200", "0.1"],
 ]

@@ -20,6 +20,7 @@ from evaluations.agreement import (
     PARTIAL_REVIEWS,
     ReviewSample,
     cohen_kappa,
+    design_estimate,
     human_review_block,
     kappa_interval,
     labels_to_halve,
@@ -124,6 +125,35 @@ def test_the_wilson_interval_solves_the_score_equation(successes, n):
     assert wilson(successes, n) == pytest.approx(tuple(roots), abs=1e-9)
 
 
+@pytest.mark.parametrize("successes", [0, 1, 3, 7, 10])
+def test_with_one_stratum_the_corrected_interval_is_wilsons(successes):
+    # One stratum (a judge that abstained on everything) of 10^7 samples, 10 labels: the stratified score interval
+    # reduces to Wilson's, the finite-population correction to nothing.
+    values = [0] * successes + [1] * (10 - successes)
+    estimate, low, high = design_estimate(
+        stratum=[0] * 10, value=values, weight=[1e6] * 10, sizes=[10**7], known=[[0, 0]], labelled=[0], word=[-1]
+    )
+    assert estimate[0] == pytest.approx(successes / 10)
+    assert (low[0], high[0]) == pytest.approx(wilson(successes, 10), abs=1e-6)
+
+
+def test_a_stratum_whose_labels_agree_still_has_a_wide_interval():
+    # Three strata, 2-3 labels each, every label agreeing with the judge: a normal interval would have width 0.
+    estimate, low, high = design_estimate(
+        stratum=[0, 0, 0, 1, 1, 1, 2, 2, 2, 2],
+        value=[0, 0, 0, 1, 1, 1, 2, 2, 2, 2],
+        weight=[40.0] * 6 + [25.0] * 4,
+        sizes=[120, 120, 100],
+        known=np.zeros((3, 3)),
+        labelled=[0, 0, 0],
+        word=[0, 1, 2],
+    )
+    assert list(estimate) == pytest.approx([120 / 340, 120 / 340, 100 / 340])
+    assert np.all(high - low > 0.15), (low, high)
+    assert np.all(low < estimate)
+    assert np.all(estimate < high)
+
+
 def test_kappa_is_undefined_when_both_raters_use_one_value():
     pairs = [("positive", "positive")] * 40
     assert cohen_kappa(pairs, VALUES) is None
@@ -208,9 +238,16 @@ def test_a_stratum_without_random_labels_widens_every_interval_and_says_so():
     pairs = [(v, v) for v in VALUES for _ in range(10)]
     block = human_review_block(values=VALUES, sample=queue_sample(pairs, STRATA))
     assert any("(undecided), (failed) (20.00% of the run)" in note for note in block["notes"])
-    # Undecided and failed are split like the rest (40/20/20 of the 80% labelled), and could be anything.
+    # Undecided and failed are split like the rest (40/20/20 of the 80% labelled), and could be anything: their 20%
+    # of the run counts as one label's worth, so the interval is far wider than the same labels' on a run without
+    # them (about +-10 points), though not the whole 20 points on top of each bound as the old worst case was.
     assert block["corrected_distributions"] == {"positive": 50.0, "negative": 25.0, "neutral": 25.0}
-    assert block["corrected_ci"]["neutral"][1] >= 20 + 20
+    without = human_review_block(values=VALUES, sample=queue_sample(pairs, {v: STRATA[v] for v in VALUES}))
+    for value in VALUES:
+        (low, high), (alone_low, alone_high) = block["corrected_ci"][value], without["corrected_ci"][value]
+        assert high - low > alone_high - alone_low + 10, value
+        assert low < alone_low - 5, value
+        assert high > alone_high, value
 
 
 def test_kappa_and_accuracy_are_weighted_to_the_run():

@@ -1,41 +1,74 @@
 """The corrected distribution proven by simulation (issue #20; #27 item 6): every abstention scenario, review sizes
 10, 30, 100, near-census and census, the judge whose queue drew the labels and a second judge of the same run.
 
-1,000 trials per case with a fixed seed, vectorised (tests/evaluations/simulation.py): binomial noise of 1,000
-trials is ±0.7 points around a true 95%, so [93, 97] holds a right interval by a wide margin, and fails one too
-narrow (no finite-population correction near a census, a missing variance part) or too wide (a process-level
-variance term, or the FPC left out so that a near-census interval stays wide).
+1,000 trials per case with a fixed seed, vectorised (benchmarks/estimator_coverage.py, which also prints the
+README's table; every coverage test checks its case's README row too, so the two cannot drift apart). Binomial
+noise of 1,000 trials is ±0.7 points around a true 95%, so [93, 97] holds a right interval, and fails one too
+narrow (no finite-population correction near a census, the variance taken at the estimate) or too wide (a
+process-level variance term, the FPC left out near a census, the old worst case for unlabelled strata).
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from tests.evaluations.simulation import ABSTENTION, Case, simulate
+from benchmarks.estimator_coverage import (
+    ABSTENTION,
+    POPULATION,
+    SEED,
+    TRIALS,
+    Case,
+    coverage_percent,
+    simulate,
+)
 
-TRIALS = 1000
-N = 400
+N = POPULATION
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_coverage(target: str, abstention: str, labels: int) -> list[float]:
+    """The README coverage table's cell for one case."""
+    row = re.search(rf"^\| {target} \| {abstention} \| {labels} \| ([0-9. /]+) \|", README.read_text(), re.MULTILINE)
+    assert row, (target, abstention, labels)
+    return [float(cell) for cell in row.group(1).split(" / ")]
 
 
 @pytest.mark.parametrize("abstention", list(ABSTENTION))
 @pytest.mark.parametrize("labels", [30, 100, N - 20])
 def test_the_queues_own_judge_is_covered_93_to_97_percent(abstention: str, labels: int) -> None:
-    out = simulate(Case(N, labels, ABSTENTION[abstention]), trials=TRIALS, seed=20)
+    out = simulate(Case(N, labels, ABSTENTION[abstention]), trials=TRIALS, seed=SEED)
     # Per value, not averaged: every value's interval must hold on its own.
     assert np.all(out.coverage >= 0.93), out.coverage
     assert np.all(out.coverage <= 0.97), out.coverage
+    assert coverage_percent(out) == readme_coverage("A", abstention, labels)
 
 
 @pytest.mark.parametrize("abstention", list(ABSTENTION))
-@pytest.mark.parametrize("labels", [30, 100, N - 20])
-def test_a_second_judge_corrected_with_labels_drawn_for_the_first_is_covered(abstention: str, labels: int) -> None:
-    out = simulate(Case(N, labels, ABSTENTION[abstention], target="B"), trials=TRIALS, seed=20)
-    # B's strata are domains of A's sample, and a stratum of B's with no label is widened by its whole share (the
-    # worst case): conservative, never short. Measured 94.0-97.4% with this seed and up to 97.6% with seed 31, so
-    # the upper bound is 98%, not the 97% the issue asks (the closing note of issue #20 says why it stays open).
+def test_ten_labels_cover_at_least_93_percent_for_the_queues_own_judge(abstention: str) -> None:
+    out = simulate(Case(N, 10, ABSTENTION[abstention]), trials=TRIALS, seed=SEED)
+    # 2-3 labels per stratum: the score interval never runs short (the old normal interval covered 85.9% here),
+    # and is conservative instead, up to 99.0% in these cases: not the issue's 97% (README says so).
     assert np.all(out.coverage >= 0.93), out.coverage
-    assert np.all(out.coverage <= 0.98), out.coverage
+    assert np.all(out.coverage <= 0.995), out.coverage
+    assert (out.high - out.low).mean() > 0.3  # wide, as 10 labels must be
+    assert coverage_percent(out) == readme_coverage("A", abstention, 10)
+
+
+@pytest.mark.parametrize("abstention", list(ABSTENTION))
+@pytest.mark.parametrize("labels", [10, 30, 100, N - 20])
+def test_a_second_judge_corrected_with_labels_drawn_for_the_first_is_covered(abstention: str, labels: int) -> None:
+    out = simulate(Case(N, labels, ABSTENTION[abstention], target="B"), trials=TRIALS, seed=SEED)
+    # B's strata are domains of A's stratified sample, and the interval treats them as samples of their Kish
+    # effective size, ignoring A's stratification: never short, conservative by up to 4 points here (up to 99%).
+    # A design-effect correction fitted these cases to 93-97% and under-covered held-out ones (88-92%), so the
+    # upper bound here is 99.5%, not the issue's 97% (README's held-out table).
+    assert np.all(out.coverage >= 0.93), out.coverage
+    assert np.all(out.coverage <= 0.995), out.coverage
+    assert coverage_percent(out) == readme_coverage("B", abstention, labels)
 
 
 @pytest.mark.parametrize("target", ["A", "B"])
@@ -74,13 +107,3 @@ def test_100_labels_at_least_halve_the_judges_error(target: str, abstention: str
     biased = out.judged_error >= 0.05
     assert biased.any()
     assert np.all(out.error[biased] <= out.judged_error[biased] / 2), (out.error, out.judged_error)
-
-
-def test_ten_labels_give_a_wide_interval_that_still_mostly_covers() -> None:
-    # 2-3 labels per stratum: a normal interval cannot be exact here (README: 86-99.6% by case); it must not
-    # collapse either, and it is wide.
-    for target in ("A", "B"):
-        for abstention in ABSTENTION.values():
-            out = simulate(Case(N, 10, abstention, target), trials=TRIALS, seed=20)
-            assert np.all(out.coverage >= 0.85), (target, abstention, out.coverage)
-            assert (out.high - out.low).mean() > 0.3
