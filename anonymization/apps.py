@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class AnonymizationConfig(AppConfig):
+    name = "anonymization"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import tasks  # imports work.models: only once the models are ready
+
+        tasks.register_all()
