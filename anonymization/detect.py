@@ -13,6 +13,7 @@ Offsets are in characters (Python `str` indices) of the text given, end exclusiv
 from __future__ import annotations
 
 import bisect
+import csv
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -48,13 +49,20 @@ LLM_TYPES: dict[str, str] = {
     "organization": "a company or institution's name",
 }
 PII_TYPES: dict[str, str] = HEURISTIC_TYPES | LLM_TYPES
+
+# Keep phonenumbers' compiled metadata patterns: left to the re module's 512-entry cache, numbers of several regions
+# evict each other's patterns and every parse compiles again (ten times slower).
+phonenumbers.re_util.enable_pattern_cache()
 DEFAULT_THRESHOLD = 0.5
 # National formats are read with these numbering plans; international ones (+, 00) with their own. A national
 # number with a trunk prefix 0 is read as GB, DE, FR or IT; without one as NANP (US, Canada), whose 10 digits with
 # an area code cannot start with 0 or 1.
 TRUNK_REGIONS = ("GB", "DE", "FR", "IT")
 NANP_REGIONS = ("US",)
-DATE_SHAPE = re.compile(r"^(?:\d{4}-\d\d-\d\d|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})$")
+# Shapes that are something else: dates, IPv4 addresses, SSNs.
+NOT_PHONE_SHAPE = re.compile(
+    r"^(?:\d{4}-\d\d-\d\d|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}|\d{3}-\d\d-\d{4})$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,40 +80,59 @@ CONTEXT_WINDOW = 40  # characters looked at before a candidate, on its line
 PHONE_WORDS = re.compile(r"phone|tel\b|tel\.|mobile|cell|call|fax|ring|text me|whatsapp|contact|landline", re.I)
 SSN_WORDS = re.compile(r"ssn|social security|social sec", re.I)
 DOB_WORDS = re.compile(r"born|birth|\bdob\b|d\.o\.b|b-day|bday|naissance|geboren|nacimiento", re.I)
-VERSION_WORDS = re.compile(r"(?:\bv|version|ver\.?|release|build|firmware|v\.)\s*$", re.I)
+VERSION_WORDS = re.compile(r"\b(?:v|version|ver\.?|release|build|firmware)\s*$", re.I)
+# Words right before a number that say it is something else: "order #4820193746", "SKU 695-22-8836".
+NOT_PII_WORDS = re.compile(
+    r"(?:\b(?:order|invoice|inv|ticket|ref|reference|sku|part|serial|tracking|isbn|ean|item|model|no)\b\W{0,3}|#)$",
+    re.I,
+)
+SENTENCE_END = re.compile(r".*[.!?;](?:\s|$)", re.S)
 
 
 def _csv_header(text: str, line_start: int, position: int) -> str:
-    """The header of the CSV column `position` is in, when the text's first line looks like a CSV header."""
-    first_end = text.find("\n")
-    if first_end <= 0 or line_start == 0 or "," not in text[:first_end]:
+    """The header of the CSV column `position` is in, when the text's first line is a CSV header."""
+    if line_start == 0:
         return ""
-    column = text.count(",", line_start, position)  # quoted commas are rare in PII columns: not parsed
-    headers = text[:first_end].split(",")
+    headers = csv_header_fields(text)
+    if not headers:
+        return ""
+    prefix = text[line_start:position]
+    # Quoted fields may hold commas ("12 Baker Street, London"): the csv module counts the columns.
+    column = len(next(csv.reader([prefix]), [""])) - 1 if '"' in prefix else prefix.count(",")
     return headers[column] if column < len(headers) else ""
 
 
 def has_context(text: str, start: int, words: re.Pattern[str]) -> bool:
-    """Whether `words` occur just before `start` on its line, or name its CSV column."""
+    """Whether `words` occur just before `start` in its sentence, or name its CSV column."""
     line_start = text.rfind("\n", 0, start) + 1
     window = text[max(line_start, start - CONTEXT_WINDOW) : start]
+    boundary = SENTENCE_END.match(window)
+    if boundary:
+        window = window[boundary.end() :]
     return bool(words.search(window)) or bool(words.search(_csv_header(text, line_start, start)))
+
+
+def says_not_pii(text: str, start: int) -> bool:
+    """Whether the words right before `start` name it as an order, invoice, SKU... number."""
+    return bool(NOT_PII_WORDS.search(text[max(0, start - 20) : start]))
 
 
 # --- Recognizers: a pattern, and a validator that answers a score (None: not an entity) ---
 
-Validator = Callable[[str, re.Match[str]], float | None]
+# (text, match, threshold) -> the match's score, or None when it is not an entity (the threshold lets a costly
+# validation be skipped for a candidate that could not reach it anyway).
+Validator = Callable[[str, re.Match[str], float], float | None]
 
 
 def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
 
 
-def _email(text: str, match: re.Match[str]) -> float | None:
+def _email(text: str, match: re.Match[str], threshold: float) -> float | None:
     return 0.95
 
 
-def _url(text: str, match: re.Match[str]) -> float | None:
+def _url(text: str, match: re.Match[str], threshold: float) -> float | None:
     return 0.9
 
 
@@ -121,15 +148,15 @@ CARD_NETWORKS = [
 ]
 
 
-def _credit_card(text: str, match: re.Match[str]) -> float | None:
+def _credit_card(text: str, match: re.Match[str], threshold: float) -> float | None:
     digits = _digits(match.group())
     if not any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in CARD_NETWORKS):
         return None
     return 0.95 if luhn.is_valid(digits) else None
 
 
-def _ssn(text: str, match: re.Match[str]) -> float | None:
-    if not us_ssn.is_valid(match.group().replace(" ", "-")):
+def _ssn(text: str, match: re.Match[str], threshold: float) -> float | None:
+    if not us_ssn.is_valid(match.group().replace(" ", "-")) or says_not_pii(text, match.start()):
         return None
     return 0.95 if has_context(text, match.start(), SSN_WORDS) else 0.85
 
@@ -137,16 +164,16 @@ def _ssn(text: str, match: re.Match[str]) -> float | None:
 NINO_BAD_PREFIXES = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
 
 
-def _nino(text: str, match: re.Match[str]) -> float | None:
+def _nino(text: str, match: re.Match[str], threshold: float) -> float | None:
     return None if match.group()[:2] in NINO_BAD_PREFIXES else 0.85
 
 
-def _es_dni(text: str, match: re.Match[str]) -> float | None:
+def _es_dni(text: str, match: re.Match[str], threshold: float) -> float | None:
     value = match.group().replace("-", "")
     return 0.9 if es_dni.is_valid(value) or es_nie.is_valid(value) else None
 
 
-def _ipv4(text: str, match: re.Match[str]) -> float | None:
+def _ipv4(text: str, match: re.Match[str], threshold: float) -> float | None:
     try:
         ipaddress.IPv4Address(match.group())
     except ValueError:
@@ -155,7 +182,7 @@ def _ipv4(text: str, match: re.Match[str]) -> float | None:
     return 0.3 if VERSION_WORDS.search(text[max(0, match.start() - 12) : match.start()]) else 0.9
 
 
-def _ipv6(text: str, match: re.Match[str]) -> float | None:
+def _ipv6(text: str, match: re.Match[str], threshold: float) -> float | None:
     value = match.group()
     if sum(c.isalnum() for c in value) < 4:
         return None
@@ -169,37 +196,53 @@ def _ipv6(text: str, match: re.Match[str]) -> float | None:
 NANP = re.compile(r"^1?[2-9]\d\d[2-9]\d{6}$")  # area code and exchange never start with 0 or 1
 
 
-def _phone(text: str, match: re.Match[str]) -> float | None:
+def _phone(text: str, match: re.Match[str], threshold: float) -> float | None:
     value = match.group()
     digits = _digits(value)
-    if not 7 <= len(digits) <= 15 or DATE_SHAPE.match(value):
+    if not 7 <= len(digits) <= 15 or NOT_PHONE_SHAPE.match(value) or says_not_pii(text, match.start()):
         return None
     if value.startswith(("+", "00")):
-        number = _parse_phone("+" + value[2:] if value.startswith("00") else value, None)
-        return 0.95 if number is not None and phonenumbers.is_valid_number(number) else None
-    if digits.startswith("0"):
-        regions: tuple[str, ...] = TRUNK_REGIONS
-    elif NANP.match(digits):
-        regions = NANP_REGIONS
-    else:
-        return None
-    # is_valid_number_for_region: is_valid_number would walk every region sharing the country code (25 for +1).
-    if not any(
-        (number := _parse_phone(value, region)) is not None and phonenumbers.is_valid_number_for_region(number, region)
-        for region in regions
-    ):
-        return None
+        if threshold > 0.95:
+            return None
+        return 0.95 if _valid_international(digits[2:] if value.startswith("00") else digits) else None
     # A bare run of digits is as likely an order or account number: only with a word that says "phone".
-    if has_context(text, match.start(), PHONE_WORDS):
-        return 0.9
-    return 0.8 if any(c in value for c in " ().-") else 0.4
-
-
-def _parse_phone(value: str, region: str | None) -> phonenumbers.PhoneNumber | None:
-    try:
-        return phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
+    formatted = any(c in value for c in " ().-")
+    score = 0.9 if has_context(text, match.start(), PHONE_WORDS) else 0.8 if formatted else 0.4
+    if score < threshold:
+        return None  # not worth the numbering plan's validation
+    if digits.startswith("0"):
+        valid = any(_valid_national(digits, region) for region in TRUNK_REGIONS)
+    else:
+        valid = bool(NANP.match(digits)) and _valid_national(digits[-10:], "US")
+    if not valid:
         return None
+    return score
+
+
+# phonenumbers.parse costs ~300 µs (it normalises any text, letters and extensions included); our candidates are
+# digits already, so the number is built directly and only the numbering plan's validation (~10-40 µs) runs.
+def _number(country_code: int, national: str) -> phonenumbers.PhoneNumber:
+    if country_code == 39 and national.startswith("0"):  # Italian fixed lines keep their 0 after +39
+        return phonenumbers.PhoneNumber(country_code=39, national_number=int(national), italian_leading_zero=True)
+    return phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national.lstrip("0") or "0"))
+
+
+def _valid_international(digits: str) -> bool:
+    for length in (1, 2, 3):  # country codes are prefix-free: at most one of these is one
+        country_code = int(digits[:length])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            number = _number(country_code, digits[length:])
+            if country_code == 1:  # 25 regions share +1: the two that hold most numbers first
+                return any(phonenumbers.is_valid_number_for_region(number, r) for r in ("US", "CA")) or (
+                    phonenumbers.is_valid_number(number)
+                )
+            return bool(phonenumbers.is_valid_number(number))
+    return False
+
+
+def _valid_national(digits: str, region: str) -> bool:
+    number = _number(phonenumbers.country_code_for_region(region), digits)
+    return bool(phonenumbers.is_valid_number_for_region(number, region))
 
 
 MONTHS = {
@@ -234,7 +277,7 @@ def _date_parts(match: re.Match[str]) -> tuple[int, int, int] | None:
     return int(groups["md_y"]), month, int(groups["md_d"])
 
 
-def _date_of_birth(text: str, match: re.Match[str]) -> float | None:
+def _date_of_birth(text: str, match: re.Match[str], threshold: float) -> float | None:
     parts = _date_parts(match)
     if parts is None:
         return None
@@ -266,29 +309,43 @@ class Recognizer:
     label: str
     pattern: re.Pattern[str]
     validate: Validator
-    min_digits: int = 0  # a number recognizer runs on digit clusters holding at least this many digits
+    # For number recognizers: whether a cluster of digits (its text, its count of digits) may hold one, a cheap test
+    # that spares most clusters (prices, dates, versions) most patterns.
+    wants: Callable[[str, int], bool] = lambda value, digits: True  # noqa: E731
 
 
 # Recognizers of numbers: run only on the windows around clusters of digits (see `_number_windows`).
 NUMBER_RECOGNIZERS = [
-    Recognizer("credit_card", re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"), _credit_card, 13),
-    Recognizer("us_ssn", re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"), _ssn, 9),
+    Recognizer(
+        "credit_card", re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"), _credit_card, lambda v, d: 13 <= d <= 19
+    ),
+    Recognizer("us_ssn", re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"), _ssn, lambda v, d: d == 9),
     Recognizer(
         "uk_nino",
         re.compile(r"(?<!\w)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?!\w)"),
         _nino,
-        6,
+        lambda v, d: d == 6,
     ),
-    Recognizer("es_dni", re.compile(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?!\w)"), _es_dni, 7),
-    Recognizer("ip_address", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)"), _ipv4, 4),
+    Recognizer(
+        "es_dni",
+        re.compile(r"(?<![\w-])(?:\d{8}|[XYZ]-?\d{7})-?[A-HJ-NP-TV-Z](?!\w)"),
+        _es_dni,
+        lambda v, d: d in (7, 8),
+    ),
+    Recognizer(
+        "ip_address",
+        re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)"),
+        _ipv4,
+        lambda v, d: d <= 12 and v.count(".") >= 3,
+    ),
     Recognizer(
         "phone_number",
         re.compile(
-            r"(?<![\w+/.-])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,12}(?:[ .-]\d{1,6}){0,5}"
+            r"(?<![\w+/.-])(?:(?:\+|00)\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,12}(?:[ .-]\d{1,8}){0,5}"
             r"(?![\w/-]|\.\d)"
         ),
         _phone,
-        7,
+        lambda v, d: 7 <= d <= 15,
     ),
 ]
 EMAIL = Recognizer(
@@ -300,7 +357,8 @@ EMAIL = Recognizer(
     _email,
 )
 # Starts on its literal prefix, which the regex engine finds fast; the word boundary is checked after.
-URL = Recognizer("url", re.compile(r"(?:https?://|www\.)[^\s<>\"'`{}|\\^\[\]]+(?<![.,;:!?)'\"])"), _url)
+# No commas: a URL in a CSV row would run into the next fields (a comma in a URL is rare, and %2C where it occurs).
+URL = Recognizer("url", re.compile(r"(?:https?://|www\.)[^\s<>\"'`{}|\\^\[\],]+(?<![.;:!?)'\"])"), _url)
 IPV6 = Recognizer(
     "ip_address", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}|:)(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"), _ipv6
 )
@@ -331,14 +389,14 @@ def _iban_spans(text: str) -> Iterable[tuple[int, int]]:
                 break
 
 
-def _number_windows(text: str) -> Iterable[tuple[int, int, int]]:
-    """(start, end, digits) of a window around each cluster of at least 4 digits (nothing shorter is PII)."""
+def _number_windows(text: str) -> Iterable[tuple[int, int, str, int]]:
+    """(start, end, cluster, digits) of a window around each cluster of at least 4 digits (nothing shorter is PII)."""
     for match in DIGIT_CLUSTER.finditer(text):
         value = match.group()
         if len(value) >= 4:
             digits = len(value.translate(SEPARATORS))
             if digits >= 4:
-                yield max(0, match.start() - WINDOW_BEFORE), min(len(text), match.end() + WINDOW_AFTER), digits
+                yield max(0, match.start() - WINDOW_BEFORE), min(len(text), match.end() + WINDOW_AFTER), value, digits
 
 
 def _positions(text: str, needle: str) -> Iterable[int]:
@@ -348,10 +406,19 @@ def _positions(text: str, needle: str) -> Iterable[int]:
         position = text.find(needle, position + 1)
 
 
+def csv_header_fields(text: str) -> list[str]:
+    """The column names when the text's first line is a CSV header (short names, at least two), else []."""
+    end = text.find("\n")
+    first_line = text[:end] if end > 0 else ""
+    if "," not in first_line:
+        return []
+    fields = next(csv.reader([first_line]), [])
+    return fields if len(fields) >= 2 and all(0 < len(f) <= 40 for f in fields) else []
+
+
 def _dob_windows(text: str) -> Iterable[tuple[int, int]]:
-    """Where a birth date may be: after each cue word, and everywhere when a CSV header names a birth date."""
-    first_line = text[: text.find("\n")] if "\n" in text else ""
-    if "," in first_line and DOB_WORDS.search(first_line):
+    """Where a birth date may be: after each cue word, and everywhere when a CSV column is a birth date."""
+    if any(DOB_WORDS.search(field) for field in csv_header_fields(text)):
         yield 0, len(text)
         return
     lowered = text.lower()
@@ -382,7 +449,7 @@ def detect(text: str, pii_types: Iterable[str], *, threshold: float = DEFAULT_TH
 
     def scan(recognizer: Recognizer, start: int = 0, end: int | None = None) -> None:
         for match in recognizer.pattern.finditer(text, start, len(text) if end is None else end):
-            score = recognizer.validate(text, match)
+            score = recognizer.validate(text, match, threshold)
             if score is not None and score >= threshold:
                 found.add(Entity(match.start(), match.end(), recognizer.label, score))
 
@@ -391,13 +458,13 @@ def detect(text: str, pii_types: Iterable[str], *, threshold: float = DEFAULT_TH
             scan(EMAIL, max(0, at - 64), min(len(text), at + 256))
     if "url" in wanted:
         for match in URL.pattern.finditer(text):
-            if (match.start() == 0 or not text[match.start() - 1].isalnum()) and URL.validate(text, match):
+            if (match.start() == 0 or not text[match.start() - 1].isalnum()) and URL.validate(text, match, threshold):
                 found.add(Entity(match.start(), match.end(), "url", 0.9))
     numbers = [r for r in NUMBER_RECOGNIZERS if r.label in wanted]
     if numbers:
-        for start, end, digits in _number_windows(text):
+        for start, end, cluster, digits in _number_windows(text):
             for recognizer in numbers:
-                if digits >= recognizer.min_digits:
+                if recognizer.wants(cluster, digits):
                     scan(recognizer, start, end)
     if "ip_address" in wanted:
         for start, end in _ipv6_windows(text):

@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],
     ["offline_guardrails.py"],
+    ["anonymization.py"],
     ["monitor_events.py", "200", "0.1"],
 ]
 
