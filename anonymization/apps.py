@@ -8,6 +8,9 @@ class AnonymizationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import tasks  # imports work.models: only once the models are ready
+        from companies.extensions import home_sections
+
+        from . import tasks, views  # import models: only once the models are ready
 
         tasks.register_all()
+        home_sections.append(views.home_section)

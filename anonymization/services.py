@@ -241,7 +241,7 @@ def _llm_entities(run: AnonymizationRun, judge: Judge, text: str, ctx: Context) 
     return Detection(found, deferred=deferred or not finished)
 
 
-def _read_text(seed_file: SeedFile) -> tuple[str | None, str]:
+def original_text(seed_file: SeedFile) -> tuple[str | None, str]:
     """The file's text, or None and why it is skipped (a binary file, a copy gone from storage)."""
     if seed_file.file_type not in TEXT_TYPES:
         return None, f"binary file ({seed_file.file_type}): not anonymized"
@@ -271,7 +271,7 @@ def _storage_prefix(run: AnonymizationRun) -> str:
 
 def _anonymize_file(run: AnonymizationRun, seed_file: SeedFile, judge: Judge | None, ctx: Context) -> Detection:
     """Anonymize one file and write its row (or its skipped row); Detection says if the LLM must be asked again."""
-    text, skipped = _read_text(seed_file)
+    text, skipped = original_text(seed_file)
     row = AnonymizedFile(
         run=run, seed_file=seed_file, position=seed_file.position, path=seed_file.path,
         content_type=seed_file.content_type,

@@ -51,6 +51,7 @@ urlpatterns = [
     path("", include("runs.urls")),
     path("", include("evaluations.urls")),
     path("", include("guardrails.urls")),
+    path("", include("anonymization.urls")),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
@@ -58,7 +59,7 @@ urlpatterns = [
     # and `defend` paths, as the official client expects.
     path("", include((guardrail_urlpatterns + monitor_urlpatterns + workflow_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
-    # The official clients' calls not implemented yet (red teaming, anonymization): a JSON 404.
+    # The official clients' calls not implemented yet (red teaming): a JSON 404.
     *unserved_urlpatterns,
 ]
 
