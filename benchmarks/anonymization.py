@@ -7,7 +7,7 @@ throughput on one core (`make benchmark`; the README's detection table comes fro
 The fixture (fixtures/anonymization/texts.jsonl, written by make_fixture.py) plants every supported type in prose,
 CSV and JSON, beside look-alikes that are not PII. A detection counts only with the exact span and label; anything
 else is a false positive (and its planted entity, if any, a miss). Throughput is measured twice: on everyday text
-(the other benchmarks' corpora, little personal data) and on this fixture (an entity every ~40 bytes, the worst
+(the other benchmarks' corpora, little personal data) and on this fixture (an entity every ~50 bytes, the worst
 case: the cost is per candidate). Exits 1 when the heuristics miss a target: ≥ 98% recall and ≥ 95% precision on
 every pattern type, ≥ 5 MB/s of CPU time on everyday text.
 """
