@@ -16,7 +16,7 @@ import bisect
 import csv
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -475,6 +475,26 @@ def detect(text: str, pii_types: Iterable[str], *, threshold: float = DEFAULT_TH
     if "iban" in wanted and threshold <= IBAN_SCORE:
         found.update(Entity(start, end, "iban", IBAN_SCORE) for start, end in _iban_spans(text))
     return resolve_overlaps(found)
+
+
+def detect_in_pieces(
+    text: str, pii_types: Iterable[str], *, threshold: float = DEFAULT_THRESHOLD, piece_chars: int = 250_000
+) -> Iterator[list[Entity]]:
+    """`detect` a piece of about `piece_chars` characters at a time (cut at line ends), yielding each piece's entities
+    with offsets in `text`: a worker can keep its lease alive between pieces of a large file. A CSV's header line is
+    read with every piece, so its columns still say what a value is."""
+    header = text[: text.find("\n") + 1] if csv_header_fields(text) else ""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + piece_chars)
+        if end < len(text):
+            newline = text.rfind("\n", start, end)
+            end = newline + 1 if newline >= start else end
+        prefix = header if start else ""
+        found = detect(prefix + text[start:end], pii_types, threshold=threshold)
+        shift = start - len(prefix)
+        yield [Entity(e.start + shift, e.end + shift, e.label, e.score) for e in found if e.start >= len(prefix)]
+        start = end
 
 
 def resolve_overlaps(entities: Iterable[Entity]) -> list[Entity]:

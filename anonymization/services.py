@@ -35,7 +35,16 @@ from work.registry import Result
 from work.runner import Context
 
 from . import llm_detect
-from .detect import DEFAULT_THRESHOLD, HEURISTIC_TYPES, LLM_TYPES, PII_TYPES, Entity, detect, mask, resolve_overlaps
+from .detect import (
+    DEFAULT_THRESHOLD,
+    HEURISTIC_TYPES,
+    LLM_TYPES,
+    PII_TYPES,
+    Entity,
+    detect_in_pieces,
+    mask,
+    resolve_overlaps,
+)
 from .models import AnonymizationRun, AnonymizedFile
 
 if TYPE_CHECKING:
@@ -280,10 +289,14 @@ def _anonymize_file(run: AnonymizationRun, seed_file: SeedFile, judge: Judge | N
         row.skipped_reason = skipped
         AnonymizedFile.objects.bulk_create([row], ignore_conflicts=True)
         return Detection([])
-    heuristic_types = [t for t in run.pii_types if t in HEURISTIC_TYPES]
-    entities = (
-        detect(text, heuristic_types, threshold=run.threshold) if "heuristics" in METHODS[run.detection_method] else []
-    )
+    entities: list[Entity] = []
+    if "heuristics" in METHODS[run.detection_method]:
+        heuristic_types = [t for t in run.pii_types if t in HEURISTIC_TYPES]
+        for found in detect_in_pieces(text, heuristic_types, threshold=run.threshold):
+            entities += found
+            ctx.tick()  # the lease stays alive through a large file (a piece is a fraction of a second)
+            if ctx.lost:
+                return Detection([], deferred=True)
     if judge is not None:
         asked = _llm_entities(run, judge, text, ctx)
         if asked.deferred or asked.error:
