@@ -23,6 +23,7 @@ BENCHMARKS = [
     ["embedded_judge.py"],
     ["estimator_coverage.py"],
     ["offline_guardrails.py"],
+    ["anonymization.py"],
     ["monitor_events.py", "200", "0.1"],
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
+from anonymization.api.views import AnonymizationRunViewSet
 from evaluations.api.views import EvaluationViewSet
 from runs.api.views import RunViewSet, SeedDatasetViewSet, SpecViewSet
 
@@ -12,3 +13,4 @@ dataframer.register("specs", SpecViewSet, basename="spec")
 dataframer.register("runs", RunViewSet, basename="run")
 dataframer.register("seed-datasets", SeedDatasetViewSet, basename="seed-dataset")
 dataframer.register("evaluations", EvaluationViewSet, basename="evaluation")
+dataframer.register("anonymization-runs", AnonymizationRunViewSet, basename="anonymization-run")

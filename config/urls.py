@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from anonymization.api.views import signed_download as anonymization_download
 from companies.api.views import rotate_api_key
 from companies.views import SignInView
 from config.api_router import dataframer
@@ -34,6 +35,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("dataframer/", include(dataframer.urls)),
     path("dataframer/downloads/<str:token>/", signed_download, name="signed-download"),
+    path("dataframer/anonymization-downloads/<str:token>/", anonymization_download, name="anonymization-download"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # GET only: its HTML renderer has no template for OPTIONS' metadata (a 500); other methods get a 405. The split
     # view serves its start-up script from `?script`, not inline (the Content-Security-Policy allows no inline script).
@@ -49,6 +51,7 @@ urlpatterns = [
     path("", include("runs.urls")),
     path("", include("evaluations.urls")),
     path("", include("guardrails.urls")),
+    path("", include("anonymization.urls")),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),
@@ -56,7 +59,7 @@ urlpatterns = [
     # and `defend` paths, as the official client expects.
     path("", include((guardrail_urlpatterns + monitor_urlpatterns + workflow_urlpatterns, "deeprails"))),
     path("admin/", admin.site.urls),
-    # The official clients' calls not implemented yet (red teaming, anonymization): a JSON 404.
+    # The official clients' calls not implemented yet (red teaming): a JSON 404.
     *unserved_urlpatterns,
 ]
 

@@ -58,7 +58,7 @@ REAL_IDS: dict[str, dict[str, str]] = {}
 
 
 def _kind(path: str) -> str:
-    for kind in ("evaluations", "runs", "specs"):
+    for kind in ("evaluations", "anonymization-runs", "runs", "specs"):
         if f"/{kind}/{{id}}" in path:
             return kind
     return ""
@@ -133,6 +133,12 @@ VALID: dict[str, Any] = {
         "body": {"name": f"fuzz {n}", "zip_file": _zip({"data/a.txt": b"a ticket", "data/b.txt": b"another"})},
     },
     "DELETE /api/dataframer/seed-datasets/{id}/": lambda ids, n: {"path_parameters": {"id": ids["seed_dataset"]}},
+    "POST /api/dataframer/anonymization-runs/": lambda ids, n: {
+        "body": {"dataset_id": ids["seed_dataset"], "detection_method": "heuristics", "pii_types": ["email"]}
+    },
+    "DELETE /api/dataframer/anonymization-runs/{id}/": lambda ids, n: {
+        "path_parameters": {"id": ids["anonymization-runs"]}
+    },
     "POST /evaluate": lambda ids, n: {"body": GUARDRAIL},
     "POST /evaluate/batch": lambda ids, n: {"body": {"items": [GUARDRAIL] * (1 + n % 3)}},
     "POST /evaluate/{eval_id}/cancel": lambda ids, n: {"path_parameters": {"eval_id": ids["eval_id"]}},
@@ -189,6 +195,7 @@ def fuzz_key(
     fake_anthropic: Any,  # a provider is configured: a valid POST runs/ is accepted (its work never runs here)
     settings: Any,
 ) -> Any:
+    from anonymization.models import AnonymizationRun
     from evaluations.models import Evaluation, Review
     from evaluations.services import ReviewInput, evaluation_create, review_save
     from guardrails.models import GuardrailEvaluation
@@ -208,6 +215,10 @@ def fuzz_key(
     queued = evaluation_create(company=company_a, created_by=alice, run=run_a)
     pending = run_generate(company=company_a, created_by=alice, spec=spec_a, number_of_samples=3)
     dataset = SeedDataset.objects.create(company=company_a, name="Spare", dataset_type="MULTI_FILE")
+    anonymization = AnonymizationRun.objects.create(
+        company=company_a, dataset=dataset, dataset_name=dataset.name, detection_method="heuristics", threshold=0.5,
+        pii_types=["email"], status=AnonymizationRun.Status.SUCCEEDED,
+    )  # fmt: skip
     sample = run_a.samples.order_by("position").first()
     [review] = review_save(
         evaluation=evaluation, reviewer=alice, items=[ReviewInput(sample.identifier, "sentiment", "neutral")]
@@ -223,6 +234,7 @@ def fuzz_key(
         "evaluation_pk": evaluation_code,
         "review_id": _fixed_code(Review, review.pk, 5),
         "eval_id": GuardrailEvaluation.ID_PREFIX + _fixed_code(GuardrailEvaluation, guardrail.pk, 9),
+        "anonymization-runs": _fixed_code(AnonymizationRun, anonymization.pk, 10),
         # Only for the valid cases of the write operations (VALID below):
         "queued_evaluation": _fixed_code(Evaluation, queued.pk, 6),
         "pending_run": _fixed_code(Run, pending.pk, 7),

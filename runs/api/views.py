@@ -439,7 +439,7 @@ def _session_tag(session_key: str) -> str:
     return salted_hmac(DOWNLOAD_SALT, session_key).hexdigest()[:32]
 
 
-def download_token(request: Request, payload: dict[str, Any]) -> str:
+def download_token(request: Request, payload: dict[str, Any], *, salt: str = DOWNLOAD_SALT) -> str:
     """A signed link to what `payload` names (a run's file or ZIP, a seed dataset's file), bound to what asked for
     it: the API key (revoking or rotating it ends the link) or, for a signed-in browser, its session (signing out
     ends it, and only that browser can use it)."""
@@ -450,10 +450,11 @@ def download_token(request: Request, payload: dict[str, Any]) -> str:
         if request.session.session_key is None:
             request.session.save()
         payload["session"] = _session_tag(request.session.session_key or "")
-    return signing.dumps(payload, salt=DOWNLOAD_SALT, compress=True)
+    # Another app's links get their own `salt`: a token is then valid only on the view that made it.
+    return signing.dumps(payload, salt=salt, compress=True)
 
 
-def _binding_holds(request: Request, payload: dict[str, Any], company_id: int) -> bool:
+def binding_holds(request: Request, payload: dict[str, Any], company_id: int) -> bool:
     """Whether the key or session that made the link may still read the company's data."""
     if "key" in payload:
         key = ApiKey.objects.active().filter(code=payload["key"], company_id=company_id).select_related("user")
@@ -492,7 +493,7 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
         raise exceptions.NotFound("Invalid download link.") from None
     if "seed_file" in payload:
         seed_file = get_object_or_404(SeedFile.objects.select_related("dataset"), code=payload["seed_file"])
-        if not _binding_holds(request, payload, seed_file.dataset.company_id):
+        if not binding_holds(request, payload, seed_file.dataset.company_id):
             raise exceptions.NotFound(LINK_REVOKED)
         try:
             stored = open_stored(seed_file)
@@ -505,7 +506,7 @@ def signed_download(request: Request, token: str) -> HttpResponseBase:
             content_type=seed_file.content_type,
         )
     run = get_object_or_404(Run, code=payload["run"])
-    if not _binding_holds(request, payload, run.company_id):
+    if not binding_holds(request, payload, run.company_id):
         raise exceptions.NotFound(LINK_REVOKED)
     if payload["file"] is None:
         archive = run_zip_open(str(payload.get("archive") or "")) or build_run_zip(run)
