@@ -197,6 +197,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     if evaluation.status == Evaluation.Status.SUCCEEDED:
         context["page"] = _table_page(request, evaluation, filters)
         context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
+        context["any_reviews"] = any((view.get("human") or {}).get("reviewed") for view in context["views"])
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
         context["partial_reviews"] = agreement.PARTIAL_REVIEWS
         found = reviewer_agreements(evaluation=evaluation)
