@@ -196,8 +196,10 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
     context["trace"] = evaluation_trace(evaluation)
     if evaluation.status == Evaluation.Status.SUCCEEDED:
         context["page"] = _table_page(request, evaluation, filters)
-        context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
-        context["any_reviews"] = any((view.get("human") or {}).get("reviewed") for view in context["views"])
+        views = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
+        context["views"] = views
+        # Until someone labels a sample, the human review section is one line (and the way to the queue).
+        context["any_reviews"] = any((view.get("human") or {}).get("reviewed") for view in views)
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
         context["partial_reviews"] = agreement.PARTIAL_REVIEWS
         found = reviewer_agreements(evaluation=evaluation)

@@ -94,8 +94,8 @@ def test_start_from_the_run_page(
 ) -> None:
     signed_in(client, alice)
     page = client.get(f"/runs/{run_a.code}/").content.decode()
-    assert "local/embeddings (offline heuristic: no LLM)" in page
-    assert "anthropic/claude-opus-4-6 (no credentials: offline fallback)" in page
+    assert "local/embeddings (embedded judge: no LLM)" in page
+    assert "anthropic/claude-opus-4-6 (no credentials: embedded judge instead)" in page
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "local/embeddings"}, headers=HX)
     assert response.status_code == HTTPStatus.OK
