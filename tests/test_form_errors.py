@@ -23,14 +23,12 @@ def test_generate_without_a_provider_keeps_the_form_and_says_why_at_its_top(
     client: Client, alice: Any, spec_a: Spec
 ) -> None:
     client.force_login(alice)
-    page = client.get(f"/specs/{spec_a.code}/").content.decode()
-    # The post's answer opens on the form (its section's #id), not at the top of the page.
-    assert f'action="/specs/{spec_a.code}/generate/#generate"' in page
     form = {"number_of_samples": 7, "generation_model": HAIKU, "assignment_mode": "random", "conformance_filter": "on"}
     response = client.post(f"/specs/{spec_a.code}/generate/", form)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     section = _section(response.content.decode(), "generate")
-    errors = section.index('class="form-errors" role="alert"')
+    # The errors take the focus: the answer opens on them, however far down the page the form is.
+    errors = section.index('class="form-errors" role="alert" tabindex="-1" autofocus')
     assert "ANTHROPIC_API_KEY is not set" in section[errors:]
     assert errors < section.index('name="number_of_samples"')  # above the first field
     assert 'value="7"' in section
@@ -49,18 +47,23 @@ def test_a_field_error_is_listed_at_the_top_with_a_link_to_its_field(client: Cli
     assert '<a href="#id_assignment_mode">Values assigned</a>: This field is required.' in summary
 
 
-@pytest.mark.parametrize("path", ["/runs/", "/specs/", "/seed-datasets/", "/guardrails/"])
-def test_every_create_form_answers_on_itself(client: Client, alice: Any, spec_a: Spec, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "section_id"),
+    [
+        ("/runs/import/", "import"),
+        ("/specs/", "new-spec"),
+        ("/seed-datasets/", "upload"),
+        ("/guardrails/", "create-guardrail"),
+    ],
+)
+def test_every_create_form_opens_on_its_errors(
+    client: Client, alice: Any, spec_a: Spec, path: str, section_id: str
+) -> None:
     client.force_login(alice)
-    page = client.get(path).content.decode()
-    sections = {
-        "/runs/": "import",
-        "/specs/": "new-spec",
-        "/seed-datasets/": "upload",
-        "/guardrails/": "create-guardrail",
-    }
-    assert f'#{sections[path]}"' in page
-    assert f'id="{sections[path]}"' in page
+    response = client.post(path, {"name": ""})  # not empty: /specs/ reads an empty post as no post
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    section = _section(response.content.decode(), section_id)
+    assert 'class="form-errors" role="alert" tabindex="-1" autofocus' in section
 
 
 def test_model_pickers_mark_models_without_credentials(
