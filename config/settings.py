@@ -456,6 +456,9 @@ JUDGE_CONCURRENCY = env_int("JUDGE_CONCURRENCY", 8)  # simultaneous calls per pr
 JUDGE_MAX_ATTEMPTS = env_int("JUDGE_MAX_ATTEMPTS", 5)  # per call, for 429 / 5xx / timeouts
 JUDGE_TIMEOUT_SECONDS = env_int("JUDGE_TIMEOUT_SECONDS", 120)
 JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
+# Keep what each classification call sent and got back (the sample page's judge-call view); off for privacy, the
+# ledger then keeps numbers only (llm/ledger.py).
+LLM_STORE_PROMPTS = env_bool("LLM_STORE_PROMPTS", True)
 # Work items classifying one evaluation side by side (each keeps JUDGE_CONCURRENCY calls in flight).
 EVALUATION_PARALLEL_ITEMS = env_int("EVALUATION_PARALLEL_ITEMS", 1)
 # --- Run generation (runs.create) ---

@@ -257,6 +257,8 @@ def _save_classification(*, job: ClassificationJob, sample: Sample, outcome: Out
             attempts=outcome.attempts,
             subject=job.evaluation,
             item_id=sample.id,
+            request=outcome.request,
+            prompt_version=PROMPT_VERSION,
         )
         if outcome.ok:
             JudgeCache.objects.bulk_create(

@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.utils.safestring import SafeString, mark_safe
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, trigger_client_event
 
 from companies.access import require_active_membership
@@ -29,12 +29,15 @@ from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
 from runs.models import Run, Sample, Spec
+from runs.specfile import Property
 
 from . import agreement
 from .access import get_evaluation_for_user
 from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
 from .human_review import human_review_blocks, run_labels
+from .judge_calls import sample_calls
 from .models import Evaluation, Review, SampleClassification
+from .navigation import sample_neighbours, table_query
 from .review_queue import (
     QueueMode,
     reveal,
@@ -184,14 +187,19 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         "sizes": SAMPLE_PAGE_SIZES,
         # The judged filter's choices beyond the property's values: the samples the judge gave none.
         "not_judged": [SampleClassification.UNDECIDED, SampleClassification.FAILED],
+        "query": table_query(request.GET),  # carried to each sample page, for its previous / next
+        "can_correct": membership.can_write and evaluation.status == Evaluation.Status.SUCCEEDED,
     }
     if htmx and partial != "body":
-        context["page"] = _table_page(request, evaluation, membership, filters)
+        context["page"] = _table_page(request, evaluation, filters)
         return render(request, "evaluations/detail.html#classifications-table", context)
     context["trace"] = evaluation_trace(evaluation)
     if evaluation.status == Evaluation.Status.SUCCEEDED:
-        context["page"] = _table_page(request, evaluation, membership, filters)
-        context["views"] = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
+        context["page"] = _table_page(request, evaluation, filters)
+        views = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
+        context["views"] = views
+        # Until someone labels a sample, the human review section is one line (and the way to the queue).
+        context["any_reviews"] = any((view.get("human") or {}).get("reviewed") for view in views)
         context["fit_kappa"], context["min_reviews"] = agreement.FIT_FOR_USE_KAPPA, agreement.MIN_REVIEWS
         context["partial_reviews"] = agreement.PARTIAL_REVIEWS
         found = reviewer_agreements(evaluation=evaluation)
@@ -208,50 +216,56 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
 
 
 def _table_page(
-    request: HtmxHttpRequest, evaluation: Evaluation, membership: Membership, filters: dict[str, Any]
+    request: HtmxHttpRequest, evaluation: Evaluation, filters: dict[str, Any]
 ) -> Page[SampleClassification]:
-    """A page of the sample table; for a writer, each row carries its in-place corrections: per property, the
-    values to choose from and the reviewer's own label (one more query for the page)."""
-    page = classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
-    if membership.can_write and evaluation.status == Evaluation.Status.SUCCEEDED:
-        properties = evaluation.run.spec_version.parsed_properties
-        mine = reviewer_labels(sample_ids=[row.sample_id for row in page], reviewer_id=membership.user_id)
-        for row in page:
-            row.corrections = [  # type: ignore[attr-defined]
-                {"name": p.name, "values": p.values, "mine": mine.get(row.sample_id, {}).get(p.name)}
-                for p in properties
-            ]
-    return page
+    """A page of the sample table (a writer corrects a row in place through its one "Correct" button, which
+    fetches that row's forms: no per-row dropdowns, no labels query for the page)."""
+    return classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
+
+
+def _corrections(properties: list[Property], sample_id: int, membership: Membership) -> list[dict[str, Any]]:
+    """Per property, the values to choose from and the writer's own label of this sample (one query)."""
+    mine = reviewer_labels(sample_ids=[sample_id], reviewer_id=membership.user_id).get(sample_id, {})
+    return [{"name": p.name, "values": p.values, "mine": mine.get(p.name)} for p in properties]
 
 
 @login_required
 def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
-    """One sample as this evaluation saw it: its content, the values it was assigned and the values judged."""
-    evaluation, _membership = get_evaluation_for_user(request.user, code)
+    """One sample as this evaluation saw it: its content, the values assigned and judged, the judge's call as the
+    ledger recorded it, and its previous and next within the sample table's filters (carried in the URL)."""
+    evaluation, membership = get_evaluation_for_user(request.user, code)
     row = get_object_or_404(
         SampleClassification.objects.select_related("sample"), evaluation=evaluation, sample__code=sample_code
     )
     judged = row.classifications or {}
     rationales = row.rationales or {}
-    names = [p.name for p in evaluation.run.spec_version.parsed_properties]
+    properties = evaluation.run.spec_version.parsed_properties
     values = [
         {
-            "name": name,
-            "assigned": row.sample.properties.get(name),
+            "name": p.name,
+            "assigned": row.sample.properties.get(p.name),
             # A property the judge left out of its answer is undecided (not a mismatch); a failed sample has none.
-            "judged": judged.get(name),
-            "undecided": row.status == SampleClassification.Status.OK and name not in judged,
-            "rationale": rationales.get(name, ""),
+            "judged": judged.get(p.name),
+            "undecided": row.status == SampleClassification.Status.OK and p.name not in judged,
+            "rationale": rationales.get(p.name, ""),
         }
-        for name in names
+        for p in properties
     ]
+    names = [a["property_name"] for a in evaluation.distribution_analysis or []]
     context = {
         "evaluation": evaluation,
         "row": row,
         "sample": row.sample,
         "values": values,
         "reviews": sample_reviews(sample_id=row.sample_id),
+        "calls": sample_calls(evaluation=evaluation, row=row),
+        "query": table_query(request.GET),
+        "neighbours": sample_neighbours(
+            evaluation=evaluation, sample_code=sample_code, filters=_filters(request, names)
+        ),
     }
+    if membership.can_write and evaluation.status == Evaluation.Status.SUCCEEDED:
+        context["corrections"] = _corrections(properties, row.sample_id, membership)
     return render(request, "evaluations/sample.html", context)
 
 
@@ -626,11 +640,22 @@ def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def evaluation_sample_correct(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
-    """Correct a judged value in place, from the sample table or the sample page: a `manual` label."""
+    """Correct a judged value in place, from the sample table or the sample page: a `manual` label. A GET (the
+    table row's "Correct" button) answers the row's forms, one per property; a POST saves one of them."""
     evaluation, membership = _rw_succeeded_evaluation(request, code)
     sample = get_object_or_404(evaluation.run.samples.all(), code=sample_code)
+    properties = evaluation.run.spec_version.parsed_properties
+    if request.method == "GET":
+        if not request.htmx:  # the forms alone are a fragment: the sample page has them too
+            return redirect(reverse("evaluations:sample", args=[evaluation.code, sample.code]) + "#correct")
+        context = {
+            "evaluation": evaluation,
+            "sample": sample,
+            "corrections": _corrections(properties, sample.id, membership),
+        }
+        return render(request, "evaluations/_corrections.html", context)
     prop, value = request.POST.get("property", ""), request.POST.get("value", "")
     try:
         review_save(
@@ -641,7 +666,7 @@ def evaluation_sample_correct(request: HtmxHttpRequest, code: UUID, sample_code:
     except ReviewError as exc:
         return HttpResponseBadRequest(str(exc))
     if request.htmx:
-        values = {p.name: p.values for p in evaluation.run.spec_version.parsed_properties}[prop]
+        values = {p.name: p.values for p in properties}[prop]
         context = {
             "evaluation": evaluation,
             "sample": sample,

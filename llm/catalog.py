@@ -121,6 +121,24 @@ def judge_models() -> dict[str, JudgeModel]:
     return {name: _build(name, entry) for name, entry in settings.JUDGE_MODELS.items()}
 
 
+def picker_choices(*, writers: bool = False) -> list[tuple[str, str]]:
+    """Every model picker's (name, label) pairs: a model whose provider has no credentials says so, so that nobody
+    picks it to learn that from an error. `writers`: only models that write data (not the embedded judge)."""
+    choices = []
+    for name, model in sorted(judge_models().items()):
+        if model.is_offline:
+            if writers:
+                continue
+            label = f"{name} (embedded judge: no LLM)"
+        elif model.api_key() is None:
+            fallback = not writers and settings.JUDGE_OFFLINE_FALLBACK
+            label = f"{name} (no credentials: embedded judge instead)" if fallback else f"{name} (no credentials)"
+        else:
+            label = name
+        choices.append((name, label))
+    return choices
+
+
 def get_judge_model(name: str) -> JudgeModel:
     models = judge_models()
     if name not in models:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -20,6 +21,7 @@ from .base import (
     Provider,
     Refused,
     Rejected,
+    Reply,
     StructuredRequest,
     TransientError,
     Usage,
@@ -92,6 +94,8 @@ class Attempt:
     cost_usd: Decimal
     latency_ms: int
     error: str = ""
+    # What the provider answered (its parsed reply as JSON), when it answered at all: kept for the ledger.
+    answer: str = ""
 
 
 @dataclass
@@ -104,6 +108,8 @@ class Outcome:
     answer: Any = None
     error: str = ""
     attempts: list[Attempt] = field(default_factory=list)
+    # What was asked (the ledger keeps its prompts).
+    request: StructuredRequest | None = None
     fatal: bool = False
     # Not asked to the end for lack of time (the work item's run is ending): ask again in the next run.
     deferred: bool = False
@@ -119,6 +125,14 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(cap, max(0.0, retry_after))
     return min(cap, (2.0 ** (attempt - 1)) * (0.5 + random.random() * 0.5))  # noqa: S311 - jitter, not crypto
+
+
+def _raw(reply: Reply | None) -> str:
+    """The reply as the ledger keeps it: the provider's parsed answer as JSON (a reply that failed our validation
+    included: that is when it matters most)."""
+    if reply is None:
+        return ""
+    return json.dumps(reply.data, ensure_ascii=False, default=str)
 
 
 class Judge:
@@ -146,7 +160,7 @@ class Judge:
         abandoned at the stop's deadline (its attempt is "abandoned", the outcome `deferred`).
         Whatever the provider or the SDK raises becomes an outcome: nothing escapes to the caller.
         """
-        outcome = Outcome()
+        outcome = Outcome(request=request)
         bad_replies = 0
         for attempt in range(1, settings.JUDGE_MAX_ATTEMPTS + 1):
             if deadline is not None and time.monotonic() + settings.JUDGE_TIMEOUT_SECONDS > deadline:
@@ -160,6 +174,7 @@ class Judge:
                     outcome.deferred = True
                     return outcome
                 started = time.perf_counter()
+                reply: Reply | None = None
                 # JUDGE_TIMEOUT_SECONDS bounds the whole call (connect, first byte, every chunk of the body).
                 with call_clock(settings.JUDGE_TIMEOUT_SECONDS) as clock:
                     try:
@@ -170,8 +185,10 @@ class Judge:
                     else:
                         failure = None
             latency = int((time.perf_counter() - started) * 1000)
+            raw = _raw(reply)
             if failure is None:
-                outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency))
+                assert reply is not None
+                outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency, "", raw))
                 self.limiter.succeeded()
                 outcome.answer = answer
                 outcome.error = ""
@@ -189,7 +206,9 @@ class Judge:
                 if isinstance(failure, JudgeError)
                 else BadReply(f"unreadable reply ({type(failure).__name__}: {failure})")
             )
-            outcome.attempts.append(Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc)))
+            outcome.attempts.append(
+                Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc), raw)
+            )
             if isinstance(exc, FatalJudgeError):
                 outcome.error = str(exc)
                 outcome.fatal = True

@@ -5,13 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Sum
 
+from .base import StructuredRequest
 from .catalog import JudgeModel
 from .engine import Attempt
 from .models import JudgeCall
+
+# Each stored text (system prompt, user prompt, raw answer) is cut to this: a sample of a megabyte must not make
+# every one of its ledger rows a megabyte. The cut says so, and how much was left out.
+STORED_TEXT_MAX_CHARS = 20_000
+
+
+def bounded(text: str, limit: int = STORED_TEXT_MAX_CHARS) -> str:
+    """`text`, or its first `limit` characters and a marker saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [cut: {len(text) - limit:,} more characters not kept]"
 
 
 def record_calls(
@@ -22,14 +35,20 @@ def record_calls(
     attempts: list[Attempt],
     subject: models.Model | None = None,
     item_id: int | None = None,
+    request: StructuredRequest | None = None,
+    prompt_version: str = "",
 ) -> None:
     """Record every attempt, failed ones included: they were made, and most were paid for.
 
     `subject` is the work the calls served (an evaluation, a guardrail evaluation); `item_id` the unit within it.
+    With a `request`, and unless LLM_STORE_PROMPTS is off, each row keeps the prompts as sent and its raw answer.
     """
     if not attempts:
         return
     subject_type = ContentType.objects.get_for_model(subject) if subject is not None else None
+    kept = request if request is not None and settings.LLM_STORE_PROMPTS else None
+    system = bounded(kept.system) if kept else ""
+    user = bounded(kept.user) if kept else ""
     JudgeCall.objects.bulk_create(
         JudgeCall(
             company_id=company_id,
@@ -48,6 +67,10 @@ def record_calls(
             cache_write_tokens=a.usage.cache_write_tokens,
             cost_usd=a.cost_usd,
             latency_ms=a.latency_ms,
+            prompt_version=prompt_version,
+            system_prompt=system,
+            user_prompt=user,
+            raw_answer=bounded(a.answer) if kept else "",
         )
         for a in attempts
     )

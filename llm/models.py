@@ -84,6 +84,12 @@ class JudgeCall(models.Model):
     cache_write_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     latency_ms = models.PositiveIntegerField(default=0)
+    # The prompt's version (e.g. "classify-v2") and, unless LLM_STORE_PROMPTS is off, what was sent and what came
+    # back, each cut to ledger.STORED_TEXT_MAX_CHARS: enough to show why the judge said so (the sample page).
+    prompt_version = models.CharField(max_length=32, blank=True)
+    system_prompt = models.TextField(blank=True)
+    user_prompt = models.TextField(blank=True)
+    raw_answer = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = JudgeCallQuerySet.as_manager()
@@ -92,6 +98,8 @@ class JudgeCall(models.Model):
         indexes = [
             models.Index(fields=["subject_type", "subject_id", "purpose"], name="judgecall_subject"),
             models.Index(fields=["company", "created_at"], name="judgecall_company_created"),
+            # A sample's calls within its evaluation (the sample page).
+            models.Index(fields=["subject_type", "subject_id", "item_id"], name="judgecall_item"),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 
 from companies.models import Company
-from llm.catalog import judge_models
+from llm.catalog import picker_choices
 
 from .models import SeedDataset, Spec
 from .specfile import SpecError, parse_spec
@@ -115,9 +115,9 @@ class SeedDatasetUploadForm(forms.Form):
 
 
 def _writer_choices() -> list[tuple[str, str]]:
-    # Every model of the table but the embedded judge, which does not write data. A model whose provider has no
-    # credentials is still listed: choosing it gets the message that says how to configure the provider.
-    return [(name, name) for name, model in sorted(judge_models().items()) if not model.is_offline]
+    # Every model of the table but the embedded judge, which does not write data; one without credentials is marked
+    # (choosing it anyway gets the message that says how to configure the provider).
+    return picker_choices(writers=True)
 
 
 class RunGenerateForm(forms.Form):

@@ -29,9 +29,9 @@ def test_detail_page_shows_score_charts_and_offline_banner(
     signed_in(client, alice)
     # session, user, evaluation (+run, spec, version, creator, company), membership, ledger totals, sample page,
     # other evaluations, active membership, header companies, the human labels (statistics), the blind labels
-    # (reviewers' agreement), alice's own labels on the sample page (in-place corrections). Counts come from the
-    # stored statistics.
-    with django_assert_num_queries(12):
+    # (reviewers' agreement). Counts come from the stored statistics. (No labels query for the in-place
+    # corrections: each row's "Correct" button fetches its own forms.)
+    with django_assert_num_queries(11):
         response = client.get(f"/evaluations/{evaluation.code}/")
     page = response.content.decode()
     assert f"{evaluation.conformance_score:.1f}" in page
@@ -56,9 +56,8 @@ def test_the_classifications_partial_filters(
         for c in evaluation.classifications.select_related("sample")
         if any(c.sample.properties[name] != value for name, value in (c.classifications or {}).items())
     )
-    # session, user, evaluation, membership, sample page (the count is read off the stored confusion matrices),
-    # alice's own labels on the page (in-place corrections)
-    with django_assert_num_queries(6):
+    # session, user, evaluation, membership, sample page (the count is read off the stored confusion matrices)
+    with django_assert_num_queries(5):
         response = client.get(f"/evaluations/{evaluation.code}/?mismatch=1", headers=HX)
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="classifications-table">')
@@ -95,8 +94,8 @@ def test_start_from_the_run_page(
 ) -> None:
     signed_in(client, alice)
     page = client.get(f"/runs/{run_a.code}/").content.decode()
-    assert "local/embeddings (offline heuristic: no LLM)" in page
-    assert "anthropic/claude-opus-4-6 (no credentials: offline fallback)" in page
+    assert "local/embeddings (embedded judge: no LLM)" in page
+    assert "anthropic/claude-opus-4-6 (no credentials: embedded judge instead)" in page
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/runs/{run_a.code}/evaluate/", {"evaluation_model": "local/embeddings"}, headers=HX)
     assert response.status_code == HTTPStatus.OK

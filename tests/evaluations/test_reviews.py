@@ -709,9 +709,18 @@ def test_a_bad_label_from_the_page_is_a_400(client: Client, alice: Any, done: Ev
 def test_a_reviewer_corrects_a_value_in_place(client: Client, alice: Any, done: Evaluation) -> None:
     signed_in(client, alice)
     page = client.get(f"/evaluations/{done.code}/").content.decode()
-    assert 'aria-label="Correct sentiment of sample_1"' in page
+    # One button per row (issue #25), not a dropdown per property: it fetches the row's forms.
+    assert 'aria-label="Correct the judged values of sample_1"' in page
+    assert 'aria-label="Correct sentiment of sample_1"' not in page
     sample = done.run.samples.get(identifier="sample_1")
     url = f"/evaluations/{done.code}/samples/{sample.code}/correct/"
+    forms = client.get(url, headers=HX).content.decode()
+    assert 'aria-label="Correct sentiment of sample_1"' in forms
+    assert 'aria-label="Correct priority of sample_1"' in forms
+    # Without htmx the button is a link to the sample page's forms.
+    plain = client.get(url)
+    assert plain.status_code == HTTPStatus.FOUND
+    assert plain["Location"] == f"/evaluations/{done.code}/samples/{sample.code}/#correct"
     response = client.post(url, {"property": "sentiment", "value": "positive"}, headers=HX)
     assert response.status_code == HTTPStatus.OK
     assert "✓ saved" in response.content.decode()

@@ -24,8 +24,9 @@ def test_it_shows_content_assigned_and_judged(
     SampleClassification.objects.filter(pk=row.pk).update(classifications={"sentiment": "negative"})
     client.force_login(alice)
     # session, user, evaluation (+run, spec, version, creator, company), membership, classification (+sample),
-    # header companies, active membership, the sample's human reviews (+reviewer)
-    with django_assert_num_queries(8):
+    # header companies, active membership, the sample's human reviews (+reviewer), its judge calls, the filtered
+    # set's sample codes (previous / next), alice's own labels of it (the correction forms)
+    with django_assert_num_queries(11):
         response = client.get(_url(row))
     page = response.content.decode()
     assert response.status_code == HTTPStatus.OK
