@@ -32,7 +32,11 @@ from runs.models import Run, Sample, Spec
 
 from . import agreement
 from .access import get_evaluation_for_user
+from .charts import property_views
+from .compare import COMPARE_MAX, compare, compare_candidates
+from .dashboard import evaluation_list, recent_evaluations, score_trend_chart
 from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
+from .human_labels import reviewer_labels, sample_reviews
 from .human_review import human_review_blocks, run_labels
 from .models import Evaluation, Review, SampleClassification
 from .review_queue import (
@@ -44,23 +48,8 @@ from .review_queue import (
     reviewer_history,
     sample_stratum,
 )
-from .selectors import (
-    COMPARE_MAX,
-    SAMPLE_PAGE_SIZES,
-    classification_page,
-    classification_rows,
-    compare,
-    compare_candidates,
-    evaluation_list,
-    evaluation_trace,
-    property_views,
-    recent_evaluations,
-    reviewer_labels,
-    run_evaluation_rows,
-    sample_reviews,
-    sample_sort_choices,
-    score_trend_chart,
-)
+from .run_card import run_evaluation_rows
+from .sample_table import SAMPLE_PAGE_SIZES, classification_page, classification_rows, sample_sort_choices
 from .services import (
     EvaluationError,
     ReviewError,
@@ -70,6 +59,7 @@ from .services import (
     review_save,
     review_withdraw,
 )
+from .trace import evaluation_trace
 
 if TYPE_CHECKING:
     from config.http import HtmxHttpRequest

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from evaluations.human_review import statistics_with_human_review
 from evaluations.models import Evaluation, Review
-from evaluations.selectors import evaluation_trace
+from evaluations.trace import evaluation_trace
 
 # --- Output ---
 
@@ -40,7 +40,7 @@ class EmbeddedPlanOutputSerializer(serializers.Serializer[Any]):
     )
 
 
-# Serializes the dict evaluations.selectors.evaluation_trace builds (the evaluation page shows the same).
+# Serializes the dict evaluations.trace.evaluation_trace builds (the evaluation page shows the same).
 class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     """Our addition: how the evaluation was judged: models, prompt, calls, tokens, cost and progress."""
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination, uuid_or_none
 from companies.api.serializers import error_responses
 from evaluations.models import Evaluation, Review
-from evaluations.selectors import evaluations_for_run
+from evaluations.run_card import evaluations_for_run
 from evaluations.services import (
     EvaluationError,
     ReviewError,

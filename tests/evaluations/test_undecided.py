@@ -12,7 +12,7 @@ from urllib.parse import quote
 from django.test import Client
 
 from evaluations.models import Evaluation, SampleClassification
-from evaluations.selectors import classification_count, classification_rows
+from evaluations.sample_table import classification_count, classification_rows
 from tests.evaluations.strata import STRATA
 
 UNDECIDED, FAILED = SampleClassification.UNDECIDED, SampleClassification.FAILED
