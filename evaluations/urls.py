@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from . import views
+from . import review_views, views
 
 
 class ExportFormat:
@@ -25,12 +25,12 @@ urlpatterns = [
     path("evaluations/compare/", views.evaluation_compare, name="compare"),
     path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
     path("evaluations/<uuid:code>/samples/<uuid:sample_code>/", views.evaluation_sample, name="sample"),
-    path("evaluations/<uuid:code>/review/", views.evaluation_review, name="review"),
-    path("evaluations/<uuid:code>/review/label/", views.evaluation_review_label, name="review-label"),
-    path("evaluations/<uuid:code>/review/undo/", views.evaluation_review_undo, name="review-undo"),
+    path("evaluations/<uuid:code>/review/", review_views.evaluation_review, name="review"),
+    path("evaluations/<uuid:code>/review/label/", review_views.evaluation_review_label, name="review-label"),
+    path("evaluations/<uuid:code>/review/undo/", review_views.evaluation_review_undo, name="review-undo"),
     path(
         "evaluations/<uuid:code>/samples/<uuid:sample_code>/correct/",
-        views.evaluation_sample_correct,
+        review_views.evaluation_sample_correct,
         name="sample-correct",
     ),
     path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -13,11 +12,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import content_disposition_header
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, trigger_client_event
@@ -28,36 +27,26 @@ from companies.quotas import QuotaExceeded
 from config.spreadsheet import safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
-from runs.models import Run, Sample, Spec
+from runs.models import Run, Spec
 
 from . import agreement
 from .access import get_evaluation_for_user
 from .charts import property_views
 from .compare import COMPARE_MAX, compare, compare_candidates
 from .dashboard import evaluation_list, recent_evaluations, score_trend_chart
-from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
+from .forms import EvaluateForm, EvaluationListForm, SampleTableForm
 from .human_labels import reviewer_labels, sample_reviews
 from .human_review import human_review_blocks, run_labels
-from .models import Evaluation, Review, SampleClassification
+from .models import Evaluation, SampleClassification
 from .review_queue import (
-    QueueMode,
-    reveal,
-    review_card_sample,
-    review_queue,
     reviewer_agreements,
-    reviewer_history,
-    sample_stratum,
 )
 from .run_card import run_evaluation_rows
 from .sample_table import SAMPLE_PAGE_SIZES, classification_page, classification_rows, sample_sort_choices
 from .services import (
     EvaluationError,
-    ReviewError,
-    ReviewInput,
     evaluation_cancel,
     evaluation_create,
-    review_save,
-    review_withdraw,
 )
 from .trace import evaluation_trace
 
@@ -441,205 +430,3 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
     response = StreamingHttpResponse(lines(), content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(True, f"evaluation-{evaluation.code}.{fmt}")
     return response
-
-
-# --- Human review: the queue, undo, corrections in place ---
-
-
-def _my_label(request: HtmxHttpRequest, sample: Sample, prop: str) -> str | None:
-    """The reviewer's own label on the sample's property, if any."""
-    found: str | None = (
-        Review.objects.filter(reviewer=request.user, sample=sample, property_name=prop)
-        .values_list("value", flat=True)
-        .first()
-    )
-    return found
-
-
-def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any]) -> dict[str, Any]:
-    """The review card's context: the sample to label (the queue's next, or one asked for by `back`/`sample`), the
-    property's values, the reviewer's own label, progress, the links for skip / back / forward, and, after an
-    answer, what the judge said about the sample just labelled.
-
-    The random queue is blind: until the reviewer has labelled the sample on the property, the card holds neither
-    its judged nor its assigned values (of any property: they hint at each other)."""
-    properties = evaluation.run.spec_version.parsed_properties
-    by_name = {p.name: p for p in properties}
-    prop = by_name.get(queue["prop"]) or properties[0]
-    mode = QueueMode(queue["mode"])
-    state = review_queue(
-        evaluation=evaluation, prop=prop.name, mode=mode, reviewer_id=request.user.id, skip=queue["skip"]
-    )
-    sample, back = state.sample, queue["back"]
-    if back:
-        history = reviewer_history(evaluation=evaluation, reviewer_id=request.user.id, prop=prop.name, mode=mode)
-        earlier = history[back - 1 : back]
-        if earlier:
-            sample = earlier[0].sample
-        else:
-            back = 0
-    elif queue["sample"]:
-        sample = review_card_sample(evaluation=evaluation, sample_code=str(queue["sample"])) or sample
-    mine = _my_label(request, sample, prop.name) if sample is not None else None
-    blind = mode == QueueMode.RANDOM and mine is None
-    judged: dict[str, str] = {}
-    if sample is not None and not blind:
-        row = SampleClassification.objects.filter(evaluation=evaluation, sample=sample).first()
-        judged = {p.name: row.stratum(p.name) if row else SampleClassification.FAILED for p in properties}
-    answered = None
-    if mode == QueueMode.RANDOM and queue["answered"]:
-        # Only a sample the reviewer has labelled: the code comes from the URL, and the judged value must never
-        # reach a card before its answer.
-        previous = review_card_sample(evaluation=evaluation, sample_code=str(queue["answered"]))
-        label = _my_label(request, previous, prop.name) if previous is not None else None
-        if previous is not None and label is not None:
-            answered = reveal(evaluation=evaluation, sample=previous, prop=prop.name, label=label)
-    base = {"property": prop.name, "mode": mode.value}
-
-    def link(**extra: Any) -> str:
-        return f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode({**base, **extra}, doseq=True)}"
-
-    undone = None
-    if queue["sample"] and queue["undone"] in prop.values and sample is not None:
-        # After an undo: HTMX's answer, or the page a plain form post is redirected to (the value is then from the
-        # URL, hence the check against the property's values).
-        undone = {"property_name": prop.name, "value": queue["undone"], "sample": sample}
-    return {
-        "undone": undone,
-        "answered": answered,
-        "evaluation": evaluation,
-        "properties": [p.name for p in properties],
-        "prop": prop.name,
-        "mode": mode.value,
-        "sample": sample,
-        "blind": blind,
-        "values": [(index, value) for index, value in enumerate(prop.values, start=1)],
-        "judged_value": judged.get(prop.name),
-        "others": [
-            {"name": p.name, "assigned": sample.properties.get(p.name), "judged": judged.get(p.name)}
-            for p in properties
-        ]
-        if sample is not None and not blind
-        else [],
-        "mine": mine,
-        "state": state,
-        "enough": state.reviewed >= state.total,
-        "skip": queue["skip"],
-        "back": back,
-        "skip_url": link(skip=[*queue["skip"], str(sample.code)]) if sample is not None else None,
-        "back_url": link(skip=queue["skip"], back=back + 1),
-        "forward_url": link(skip=queue["skip"], back=back - 1) if back else None,
-    }
-
-
-def _render_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any], **extra: Any) -> HttpResponse:
-    context = _review_card(request, evaluation, queue) | extra
-    if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "evaluations/review.html#review-card", context, status=extra.get("status", 200))
-    return render(request, "evaluations/review.html", context, status=extra.get("status", 200))
-
-
-@login_required
-def evaluation_review(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
-    """The review queue: one sample at a time, a label with one key press. Viewers see it (read only)."""
-    evaluation, membership = get_evaluation_for_user(request.user, code)
-    if evaluation.status != Evaluation.Status.SUCCEEDED:
-        raise Http404("Only a finished evaluation can be reviewed.")
-    queue = ReviewQueueForm(request.GET).queue()
-    return _render_card(request, evaluation, queue, membership=membership)
-
-
-def _rw_succeeded_evaluation(request: HtmxHttpRequest, code: UUID) -> tuple[Evaluation, Membership]:
-    evaluation, membership = get_evaluation_for_user(request.user, code)
-    if not membership.can_write:
-        raise PermissionDenied("Your role in this company is read-only.")
-    if evaluation.status != Evaluation.Status.SUCCEEDED:
-        raise Http404("Only a finished evaluation can be reviewed.")
-    return evaluation, membership
-
-
-def _queue_redirect(evaluation: Evaluation, queue: dict[str, Any], **extra: Any) -> HttpResponse:
-    params = {"property": queue["prop"], "mode": queue["mode"], "skip": queue["skip"], **extra}
-    return redirect(f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode(params, doseq=True)}")
-
-
-@login_required
-@require_POST
-def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
-    """Store one label from the queue, then show the next card (HTMX) or redirect to it (a plain form post)."""
-    evaluation, membership = _rw_succeeded_evaluation(request, code)
-    queue = ReviewQueueForm(request.POST).queue()
-    form = ReviewLabelForm(request.POST)
-    if not form.is_valid():
-        return HttpResponseBadRequest(form.errors.as_text())
-    found = evaluation.run.samples.filter(code=form.cleaned_data["sample"]).values_list("id", "identifier").first()
-    if found is None:
-        raise Http404("No such sample in this evaluation's run.")
-    sample_id, identifier = found
-    mode, prop = QueueMode(queue["mode"]), form.cleaned_data["property"]
-    item = ReviewInput(identifier, prop, form.cleaned_data["value"], mode.selection)
-    if mode == QueueMode.RANDOM:
-        # The label's design: drawn at random within this evaluation's stratum of the sample, and given blind.
-        stratum = sample_stratum(evaluation=evaluation, sample_id=sample_id, prop=prop)
-        item = dataclasses.replace(item, stratum=stratum, blind=True)
-    try:
-        review_save(evaluation=evaluation, reviewer=request.user, items=[item])
-    except ReviewError as exc:
-        return HttpResponseBadRequest(str(exc))
-    # The next card, which first shows what the judge said about this sample (random queue only).
-    answered = form.cleaned_data["sample"] if mode == QueueMode.RANDOM else None
-    queue = {**queue, "prop": item.property_name, "back": 0, "sample": None, "answered": answered}
-    if request.htmx:
-        return _render_card(request, evaluation, queue, membership=membership)
-    return _queue_redirect(evaluation, queue, **({"answered": str(answered)} if answered else {}))
-
-
-@login_required
-@require_POST
-def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
-    """Withdraw the reviewer's most recent label on the property and show that sample again."""
-    evaluation, membership = _rw_succeeded_evaluation(request, code)
-    queue = ReviewQueueForm(request.POST).queue()
-    names = [p.name for p in evaluation.run.spec_version.parsed_properties]
-    prop = queue["prop"] if queue["prop"] in names else names[0]
-    mode = QueueMode(queue["mode"])
-    latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop, mode=mode).first()
-    queue = {**queue, "prop": prop, "back": 0, "sample": None, "undone": "", "answered": None}
-    if latest is not None:
-        queue["sample"], queue["undone"] = latest.sample.code, latest.value
-        review_withdraw(review=latest)
-    if request.htmx:
-        return _render_card(request, evaluation, queue, membership=membership)
-    return _queue_redirect(
-        evaluation, queue, **({"sample": str(queue["sample"]), "undone": queue["undone"]} if latest else {})
-    )
-
-
-@login_required
-@require_POST
-def evaluation_sample_correct(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
-    """Correct a judged value in place, from the sample table or the sample page: a `manual` label."""
-    evaluation, membership = _rw_succeeded_evaluation(request, code)
-    sample = get_object_or_404(evaluation.run.samples.all(), code=sample_code)
-    prop, value = request.POST.get("property", ""), request.POST.get("value", "")
-    try:
-        review_save(
-            evaluation=evaluation,
-            reviewer=request.user,
-            items=[ReviewInput(sample.identifier, prop, value, Review.Selection.MANUAL)],
-        )
-    except ReviewError as exc:
-        return HttpResponseBadRequest(str(exc))
-    if request.htmx:
-        values = {p.name: p.values for p in evaluation.run.spec_version.parsed_properties}[prop]
-        context = {
-            "evaluation": evaluation,
-            "sample": sample,
-            "name": prop,
-            "values": values,
-            "mine": value,
-            "saved": True,
-        }
-        return render(request, "evaluations/_correct.html", context)
-    messages.success(request, f"Saved: {prop} of {sample.identifier} is {value}.")
-    return redirect("evaluations:detail", code=evaluation.code)

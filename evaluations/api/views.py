@@ -10,16 +10,9 @@ from rest_framework.response import Response
 from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination, uuid_or_none
 from companies.api.serializers import error_responses
 from evaluations.models import Evaluation, Review
+from evaluations.reviewing import ReviewError, ReviewInput, review_save, review_withdraw
 from evaluations.run_card import evaluations_for_run
-from evaluations.services import (
-    EvaluationError,
-    ReviewError,
-    ReviewInput,
-    evaluation_cancel,
-    evaluation_create,
-    review_save,
-    review_withdraw,
-)
+from evaluations.services import EvaluationError, evaluation_cancel, evaluation_create
 from llm.catalog import UnknownModel
 from runs.models import Run
 

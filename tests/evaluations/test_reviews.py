@@ -226,7 +226,7 @@ def test_a_review_of_another_company_is_not_found_through_mine(
 def _label_all(evaluation: Evaluation, count: int, *, truth: Any = None) -> None:
     """Label `count` samples with their assigned sentiment (or `truth(sample)`) as the random queue stores its labels
     (random, blind, with the sample's stratum): the labels the estimates use."""
-    from evaluations.services import ReviewInput, review_save
+    from evaluations.reviewing import ReviewInput, review_save
 
     rows = SampleClassification.objects.filter(evaluation=evaluation).select_related("sample")[:count]
     items = [
@@ -298,7 +298,7 @@ def test_labels_of_several_reviewers_combine_by_majority_then_recency() -> None:
 def test_run_labels_combine_reviewers_and_keep_the_random_set_apart(
     done: Evaluation, alice: Any, company_a: Any
 ) -> None:
-    from evaluations.services import ReviewInput, review_save
+    from evaluations.reviewing import ReviewInput, review_save
     from tests.factories import MembershipFactory, UserFactory
 
     dave = MembershipFactory(user=UserFactory(username="dave@alpha.test"), company=company_a).user
@@ -802,7 +802,7 @@ def test_pages_check_ownership(client: Client, charlie: Any, done: Evaluation) -
 
 
 def test_pages_require_rw_access(client: Client, bob: Any, alice: Any, done: Evaluation) -> None:
-    from evaluations.services import ReviewInput, review_save
+    from evaluations.reviewing import ReviewInput, review_save
 
     review_save(evaluation=done, reviewer=alice, items=[ReviewInput("sample_1", "sentiment", "neutral")])
     signed_in(client, bob)
@@ -826,7 +826,7 @@ def test_an_unfinished_evaluation_has_no_queue(client: Client, alice: Any, run_a
 
 
 def test_back_and_undo_stay_in_their_queue(client: Client, alice: Any, done: Evaluation) -> None:
-    from evaluations.services import ReviewInput, review_save
+    from evaluations.reviewing import ReviewInput, review_save
 
     review_save(
         evaluation=done, reviewer=alice, items=[ReviewInput("sample_1", "sentiment", "neutral", "disagreement")]
