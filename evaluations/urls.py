@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from . import review_views, views
+from . import compare_views, review_views, views
 
 
 class ExportFormat:
@@ -22,7 +22,8 @@ app_name = "evaluations"
 
 urlpatterns = [
     path("evaluations/", views.evaluation_list_page, name="list"),
-    path("evaluations/compare/", views.evaluation_compare, name="compare"),
+    path("evaluations/compare/", compare_views.evaluation_compare, name="compare"),
+    path("evaluations/compare/diff.csv", compare_views.evaluation_compare_diff_csv, name="compare-diff-csv"),
     path("evaluations/<uuid:code>/", views.evaluation_detail, name="detail"),
     path("evaluations/<uuid:code>/samples/<uuid:sample_code>/", views.evaluation_sample, name="sample"),
     path("evaluations/<uuid:code>/review/", review_views.evaluation_review, name="review"),

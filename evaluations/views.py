@@ -3,7 +3,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -24,7 +23,7 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, trig
 from companies.access import require_active_membership
 from companies.models import Membership
 from companies.quotas import QuotaExceeded
-from config.spreadsheet import safe_row
+from config.spreadsheet import Echo, safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
 from runs.models import Run, Spec
@@ -32,7 +31,7 @@ from runs.models import Run, Spec
 from . import agreement
 from .access import get_evaluation_for_user
 from .charts import property_views
-from .compare import COMPARE_MAX, compare, compare_candidates
+from .compare import COMPARE_MAX, compare_candidates
 from .dashboard import evaluation_list, recent_evaluations, score_trend_chart
 from .forms import EvaluateForm, EvaluationListForm, SampleTableForm
 from .human_labels import reviewer_labels, sample_reviews
@@ -295,42 +294,6 @@ def evaluation_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-@login_required
-def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
-    """2..COMPARE_MAX finished evaluations of runs of one spec (any versions), side by side, the first the baseline:
-    `?e=<code>&e=<code>...` (or the older `?a=<code>&b=<code>`). A malformed or another company's evaluation is a
-    404; evaluations that cannot be compared (too few or many, different specs, unfinished) a 400 that says why."""
-    raw = request.GET.getlist("e") or [request.GET.get(key, "") for key in ("a", "b")]
-    try:
-        codes = list(dict.fromkeys(UUID(code) for code in raw))  # in order, each once
-    except ValueError:
-        raise Http404("Pick evaluations of runs of one spec.") from None
-    evaluations = [get_evaluation_for_user(request.user, code)[0] for code in codes[: COMPARE_MAX + 1]]
-    first = evaluations[0] if evaluations else None
-    problem = None
-    if not 2 <= len(evaluations) <= COMPARE_MAX:
-        problem = f"Pick between 2 and {COMPARE_MAX} different evaluations to compare."
-    elif other := next((e for e in evaluations if e.run.spec_id != evaluations[0].run.spec_id), None):
-        problem = (
-            f"A evaluates a run of the spec '{evaluations[0].run.spec}' and another a run of '{other.run.spec}': "
-            "only evaluations of runs of one spec (any of its versions) can be compared."
-        )
-    elif not all(e.distribution_analysis for e in evaluations):
-        problem = "Every evaluation must have finished successfully before they can be compared."
-    if problem or first is None:
-        invalid = {"evaluations": evaluations, "problem": problem}
-        return render(request, "evaluations/compare_invalid.html", invalid, status=HTTPStatus.BAD_REQUEST)
-    context = {
-        "comparison": compare(evaluations=evaluations, human=[human_review_blocks(evaluation=e) for e in evaluations]),
-        "baseline": first,
-        # The picker: other finished evaluations of the spec's runs, to add (or, checked, to keep).
-        "candidates": compare_candidates(evaluation=first, limit=30),
-        "chosen": {e.code for e in evaluations},
-        "compare_max": COMPARE_MAX,
-    }
-    return render(request, "evaluations/compare.html", context)
-
-
 def _export_rows(
     evaluation: Evaluation,
 ) -> Iterator[tuple[int, str, str, dict[str, str], dict[str, str] | None, str, dict[str, str] | None, str]]:
@@ -339,11 +302,6 @@ def _export_rows(
         "sample__content",
     )  # fmt: skip
     yield from rows.iterator(chunk_size=2000)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 @login_required
@@ -370,7 +328,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
         return {n: row.stratum(n) for n in names}
 
     if fmt == "csv":
-        writer = csv.writer(_Echo())
+        writer = csv.writer(Echo())
 
         def lines() -> Iterator[str]:
             yield writer.writerow(
