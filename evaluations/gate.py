@@ -24,6 +24,10 @@ from .models import Evaluation
 PASS, REGRESSION = "PASS", "REGRESSION"
 
 
+class GateError(ValueError):
+    """The two evaluations cannot be compared (the message says why)."""
+
+
 @dataclass(frozen=True)
 class Thresholds:
     score_drop: float
@@ -125,3 +129,13 @@ def evaluation_changes(
         "checks": checks,
         "verdict": REGRESSION if any(c["failed"] for c in checks) else PASS,
     }
+
+
+def gate_compare(*, baseline: Evaluation, candidate: Evaluation) -> dict[str, Any]:
+    """evaluation_changes after the checks the API and the command share: both finished, runs of one spec."""
+    if baseline.run.spec_id != candidate.run.spec_id:
+        raise GateError("The baseline evaluates a run of another spec: only evaluations of one spec compare.")
+    for role, evaluation in (("baseline", baseline), ("candidate", candidate)):
+        if evaluation.status != Evaluation.Status.SUCCEEDED or not evaluation.statistics:
+            raise GateError(f"The {role} has not finished successfully (status {evaluation.status}).")
+    return evaluation_changes(baseline=baseline, candidate=candidate)
