@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from companies.models import Company
 from llm.catalog import OFFLINE_NAMES
@@ -18,16 +18,32 @@ from .models import Evaluation
 def evaluation_list(
     *,
     company: Company,
+    q: str = "",
     spec: Spec | None = None,
     run: Run | None = None,
     judge: str = "",
     status: str = "",
+    score_min: float | None = None,
+    score_max: float | None = None,
     date_from: datetime.date | None = None,
     date_to: datetime.date | None = None,
     sort: str = "-date",
 ) -> QuerySet[Evaluation]:
-    """The evaluations list page: the company's evaluations, filtered and sorted (unscored ones sort last)."""
+    """The evaluations list page: the company's evaluations, searched, filtered and sorted (unscored ones sort
+    last). `q` is a case-insensitive substring of the name, the run's name, the spec's name or the judge."""
     rows = Evaluation.objects.for_company(company).select_related("run__spec", "run__spec_version")
+    if q:
+        rows = rows.filter(
+            Q(name__icontains=q)
+            | Q(run__name__icontains=q)
+            | Q(run__spec__name__icontains=q)
+            | Q(model_used__icontains=q)
+            | Q(requested_model__icontains=q)
+        )
+    if score_min is not None:
+        rows = rows.filter(conformance_score__gte=score_min)
+    if score_max is not None:
+        rows = rows.filter(conformance_score__lte=score_max)
     if spec is not None:
         rows = rows.filter(run__spec=spec)
     if run is not None:

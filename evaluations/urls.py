@@ -36,6 +36,7 @@ urlpatterns = [
     ),
     path("evaluations/<uuid:code>/export.<export_format:fmt>", views.evaluation_export, name="export"),
     path("evaluations/<uuid:code>/cancel/", views.evaluation_cancel_view, name="cancel"),
+    path("evaluations/<uuid:code>/rename/", views.evaluation_rename, name="rename"),
     path("runs/<uuid:code>/evaluate/", views.evaluation_start, name="start"),
     path("runs/<uuid:code>/evaluations/", views.run_evaluations_table, name="run-evaluations"),
 ]
