@@ -19,9 +19,8 @@ COMPARE_COLORS = (COLORS["evaluated"], "#1f7a4d", "#7b3fb2", "#c2185b", "#00838f
 
 
 def compare_label(letter: str, evaluation: Evaluation) -> str:
-    """ "A: run name · model · date", so evaluations of different runs cannot be confused."""
-    model = evaluation.model_used or evaluation.requested_model
-    return f"{letter}: {evaluation.run} · {model} · {evaluation.created_at:%Y-%m-%d %H:%M}"
+    """ "A: name · date" (the name defaults to "run · judge"), so evaluations cannot be confused."""
+    return f"{letter}: {evaluation.display_name} · {evaluation.created_at:%Y-%m-%d %H:%M}"
 
 
 def shared_properties(evaluations: list[Evaluation]) -> list[str]:
@@ -59,8 +58,10 @@ def compare(*, evaluations: list[Evaluation], human: list[dict[str, dict[str, An
         }
         for i, (letter, evaluation) in enumerate(zip(letters, evaluations, strict=True))
     ]
-    charts, properties = [], []
-    for name in shared_properties(evaluations):
+    charts: list[dict[str, Any]] = []
+    properties: list[dict[str, Any]] = []
+    names = shared_properties(evaluations)
+    for name in names:
         values: list[str] = []
         for s_, a in zip(stats, analyses, strict=True):
             values += [
@@ -91,7 +92,6 @@ def compare(*, evaluations: list[Evaluation], human: list[dict[str, dict[str, An
                 }
             )
         properties.append({"name": name, "cells": cells})
-    names = [c["name"] for c in charts]
     paired, totals = _paired_totals(first, others, names)
     for row in properties:
         i = names.index(row["name"])

@@ -107,7 +107,7 @@ def _wire(filters: dict[str, str]) -> dict[str, str]:
 
 
 @login_required
-def evaluation_compare_diff_csv(request: HtmxHttpRequest) -> HttpResponse:
+def evaluation_compare_diff_csv(request: HtmxHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The per-sample diff (every row, with the page's filters) as CSV, streamed."""
     evaluations = _compared(request)
     if isinstance(evaluations, HttpResponse):

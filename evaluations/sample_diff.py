@@ -51,7 +51,7 @@ class Change:
 def _rows(evaluation: Evaluation) -> Iterator[tuple[str, UUID, dict[str, Any], str, dict[str, Any] | None]]:
     rows = SampleClassification.objects.filter(evaluation=evaluation).order_by("sample_id")
     fields = ("sample__identifier", "sample__code", "sample__properties", "status", "classifications")
-    yield from rows.values_list(*fields).iterator(chunk_size=2000)  # type: ignore[misc]
+    yield from rows.values_list(*fields).iterator(chunk_size=2000)
 
 
 def _stratum(status: str, classifications: dict[str, Any] | None, name: str) -> str:

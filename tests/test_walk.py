@@ -1,6 +1,7 @@
 """The analyst's walk in a real browser, at a desktop (1280 px) and a phone (390 px) width: home dashboard → an
 evaluation → a heatmap cell → the filtered sample table → a sample page → back (URL and table restored); compare two
-runs of one spec; a guardrail evaluation created from its form. Each step leaves a screenshot in
+runs of one spec, with the second chosen as the baseline, and its per-sample diff filtered; a guardrail
+evaluation created from its form. Each step leaves a screenshot in
 test-artifacts/walk/<width>/ (CI keeps them in the checkout), and the page never scrolls sideways as a whole."""
 
 from __future__ import annotations
@@ -101,9 +102,25 @@ def test_the_analysts_walk(
     walk.shot("evaluations-list")
     page.click("#compare-picker button[type=submit]")
     page.wait_for_selector("#compare-properties")
-    assert "sample_3" in page.inner_text("#changed-samples")
     page.wait_for_selector("#chart-compare-1 .main-svg")
     walk.shot("compare")
+    # Choose the second evaluation as the baseline: it becomes A, and the diff is measured against it.
+    page.click(f"a.rebase[href*='baseline={second.code}']")
+    page.wait_for_url(lambda u: f"baseline={second.code}" in u)
+    page.wait_for_selector("#chart-compare-1 .main-svg")
+    assert second_run.name in page.inner_text(".compare-labels tbody tr:first-child")
+    walk.shot("compare-baseline-chosen")
+    # The per-sample diff: sample_3 changed; filtered to its kind, it is still there, and the CSV link follows.
+    diff = page.inner_text("#diff-table")
+    assert "sample_3" in diff
+    kind = page.inner_text("#diff-table tbody tr:first-child td:nth-child(3)")
+    page.select_option("#diff-filters select[name=kind]", kind)
+    page.click("#diff-filters button[type=submit]")
+    page.wait_for_url(lambda u: f"kind={kind}" in u)
+    assert "sample_3" in page.inner_text("#diff-table")
+    assert f"kind={kind}" in (page.get_attribute("#diff-filters a[download]", "href") or "")
+    page.locator("#sample-diff").scroll_into_view_if_needed()
+    walk.shot("sample-diff")
 
     # A guardrail evaluation from the list page's form.
     page.goto(f"{url}/guardrails/")
