@@ -18,10 +18,14 @@ def delta(
     interval: list[float] | None = None,
     significant: bool = False,
 ) -> SafeString:
-    """`better` is "up" when a rise is good (score, agreement), "down" when a fall is (TVD)."""
+    """`better` is "up" when a rise is good (score, agreement), "down" when a fall is (TVD), anything else when
+    neither is (an evaluated share: moving is news, not better or worse)."""
     if value is None:
         return SafeString('<span class="delta">—</span>')
-    tone = "same" if value == 0 else ("good" if (value > 0) == (better == "up") else "bad")
+    if value == 0 or better not in ("up", "down"):
+        tone = "same"
+    else:
+        tone = "good" if (value > 0) == (better == "up") else "bad"
     text = f"{value:+.2f} {unit}".replace("-", "−")  # a true minus, as wide as the plus
     if not significant:
         return format_html('<span class="delta {}">{}</span>', tone, text)
