@@ -3,8 +3,8 @@ assigned value, the judged value or their agreement changed from the baseline, a
 judge now agrees with the assigned value), a regression (it no longer does) or a change (agreement the same).
 
 Judged values are strata (SampleClassification.stratum): a judge that abstains or fails where the baseline's
-decided shows as a change. Two queries per candidate (its rows and the baseline's), streamed; the baseline's are
-held as a dict by identifier, a few hundred bytes per sample.
+decided shows as a change. One query per evaluation, streamed; the baseline's rows are held as a dict by identifier
+(a few hundred bytes per sample) while each candidate's stream past it.
 """
 
 from __future__ import annotations
@@ -71,11 +71,17 @@ def kind_of(base_assigned: Any, base_judged: str, new_assigned: Any, new_judged:
     return CHANGED
 
 
-def sample_changes(*, baseline: Evaluation, candidate: Evaluation, names: list[str], letter: str) -> Iterator[Change]:
+Baseline = dict[str, tuple[UUID, dict[str, Any], str, dict[str, Any] | None]]
+
+
+def baseline_rows(baseline: Evaluation) -> Baseline:
+    """The baseline's rows by sample identifier, read once for every candidate."""
+    rows = _rows(baseline)
+    return {identifier: (code, assigned, status, judged) for identifier, code, assigned, status, judged in rows}
+
+
+def sample_changes(*, base: Baseline, candidate: Evaluation, names: list[str], letter: str) -> Iterator[Change]:
     """Every (paired sample, shared property) whose assigned or judged value differs, in the candidate's order."""
-    base = {
-        identifier: (code, assigned, status, judged) for identifier, code, assigned, status, judged in _rows(baseline)
-    }
     for identifier, code, assigned, status, judged in _rows(candidate):
         if identifier not in base:
             continue
@@ -105,13 +111,13 @@ def compare_diff(
 ) -> Iterator[Change]:
     """The diff of every candidate (evaluations[1:], letters B, C, ...) against the baseline (evaluations[0]),
     filtered by kind, property and candidate letter (an empty filter keeps all)."""
-    baseline = evaluations[0]
+    base = baseline_rows(evaluations[0])
     for i, candidate in enumerate(evaluations[1:], start=1):
         this_letter = COMPARE_LETTERS[i]
         if letter and letter != this_letter:
             continue
         chosen = [n for n in names if not prop or n == prop]
-        for change in sample_changes(baseline=baseline, candidate=candidate, names=chosen, letter=this_letter):
+        for change in sample_changes(base=base, candidate=candidate, names=chosen, letter=this_letter):
             if not kind or change.kind == kind:
                 yield change
 
