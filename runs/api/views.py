@@ -212,7 +212,7 @@ class RunViewSet(
     )
     def create(self, request: Request) -> Response:
         """Generate a run from a SUCCEEDED spec: values assigned by quota, one LLM call per sample; poll its id."""
-        # Without an LLM provider configured, a 400 says how to configure one (runs.services.run_generate).
+        # Without an LLM provider configured, a 400 says how to configure one (runs.generation.run_generate).
         serializer = RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
