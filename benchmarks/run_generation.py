@@ -50,8 +50,9 @@ def run(n: int, latency: float, concurrency: int, url: str) -> dict[str, float]:
 
     from llm.models import JudgeCall
     from runs.assignment import distribution_for
+    from runs.generation import run_generate
     from runs.models import Run
-    from runs.services import run_generate, spec_create
+    from runs.services import spec_create
 
     membership = measure_against_standin(url, concurrency)  # this process is the worker being measured
     spec = spec_create(company=membership.company, created_by=None, name="bench", content_yaml=SPEC_YAML)

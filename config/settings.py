@@ -246,6 +246,14 @@ REVIEW_OVERLAP_PERCENT = env_int("REVIEW_OVERLAP_PERCENT", 15)
 if not 0 <= REVIEW_OVERLAP_PERCENT <= 100:
     raise ImproperlyConfigured(f"REVIEW_OVERLAP_PERCENT must be 0 to 100, got {REVIEW_OVERLAP_PERCENT}")
 
+# --- Regression gate (evaluations/gate.py: the compare page, the API's compare, manage.py gate) ---
+# A candidate evaluation regresses from its baseline when its conformance score drops by more than
+# GATE_MAX_SCORE_DROP points, a property's TVD rises by more than GATE_MAX_TVD_RISE percentage points, or a property's
+# agreement drops by more than GATE_MAX_AGREEMENT_DROP percentage points beyond noise (its 95% interval leaves out 0).
+GATE_MAX_SCORE_DROP = env_decimal("GATE_MAX_SCORE_DROP", "5")
+GATE_MAX_TVD_RISE = env_decimal("GATE_MAX_TVD_RISE", "5")
+GATE_MAX_AGREEMENT_DROP = env_decimal("GATE_MAX_AGREEMENT_DROP", "5")
+
 # --- I18N ---
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

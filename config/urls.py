@@ -14,7 +14,7 @@ from evaluations.api.views import EvaluationReviewViewSet, RunEvaluationsViewSet
 from guardrails.api.monitors import urlpatterns as monitor_urlpatterns
 from guardrails.api.views import urlpatterns as guardrail_urlpatterns
 from guardrails.api.workflows import urlpatterns as workflow_urlpatterns
-from runs.api.views import signed_download
+from runs.api.downloads import signed_download
 
 api_urlpatterns: list[URLPattern | URLResolver] = [
     path("users/api-key/rotate", rotate_api_key, name="api-key-rotate"),

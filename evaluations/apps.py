@@ -15,12 +15,12 @@ class EvaluationsConfig(AppConfig):
         from companies.quotas import sources
         from runs.extensions import extensions
 
-        from . import selectors, services, tasks, views
+        from . import run_card, services, tasks, trace, views
 
         tasks.register_all()
-        sources.in_flight["evaluations"] = selectors.evaluations_in_flight  # companies/quotas.py counts them
+        sources.in_flight["evaluations"] = trace.evaluations_in_flight  # companies/quotas.py counts them
         extensions.run_page_section = views.run_evaluations_section
-        extensions.annotate_latest_score = selectors.annotate_latest_score
-        extensions.latest_classifications = selectors.latest_classifications
+        extensions.annotate_latest_score = run_card.annotate_latest_score
+        extensions.latest_classifications = run_card.latest_classifications
         extensions.conformance_judge = services.conformance_judge
         home_sections.append(views.home_section)

@@ -27,15 +27,19 @@ class EvaluationListForm(forms.Form):
 
     SORTS = {
         "date": "created_at",
+        "name": "name",
         "score": "conformance_score",
         "status": "status",
         "judge": "model_used",
         "spec": "run__spec__name",
     }
 
+    q = forms.CharField(required=False, max_length=200, strip=True, label="Search")
     spec = forms.UUIDField(required=False)
     run = forms.UUIDField(required=False)
     judge = forms.ChoiceField(required=False, choices=[("", "any"), ("embedded", "embedded judge"), ("llm", "LLM")])
+    score_min = forms.FloatField(required=False, min_value=0, max_value=100, label="Score from")
+    score_max = forms.FloatField(required=False, min_value=0, max_value=100, label="to")
     status = forms.ChoiceField(required=False)
     date_from = forms.DateField(required=False, label="From")
     date_to = forms.DateField(required=False, label="To")
@@ -55,6 +59,15 @@ class EvaluationListForm(forms.Form):
 
 
 SKIPPED_KEPT = 50  # sample codes a reviewer may pass over in one sitting (they travel in the URL)
+
+
+class EvaluationNameForm(forms.ModelForm):  # type: ignore[type-arg]
+    """An evaluation's name and note, edited on its page."""
+
+    class Meta:
+        model = Evaluation
+        fields = ["name", "note"]
+        widgets = {"note": forms.Textarea(attrs={"rows": 2})}
 
 
 class ReviewQueueForm(forms.Form):

@@ -31,6 +31,9 @@ class Evaluation(models.Model):
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="evaluations")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    # Our addition (issue #25): what analysts call it and why it was run; pages show display_name, not a timestamp.
+    name = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     requested_model = models.CharField(max_length=200)
     model_used = models.CharField(max_length=200, blank=True)
@@ -80,6 +83,19 @@ class Evaluation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+    @property
+    def display_name(self) -> str:
+        """The name, or "<run name> · <judge>" without one (reads the run: select it with the evaluation)."""
+        return self.name or f"{self.run} · {self.model_used or self.requested_model}"
+
+    def rename(self, *, name: str | None = None, note: str | None = None) -> None:
+        """Set the name and/or the note (None leaves one as it is)."""
+        if name is not None:
+            self.name = name.strip()
+        if note is not None:
+            self.note = note.strip()
+        self.save(update_fields=["name", "note", "updated_at"])
 
     @property
     def is_offline(self) -> bool:

@@ -10,7 +10,7 @@ from uuid import UUID
 from django.http import QueryDict
 
 from .models import Evaluation
-from .selectors import classification_rows
+from .sample_table import classification_rows
 
 # The sample table's own state in the URL; anything else (a partial's name, htmx's cache busters) stays behind.
 TABLE_KEYS = ("property", "assigned", "judged", "mismatch", "q", "sort", "size", "page")

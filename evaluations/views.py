@@ -1,7 +1,10 @@
+"""The evaluation pages: the list, an evaluation (its sample table, name and note), a sample, start, cancel, the
+exports, the run page's card and the home card. Just over 400 lines: each view is short and they share the sample
+table's filters; compare is in compare_views.py, human review in review_views.py."""
+
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -13,66 +16,45 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import content_disposition_header
 from django.utils.safestring import SafeString, mark_safe
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect, trigger_client_event
 
 from companies.access import require_active_membership
 from companies.models import Membership
 from companies.quotas import QuotaExceeded
-from config.spreadsheet import safe_row
+from config.spreadsheet import Echo, safe_row
 from llm.catalog import UnknownModel
 from runs.access import get_run_for_user
-from runs.models import Run, Sample, Spec
-from runs.specfile import Property
+from runs.models import Run, Spec
 
 from . import agreement
 from .access import get_evaluation_for_user
-from .forms import EvaluateForm, EvaluationListForm, ReviewLabelForm, ReviewQueueForm, SampleTableForm
+from .charts import property_views
+from .compare import COMPARE_MAX, compare_candidates
+from .dashboard import evaluation_list, recent_evaluations, score_trend_chart
+from .forms import EvaluateForm, EvaluationListForm, EvaluationNameForm, SampleTableForm
+from .human_labels import corrections_for, sample_reviews
 from .human_review import human_review_blocks, run_labels
 from .judge_calls import sample_calls
-from .models import Evaluation, Review, SampleClassification
+from .models import Evaluation, SampleClassification
 from .navigation import sample_neighbours, table_query
 from .review_queue import (
-    QueueMode,
-    reveal,
-    review_card_sample,
-    review_queue,
     reviewer_agreements,
-    reviewer_history,
-    sample_stratum,
 )
-from .selectors import (
-    COMPARE_MAX,
-    SAMPLE_PAGE_SIZES,
-    classification_page,
-    classification_rows,
-    compare,
-    compare_candidates,
-    evaluation_list,
-    evaluation_trace,
-    property_views,
-    recent_evaluations,
-    reviewer_labels,
-    run_evaluation_rows,
-    sample_reviews,
-    sample_sort_choices,
-    score_trend_chart,
-)
+from .run_card import run_evaluation_rows
+from .sample_table import SAMPLE_PAGE_SIZES, classification_page, classification_rows, sample_sort_choices
 from .services import (
     EvaluationError,
-    ReviewError,
-    ReviewInput,
     evaluation_cancel,
     evaluation_create,
-    review_save,
-    review_withdraw,
 )
+from .trace import evaluation_trace
 
 if TYPE_CHECKING:
     from config.http import HtmxHttpRequest
@@ -155,8 +137,8 @@ def evaluation_list_page(request: HtmxHttpRequest) -> HttpResponse:
         {"label": label, "key": key, "next": f"-{key}" if sort == key else key,
          "arrow": "▲" if sort == key else "▼" if sort == f"-{key}" else ""}
         # Score second: on a phone the columns past the first few are a sideways scroll away.
-        for label, key in (("Date", "date"), ("Score", "score"), ("Spec", "spec"), ("Judge", "judge"),
-                           ("Status", "status"))
+        for label, key in (("Name", "name"), ("Date", "date"), ("Score", "score"), ("Spec", "spec"),
+                           ("Judge", "judge"), ("Status", "status"))
     ]  # fmt: skip
     context = {"page": page, "form": form, "filters": filters, "columns": columns}
     if request.htmx and not request.htmx.history_restore_request:
@@ -194,6 +176,7 @@ def evaluation_detail(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         context["page"] = _table_page(request, evaluation, filters)
         return render(request, "evaluations/detail.html#classifications-table", context)
     context["trace"] = evaluation_trace(evaluation)
+    context["name_form"] = EvaluationNameForm(instance=evaluation)
     if evaluation.status == Evaluation.Status.SUCCEEDED:
         context["page"] = _table_page(request, evaluation, filters)
         views = property_views(evaluation=evaluation, human=human_review_blocks(evaluation=evaluation))
@@ -221,12 +204,6 @@ def _table_page(
     """A page of the sample table (a writer corrects a row in place through its one "Correct" button, which
     fetches that row's forms: no per-row dropdowns, no labels query for the page)."""
     return classification_page(evaluation=evaluation, page=request.GET.get("page", 1), **filters)
-
-
-def _corrections(properties: list[Property], sample_id: int, membership: Membership) -> list[dict[str, Any]]:
-    """Per property, the values to choose from and the writer's own label of this sample (one query)."""
-    mine = reviewer_labels(sample_ids=[sample_id], reviewer_id=membership.user_id).get(sample_id, {})
-    return [{"name": p.name, "values": p.values, "mine": mine.get(p.name)} for p in properties]
 
 
 @login_required
@@ -265,7 +242,7 @@ def evaluation_sample(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -
         ),
     }
     if membership.can_write and evaluation.status == Evaluation.Status.SUCCEEDED:
-        context["corrections"] = _corrections(properties, row.sample_id, membership)
+        context["corrections"] = corrections_for(properties, row.sample_id, membership.user_id)
     return render(request, "evaluations/sample.html", context)
 
 
@@ -331,39 +308,23 @@ def evaluation_cancel_view(request: HtmxHttpRequest, code: UUID) -> HttpResponse
 
 
 @login_required
-def evaluation_compare(request: HtmxHttpRequest) -> HttpResponse:
-    """2..COMPARE_MAX finished evaluations of runs of one spec (any versions), side by side, the first the baseline:
-    `?e=<code>&e=<code>...` (or the older `?a=<code>&b=<code>`). A malformed or another company's evaluation is a
-    404; evaluations that cannot be compared (too few or many, different specs, unfinished) a 400 that says why."""
-    raw = request.GET.getlist("e") or [request.GET.get(key, "") for key in ("a", "b")]
-    try:
-        codes = list(dict.fromkeys(UUID(code) for code in raw))  # in order, each once
-    except ValueError:
-        raise Http404("Pick evaluations of runs of one spec.") from None
-    evaluations = [get_evaluation_for_user(request.user, code)[0] for code in codes[: COMPARE_MAX + 1]]
-    first = evaluations[0] if evaluations else None
-    problem = None
-    if not 2 <= len(evaluations) <= COMPARE_MAX:
-        problem = f"Pick between 2 and {COMPARE_MAX} different evaluations to compare."
-    elif other := next((e for e in evaluations if e.run.spec_id != evaluations[0].run.spec_id), None):
-        problem = (
-            f"A evaluates a run of the spec '{evaluations[0].run.spec}' and another a run of '{other.run.spec}': "
-            "only evaluations of runs of one spec (any of its versions) can be compared."
-        )
-    elif not all(e.distribution_analysis for e in evaluations):
-        problem = "Every evaluation must have finished successfully before they can be compared."
-    if problem or first is None:
-        invalid = {"evaluations": evaluations, "problem": problem}
-        return render(request, "evaluations/compare_invalid.html", invalid, status=HTTPStatus.BAD_REQUEST)
-    context = {
-        "comparison": compare(evaluations=evaluations, human=[human_review_blocks(evaluation=e) for e in evaluations]),
-        "baseline": first,
-        # The picker: other finished evaluations of the spec's runs, to add (or, checked, to keep).
-        "candidates": compare_candidates(evaluation=first, limit=30),
-        "chosen": {e.code for e in evaluations},
-        "compare_max": COMPARE_MAX,
-    }
-    return render(request, "evaluations/compare.html", context)
+@require_POST
+def evaluation_rename(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
+    """Set the name and note from the evaluation page: the heading again (HTMX) or a redirect; errors at the top of
+    the form, the values kept, with a 400."""
+    evaluation, membership = get_evaluation_for_user(request.user, code)
+    if not membership.can_write:
+        raise PermissionDenied("Your role in this company is read-only.")
+    # Validated on a copy, so a refused value never shows as the evaluation's name.
+    form = EvaluationNameForm(request.POST, instance=Evaluation(name=evaluation.name, note=evaluation.note))
+    status = HTTPStatus.BAD_REQUEST
+    if form.is_valid():
+        evaluation.rename(name=form.cleaned_data["name"], note=form.cleaned_data["note"])
+        if not request.htmx:
+            return redirect("evaluations:detail", code=evaluation.code)
+        form, status = EvaluationNameForm(instance=evaluation), HTTPStatus.OK
+    context = {"evaluation": evaluation, "membership": membership, "name_form": form}
+    return render(request, "evaluations/detail.html#evaluation-name", context, status=status)
 
 
 def _export_rows(
@@ -374,11 +335,6 @@ def _export_rows(
         "sample__content",
     )  # fmt: skip
     yield from rows.iterator(chunk_size=2000)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
 
 
 @login_required
@@ -405,7 +361,7 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
         return {n: row.stratum(n) for n in names}
 
     if fmt == "csv":
-        writer = csv.writer(_Echo())
+        writer = csv.writer(Echo())
 
         def lines() -> Iterator[str]:
             yield writer.writerow(
@@ -465,216 +421,3 @@ def evaluation_export(request: HtmxHttpRequest, code: UUID, fmt: str) -> Streami
     response = StreamingHttpResponse(lines(), content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(True, f"evaluation-{evaluation.code}.{fmt}")
     return response
-
-
-# --- Human review: the queue, undo, corrections in place ---
-
-
-def _my_label(request: HtmxHttpRequest, sample: Sample, prop: str) -> str | None:
-    """The reviewer's own label on the sample's property, if any."""
-    found: str | None = (
-        Review.objects.filter(reviewer=request.user, sample=sample, property_name=prop)
-        .values_list("value", flat=True)
-        .first()
-    )
-    return found
-
-
-def _review_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any]) -> dict[str, Any]:
-    """The review card's context: the sample to label (the queue's next, or one asked for by `back`/`sample`), the
-    property's values, the reviewer's own label, progress, the links for skip / back / forward, and, after an
-    answer, what the judge said about the sample just labelled.
-
-    The random queue is blind: until the reviewer has labelled the sample on the property, the card holds neither
-    its judged nor its assigned values (of any property: they hint at each other)."""
-    properties = evaluation.run.spec_version.parsed_properties
-    by_name = {p.name: p for p in properties}
-    prop = by_name.get(queue["prop"]) or properties[0]
-    mode = QueueMode(queue["mode"])
-    state = review_queue(
-        evaluation=evaluation, prop=prop.name, mode=mode, reviewer_id=request.user.id, skip=queue["skip"]
-    )
-    sample, back = state.sample, queue["back"]
-    if back:
-        history = reviewer_history(evaluation=evaluation, reviewer_id=request.user.id, prop=prop.name, mode=mode)
-        earlier = history[back - 1 : back]
-        if earlier:
-            sample = earlier[0].sample
-        else:
-            back = 0
-    elif queue["sample"]:
-        sample = review_card_sample(evaluation=evaluation, sample_code=str(queue["sample"])) or sample
-    mine = _my_label(request, sample, prop.name) if sample is not None else None
-    blind = mode == QueueMode.RANDOM and mine is None
-    judged: dict[str, str] = {}
-    if sample is not None and not blind:
-        row = SampleClassification.objects.filter(evaluation=evaluation, sample=sample).first()
-        judged = {p.name: row.stratum(p.name) if row else SampleClassification.FAILED for p in properties}
-    answered = None
-    if mode == QueueMode.RANDOM and queue["answered"]:
-        # Only a sample the reviewer has labelled: the code comes from the URL, and the judged value must never
-        # reach a card before its answer.
-        previous = review_card_sample(evaluation=evaluation, sample_code=str(queue["answered"]))
-        label = _my_label(request, previous, prop.name) if previous is not None else None
-        if previous is not None and label is not None:
-            answered = reveal(evaluation=evaluation, sample=previous, prop=prop.name, label=label)
-    base = {"property": prop.name, "mode": mode.value}
-
-    def link(**extra: Any) -> str:
-        return f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode({**base, **extra}, doseq=True)}"
-
-    undone = None
-    if queue["sample"] and queue["undone"] in prop.values and sample is not None:
-        # After an undo: HTMX's answer, or the page a plain form post is redirected to (the value is then from the
-        # URL, hence the check against the property's values).
-        undone = {"property_name": prop.name, "value": queue["undone"], "sample": sample}
-    return {
-        "undone": undone,
-        "answered": answered,
-        "evaluation": evaluation,
-        "properties": [p.name for p in properties],
-        "prop": prop.name,
-        "mode": mode.value,
-        "sample": sample,
-        "blind": blind,
-        "values": [(index, value) for index, value in enumerate(prop.values, start=1)],
-        "judged_value": judged.get(prop.name),
-        "others": [
-            {"name": p.name, "assigned": sample.properties.get(p.name), "judged": judged.get(p.name)}
-            for p in properties
-        ]
-        if sample is not None and not blind
-        else [],
-        "mine": mine,
-        "state": state,
-        "enough": state.reviewed >= state.total,
-        "skip": queue["skip"],
-        "back": back,
-        "skip_url": link(skip=[*queue["skip"], str(sample.code)]) if sample is not None else None,
-        "back_url": link(skip=queue["skip"], back=back + 1),
-        "forward_url": link(skip=queue["skip"], back=back - 1) if back else None,
-    }
-
-
-def _render_card(request: HtmxHttpRequest, evaluation: Evaluation, queue: dict[str, Any], **extra: Any) -> HttpResponse:
-    context = _review_card(request, evaluation, queue) | extra
-    if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "evaluations/review.html#review-card", context, status=extra.get("status", 200))
-    return render(request, "evaluations/review.html", context, status=extra.get("status", 200))
-
-
-@login_required
-def evaluation_review(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
-    """The review queue: one sample at a time, a label with one key press. Viewers see it (read only)."""
-    evaluation, membership = get_evaluation_for_user(request.user, code)
-    if evaluation.status != Evaluation.Status.SUCCEEDED:
-        raise Http404("Only a finished evaluation can be reviewed.")
-    queue = ReviewQueueForm(request.GET).queue()
-    return _render_card(request, evaluation, queue, membership=membership)
-
-
-def _rw_succeeded_evaluation(request: HtmxHttpRequest, code: UUID) -> tuple[Evaluation, Membership]:
-    evaluation, membership = get_evaluation_for_user(request.user, code)
-    if not membership.can_write:
-        raise PermissionDenied("Your role in this company is read-only.")
-    if evaluation.status != Evaluation.Status.SUCCEEDED:
-        raise Http404("Only a finished evaluation can be reviewed.")
-    return evaluation, membership
-
-
-def _queue_redirect(evaluation: Evaluation, queue: dict[str, Any], **extra: Any) -> HttpResponse:
-    params = {"property": queue["prop"], "mode": queue["mode"], "skip": queue["skip"], **extra}
-    return redirect(f"{reverse('evaluations:review', args=[evaluation.code])}?{urlencode(params, doseq=True)}")
-
-
-@login_required
-@require_POST
-def evaluation_review_label(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
-    """Store one label from the queue, then show the next card (HTMX) or redirect to it (a plain form post)."""
-    evaluation, membership = _rw_succeeded_evaluation(request, code)
-    queue = ReviewQueueForm(request.POST).queue()
-    form = ReviewLabelForm(request.POST)
-    if not form.is_valid():
-        return HttpResponseBadRequest(form.errors.as_text())
-    found = evaluation.run.samples.filter(code=form.cleaned_data["sample"]).values_list("id", "identifier").first()
-    if found is None:
-        raise Http404("No such sample in this evaluation's run.")
-    sample_id, identifier = found
-    mode, prop = QueueMode(queue["mode"]), form.cleaned_data["property"]
-    item = ReviewInput(identifier, prop, form.cleaned_data["value"], mode.selection)
-    if mode == QueueMode.RANDOM:
-        # The label's design: drawn at random within this evaluation's stratum of the sample, and given blind.
-        stratum = sample_stratum(evaluation=evaluation, sample_id=sample_id, prop=prop)
-        item = dataclasses.replace(item, stratum=stratum, blind=True)
-    try:
-        review_save(evaluation=evaluation, reviewer=request.user, items=[item])
-    except ReviewError as exc:
-        return HttpResponseBadRequest(str(exc))
-    # The next card, which first shows what the judge said about this sample (random queue only).
-    answered = form.cleaned_data["sample"] if mode == QueueMode.RANDOM else None
-    queue = {**queue, "prop": item.property_name, "back": 0, "sample": None, "answered": answered}
-    if request.htmx:
-        return _render_card(request, evaluation, queue, membership=membership)
-    return _queue_redirect(evaluation, queue, **({"answered": str(answered)} if answered else {}))
-
-
-@login_required
-@require_POST
-def evaluation_review_undo(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
-    """Withdraw the reviewer's most recent label on the property and show that sample again."""
-    evaluation, membership = _rw_succeeded_evaluation(request, code)
-    queue = ReviewQueueForm(request.POST).queue()
-    names = [p.name for p in evaluation.run.spec_version.parsed_properties]
-    prop = queue["prop"] if queue["prop"] in names else names[0]
-    mode = QueueMode(queue["mode"])
-    latest = reviewer_history(evaluation=evaluation, reviewer_id=membership.user.id, prop=prop, mode=mode).first()
-    queue = {**queue, "prop": prop, "back": 0, "sample": None, "undone": "", "answered": None}
-    if latest is not None:
-        queue["sample"], queue["undone"] = latest.sample.code, latest.value
-        review_withdraw(review=latest)
-    if request.htmx:
-        return _render_card(request, evaluation, queue, membership=membership)
-    return _queue_redirect(
-        evaluation, queue, **({"sample": str(queue["sample"]), "undone": queue["undone"]} if latest else {})
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def evaluation_sample_correct(request: HtmxHttpRequest, code: UUID, sample_code: UUID) -> HttpResponse:
-    """Correct a judged value in place, from the sample table or the sample page: a `manual` label. A GET (the
-    table row's "Correct" button) answers the row's forms, one per property; a POST saves one of them."""
-    evaluation, membership = _rw_succeeded_evaluation(request, code)
-    sample = get_object_or_404(evaluation.run.samples.all(), code=sample_code)
-    properties = evaluation.run.spec_version.parsed_properties
-    if request.method == "GET":
-        if not request.htmx:  # the forms alone are a fragment: the sample page has them too
-            return redirect(reverse("evaluations:sample", args=[evaluation.code, sample.code]) + "#correct")
-        context = {
-            "evaluation": evaluation,
-            "sample": sample,
-            "corrections": _corrections(properties, sample.id, membership),
-        }
-        return render(request, "evaluations/_corrections.html", context)
-    prop, value = request.POST.get("property", ""), request.POST.get("value", "")
-    try:
-        review_save(
-            evaluation=evaluation,
-            reviewer=request.user,
-            items=[ReviewInput(sample.identifier, prop, value, Review.Selection.MANUAL)],
-        )
-    except ReviewError as exc:
-        return HttpResponseBadRequest(str(exc))
-    if request.htmx:
-        values = {p.name: p.values for p in properties}[prop]
-        context = {
-            "evaluation": evaluation,
-            "sample": sample,
-            "name": prop,
-            "values": values,
-            "mine": value,
-            "saved": True,
-        }
-        return render(request, "evaluations/_correct.html", context)
-    messages.success(request, f"Saved: {prop} of {sample.identifier} is {value}.")
-    return redirect("evaluations:detail", code=evaluation.code)

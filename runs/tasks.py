@@ -7,7 +7,7 @@ from work.models import WorkItem
 from work.registry import Result, register
 from work.runner import Context
 
-from . import services
+from . import generation, services
 
 
 def generate_spec(item: WorkItem, ctx: Context) -> Result:
@@ -19,18 +19,18 @@ def give_up_spec(item: WorkItem, reason: str) -> None:
 
 
 def start(item: WorkItem, ctx: Context) -> Result:
-    services.run_generation_start(run_id=item.subject_id)
+    generation.run_generation_start(run_id=item.subject_id)
     return Result.DONE
 
 
 def write(item: WorkItem, ctx: Context) -> Result:
-    return services.run_generation_write(
+    return generation.run_generation_write(
         run_id=item.subject_id, part=item.args["part"], parts=item.args["parts"], ctx=ctx
     )
 
 
 def give_up(item: WorkItem, reason: str) -> None:
-    services.run_generation_fail(run_id=item.subject_id, message=f"The run could not finish: {reason}")
+    generation.run_generation_fail(run_id=item.subject_id, message=f"The run could not finish: {reason}")
 
 
 def register_all() -> None:

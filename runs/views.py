@@ -28,14 +28,13 @@ from .access import (
 )
 from .extensions import extensions
 from .forms import RunGenerateForm, RunImportForm, SeedDatasetUploadForm, SpecForm, SpecGenerateForm
+from .generation import run_cancel, run_generate
 from .imports import ImportProblems, read_upload
 from .models import Run, SeedDataset, SeedFile, Spec
 from .seeds import SeedError, read_text, zip_entries
 from .selectors import run_property_summaries, sample_page
 from .services import (
     RunError,
-    run_cancel,
-    run_generate,
     run_import,
     seed_dataset_create,
     seed_dataset_delete,

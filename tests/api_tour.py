@@ -78,6 +78,8 @@ def api_tour(alice_api: APIClient, bob_api: APIClient, capture: Any) -> dict[str
     call("evaluation-retrieve", "get", f"{EVALUATIONS}{done}/")
     call("evaluation-list", "get", EVALUATIONS)
     call("evaluation-statistics", "get", f"{EVALUATIONS}{done}/statistics/")
+    call("evaluation-compare", "get", f"{EVALUATIONS}{done}/compare/?baseline={done}")
+    call("evaluation-meta", "patch", f"{EVALUATIONS}{done}/meta/", {"name": "Tour", "note": "Why it ran."})
     call("run-evaluations", "get", f"{RUNS}{run_id}/evaluations/")
 
     # Human reviews of the finished evaluation's samples.

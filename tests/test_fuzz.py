@@ -197,11 +197,12 @@ def fuzz_key(
 ) -> Any:
     from anonymization.models import AnonymizationRun
     from evaluations.models import Evaluation, Review
-    from evaluations.services import ReviewInput, evaluation_create, review_save
+    from evaluations.reviewing import ReviewInput, review_save
+    from evaluations.services import evaluation_create
     from guardrails.models import GuardrailEvaluation
     from guardrails.services import guardrail_evaluation_create
+    from runs.generation import run_generate
     from runs.models import Run, SeedDataset, Spec
-    from runs.services import run_generate
 
     # The request quotas would answer most of the fuzzer's requests 429 (tests/companies/test_quotas.py tests them).
     settings.API_REQUESTS_PER_MINUTE = settings.API_REQUESTS_PER_MINUTE_PER_KEY = 0

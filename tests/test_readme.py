@@ -55,7 +55,7 @@ def test_the_management_commands_table_lists_every_option() -> None:
     from django.core.management import get_commands, load_command_class
     from django.core.management.base import BaseCommand
 
-    ours = {name: app for name, app in get_commands().items() if app in {"companies", "runs", "work"}}
+    ours = {name: app for name, app in get_commands().items() if app in {"companies", "runs", "work", "evaluations"}}
     django_options = {o for a in BaseCommand().create_parser("manage.py", "x")._actions for o in a.option_strings}
     documented = {
         row[0].strip("`"): set(re.findall(r"--[a-z-]+", row[1]))

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from benchmarks.standin import StandIn
 from companies.models import Company
 from evaluations.services import evaluation_cancel
+from runs.generation import run_cancel, run_generate
 from runs.models import Run, Spec
-from runs.services import run_cancel, run_generate
 from tests.conftest import STANDIN_MODEL
 from tests.test_worker import FAST, classified, evaluation_of, wait_for
 

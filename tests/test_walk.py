@@ -1,9 +1,10 @@
 """The analyst's walk in a real browser, at a desktop (1280 px) and a phone (390 px) width: home dashboard → an
 evaluation → a heatmap cell → the filtered sample table → a sample page, its judge call, the next sample and back
-(keys j / k) → the table (URL and table restored); compare two runs of one spec; a guardrail evaluation created from
-its form; every page of the main menu. Each step leaves a screenshot in test-artifacts/walk/<width>/ (CI keeps them
-in the checkout), and no page scrolls sideways as a whole. The evaluation page's height is reported (printed, and
-in test-artifacts/walk/<width>/heights.txt) and, at 1280 px, held to half of what it was before issue #25."""
+(keys j / k) → the table (URL and table restored); compare two runs of one spec, with the second chosen as the
+baseline, and its per-sample diff filtered; a guardrail evaluation created from its form; every page of the main
+menu. Each step leaves a screenshot in test-artifacts/walk/<width>/ (CI keeps them in the checkout), and no page
+scrolls sideways as a whole. The evaluation page's height is reported (printed, and in
+test-artifacts/walk/<width>/heights.txt) and, at 1280 px, held to half of what it was before issue #25."""
 
 from __future__ import annotations
 
@@ -145,9 +146,25 @@ def test_the_analysts_walk(
         walk.shot("evaluations-list-scrolled")
     page.click("#compare-picker button[type=submit]")
     page.wait_for_selector("#compare-properties")
-    assert "sample_3" in page.inner_text("#changed-samples")
     page.wait_for_selector("#chart-compare-1 .main-svg")
     walk.shot("compare")
+    # Choose the second evaluation as the baseline: it becomes A, and the diff is measured against it.
+    page.click(f"a.rebase[href*='baseline={second.code}']")
+    page.wait_for_url(lambda u: f"baseline={second.code}" in u)
+    page.wait_for_selector("#chart-compare-1 .main-svg")
+    assert second_run.name in page.inner_text(".compare-labels tbody tr:first-child")
+    walk.shot("compare-baseline-chosen")
+    # The per-sample diff: sample_3 changed; filtered to its kind, it is still there, and the CSV link follows.
+    diff = page.inner_text("#diff-table")
+    assert "sample_3" in diff
+    kind = page.inner_text("#diff-table tbody tr:first-child td:nth-child(3)")
+    page.select_option("#diff-filters select[name=kind]", kind)
+    page.click("#diff-filters button[type=submit]")
+    page.wait_for_url(lambda u: f"kind={kind}" in u)
+    assert "sample_3" in page.inner_text("#diff-table")
+    assert f"kind={kind}" in (page.get_attribute("#diff-filters a[download]", "href") or "")
+    page.locator("#sample-diff").scroll_into_view_if_needed()
+    walk.shot("sample-diff")
 
     # A guardrail evaluation from the list page's form.
     page.goto(f"{url}/guardrails/")

@@ -25,7 +25,7 @@ from anonymization.services import (
 from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
 from companies.api.serializers import error_responses
 from config.api import StrictJSONParser
-from runs.api.views import LINK_REVOKED, binding_holds, download_token
+from runs.api.downloads import LINK_REVOKED, binding_holds, download_token
 from runs.models import SeedDataset
 
 from .serializers import (

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from evaluations.human_review import statistics_with_human_review
 from evaluations.models import Evaluation, Review
-from evaluations.selectors import evaluation_trace
+from evaluations.trace import evaluation_trace
 
 # --- Output ---
 
@@ -40,7 +40,7 @@ class EmbeddedPlanOutputSerializer(serializers.Serializer[Any]):
     )
 
 
-# Serializes the dict evaluations.selectors.evaluation_trace builds (the evaluation page shows the same).
+# Serializes the dict evaluations.trace.evaluation_trace builds (the evaluation page shows the same).
 class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     """Our addition: how the evaluation was judged: models, prompt, calls, tokens, cost and progress."""
 
@@ -250,3 +250,73 @@ class ReviewCreateSerializer(serializers.Serializer[Any]):
         if probability is not None and probability <= 0:
             raise serializers.ValidationError({"inclusion_probability": "Must be above 0 (and at most 1)."})
         return attrs
+
+
+# --- Compare (our addition): evaluations/gate.py builds the dict these document ---
+
+
+class NumberChangeOutputSerializer(serializers.Serializer[Any]):
+    baseline = serializers.FloatField(allow_null=True)
+    candidate = serializers.FloatField(allow_null=True)
+    delta = serializers.FloatField(allow_null=True, help_text="candidate - baseline.")
+
+
+class ShareChangeOutputSerializer(NumberChangeOutputSerializer):
+    interval = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="95% interval of delta in percentage points (Newcombe's hybrid score interval); null with no samples.",
+    )
+    significant = serializers.BooleanField(help_text="The interval leaves out 0: the change is beyond noise.")
+
+
+class ValueChangeOutputSerializer(serializers.Serializer[Any]):
+    value = serializers.CharField()
+    baseline = serializers.FloatField(allow_null=True)
+    candidate = serializers.FloatField(allow_null=True)
+    delta = serializers.FloatField(allow_null=True)
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    significant = serializers.BooleanField()
+
+
+class PropertyChangeOutputSerializer(serializers.Serializer[Any]):
+    property_name = serializers.CharField()
+    tvd = NumberChangeOutputSerializer(help_text="Total variation distance, evaluated vs expected, in points.")
+    agreement = ShareChangeOutputSerializer(help_text="Percent of samples judged as assigned.")
+    evaluated = ValueChangeOutputSerializer(many=True, help_text="Each value's evaluated share, in percent.")
+
+
+class GateCheckOutputSerializer(serializers.Serializer[Any]):
+    check = serializers.ChoiceField(choices=["score_drop", "tvd_rise", "agreement_drop"])
+    property_name = serializers.CharField(allow_null=True, help_text="null for the score.")
+    change = serializers.FloatField(allow_null=True, help_text="The drop or rise, positive when worse.")
+    threshold = serializers.FloatField()
+    failed = serializers.BooleanField()
+
+
+class GateThresholdsOutputSerializer(serializers.Serializer[Any]):
+    score_drop = serializers.FloatField()
+    tvd_rise = serializers.FloatField()
+    agreement_drop = serializers.FloatField()
+
+
+class EvaluationCompareOutputSerializer(serializers.Serializer[Any]):
+    """Our addition: what changed from a baseline evaluation to this one, and the regression gate's verdict."""
+
+    baseline = serializers.UUIDField()
+    candidate = serializers.UUIDField()
+    score = NumberChangeOutputSerializer(help_text="Conformance score, 0-100.")
+    properties = PropertyChangeOutputSerializer(many=True, help_text="The properties both evaluated.")
+    properties_not_shared = serializers.ListField(child=serializers.CharField())
+    thresholds = GateThresholdsOutputSerializer(help_text="The GATE_* settings the checks used.")
+    checks = GateCheckOutputSerializer(many=True)
+    verdict = serializers.ChoiceField(choices=["PASS", "REGRESSION"])
+
+
+class EvaluationMetaSerializer(serializers.Serializer[Any]):
+    """Our addition: an evaluation's name and note (the Dataframer evaluation object has neither)."""
+
+    id = serializers.UUIDField(source="code", read_only=True)
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    note = serializers.CharField(max_length=5000, allow_blank=True, required=False)
+    display_name = serializers.CharField(read_only=True, help_text="The name, or '<run name> · <judge>' without one.")

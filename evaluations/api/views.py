@@ -9,23 +9,19 @@ from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet, ListPagination, uuid_or_none
 from companies.api.serializers import error_responses
+from evaluations.gate import GateError, gate_compare
 from evaluations.models import Evaluation, Review
-from evaluations.selectors import evaluations_for_run
-from evaluations.services import (
-    EvaluationError,
-    ReviewError,
-    ReviewInput,
-    evaluation_cancel,
-    evaluation_create,
-    review_save,
-    review_withdraw,
-)
+from evaluations.reviewing import ReviewError, ReviewInput, review_save, review_withdraw
+from evaluations.run_card import evaluations_for_run
+from evaluations.services import EvaluationError, evaluation_cancel, evaluation_create
 from llm.catalog import UnknownModel
 from runs.models import Run
 
 from .serializers import (
+    EvaluationCompareOutputSerializer,
     EvaluationCreateSerializer,
     EvaluationDetailOutputSerializer,
+    EvaluationMetaSerializer,
     EvaluationStatisticsOutputSerializer,
     EvaluationSummaryOutputSerializer,
     ReviewCreateSerializer,
@@ -84,6 +80,52 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
         except EvaluationError as exc:
             raise BadRequest(str(exc)) from exc
         return Response(EvaluationDetailOutputSerializer(evaluation).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "baseline",
+                OpenApiTypes.UUID,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="The evaluation to compare against: a finished evaluation of a run of the same spec.",
+            )
+        ],
+        responses={200: EvaluationCompareOutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["get"])
+    def compare(self, request: Request, pk: str | None = None) -> Response:
+        """Changes from a baseline evaluation with 95% intervals, and the regression gate's verdict (our addition)."""
+        # `manage.py gate` gives the same answer (evaluations/gate.py); the thresholds are the GATE_* settings.
+        candidate = self.get_object()
+        raw = request.query_params.get("baseline", "")
+        code = uuid_or_none(raw)
+        if code is None:
+            raise BadRequest("Pass ?baseline=<evaluation id>." if not raw else "baseline is not an evaluation id.")
+        baseline = self.get_queryset().filter(code=code).first()
+        if baseline is None:
+            raise exceptions.NotFound("No evaluation with the baseline's id.")
+        try:
+            changes = gate_compare(baseline=baseline, candidate=candidate)
+        except GateError as exc:
+            raise BadRequest(str(exc)) from exc
+        return Response(EvaluationCompareOutputSerializer(changes).data)
+
+    @extend_schema(methods=["GET"], responses={200: EvaluationMetaSerializer, **error_responses(401, 403, 404)})
+    @extend_schema(
+        methods=["PATCH"],
+        request=EvaluationMetaSerializer,
+        responses={200: EvaluationMetaSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["get", "patch"])
+    def meta(self, request: Request, pk: str | None = None) -> Response:
+        """An evaluation's name and note (our addition: the evaluation object keeps its documented keys)."""
+        evaluation = self.get_object()
+        if request.method == "PATCH":
+            serializer = EvaluationMetaSerializer(data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            evaluation.rename(**serializer.validated_data)
+        return Response(EvaluationMetaSerializer(evaluation).data)
 
     @extend_schema(responses={200: EvaluationStatisticsOutputSerializer, **error_responses(401, 403, 404)})
     @action(detail=True, methods=["get"])

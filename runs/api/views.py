@@ -1,3 +1,7 @@
+"""Dataframer's specs, runs and seed-datasets endpoints (one viewset per resource). Just over 400 lines: the three
+viewsets share the flags and the download-link helper; signed downloads themselves are in runs/api/downloads.py.
+"""
+
 from __future__ import annotations
 
 import zipfile
@@ -5,21 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user
-from django.core import signing
-from django.http import FileResponse, HttpResponse
-from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils.crypto import constant_time_compare, salted_hmac
-from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, permissions, status
+from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import (
     action,
-    api_view,
-    authentication_classes,
-    permission_classes,
 )
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -27,18 +21,15 @@ from rest_framework.response import Response
 
 from companies.api.base import BadRequest, CompanyScopedViewSet, uuid_or_none
 from companies.api.serializers import error_responses
-from companies.models import ApiKey, Membership
 from config.api import StrictJSONParser
 from llm.judges import NoWriter
-from runs.exports import build_run_zip, export_name, run_zip_open, run_zip_store
+from runs.exports import export_name, run_zip_store
+from runs.generation import run_cancel, run_delete, run_generate
 from runs.imports import ImportProblems, read_upload
-from runs.models import Run, Sample, SeedDataset, SeedFile, Spec
-from runs.seeds import SeedError, open_stored, upload_entries, zip_entries
+from runs.models import Run, SeedDataset, Spec
+from runs.seeds import SeedError, upload_entries, zip_entries
 from runs.services import (
     RunError,
-    run_cancel,
-    run_delete,
-    run_generate,
     run_import,
     seed_dataset_create,
     seed_dataset_delete,
@@ -49,6 +40,7 @@ from runs.services import (
 )
 from runs.specfile import SpecError
 
+from .downloads import download_token
 from .serializers import (
     ArchiveDownloadOutputSerializer,
     CreatedOutputSerializer,
@@ -66,12 +58,6 @@ from .serializers import (
     SpecDetailOutputSerializer,
     SpecListOutputSerializer,
     SpecUpdateSerializer,
-)
-
-DOWNLOAD_SALT = "runs.download"
-LINK_REVOKED = (
-    "This download link is no longer valid: the API key or session that made it was revoked, rotated, expired or "
-    "signed out."
 )
 
 
@@ -226,7 +212,7 @@ class RunViewSet(
     )
     def create(self, request: Request) -> Response:
         """Generate a run from a SUCCEEDED spec: values assigned by quota, one LLM call per sample; poll its id."""
-        # Without an LLM provider configured, a 400 says how to configure one (runs.services.run_generate).
+        # Without an LLM provider configured, a 400 says how to configure one (runs.generation.run_generate).
         serializer = RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -432,94 +418,3 @@ class SeedDatasetViewSet(
 def _getlist(request: Request, key: str) -> list[Any]:
     getlist = getattr(request.data, "getlist", None)
     return list(getlist(key)) if getlist else []
-
-
-def _session_tag(session_key: str) -> str:
-    # The token is signed, not encrypted: it carries a keyed hash of the session key, never the key itself.
-    return salted_hmac(DOWNLOAD_SALT, session_key).hexdigest()[:32]
-
-
-def download_token(request: Request, payload: dict[str, Any], *, salt: str = DOWNLOAD_SALT) -> str:
-    """A signed link to what `payload` names (a run's file or ZIP, a seed dataset's file), bound to what asked for
-    it: the API key (revoking or rotating it ends the link) or, for a signed-in browser, its session (signing out
-    ends it, and only that browser can use it)."""
-    payload = dict(payload)
-    if isinstance(request.auth, ApiKey):
-        payload["key"] = str(request.auth.code)
-    else:
-        if request.session.session_key is None:
-            request.session.save()
-        payload["session"] = _session_tag(request.session.session_key or "")
-    # Another app's links get their own `salt`: a token is then valid only on the view that made it.
-    return signing.dumps(payload, salt=salt, compress=True)
-
-
-def binding_holds(request: Request, payload: dict[str, Any], company_id: int) -> bool:
-    """Whether the key or session that made the link may still read the company's data."""
-    if "key" in payload:
-        key = ApiKey.objects.active().filter(code=payload["key"], company_id=company_id).select_related("user")
-        api_key = key.first()
-        return (
-            api_key is not None
-            and api_key.user.is_active
-            and Membership.objects.filter(user=api_key.user, company_id=company_id).exists()
-        )
-    if "session" in payload:
-        session_key = request.session.session_key
-        # This view runs no DRF authentication (a key link needs none), which leaves request.user anonymous:
-        # read the session's user the way Django's middleware does (checking its password hash too).
-        user = get_user(request._request)
-        return (
-            session_key is not None
-            and user.is_authenticated
-            and constant_time_compare(payload["session"], _session_tag(session_key))
-            and Membership.objects.filter(user=user, company_id=company_id).exists()
-        )
-    return False  # a link from before links were bound: refuse it
-
-
-@extend_schema(exclude=True)
-@api_view(["GET"])
-@authentication_classes([])
-@permission_classes([permissions.AllowAny])
-def signed_download(request: Request, token: str) -> HttpResponseBase:
-    """Serve a file behind a signed link valid for DOWNLOAD_URL_MAX_AGE seconds: it works without the API key, like
-    a presigned URL, but only while the key (or browser session) that made it is still valid."""
-    try:
-        payload = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.DOWNLOAD_URL_MAX_AGE)
-    except signing.SignatureExpired:
-        raise exceptions.NotFound("This download link has expired.") from None
-    except signing.BadSignature:
-        raise exceptions.NotFound("Invalid download link.") from None
-    if "seed_file" in payload:
-        seed_file = get_object_or_404(SeedFile.objects.select_related("dataset"), code=payload["seed_file"])
-        if not binding_holds(request, payload, seed_file.dataset.company_id):
-            raise exceptions.NotFound(LINK_REVOKED)
-        try:
-            stored = open_stored(seed_file)
-        except SeedError as exc:
-            raise exceptions.NotFound(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
-        return FileResponse(
-            stored,
-            as_attachment=True,
-            filename=seed_file.path.rsplit("/", 1)[-1],
-            content_type=seed_file.content_type,
-        )
-    run = get_object_or_404(Run, code=payload["run"])
-    if not binding_holds(request, payload, run.company_id):
-        raise exceptions.NotFound(LINK_REVOKED)
-    if payload["file"] is None:
-        archive = run_zip_open(str(payload.get("archive") or "")) or build_run_zip(run)
-        return FileResponse(
-            archive,
-            as_attachment=True,
-            filename=f"run-{run.code}.zip",
-            content_type="application/zip",
-        )
-    sample: Sample = get_object_or_404(run.samples, code=payload["file"])
-    response = HttpResponse(
-        sample.content.encode("utf-8"),
-        content_type=f"{sample.file_type}; charset=utf-8",
-    )
-    response["Content-Disposition"] = content_disposition_header(True, export_name(sample).rsplit("/", 1)[-1])
-    return response

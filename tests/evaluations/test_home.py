@@ -7,8 +7,8 @@ from typing import Any
 
 from django.test import Client
 
+from evaluations.dashboard import score_trend_chart
 from evaluations.models import Evaluation
-from evaluations.selectors import score_trend_chart
 from guardrails.models import GuardrailEvaluation
 from guardrails.selectors import guardrail_metric_summary
 from guardrails.services import guardrail_evaluation_create

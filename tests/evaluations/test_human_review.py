@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from evaluations import agreement
 from evaluations.human_review import human_review_blocks
 from evaluations.models import Evaluation, Review, SampleClassification
-from evaluations.services import ReviewInput, review_save
+from evaluations.reviewing import ReviewInput, review_save
 from runs.models import Run
 
 EVALUATIONS = "/api/dataframer/evaluations/"

@@ -208,9 +208,9 @@ def test_progress_and_compare_query_counts(
     # session, user, evaluation, membership, ledger totals (progress numbers come from the stored statistics)
     with django_assert_num_queries(5):
         client.get(f"/evaluations/{first.code}/?partial=progress", headers=HX)
-    # session, user, two evaluations + their memberships, the agreement aggregate (with the changed count), the
-    # picker's candidates, header membership + companies, each evaluation's human labels
-    with django_assert_num_queries(12):
+    # session, user, two evaluations + their memberships, the agreement aggregate, the picker's candidates, header
+    # membership + companies, each evaluation's human labels, the per-sample diff (each evaluation's rows, streamed)
+    with django_assert_num_queries(14):
         client.get(f"/evaluations/compare/?a={first.code}&b={second.code}")
 
 

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from evaluations.models import Evaluation, SampleClassification
-from evaluations.selectors import eta_text
+from evaluations.run_card import eta_text
 from runs.models import Run
 
 HX = {"HX-Request": "true"}

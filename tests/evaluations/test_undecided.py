@@ -12,7 +12,7 @@ from urllib.parse import quote
 from django.test import Client
 
 from evaluations.models import Evaluation, SampleClassification
-from evaluations.selectors import classification_count, classification_rows
+from evaluations.sample_table import classification_count, classification_rows
 from tests.evaluations.strata import STRATA
 
 UNDECIDED, FAILED = SampleClassification.UNDECIDED, SampleClassification.FAILED
@@ -90,7 +90,10 @@ def test_the_compare_page_shows_undecided_changes(
     other.save()
     client.force_login(alice)
     response = client.get(f"/evaluations/compare/?a={strata_run.code}&b={other.code}")
-    changed = {s["identifier"]: s["changes"] for s in response.context["comparison"]["changed"]}
-    assert {"name": "sentiment", "values": ["positive", UNDECIDED]} in changed["sample_1"]
-    assert {"name": "sentiment", "values": ["positive", FAILED]} in changed["sample_2"]
-    assert f"<td>{UNDECIDED}</td>" in response.content.decode()
+    changed = {
+        (row.identifier, row.property_name): (row.baseline_judged, row.candidate_judged)
+        for row in response.context["diff"]["rows"]
+    }
+    assert changed[("sample_1", "sentiment")] == ("positive", UNDECIDED)
+    assert changed[("sample_2", "sentiment")] == ("positive", FAILED)
+    assert f"→ {UNDECIDED}</a></td>" in response.content.decode()

@@ -11,8 +11,8 @@ from django.urls import reverse
 from benchmarks.embedded_judge import FIXTURES, load_fixtures
 from evaluations import services
 from evaluations.models import Evaluation, Review
-from evaluations.selectors import evaluation_trace
 from evaluations.teaching import teaches
+from evaluations.trace import evaluation_trace
 from guardrails import services as guardrail_services
 from guardrails.models import GuardrailEvaluation
 from llm.catalog import SWITCH_TO_LLM

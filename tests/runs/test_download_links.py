@@ -76,7 +76,7 @@ def test_it_binds_session_links_to_the_session(alice: Any, run_a: Run) -> None:
 def test_it_refuses_unbound_links(run_a: Run) -> None:
     from django.core import signing
 
-    from runs.api.views import DOWNLOAD_SALT
+    from runs.api.downloads import DOWNLOAD_SALT
 
     # What an older install (or anyone who knew the old constant SECRET_KEY) could make.
     token = signing.dumps({"run": str(run_a.code), "file": None}, salt=DOWNLOAD_SALT)

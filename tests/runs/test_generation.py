@@ -17,7 +17,7 @@ from django.db.models import Count, Sum
 from benchmarks.standin import StandIn
 from companies.models import Company
 from llm.models import JudgeCall
-from runs import assignment, services
+from runs import assignment, generation
 from runs.models import GenerationFailure, Run, Sample, Spec
 from runs.specfile import parse_spec
 from tests.conftest import SPEC_YAML, STANDIN_MODEL
@@ -62,7 +62,7 @@ def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def generate(company: Company, user: Any, spec: Spec, n: int, **params: Any) -> Run:
-    return services.run_generate(company=company, created_by=user, spec=spec, number_of_samples=n, **params)
+    return generation.run_generate(company=company, created_by=user, spec=spec, number_of_samples=n, **params)
 
 
 def items(run: Run, kind: str) -> list[WorkItem]:
@@ -461,7 +461,7 @@ def test_cancel_stops_the_calls_within_5_seconds(
     run = generate(company_a, alice, spec_a, 2000, generation_model=STANDIN_MODEL)
     start_worker(**FAST)
     wait_for(lambda: run.samples.count() >= 20, timeout=60)
-    assert services.run_cancel(run=Run.objects.get(pk=run.pk))
+    assert generation.run_cancel(run=Run.objects.get(pk=run.pk))
     canceled_at = time.monotonic()
     # Calls go out back to back (0.2 s each): a second without one means the worker stopped calling.
     calls = Calls(standin)
