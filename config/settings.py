@@ -408,6 +408,9 @@ MAX_EVALUATIONS_IN_FLIGHT = env_int("MAX_EVALUATIONS_IN_FLIGHT", 1000)
 MAX_SAMPLES_IN_FLIGHT = env_int("MAX_SAMPLES_IN_FLIGHT", 100_000)
 # USD of judge calls (the JudgeCall ledger) per calendar month, UTC; a company's own budget (admin) wins.
 MONTHLY_BUDGET_USD = env_decimal("MONTHLY_BUDGET_USD", "0")
+# Bytes one company may store: run samples' content, seed dataset files and guardrail evaluation texts
+# (companies.quotas.storage_check). Past it a write is refused whole with a 413 naming the quota.
+STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3)
 # Where "download all" keeps each run ZIP until its link expires; web servers on several machines should share it
 # (a link served where its file is missing builds the ZIP again).
 DOWNLOAD_ARCHIVE_DIR = Path(

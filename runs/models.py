@@ -183,6 +183,8 @@ class Run(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
     samples_completed = models.PositiveIntegerField(default=0)
     samples_failed = models.PositiveIntegerField(default=0)
+    # Bytes of its samples' content: what the storage quota counts (companies.quotas), summed per run, not per sample.
+    stored_bytes = models.PositiveBigIntegerField(default=0, db_default=0)
     total_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     runtime_params = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from companies.models import Company
-from companies.quotas import quota_check
+from companies.quotas import quota_check, storage_check
 from llm.base import FatalJudgeError
 from llm.catalog import JudgeModel
 from llm.engine import Judge, Outcome, ask_each
@@ -129,7 +129,9 @@ def run_import(
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
     # Every sample is checked before the transaction; inside it there are only inserts.
     samples = build_samples(rows, version.parsed_properties)
+    stored_bytes = sum(sample.size_bytes for sample in samples)
     with transaction.atomic():
+        storage_check(company=company, adding=stored_bytes, what=f"this import of {len(samples):,} samples")
         run = Run.objects.create(
             company=company,
             spec=spec,
@@ -138,6 +140,7 @@ def run_import(
             status=Run.Status.SUCCEEDED,
             source=Run.Source.IMPORT,
             samples_completed=len(samples),
+            stored_bytes=stored_bytes,
             runtime_params={"number_of_samples": len(samples), "source": "import"},
             created_by=created_by,
         )
@@ -211,6 +214,7 @@ def seed_dataset_create(
             dataset.file_count = len(files)
             dataset.folder_count = len({f.folder for f in files if f.folder})
             dataset.total_bytes = sum(f.size_bytes for f in files)
+            storage_check(company=company, adding=dataset.total_bytes, what=f"this dataset's {len(files)} files")
             dataset.save()
             for seed_file in files:
                 seed_file.dataset = dataset
@@ -428,6 +432,8 @@ def run_generate(
     with transaction.atomic():
         # The monthly LLM budget: once spent, no new generation either (raises QuotaExceeded, a 429).
         quota_check(company=company, evaluations=0, samples=0)
+        # Its samples are counted as they are written (run_counters_refresh); once over the quota, none starts.
+        storage_check(company=company, adding=0, what="a generated run")
         run = Run.objects.create(
             company=company,
             spec=spec,
@@ -597,8 +603,8 @@ def _count(queryset: Any) -> Any:
 
 
 def run_counters_refresh(*, run_id: int) -> None:
-    """Recount the run's progress from its rows, in one UPDATE: samples_completed and samples_failed from the
-    samples and failures, total_cost from the ledger. Recounted, never incremented, so a duplicate delivery or a
+    """Recount the run's progress from its rows, in one UPDATE: samples_completed, stored_bytes and samples_failed
+    from the samples and failures, total_cost from the ledger. Recounted, never incremented, so a duplicate delivery or a
     killed worker cannot make them drift; called about once a second while writing, and at the end of each item."""
     calls = (
         JudgeCall.objects.filter(subject_type=ContentType.objects.get_for_model(Run), subject_id=run_id)
@@ -607,8 +613,10 @@ def run_counters_refresh(*, run_id: int) -> None:
         .annotate(total=Sum("cost_usd"))
         .values("total")
     )
+    content_bytes = Sample.objects.filter(run_id=run_id).order_by().values("run_id").annotate(n=Sum("size_bytes"))
     Run.objects.filter(id=run_id).update(
         samples_completed=_count(Sample.objects.filter(run_id=run_id)),
+        stored_bytes=Coalesce(Subquery(content_bytes.values("n")), 0),
         samples_failed=_count(GenerationFailure.objects.filter(run_id=run_id)),
         total_cost=Coalesce(Subquery(calls), Value(Decimal(0))),
     )

@@ -202,7 +202,7 @@ def run_import_upload(request: HttpRequest) -> HttpResponse:
         except ImportProblems as exc:
             for problem in exc.problems:
                 form.add_error("file", problem)
-        except RunError as exc:
+        except (RunError, QuotaExceeded) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Imported {run.samples_completed} samples.")
@@ -280,6 +280,8 @@ def seed_dataset_list(request: HttpRequest) -> HttpResponse:
             form.add_error("zip_file", "This is not a valid ZIP file.")
         except SeedError as exc:
             form.add_error("zip_file", f"Refused: {exc}.")
+        except QuotaExceeded as exc:
+            form.add_error("zip_file", str(exc))
         else:
             messages.success(request, f"Seed dataset '{dataset.name}' created ({dataset.get_dataset_type_display()}).")
             return redirect("runs:seed-dataset-detail", code=dataset.code)
