@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -55,7 +55,7 @@ def _spec_list_response(
     specs = (
         Spec.objects.for_company(membership.company)
         .select_related("dataset")
-        .annotate(run_count=Count("runs"))
+        .annotate(run_count=Count("runs", filter=Q(runs__importing=False)))  # a join sees imports in progress
         .order_by("-created_at")
     )
     status = 400 if form.errors or generate_form.errors else 200

@@ -40,7 +40,7 @@ ROWS_BYTES = sum(len(row["content"].encode()) for row in ROWS)
 
 def _stored() -> tuple[int, int, int, int, int]:
     return (
-        Run.objects.count(),
+        Run.with_importing.count(),
         Sample.objects.count(),
         SeedDataset.objects.count(),
         SeedFile.objects.count(),
@@ -117,7 +117,7 @@ def test_it_refuses_a_run_upload_on_the_page(client: Client, alice: Any, spec_a:
     response = client.post("/runs/import/", {"spec": str(spec_a.code), "name": "Up", "file": _jsonl(ROWS)})
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "STORAGE_QUOTA_BYTES" in response.content.decode()
-    assert not Run.objects.exists()
+    assert not Run.with_importing.exists()
 
 
 @pytest.mark.parametrize("path", ["create-from-zip/", "create/"])
