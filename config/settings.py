@@ -282,7 +282,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_METADATA_CLASS": "config.api.MinimalMetadata",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     # Every API view: per company and per key, counted in the cache (REDIS_URL shares it between processes).
     "DEFAULT_THROTTLE_CLASSES": [
         "companies.api.throttles.CompanyRateThrottle",
@@ -306,7 +306,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.document_refused_text"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.document_refused_text",
+        "config.schema.document_refusals",
+    ],
     # Several models have a `status`; name each choice set after its model rather than by hash.
     "ENUM_NAME_OVERRIDES": {
         "SpecStatusEnum": "runs.models.Spec.Status",
