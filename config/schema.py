@@ -15,7 +15,7 @@ class AutoSchema(openapi.AutoSchema):
     this (ENFORCE_NON_BLANK_FIELDS) marks response fields too, where our outputs do hold "" (a blank stratum)."""
 
     def _get_serializer_field_meta(self, field: Any, direction: str) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._get_serializer_field_meta(field, direction)
+        meta: dict[str, Any] = super()._get_serializer_field_meta(field, direction)  # type: ignore[no-untyped-call]
         if direction == "request" and isinstance(field, serializers.CharField) and not field.allow_blank:
             meta.setdefault("minLength", 1)
         return meta
