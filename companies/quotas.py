@@ -1,9 +1,11 @@
-"""Per-company quotas (issue 12): evaluations and samples in flight, and the monthly LLM spend budget.
+"""Per-company quotas (issue 12): evaluations and samples in flight, the monthly LLM spend budget, and (issue 22)
+the bytes of text and files stored.
 
 The API request rates are DRF throttles (companies/api/throttles.py); this module holds the checks made when
 work is created, in one place. companies owns no evaluation or ledger rows, so the apps that do fill the
 counting slots below in their `AppConfig.ready()` (as runs/extensions.py does): companies never imports them.
-Over a limit, `QuotaExceeded` is raised; the API layer answers it 429 with `Retry-After` (config/api.py).
+Over a limit, `QuotaExceeded` is raised; the API layer answers it 429 with `Retry-After` (config/api.py), or 413
+for the storage quota, which waiting does not lift.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ class QuotaExceeded(Exception):  # noqa: N818  # named for what happened, like D
         self.retry_after = retry_after
 
 
+class StorageQuotaExceeded(QuotaExceeded):
+    """A write would take the company past STORAGE_QUOTA_BYTES: a 413, since only deleting makes room."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=0)
+
+
 @dataclass(frozen=True)
 class InFlight:
     evaluations: int = 0
@@ -46,6 +55,8 @@ class UsageSources:
     in_flight: dict[str, Callable[[int], InFlight]] = field(default_factory=dict)
     # The ledger's owner (llm) sets this: company id, start of the month (UTC) -> USD spent since.
     spend_since: Callable[[int, datetime], Decimal] = lambda company_id, since: Decimal(0)
+    # Each owning app adds a function under its name: company id -> bytes of text and files it stores for it.
+    stored_bytes: dict[str, Callable[[int], int]] = field(default_factory=dict)
 
 
 sources = UsageSources()
@@ -67,6 +78,10 @@ def in_flight(company: Company) -> InFlight:
     for count in sources.in_flight.values():
         total += count(company.id)
     return total
+
+
+def stored_bytes(company: Company) -> int:
+    return sum(count(company.id) for count in sources.stored_bytes.values())
 
 
 def month_spend(company: Company) -> Decimal:
@@ -91,6 +106,8 @@ class Usage:
     budget: Decimal
     requests_per_minute: int
     requests_per_minute_per_key: int
+    stored_bytes: int
+    storage_quota_bytes: int
 
     @property
     def over_budget(self) -> bool:
@@ -106,16 +123,39 @@ def company_usage(company: Company) -> Usage:
         budget=monthly_budget(company),
         requests_per_minute=settings.API_REQUESTS_PER_MINUTE,
         requests_per_minute_per_key=settings.API_REQUESTS_PER_MINUTE_PER_KEY,
+        stored_bytes=stored_bytes(company),
+        storage_quota_bytes=settings.STORAGE_QUOTA_BYTES,
     )
+
+
+def _lock(company: Company) -> None:
+    # On PostgreSQL two concurrent writes cannot both pass on the same count; SQLite serialises writers anyway.
+    list(Company.objects.select_for_update().filter(pk=company.pk).values_list("pk", flat=True))
+
+
+def storage_check(*, company: Company, adding: int, what: str) -> None:
+    """Raise StorageQuotaExceeded unless `company` may store `adding` more bytes (`what` names them).
+
+    Call it inside the transaction that writes the rows counted by `sources.stored_bytes`, before writing them.
+    """
+    limit = settings.STORAGE_QUOTA_BYTES
+    if not limit:  # 0: off
+        return
+    _lock(company)
+    used = stored_bytes(company)
+    if used + adding > limit:
+        raise StorageQuotaExceeded(
+            f"Storage quota reached: {used:,} bytes stored, {what} adds {adding:,}, the limit is {limit:,} bytes "
+            "(STORAGE_QUOTA_BYTES). Delete runs, seed datasets or guardrail evaluations to make room."
+        )
 
 
 def quota_check(*, company: Company, evaluations: int, samples: int) -> None:
     """Raise QuotaExceeded unless `company` may start `evaluations` more evaluations holding `samples` samples.
 
-    Call it inside the creating transaction, before the rows are written. On PostgreSQL the company row is
-    locked so two concurrent creates cannot both pass on the same count; SQLite serialises writers anyway.
+    Call it inside the creating transaction, before the rows are written.
     """
-    list(Company.objects.select_for_update().filter(pk=company.pk).values_list("pk", flat=True))
+    _lock(company)
     # 1. Budget: once spent, no new work (work already running is left to finish).
     budget = monthly_budget(company)
     if budget > 0:

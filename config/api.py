@@ -116,15 +116,18 @@ class StrictJSONParser(JSONParser):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus: a QuotaExceeded is a 429 with Retry-After, and an OverflowError is a 400. It comes from a value the client chose that Python cannot
-    represent once converted, e.g. `created_after=9999-12-31T23:59:59-01:00` is past year 9999 in UTC."""
+    """DRF's handler, plus: a QuotaExceeded is a 429 with Retry-After (the storage quota: a 413), and an
+    OverflowError is a 400. It comes from a value the client chose that Python cannot represent once converted,
+    e.g. `created_after=9999-12-31T23:59:59-01:00` is past year 9999 in UTC."""
     # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES (this module) when it is imported.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    from companies.quotas import QuotaExceeded
+    from companies.quotas import QuotaExceeded, StorageQuotaExceeded
 
     if isinstance(exc, OverflowError):
         exc = OutOfRange()
+    elif isinstance(exc, StorageQuotaExceeded):
+        exc = PayloadTooLarge(str(exc))  # waiting would not help: no 429 and no Retry-After
     elif isinstance(exc, QuotaExceeded):
         # A business limit, so 429 (DESIGN.md: never 409/5xx); DRF adds Retry-After from `wait`.
         exc = exceptions.Throttled(wait=exc.retry_after, detail=str(exc))

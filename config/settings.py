@@ -291,7 +291,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_METADATA_CLASS": "config.api.MinimalMetadata",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     # Every API view: per company and per key, counted in the cache (REDIS_URL shares it between processes).
     "DEFAULT_THROTTLE_CLASSES": [
         "companies.api.throttles.CompanyRateThrottle",
@@ -315,7 +315,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.document_refused_text"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.document_refused_text",
+        "config.schema.document_refusals",
+    ],
     # Several models have a `status`; name each choice set after its model rather than by hash.
     "ENUM_NAME_OVERRIDES": {
         "SpecStatusEnum": "runs.models.Spec.Status",
@@ -417,6 +421,9 @@ MAX_EVALUATIONS_IN_FLIGHT = env_int("MAX_EVALUATIONS_IN_FLIGHT", 1000)
 MAX_SAMPLES_IN_FLIGHT = env_int("MAX_SAMPLES_IN_FLIGHT", 100_000)
 # USD of judge calls (the JudgeCall ledger) per calendar month, UTC; a company's own budget (admin) wins.
 MONTHLY_BUDGET_USD = env_decimal("MONTHLY_BUDGET_USD", "0")
+# Bytes one company may store: run samples' content, seed dataset files and guardrail evaluation texts
+# (companies.quotas.storage_check). Past it a write is refused whole with a 413 naming the quota.
+STORAGE_QUOTA_BYTES = env_int("STORAGE_QUOTA_BYTES", 10 * 1024**3)
 # Where "download all" keeps each run ZIP until its link expires; web servers on several machines should share it
 # (a link served where its file is missing builds the ZIP again).
 DOWNLOAD_ARCHIVE_DIR = Path(

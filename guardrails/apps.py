@@ -16,5 +16,6 @@ class GuardrailsConfig(AppConfig):
         tasks.register_all()
         sources.in_flight["guardrails"] = selectors.guardrails_in_flight  # companies/quotas.py counts them
         sources.in_flight["defend"] = selectors.defend_in_flight
+        sources.stored_bytes["guardrails"] = selectors.guardrails_stored_bytes
         home_sections.append(views.home_section)
         home_sections.append(monitor_views.home_section)

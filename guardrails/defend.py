@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from companies.models import Company
-from companies.quotas import quota_check
+from companies.quotas import quota_check, storage_check
 from llm.base import BadReply, StructuredRequest
 from llm.judges import NoWriter, resolve_writer, with_budget
 from llm.ledger import record_calls
@@ -156,6 +156,9 @@ def workflow_event_create(
         model_input=model_input, model_output=model_output, run_mode=run_mode, guardrail_metrics=workflow.metrics
     )
     quota_check(company=workflow.company, evaluations=1, samples=1)  # raises QuotaExceeded (a 429)
+    # Counted once, as its first attempt's evaluation (each improvement's evaluation counts as it is written).
+    text_bytes = GuardrailEvaluation.text_bytes(data.model_input, model_output)
+    storage_check(company=workflow.company, adding=text_bytes, what="this event's text")
     event = WorkflowEvent.objects.create(
         workflow=workflow,
         company=workflow.company,

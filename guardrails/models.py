@@ -60,6 +60,8 @@ class GuardrailEvaluation(models.Model):
     # {system_prompt, user_prompt, ground_truth, context}: only the keys the caller gave.
     model_input = models.JSONField(default=dict)
     model_output = models.TextField(blank=True)
+    # Bytes of model_input's texts and model_output: what the storage quota counts (companies.quotas).
+    stored_bytes = models.PositiveBigIntegerField(default=0, db_default=0)
     # Null, not "", when not given: the wire contract distinguishes the two.
     model_used = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     nametag = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -102,6 +104,11 @@ class GuardrailEvaluation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in {self.Status.COMPLETED, self.Status.FAILED, self.Status.CANCELED}
+
+    @staticmethod
+    def text_bytes(model_input: dict[str, Any], model_output: str) -> int:
+        """The bytes of the texts stored: the output and every model_input value, as UTF-8."""
+        return sum(len(str(text).encode()) for text in [model_output, *model_input.values()])
 
     @property
     def is_offline(self) -> bool:

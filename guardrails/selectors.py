@@ -36,6 +36,12 @@ def defend_in_flight(company_id: int) -> InFlight:
     return InFlight(evaluations=count, samples=count)
 
 
+def guardrails_stored_bytes(company_id: int) -> int:
+    """Bytes of the company's guardrail texts, Defend's attempts included (a storage quota source)."""
+    total = GuardrailEvaluation.objects.filter(company_id=company_id).aggregate(total=Sum("stored_bytes"))["total"]
+    return int(total or 0)
+
+
 def guardrail_evaluations(
     *, company: Company, nametag: str = "", status: str = "", run_mode: str = "", sort: str = ""
 ) -> QuerySet[GuardrailEvaluation]:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from companies.models import Company
-from companies.quotas import quota_check
+from companies.quotas import quota_check, storage_check
 from llm.base import FatalJudgeError
 from llm.engine import Judge, Outcome, ask_each
 from llm.judges import resolve_judge, with_budget
@@ -115,6 +115,7 @@ def guardrail_evaluation_new(*, company: Company, created_by: User | None, data:
         guardrail_metrics=data.guardrail_metrics,
         model_input=data.model_input,
         model_output=data.model_output,
+        stored_bytes=GuardrailEvaluation.text_bytes(data.model_input, data.model_output),
         model_used=data.model_used,
         nametag=data.nametag,
         trace={"prompt_version": PROMPT_VERSION, "requested_judges": _requested_judges(data.run_mode)},
@@ -160,6 +161,7 @@ def guardrail_evaluation_create(
     )
     quota_check(company=company, evaluations=1, samples=1)  # raises QuotaExceeded (a 429)
     evaluation = guardrail_evaluation_new(company=company, created_by=created_by, data=data)
+    storage_check(company=company, adding=evaluation.stored_bytes, what="this evaluation's text")  # else a 413
     evaluation.save()
     _enqueue_new(evaluation)
     return evaluation
@@ -179,9 +181,9 @@ def guardrail_evaluation_create_batch(
         except GuardrailInputError as exc:
             raise GuardrailInputError(f"items[{index}]: {exc}") from exc
     quota_check(company=company, evaluations=len(checked), samples=len(checked))
-    evaluations = GuardrailEvaluation.objects.bulk_create(
-        [guardrail_evaluation_new(company=company, created_by=created_by, data=data) for data in checked]
-    )
+    new = [guardrail_evaluation_new(company=company, created_by=created_by, data=data) for data in checked]
+    storage_check(company=company, adding=sum(e.stored_bytes for e in new), what="this batch's texts")
+    evaluations = GuardrailEvaluation.objects.bulk_create(new)
     for evaluation in evaluations:
         _enqueue_new(evaluation)
     return evaluations

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from companies.access import get_object_for_user, require_active_membership
+from companies.quotas import QuotaExceeded
 
 from .forms import GuardrailCreateForm
 from .metrics import METRICS, RUN_MODES
@@ -63,7 +64,7 @@ def guardrail_list(request: HtmxHttpRequest) -> HttpResponse:
                     guardrail_metrics=data["guardrail_metrics"] or None,
                     nametag=data["nametag"] or None,
                 )
-            except GuardrailInputError as exc:
+            except (GuardrailInputError, QuotaExceeded) as exc:
                 form.add_error(None, str(exc))
             else:
                 # Post/redirect/get: a reload of the detail page never creates a second evaluation.

@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from companies.models import Company
-from companies.quotas import quota_check
+from companies.quotas import quota_check, storage_check
 from llm.base import FatalJudgeError
 from llm.catalog import JudgeModel
 from llm.engine import Judge, Outcome, ask_each
@@ -115,6 +115,8 @@ def run_generate(
     with transaction.atomic():
         # The monthly LLM budget: once spent, no new generation either (raises QuotaExceeded, a 429).
         quota_check(company=company, evaluations=0, samples=0)
+        # Its samples are counted as they are written (run_counters_refresh); once over the quota, none starts.
+        storage_check(company=company, adding=0, what="a generated run")
         run = Run.objects.create(
             company=company,
             spec=spec,
@@ -284,9 +286,10 @@ def _count(queryset: Any) -> Any:
 
 
 def run_counters_refresh(*, run_id: int) -> None:
-    """Recount the run's progress from its rows, in one UPDATE: samples_completed and samples_failed from the
-    samples and failures, total_cost from the ledger. Recounted, never incremented, so a duplicate delivery or a
-    killed worker cannot make them drift; called about once a second while writing, and at the end of each item."""
+    """Recount the run's progress from its rows, in one UPDATE: samples_completed, stored_bytes and samples_failed
+    from the samples and failures, total_cost from the ledger. Recounted, never incremented, so a duplicate delivery
+    or a killed worker cannot make them drift; called about once a second while writing, and at the end of each
+    item."""
     calls = (
         JudgeCall.objects.filter(subject_type=ContentType.objects.get_for_model(Run), subject_id=run_id)
         .order_by()
@@ -294,8 +297,10 @@ def run_counters_refresh(*, run_id: int) -> None:
         .annotate(total=Sum("cost_usd"))
         .values("total")
     )
+    content_bytes = Sample.objects.filter(run_id=run_id).order_by().values("run_id").annotate(n=Sum("size_bytes"))
     Run.objects.filter(id=run_id).update(
         samples_completed=_count(Sample.objects.filter(run_id=run_id)),
+        stored_bytes=Coalesce(Subquery(content_bytes.values("n")), 0),
         samples_failed=_count(GenerationFailure.objects.filter(run_id=run_id)),
         total_cost=Coalesce(Subquery(calls), Value(Decimal(0))),
     )

@@ -160,6 +160,16 @@ class RunQuerySet(models.QuerySet["Run"]):
         return self.filter(company=company)
 
 
+class VisibleRunManager(models.Manager["Run"]):
+    """Runs.objects (and spec.runs): every run but those an import is still writing, which nothing may show."""
+
+    def get_queryset(self) -> RunQuerySet:
+        return RunQuerySet(self.model, using=self._db).exclude(importing=True)
+
+    def for_company(self, company: Company) -> RunQuerySet:
+        return self.get_queryset().for_company(company)
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         PENDING = "PENDING"
@@ -183,6 +193,11 @@ class Run(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
     samples_completed = models.PositiveIntegerField(default=0)
     samples_failed = models.PositiveIntegerField(default=0)
+    # True while run_import writes its samples in batches (so that no company's import holds SQLite's one write
+    # lock for long): hidden from Run.objects until the last batch is in.
+    importing = models.BooleanField(default=False, db_default=False)
+    # Bytes of its samples' content: what the storage quota counts (companies.quotas), summed per run, not per sample.
+    stored_bytes = models.PositiveBigIntegerField(default=0, db_default=0)
     total_cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     runtime_params = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -197,7 +212,9 @@ class Run(models.Model):
         related_query_name="run",
     )
 
-    objects = RunQuerySet.as_manager()
+    objects = VisibleRunManager()
+    # Every run, those being imported too: for the import itself and the storage quota's count.
+    with_importing = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

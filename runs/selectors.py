@@ -7,14 +7,22 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 
 from config.charts import grouped_bar_chart
 
 from .distributions import rounded_shares
-from .models import Run, Sample
+from .models import Run, Sample, SeedDataset
 from .specfile import Property
+
+
+def runs_stored_bytes(company_id: int) -> int:
+    """Bytes of the company's run samples and seed dataset files (a storage quota source): two sums over
+    per-run and per-dataset totals, never over samples."""
+    runs = Run.with_importing.filter(company_id=company_id).aggregate(total=Sum("stored_bytes"))["total"]
+    seeds = SeedDataset.objects.filter(company_id=company_id).aggregate(total=Sum("total_bytes"))["total"]
+    return int(runs or 0) + int(seeds or 0)
 
 
 def assigned_value_counts(*, run: Run, prop: Property) -> dict[str, int]:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -54,7 +54,7 @@ def _spec_list_response(
     specs = (
         Spec.objects.for_company(membership.company)
         .select_related("dataset")
-        .annotate(run_count=Count("runs"))
+        .annotate(run_count=Count("runs", filter=Q(runs__importing=False)))  # a join sees imports in progress
         .order_by("-created_at")
     )
     status = 400 if form.errors or generate_form.errors else 200
@@ -201,7 +201,7 @@ def run_import_upload(request: HttpRequest) -> HttpResponse:
         except ImportProblems as exc:
             for problem in exc.problems:
                 form.add_error("file", problem)
-        except RunError as exc:
+        except (RunError, QuotaExceeded) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Imported {run.samples_completed} samples.")
@@ -279,6 +279,8 @@ def seed_dataset_list(request: HttpRequest) -> HttpResponse:
             form.add_error("zip_file", "This is not a valid ZIP file.")
         except SeedError as exc:
             form.add_error("zip_file", f"Refused: {exc}.")
+        except QuotaExceeded as exc:
+            form.add_error("zip_file", str(exc))
         else:
             messages.success(request, f"Seed dataset '{dataset.name}' created ({dataset.get_dataset_type_display()}).")
             return redirect("runs:seed-dataset-detail", code=dataset.code)

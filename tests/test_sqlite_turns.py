@@ -5,6 +5,7 @@ it; tests/test_load.py is the load it exists for."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,4 +101,32 @@ def test_a_writer_that_waits_too_long_fails_as_sqlite_would(connect, monkeypatch
     thread.join(10)
     first.rollback()
     assert [str(exc) for exc in failure] == ["database is locked"]
+    assert not base._writers.locked()
+
+
+def test_a_writer_that_begins_again_at_once_queues_behind_the_one_waiting(connect) -> None:
+    # An import writing batch after batch ends one transaction and begins the next at once: the writer already
+    # waiting must get the turn first, or a short write could wait for the whole import.
+    first = connect()
+    begin(first)
+    with first.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x INTEGER)")
+    order: list[str] = []
+
+    def second_writer() -> None:
+        second = connect()
+        begin(second)
+        order.append("second")
+        second.commit()
+        second.close()
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    time.sleep(0.3)  # the second writer is waiting for the turn
+    first.commit()
+    begin(first)
+    order.append("first")
+    first.commit()
+    thread.join(10)
+    assert order == ["second", "first"]
     assert not base._writers.locked()

@@ -139,6 +139,13 @@ class ListPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_page_size(self, request: Any) -> int | None:
+        # DRF falls back to the default for a page_size that is not a number; the schema says integer: a 400.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not raw.strip().lstrip("-").isdigit():
+            raise BadRequest("page_size must be an integer.")
+        return super().get_page_size(request)
+
 
 class BadRequest(exceptions.APIException):
     """A 400 whose body is `{"detail": "<message>"}` (a business rule, not a field error)."""

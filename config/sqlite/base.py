@@ -5,12 +5,15 @@ between tries): whoever polls at the right moment wins, not whoever asked first.
 busy (a burst of large imports), a short write from another request could poll unlucky for the whole busy timeout
 and fail with "database is locked". Here the threads of one process wait for each other on a lock that wakes a
 waiter as soon as it is free, before `BEGIN IMMEDIATE`; the busy handler is then left with the few writers of the
-other processes (the worker's short transactions). PostgreSQL needs none of this.
+other processes (the worker's short transactions). The turns go in order of arrival: a thread that ends a
+transaction and at once begins the next (an import writing batch after batch) queues behind those already waiting,
+so a short write waits for one batch, not for the whole import. PostgreSQL needs none of this.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
@@ -18,14 +21,51 @@ from django.db.backends.sqlite3 import base
 # As long as SQLite's own busy timeout (settings.py): a writer waits at most this long in turn, then fails as
 # SQLite would.
 WAIT_SECONDS = 20.0
-_writers = threading.Lock()
+
+
+class Turns:
+    """A lock handed over in order of arrival (threading.Lock lets whoever wakes first take it)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return True
+            handover = threading.Lock()
+            handover.acquire()
+            self._waiting.append(handover)
+        if handover.acquire(timeout=timeout):
+            return True  # release() handed the turn to us
+        with self._guard:
+            if handover in self._waiting:
+                self._waiting.remove(handover)
+                return False
+        return True  # handed over just as the wait ran out: the turn is ours, and ours to release
+
+    def locked(self) -> bool:
+        return self._held
+
+    def release(self) -> None:
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()  # still held: now by the first waiter
+            else:
+                self._held = False
+
+
+_writers = Turns()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _holds_write_turn = False
 
     def _start_transaction_under_autocommit(self) -> None:
-        if not _writers.acquire(timeout=WAIT_SECONDS):
+        if not _writers.acquire(WAIT_SECONDS):
             raise OperationalError("database is locked")
         self._holds_write_turn = True
         try:

@@ -62,7 +62,11 @@ from .serializers import (
 
 
 def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
+    """A boolean query parameter: `true` or `false` as the schema says (anything else is a 400, not a silent no)."""
+    value = request.query_params.get(name, "false").lower()
+    if value not in {"true", "false"}:
+        raise BadRequest(f"{name} must be true or false.")
+    return value == "true"
 
 
 INCLUDE_VERSIONS = OpenApiParameter(

@@ -178,8 +178,9 @@ def test_import_of_another_companys_spec_is_404(charlie_api: APIClient, spec_a: 
 
 def test_import_20000_samples(alice_api: APIClient, spec_a: Spec, django_assert_max_num_queries: Any) -> None:
     rows = make_rows(20_000)
-    # Bulk inserts, not 20,000 INSERTs: batches of 1,000 rows (SQLite's 999-parameter cap makes them ~100).
-    with django_assert_max_num_queries(250):
+    # Bulk inserts, not 20,000 INSERTs: batches of 1,000 rows (SQLite's 999-parameter cap makes them ~100), each
+    # batch its own transaction (here, inside the test's: a savepoint and its release).
+    with django_assert_max_num_queries(300):
         response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": rows}, format="json")
     assert response.status_code == HTTPStatus.CREATED
     assert Run.objects.get(code=response.json()["id"]).samples.count() == 20_000
@@ -293,7 +294,7 @@ def test_the_zip_carries_the_latest_classifications(alice_api: APIClient, run_a:
 def test_it_stamps_an_imported_run_no_earlier_than_its_creation(alice_api: APIClient, spec_a: Spec) -> None:
     response = alice_api.post(IMPORT, {"spec_id": str(spec_a.code), "samples": make_rows(2)}, format="json")
     run = Run.objects.get(code=response.json()["id"])
-    assert run.started_at == run.completed_at == run.created_at
+    assert run.started_at == run.created_at <= run.completed_at  # it ends once its last batch is in
     body = alice_api.get(f"{RUNS}{run.code}/").json()
     assert body["created_at"] <= body["completed_at"]
 

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from companies.models import Company
+from companies.quotas import QuotaExceeded
 from runs.imports import ImportProblems, read_jsonl, read_zip
 from runs.models import Spec
 from runs.services import RunError, run_import, spec_add_version, spec_create
@@ -56,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError(f"{options['spec']}: {exc}") from exc
         except ImportProblems as exc:
             raise CommandError("\n".join([f"{options['samples']}:", *exc.problems])) from exc
-        except RunError as exc:
+        except (RunError, QuotaExceeded) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             f"Imported {run.samples_completed} samples into spec '{spec.name}' v{run.spec_version.number}."
