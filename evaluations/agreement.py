@@ -131,8 +131,10 @@ METHOD = (
     "target judge's share of stratum j (its judged values, undecided and failed), r(v|j) = 1/pi-weighted human "
     "share of v among the blind random labels judged j (exact where every sample of j is labelled); 95% intervals "
     "for these N samples: stratified score (Wilson) interval with each stratum's finite-population correction, "
-    "an unlabelled stratum counting as one label split like the rest; kappa and judge accuracy: blind random labels weighted to the run, interval the wider "
-    "of a stratified bootstrap and a Wilson interval mapped through kappa; other labels never estimate"
+    "an unlabelled stratum counting as one label split like the rest; with labels another evaluation's queue drew, "
+    "the design variance over cells (its stratum, this judge's) once each of its strata has 10 labels; kappa and "
+    "judge accuracy: blind random labels weighted to the run, interval the wider of a stratified bootstrap and a "
+    "Wilson interval mapped through kappa; other labels never estimate"
 )
 
 FloatArray = npt.NDArray[np.float64]
