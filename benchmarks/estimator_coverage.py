@@ -9,8 +9,10 @@ over trials: a case of 1,000 trials takes about a second.
     python benchmarks/estimator_coverage.py   # both tables, in the README's markdown
 
 SCENARIO is the README's first table and the tests'. HELD_OUT are other truths and judges, on other seeds and run
-sizes: the estimator has no constant fitted to SCENARIO, and these show how far its coverage holds elsewhere (they
-are what rejected a design-effect correction that fitted SCENARIO; agreement.py's docstring).
+sizes: they show how far the coverage holds elsewhere (they are what rejected a design-effect correction that fitted
+SCENARIO, and what made the second judge's design variance wait for agreement.SPREAD_LABELS labels per stratum;
+agreement.py's docstring). The one constant chosen by simulation, SPREAD_LABELS, was chosen on SCENARIO with
+TUNING_SEED, not on the README table's SEED.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ VALUES = 3
 UNDECIDED, FAILED = VALUES, VALUES + 1  # stratum indices after the values
 STRATA = VALUES + 2
 FAILURE = 0.02
+TOLERANCE = 1e-12
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -93,7 +96,10 @@ class Outcome:
 
     @property
     def coverage(self) -> FloatArray:
-        return ((self.low <= self.truth) & (self.truth <= self.high)).mean(axis=0)  # type: ignore[no-any-return]
+        # A truth on a bound counts as covered, to 1e-12: bounds that equal a share k/N are computed along different
+        # float paths (the API rounds them outwards anyway), and a last-bit change must not move the table.
+        inside = (self.low <= self.truth + TOLERANCE) & (self.truth <= self.high + TOLERANCE)
+        return inside.mean(axis=0)  # type: ignore[no-any-return]
 
     @property
     def error(self) -> FloatArray:
@@ -154,6 +160,7 @@ def simulate(case: Case, *, trials: int, seed: int) -> Outcome:
         known=known,
         labelled=known.sum(axis=-1),
         word=[0, 1, 2, -1, -1],
+        group=groups,
     )
     truth_share = (truth[..., None] == np.arange(VALUES)).mean(axis=1)
     decided = target_sizes[:, :VALUES]
@@ -163,6 +170,7 @@ def simulate(case: Case, *, trials: int, seed: int) -> Outcome:
 
 TRIALS = 1000
 SEED = 20  # the README table's and the tests' seed
+TUNING_SEED = 7  # where agreement.SPREAD_LABELS was chosen; SEED's table then checks it, HELD_OUT's seed 101 too
 POPULATION = 400
 LABELS = (10, 30, 100, POPULATION - 20, POPULATION)
 

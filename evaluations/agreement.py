@@ -48,13 +48,27 @@ Wilson's interval; it has no constant chosen by simulation. Simulated (README): 
 judge from 30 to 380 of 400 labels, 95.9-99.0% at 10 (conservative: lumpy strata), 91-93% in some cells with half
 of a small run labelled.
 
-A second judge B corrected with labels drawn for judge A gets the same formula with B's strata and the labels'
-weights (the Kish count). This ignores that A's queue also stratified the labels, so B's intervals are somewhat
-conservative where A's values predict B's errors; a design-effect correction (the linearised design variance,
-Särndal, Swensson & Wretman 1992 §5.7, over this one, floored at 0.6) brought the README's scenario to 92.9-97.7%
-but under-covered held-out ones (87.8-92% for a second judge on a skewed truth or sloppy judges), so it is not
-used: B covers 95.0-99.0% there instead. README's
-human-review section has both tables (benchmarks/estimator_coverage.py prints them).
+A second judge B corrected with labels drawn for judge A: B's strata j cut across A's design strata g, so the
+labels within j are a domain of A's stratified sample, their count random. The estimate is linear in the cells
+c = (g, j): p̂ = Σ_c a_c ρ_c (a_c = q_j · Ŵ_c/Ŵ_j, ρ_c the cell's weighted human share), and its variance is the
+stratified design variance of the linearised (Hájek) estimate, p̂ − p ≈ Σ_i u_i (y_i − r_j(i)) with u_i =
+q_j w_i / Ŵ_j (Särndal, Swensson & Wretman 1992 §5.7, §10.3), taken at the truth like Wilson's:
+
+    V(p) = Σ_g (1 − f_g) · [ Σ_{c∈g} U2_c r_c(1 − r_c) + n_g/(n_g − 1) · (Σ_{c∈g} U2_c δ_c² − (Σ_{c∈g} U1_c δ_c)² / n_g) ]
+
+with U1_c, U2_c the sums of u_i and u_i² over the cell's labels, δ_c = r_c − r_j its residual (r_j = Σ_g Ŵ_c r_c /
+Ŵ_j), and every r_c the cell share the labels make most likely under Σ_c a_c r_c = p (the same Lagrange
+multiplier). The first term is each cell's binomial variance, the second the spread of the cells' residuals within
+a design stratum: it is what makes B's cells in one of A's strata move against each other (more of A's stratum in
+B's value v means less of it elsewhere), which the round-1 interval (B's strata as independent samples of their
+Kish size) ignored, covering 95.0-99.0% where 95 was due. On the target's own queue every cell is a stratum
+(g = j), δ = 0 and V(p) is the stratified score interval's variance above, so A's intervals are unchanged.
+
+The spread is estimated from the labels of each design stratum; with a handful (2 per stratum at 10 labels) it is
+noise, and the interval then ran short on held-out truths (90-91.5% for B at 10-30 labels). So while a design
+stratum that still has unlabelled samples holds fewer than SPREAD_LABELS labels, B's strata stand in for the
+design's (g = j: the round-1 interval, conservative). SPREAD_LABELS (10) was chosen on the simulation's tuning seed
+(benchmarks/estimator_coverage.py TUNING_SEED), not on the README table's: from 100 labels B is covered 93-97%.
 
 A stratum with samples but no blind random label cannot be corrected: for the estimate a judged value is taken at
 its word, an undecided or failed stratum is split like the labelled strata. For the interval its share is
@@ -105,6 +119,8 @@ MIN_REVIEWS: int = 30
 FIT_FOR_USE_KAPPA: float = 0.6
 
 Z95 = 1.959963984540054  # two-sided 95%
+# Labels a design stratum needs before the spread of its cells' residuals is estimated from them (module docstring).
+SPREAD_LABELS = 10
 UNLABELLED_PSEUDO_LABELS = 1.0  # an unlabelled stratum counts as this many labels split like the rest, for the interval
 SCORE_STEPS = 60  # bisection steps over asinh(λ) in [0, 30]: 30/2^60, far below any rounding of the bounds
 BOOTSTRAP_REPLICATES = 2000
@@ -115,8 +131,10 @@ METHOD = (
     "target judge's share of stratum j (its judged values, undecided and failed), r(v|j) = 1/pi-weighted human "
     "share of v among the blind random labels judged j (exact where every sample of j is labelled); 95% intervals "
     "for these N samples: stratified score (Wilson) interval with each stratum's finite-population correction, "
-    "an unlabelled stratum counting as one label split like the rest; kappa and judge accuracy: blind random labels weighted to the run, interval the wider "
-    "of a stratified bootstrap and a Wilson interval mapped through kappa; other labels never estimate"
+    "an unlabelled stratum counting as one label split like the rest; with labels another evaluation's queue drew, "
+    "the design variance over cells (its stratum, this judge's) once each of its strata has 10 labels; kappa and "
+    "judge accuracy: blind random labels weighted to the run, interval the wider of a stratified bootstrap and a "
+    "Wilson interval mapped through kappa; other labels never estimate"
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -135,6 +153,7 @@ def design_estimate(
     known: npt.ArrayLike,
     labelled: npt.ArrayLike,
     word: Sequence[int],
+    group: npt.ArrayLike | None = None,
     z: float = Z95,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Corrected shares of every sample and their 95% interval, as fractions; vectorised over leading trial axes.
@@ -164,7 +183,6 @@ def design_estimate(
     with np.errstate(invalid="ignore", divide="ignore"):
         weighted = totals / mass[..., None]
         full = exact / big_n[..., None]
-        kish = mass**2 / np.einsum("...n,...nj->...j", w**2, in_j)
     # An unlabelled stratum: a judged value at its word, anything else split like the labelled part of the run.
     labelled_part = np.where(seen | complete, q, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -176,26 +194,110 @@ def design_estimate(
     guess = np.where(np.isnan(words), pooled[..., None, :], words)
     share = np.where(complete[..., None], np.nan_to_num(full), np.where(seen[..., None], weighted, guess))
     estimate = (q[..., None] * share).sum(axis=-2)
-    # 2. The score interval's counts: Kish effective labels per stratum; an unlabelled one, a pseudo-label split like
-    #    the rest; a complete one is a constant.
+    # 2. The score interval, over cells c = (design stratum g, target stratum j).
+    design = s if group is None else np.asarray(group, dtype=np.int64)
+    groups = max(strata, int(design.max()) + 1 if design.size else 1)
+    in_design = (design[..., None] == np.arange(groups)).astype(np.float64)  # [..., n, g]
+    design_drawn = in_design.sum(axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        design_fpc = 1.0 - np.minimum(1.0, np.nan_to_num(design_drawn / np.einsum("...n,...ng->...g", w, in_design)))
+    # The spread of the residuals within a design stratum is estimated from its labels; while a stratum still open
+    # has fewer than SPREAD_LABELS, the target's strata stand in for the design's (module docstring).
+    spread_known = np.all((design_drawn == 0) | (design_fpc == 0) | (design_drawn >= SPREAD_LABELS), axis=-1)
+    g = np.where(spread_known[..., None], design, s)
+    target_fpc = np.zeros(big_n.shape[:-1] + (groups,))
+    target_fpc[..., :strata] = 1.0 - np.minimum(1.0, count / np.where(big_n > 0, big_n, 1.0))
+    fpc = np.where(spread_known[..., None], design_fpc, target_fpc)
+    # An unlabelled target stratum is one more row of cells, a pseudo-label split like the rest: its share moves
+    # freely, its variance (`prior`) stays the pseudo-label's; a complete one is a constant.
     unlabelled = ~seen & ~complete & (big_n > 0)
-    n_eff = np.where(seen, np.nan_to_num(kish), np.where(unlabelled, UNLABELLED_PSEUDO_LABELS, 0.0))
-    rate = np.where(
-        seen[..., None], np.nan_to_num(weighted), np.where(unlabelled[..., None], pooled[..., None, :], 0.0)
+    modelled = np.where(unlabelled, q, 0.0)
+    spread_like_rest = pooled[..., None, :] * (1 - pooled[..., None, :])
+    prior = (modelled[..., None] ** 2 * spread_like_rest).sum(axis=-2) / UNLABELLED_PSEUDO_LABELS
+    cells = _cells(g, groups, s=s, w=w, is_v=is_v, in_j=in_j, q=q, mass=mass, seen=seen, fpc=fpc)
+    pseudo = unlabelled[..., None, :, None].astype(np.float64)
+    cells = _Cells(
+        share=_with_row(cells.share, pseudo * pooled[..., None, None, :]),
+        labels=_with_row(cells.labels, pseudo * UNLABELLED_PSEUDO_LABELS),
+        weight=_with_row(cells.weight, pseudo * modelled[..., None, :, None]),
+        within=_with_row(cells.within, pseudo),
+        first=_with_row(cells.first, 0 * pseudo),
+        second=_with_row(cells.second, 0 * pseudo),
+        fpc=_with_row(cells.fpc, np.zeros(pseudo.shape[:-2] + (1, 1))),
+        between=_with_row(cells.between, np.zeros(pseudo.shape[:-2] + (1, 1))),
+        drawn=_with_row(cells.drawn, np.ones(pseudo.shape[:-2] + (1, 1))),
     )
-    fraction = np.where(seen, np.minimum(1.0, count / np.where(big_n > 0, big_n, 1.0)), 0.0)
-    modelled = np.where(seen | unlabelled, q, 0.0)[..., None]
-    factor = modelled**2 * (1.0 - fraction)[..., None] / np.where(n_eff > 0, n_eff, 1.0)[..., None]  # [..., j, 1]
-    factor = np.where(seen[..., None], factor, 0.0)
-    # An unlabelled stratum's variance stays the pseudo-label's wherever the interval moves it: nothing is known there.
-    prior = (np.where(unlabelled[..., None], modelled**2 * rate * (1 - rate) / UNLABELLED_PSEUDO_LABELS, 0.0)).sum(
-        axis=-2
-    )
-    down, up = _score_interval(rate * n_eff[..., None], n_eff[..., None], factor, modelled, prior, z)
-    centre = (np.where(complete, q, 0.0)[..., None] * np.nan_to_num(full) + modelled * rate).sum(axis=-2)
+    down, up = _score_interval(cells, prior, z)
+    centre = (np.where(complete, q, 0.0)[..., None] * np.nan_to_num(full)).sum(axis=-2)
+    centre = centre + (cells.weight * cells.share).sum(axis=(-3, -2))
     low = np.clip(np.minimum(centre + down, estimate), 0.0, 1.0)
     high = np.clip(np.maximum(centre + up, estimate), 0.0, 1.0)
     return estimate, low, high
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The labels per cell (design stratum g, target stratum j) as the score interval reads them, `[..., g, j, v]`
+    or broadcastable: `share` ρ_c, `labels` its Kish count, `weight` a_c, `within` M_c/Ŵ_j (the cell's part of its
+    target stratum), `first`/`second` Σu and Σu² of its labels' linearised weights; per g (`[..., g, 1, 1]`): `fpc`
+    1 − f_g, `between` n_g/(n_g − 1), `drawn` n_g."""
+
+    share: FloatArray
+    labels: FloatArray
+    weight: FloatArray
+    within: FloatArray
+    first: FloatArray
+    second: FloatArray
+    fpc: FloatArray
+    between: FloatArray
+    drawn: FloatArray
+
+
+def _cells(
+    g: IntArray,
+    groups: int,
+    *,
+    s: IntArray,
+    w: FloatArray,
+    is_v: FloatArray,
+    in_j: FloatArray,
+    q: FloatArray,
+    mass: FloatArray,
+    seen: npt.NDArray[np.bool_],
+    fpc: FloatArray,
+) -> _Cells:
+    """The blind random labels per cell (g[i], s[i]), shaped `[..., g, j, v]` (module docstring, the interval)."""
+    in_g = (g[..., None] == np.arange(groups)).astype(np.float64)
+    cell = in_g[..., :, None] * in_j[..., None, :]  # [..., n, g, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_weight = np.where(seen, q / mass, 0.0)  # a label's linearised weight per unit of w: q_j / Ŵ_j
+        cell_mass = np.einsum("...n,...ngj->...gj", w, cell)
+        share = np.nan_to_num(np.einsum("...n,...ngj,...nv->...gjv", w, cell, is_v) / cell_mass[..., None])
+        kish = np.nan_to_num(cell_mass**2 / np.einsum("...n,...ngj->...gj", w**2, cell))
+        within = np.where(seen[..., None, :], np.nan_to_num(cell_mass / mass[..., None, :]), 0.0)
+    u = w * np.einsum("...nj,...j->...n", in_j, per_weight)
+    drawn = in_g.sum(axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between = np.where(drawn > 1, drawn / (drawn - 1), 0.0)
+    return _Cells(
+        share=share,
+        labels=(kish * seen[..., None, :])[..., None],
+        weight=(cell_mass * per_weight[..., None, :])[..., None],
+        within=within[..., None],
+        first=np.einsum("...n,...ngj->...gj", u, cell)[..., None],
+        second=np.einsum("...n,...ngj->...gj", u**2, cell)[..., None],
+        fpc=fpc[..., None, None],
+        between=between[..., None, None],
+        drawn=np.maximum(drawn, 1.0)[..., None, None],
+    )
+
+
+def _with_row(cells: FloatArray, row: FloatArray) -> FloatArray:
+    """`cells` with one more design row (axis −3) holding `row`, both broadcast to one shape."""
+    lead = np.broadcast_shapes(cells.shape[:-3], row.shape[:-3])
+    tail = np.broadcast_shapes(cells.shape[-2:], row.shape[-2:])
+    parts = [np.broadcast_to(cells, lead + cells.shape[-3:-2] + tail), np.broadcast_to(row, lead + (1,) + tail)]
+    return np.concatenate(parts, axis=-3)
 
 
 def _most_likely_shares(x: FloatArray, n: FloatArray, tilt: FloatArray) -> FloatArray:
@@ -208,22 +310,27 @@ def _most_likely_shares(x: FloatArray, n: FloatArray, tilt: FloatArray) -> Float
     return np.clip(np.nan_to_num(r), 0.0, 1.0)
 
 
-def _score_interval(
-    x: FloatArray, n: FloatArray, factor: FloatArray, q: FloatArray, prior: FloatArray, z: float
-) -> tuple[FloatArray, FloatArray]:
-    """How far below and above the estimate the stratified score interval reaches (module docstring), `[..., v]`.
+def _score_interval(cells: _Cells, prior: FloatArray, z: float) -> tuple[FloatArray, FloatArray]:
+    """How far below and above the estimate the score interval reaches (module docstring), `[..., v]`.
 
-    `x`, `n` (`[..., j, v]`, `[..., j, 1]`): each stratum's (effective) labels saying v and labels; `factor`: its
-    variance factor q² (1 − f) / n~; `q`: its share of the run, 0 where its values are all known; `prior` (`[..., v]`): variance that does not move with p (the unlabelled strata's). Moving λ away
-    from 0 moves p away from the estimate monotonically; each end is where the score statistic reaches z².
+    Moving λ away from 0 moves p away from the estimate monotonically; each end is where the score statistic reaches
+    z². The variance at p is the stratified design variance of the linearised estimate with the cells' shares at
+    their most likely values under p: within each cell binomial, plus the spread of the cells' residuals within
+    their design stratum (zero on the target's own queue, where a cell is a stratum).
     """
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(n > 0, x / n, 0.0)
+    x = cells.labels * cells.share
 
     def shift(u: FloatArray) -> tuple[FloatArray, FloatArray]:
-        r = _most_likely_shares(x, n, np.sinh(u)[..., None, :] * q)
-        moved = (q * (r - rate)).sum(axis=-2)
-        return moved**2 - z * z * ((factor * r * (1 - r)).sum(axis=-2) + prior), moved
+        r = _most_likely_shares(x, cells.labels, np.sinh(u)[..., None, None, :] * cells.weight)
+        moved = (cells.weight * (r - cells.share)).sum(axis=(-3, -2))
+        residual = r - (cells.within * r).sum(axis=-3, keepdims=True)  # r_c − r_j
+        spread = (cells.second * residual**2).sum(axis=-2, keepdims=True) - (cells.first * residual).sum(
+            axis=-2, keepdims=True
+        ) ** 2 / cells.drawn
+        variance = (
+            cells.fpc * ((cells.second * r * (1 - r)).sum(axis=-2, keepdims=True) + cells.between * spread)
+        ).sum(axis=(-3, -2))
+        return moved**2 - z * z * (variance + prior), moved
 
     ends = []
     for side in (1.0, -1.0):  # λ > 0 lowers every share (the lower end), λ < 0 raises them
@@ -420,6 +527,7 @@ def human_review_block(*, values: Sequence[str], sample: ReviewSample) -> dict[s
         notes.append("the run has no samples: no corrected distribution.")
         return block
     keys = list(sample.strata)
+    designs = sorted({h for _, _, h, _ in sample.random})
     estimate, low, high = design_estimate(
         stratum=[keys.index(s) for _, s, _, _ in sample.random],
         value=[values.index(v) for v, *_ in sample.random],
@@ -428,6 +536,7 @@ def human_review_block(*, values: Sequence[str], sample: ReviewSample) -> dict[s
         known=[[sample.known.get(k, {}).get(v, 0) for v in values] for k in keys],
         labelled=[sum(sample.known.get(k, {}).values()) for k in keys],
         word=[values.index(k) if k in value_set else -1 for k in keys],
+        group=[designs.index(h) for _, _, h, _ in sample.random],
     )
     labelled_strata = {s for _, s, _, _ in sample.random} | {
         k for k in keys if sum(sample.known.get(k, {}).values()) >= sample.strata[k]

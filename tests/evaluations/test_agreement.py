@@ -18,6 +18,7 @@ from evaluations.agreement import (
     FIT_FOR_USE_KAPPA,
     MIN_REVIEWS,
     PARTIAL_REVIEWS,
+    SPREAD_LABELS,
     ReviewSample,
     cohen_kappa,
     design_estimate,
@@ -152,6 +153,49 @@ def test_a_stratum_whose_labels_agree_still_has_a_wide_interval():
     assert np.all(high - low > 0.15), (low, high)
     assert np.all(low < estimate)
     assert np.all(estimate < high)
+
+
+def _second_judge(per_design_stratum: int, group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Judge A's queue drew `per_design_stratum` labels in each of its two strata (100 samples each), and A's stratum
+    decides the human value outright; judge B's two strata take half of each of A's."""
+    k = per_design_stratum
+    return design_estimate(
+        stratum=[0, 1] * k,
+        value=[0] * k + [1] * k,
+        weight=[100 / k] * (2 * k),
+        sizes=[100, 100],
+        known=np.zeros((2, 2)),
+        labelled=[0, 0],
+        word=[0, 1],
+        group=([0] * k + [1] * k) if group else None,
+    )
+
+
+def test_a_second_judges_interval_counts_the_first_judges_strata():
+    # B's strata hold half 0s and half 1s, but every label in A's stratum 0 says 0 and A's queue drew a fixed number
+    # from each: B's interval is then A's own (two strata whose labels agree), not that of B's strata as
+    # independent samples of 50/50 labels, which ignores the design and is half as wide again.
+    k = SPREAD_LABELS
+    design, ignored = _second_judge(k, group=True), _second_judge(k, group=False)
+    own = design_estimate(
+        stratum=[0] * k + [1] * k,
+        value=[0] * k + [1] * k,
+        weight=[100 / k] * (2 * k),
+        sizes=[100, 100],
+        known=np.zeros((2, 2)),
+        labelled=[0, 0],
+        word=[0, 1],
+    )
+    assert design[0] == pytest.approx([0.5, 0.5])
+    assert np.concatenate(design) == pytest.approx(np.concatenate(own), abs=1e-9)
+    assert np.all(ignored[2] - ignored[1] > 1.4 * (design[2] - design[1])), (design, ignored)  # 0.38 vs 0.26
+
+
+def test_below_the_spread_labels_a_second_judge_falls_back_to_its_own_strata():
+    # With fewer labels per design stratum the spread within it is not estimated: B's strata stand in for A's.
+    design, ignored = _second_judge(SPREAD_LABELS - 1, group=True), _second_judge(SPREAD_LABELS - 1, group=False)
+    for ours, theirs in zip(design, ignored, strict=True):
+        assert ours == pytest.approx(theirs, abs=1e-12)
 
 
 def test_kappa_is_undefined_when_both_raters_use_one_value():
