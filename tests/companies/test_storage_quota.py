@@ -22,8 +22,8 @@ from rest_framework.test import APIClient
 from companies.models import Company
 from companies.quotas import stored_bytes
 from guardrails.models import GuardrailEvaluation
+from runs.generation import run_delete
 from runs.models import Run, Sample, SeedDataset, SeedFile
-from runs.services import run_delete
 from tests.conftest import make_rows
 
 IMPORT = "/api/dataframer/runs/import/"
