@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework.routers import SimpleRouter
 
 from evaluations.api.views import EvaluationViewSet
+from redteam.api.views import RedTeamRunViewSet, RedTeamSpecViewSet
 from runs.api.views import RunViewSet, SeedDatasetViewSet, SpecViewSet
 
 dataframer = SimpleRouter(trailing_slash=True)
@@ -12,3 +13,5 @@ dataframer.register("specs", SpecViewSet, basename="spec")
 dataframer.register("runs", RunViewSet, basename="run")
 dataframer.register("seed-datasets", SeedDatasetViewSet, basename="seed-dataset")
 dataframer.register("evaluations", EvaluationViewSet, basename="evaluation")
+dataframer.register("red-team-specs", RedTeamSpecViewSet, basename="red-team-spec")
+dataframer.register("red-team-runs", RedTeamRunViewSet, basename="red-team-run")

@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "work",
     "evaluations",
     "guardrails",
+    "redteam",
 ]
 
 MIDDLEWARE = [

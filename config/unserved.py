@@ -25,8 +25,6 @@ class Unserved(NamedTuple):
 
 
 UNSERVED = [
-    Unserved("api/dataframer/red-team-specs", "Red teaming (red_team_specs)", 24),
-    Unserved("api/dataframer/red-team-runs", "Red teaming (red_team_runs)", 24),
     Unserved("api/dataframer/anonymization-runs", "Anonymization (anonymization_runs)", 24),
 ]
 
