@@ -22,14 +22,6 @@ SPEC = {
 }
 
 
-@pytest.fixture
-def red_spec(alice: Any, company_a: Any) -> RedTeamSpec:
-    return RedTeamSpec.objects.create(
-        company=company_a, created_by=alice, name="clinic_helper", app_description="Books visits.",
-        domain_description="Healthcare", concerns="No diagnoses",
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("given", "stored"),
     [
