@@ -9,6 +9,9 @@ class RedteamConfig(AppConfig):
     verbose_name = "Red teaming"
 
     def ready(self) -> None:
-        from . import tasks  # imports work.models: only once the models are ready
+        from companies.extensions import home_sections
+
+        from . import tasks, views  # they import models: only once the models are ready
 
         tasks.register_all()
+        home_sections.append(views.home_section)

@@ -29,23 +29,32 @@ def results_json(run: RedTeamRun, prompts: list[RedTeamPrompt] | None = None) ->
     return {"behavior_to_enhanced_queries": mapping}
 
 
-def progress(run: RedTeamRun) -> dict[str, int]:
-    """Steps done of steps to do: the behaviour list, each behaviour's prompts, each attack (with a target)."""
-    counts = run.prompts.aggregate(
-        behaviors_written=Count("behavior_index", distinct=True),
-        attacked=Count("id", filter=Q(attacked=True)),
-    )
+def progress(run: RedTeamRun, prompts: list[RedTeamPrompt] | None = None) -> dict[str, int]:
+    """Steps done of steps to do: the behaviour list, each behaviour's prompts, each attack (with a target).
+    Counted from `prompts` when the caller has them loaded, else in one query."""
+    if prompts is None:
+        counts = run.prompts.aggregate(
+            behaviors_written=Count("behavior_index", distinct=True), attacked=Count("id", filter=Q(attacked=True))
+        )
+    else:
+        counts = {
+            "behaviors_written": len({p.behavior_index for p in prompts}),
+            "attacked": sum(1 for p in prompts if p.attacked),
+        }
     done = (1 if run.behaviors else 0) + (counts["behaviors_written"] or 0)
     if run.target_model:
         done += counts["attacked"] or 0
     return {"done": done, "total": run.steps_total()}
 
 
-def attack_summary(run: RedTeamRun) -> dict[str, Any] | None:
+def attack_summary(run: RedTeamRun, prompts: list[RedTeamPrompt] | None = None) -> dict[str, Any] | None:
     """Success rate per behaviour and overall, each with its Wilson 95% interval; None without a target."""
     if not run.target_model:
         return None
-    outcomes = run.prompts.values_list("behavior_index", "succeeded")
+    if prompts is None:
+        outcomes: Any = run.prompts.values_list("behavior_index", "succeeded")
+    else:
+        outcomes = [(p.behavior_index, p.succeeded) for p in prompts]
     rates = scoring.success_rates(list(run.behaviors), outcomes)
     return {
         "threshold": scoring.ATTACK_THRESHOLD,
