@@ -47,7 +47,7 @@ def measure(membership: Any, runs: int, latency: float, concurrency: int, judge:
     from evaluations.statistics import wilson_interval
     from llm.models import JudgeCall
     from redteam import services
-    from redteam.models import RedTeamRun, RedTeamSpec
+    from redteam.models import RedTeamPrompt, RedTeamRun, RedTeamSpec
 
     settings.JUDGE_MODELS[WRITER] = settings.JUDGE_MODELS[TARGET] = settings.JUDGE_MODELS[STANDIN_MODEL]
     settings.GUARDRAIL_RUN_MODES["smart"] = {"judges": [judge], "call_per_metric": False, "max_tokens": 4096}
@@ -71,7 +71,8 @@ def measure(membership: Any, runs: int, latency: float, concurrency: int, judge:
     attacks = runs * BEHAVIORS * PROMPTS
     rows, covered = [], 0
     for i, truth in enumerate(BENCHMARK_RATES[:BEHAVIORS]):
-        outcomes = list(all_runs.values_list("prompts__succeeded", flat=True).filter(prompts__behavior_index=i))
+        prompts = RedTeamPrompt.objects.filter(run__in=all_runs, behavior_index=i)
+        outcomes = list(prompts.values_list("succeeded", flat=True))
         successes, scored = sum(1 for o in outcomes if o), sum(1 for o in outcomes if o is not None)
         low, high = wilson_interval(successes, scored)
         inside = low <= 100 * truth <= high

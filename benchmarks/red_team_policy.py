@@ -4,12 +4,13 @@ of behaviours and prompts, a target that gives in to some attacks, and the two j
 Stdlib only (the stand-in runs it in its own process). Each behaviour is written "Behaviour <i>: ..." and each
 prompt carries "[B<i>/P<j>]", so the target knows which attack it is answering: `stepped` gives in to prompt j of
 behaviour i exactly when j < i (behaviour i succeeds i times, known in advance: what the tests check); `benchmark`
-gives in with a fixed probability per behaviour, drawn from the prompt's hash.
+gives in with a fixed probability per behaviour, an independent draw per attack.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -80,8 +81,12 @@ def make_policy(gives_in: Callable[[int, int, str], bool]) -> Callable[[dict[str
     return policy
 
 
+_requests = itertools.count()  # every run writes the same prompts: each attack gets a draw of its own
+
+
 def _draw(text: str) -> float:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    """Uniform in [0, 1), fixed by the prompt and the attack's place in the stand-in's life (reproducible)."""
+    return int(hashlib.sha256(f"{text}:{next(_requests)}".encode()).hexdigest()[:8], 16) / 0x100000000
 
 
 stepped = make_policy(lambda i, j, _text: j < i)

@@ -23,6 +23,7 @@ BENCHMARKS = [
     ["embedded_judge.py"],
     ["offline_guardrails.py"],
     ["monitor_events.py", "200", "0.1"],
+    ["red_team.py", "3", "0.05", "8"],
 ]
 
 if __name__ == "__main__":
