@@ -341,3 +341,19 @@ def test_a_real_worker_writes_attacks_and_scores_a_run(
     ]  # fmt: skip
     assert run.total_cost > 0
     assert WorkItem.objects.get(kind="redteam.run", subject_id=run.id).state == WorkItem.State.DONE
+
+
+@pytest.mark.usefixtures("by_hand")
+def test_results_json_appears_only_once_the_run_has_ended(
+    alice_api: APIClient, red_world: StandIn, red_spec: RedTeamSpec, alice: Any
+) -> None:
+    run = create(red_spec, alice, number_of_behaviors=1, number_of_prompts_per_behavior=1)
+    RedTeamRun.objects.filter(id=run.id).update(status="PROCESSING", behaviors=["Behaviour 0: x"])
+    RedTeamPrompt.objects.create(run=run, behavior_index=0, position=0, query="q", adversarial_prompt="p")
+    data = alice_api.get(f"{RUNS}{run.code}/status/").json()
+    assert (data["results_json"], data["trace"]["progress"]) == (None, {"done": 2, "total": 2})
+    RedTeamRun.objects.filter(id=run.id).update(status="SUCCEEDED")
+    data = alice_api.get(f"{RUNS}{run.code}/").json()
+    assert data["results_json"] == {
+        "behavior_to_enhanced_queries": {"Behaviour 0: x": [{"query": "q", "adversarial_prompt": "p"}]}
+    }
