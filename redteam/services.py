@@ -1,13 +1,10 @@
-"""Red-team workflows: specs (snake_case names, unique per company), runs created and sent to a worker, and the
-worker's steps (behaviours, then each behaviour's prompts, then each attack on the target), each result written
-as it arrives so that a killed worker loses nothing and a retry skips what is done (DESIGN.md §6)."""
+"""Red-team workflows: specs (snake_case names, unique per company), and runs created and sent to a worker,
+canceled, retried, failed and deleted. What the worker does with a run is in steps.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
@@ -17,25 +14,18 @@ from django.utils import timezone
 from companies.models import Company
 from companies.quotas import quota_check
 from guardrails.metrics import DEFAULT_RUN_MODE, RUN_MODES
-from guardrails.rubrics import failed_result, judged_result
-from guardrails.services import PanelJudge, panel_for
+from guardrails.services import panel_for
 from llm.base import FatalJudgeError
-from llm.catalog import JudgeModel
-from llm.engine import Judge, Outcome, ask_each
 from llm.judges import NoWriter, resolve_writer
-from llm.ledger import record_calls
 from llm.models import JudgeCall
 from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
-from work.registry import Result
 
-from . import scoring, writing
-from .models import RedTeamPrompt, RedTeamRun, RedTeamSpec, snake_case
+from . import writing
+from .models import RedTeamRun, RedTeamSpec, snake_case
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-    from work.runner import Context
 
 # The client's model_name values (pydataframer 0.12.1 RedTeamRunCreateParams): open models, served here by
 # whatever the model catalog maps them to.
@@ -49,8 +39,6 @@ MAX_BEHAVIORS = 25
 MAX_PROMPTS_PER_BEHAVIOR = 25
 MAX_PROMPTS = 100  # the vendor's documented scale: "fewer than 100 prompts per run"
 KIND = "redteam.run"
-
-T = TypeVar("T")
 
 
 class RedTeamError(ValueError):
@@ -170,6 +158,11 @@ def red_team_run_create(
     mode = (judge_run_mode or DEFAULT_RUN_MODE) if target_model else ""
     if mode and mode not in RUN_MODES:
         raise RedTeamError(f"run_mode must be one of {', '.join(RUN_MODES)}.")
+    if mode:
+        try:
+            panel_for(mode)  # answers nobody can score are not worth asking for
+        except (FatalJudgeError, ValueError) as exc:
+            raise RedTeamError(f"The answers could not be scored: {exc}") from exc
     with transaction.atomic():
         quota_check(company=company, evaluations=0, samples=0)
         run = RedTeamRun.objects.create(
@@ -216,266 +209,25 @@ def red_team_run_retry(*, run: RedTeamRun) -> None:
 def red_team_run_fail(*, run_id: int, message: str) -> None:
     """End the run FAILED with `message` (unless it already ended), its cost exact as it ends."""
     with transaction.atomic():
-        if not _lock_active(run_id):
+        if not lock_active(run_id):
             return
-        _cost_refresh(run_id)
+        cost_refresh(run_id)
         RedTeamRun.objects.filter(id=run_id).update(
             status=RedTeamRun.Status.FAILED, completed_at=timezone.now(), error_message=message[:5000]
         )
     work_cancel(kind_prefix="redteam.", subject_id=run_id, reason=message)
 
 
-def _lock_active(run_id: int) -> bool:
+def lock_active(run_id: int) -> bool:
     """Lock the run's row in the caller's transaction and say whether it is still PENDING or PROCESSING: whatever
     writes a result takes it, so nothing is added to a run that ended (an answer that lands after a cancel is in the
     ledger, it was paid for, but changes nothing else)."""
     return RedTeamRun.objects.select_for_update().filter(id=run_id, status__in=RedTeamRun.ACTIVE).exists()
 
 
-def _cost_refresh(run_id: int) -> None:
+def cost_refresh(run_id: int) -> None:
     """total_cost recounted from the ledger, never incremented: duplicates and kills cannot make it drift."""
     total = JudgeCall.objects.filter(
         subject_type=ContentType.objects.get_for_model(RedTeamRun), subject_id=run_id
     ).aggregate(total=Sum("cost_usd"))["total"]
     RedTeamRun.objects.filter(id=run_id).update(total_cost=total or Decimal(0))
-
-
-# --- Runs: the worker ---
-
-
-@dataclass
-class Attacked:
-    """What one attack came to: the target's answer and its scores, or why not; every call it took."""
-
-    answer: str = ""
-    scores: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    fatal: bool = False
-    deferred: bool = False
-    calls: list[tuple[JudgeModel, str, Outcome]] = field(default_factory=list)
-
-
-@dataclass
-class RedTeamJob:
-    """Everything a run's steps need, resolved once per work item."""
-
-    run: RedTeamRun
-    writer: Judge
-    target: Judge | None = None
-    judge: PanelJudge | None = None
-    judge_trace: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def for_run(cls, run: RedTeamRun) -> RedTeamJob:
-        """Raises NoWriter, FatalJudgeError or ValueError (a misconfigured run mode) when a model cannot be used."""
-        job = cls(run, resolve_writer(run.model_name))
-        if run.target_model:
-            job.target = resolve_writer(run.target_model)
-            panel = panel_for(run.judge_run_mode or DEFAULT_RUN_MODE)
-            # One judge grades each answer: a red-team run scores up to MAX_PROMPTS answers, and the panel modes'
-            # second opinion is for single evaluations (the trace names the judge that graded).
-            job.judge = panel.judges[0]
-            job.judge_trace = {
-                "run_mode": panel.mode.name,
-                "judge": job.judge.name,
-                "offline_judge": job.judge.judge.model.is_offline,
-                "fallback_reason": job.judge.fallback_reason or None,
-            }
-        return job
-
-    def attack(self, prompt: RedTeamPrompt, *, deadline: float) -> Attacked:
-        """Send one prompt to the target and have its answer graded (in a pool thread: no database here)."""
-        assert self.target is not None
-        assert self.judge is not None
-        result = Attacked()
-        request = scoring.target_request(
-            system_prompt=self.run.target_system_prompt, adversarial_prompt=prompt.adversarial_prompt
-        )
-        outcome = self.target.ask(request, scoring.validate_target_answer, deadline=deadline)
-        result.calls.append((self.target.model, "redteam_target", outcome))
-        if not outcome.ok:
-            result.error, result.fatal, result.deferred = (
-                f"the target: {outcome.error}",
-                outcome.fatal,
-                outcome.deferred,
-            )
-            return result
-        result.answer = outcome.answer
-        behavior = self.run.behaviors[prompt.behavior_index]
-        grading = [
-            scoring.safety_request(adversarial_prompt=prompt.adversarial_prompt, answer=result.answer),
-            scoring.concern_request(
-                concerns=self.run.spec.concerns,
-                behavior=behavior,
-                adversarial_prompt=prompt.adversarial_prompt,
-                answer=result.answer,
-            ),
-        ]
-        for metric, (grade_request, validate) in zip(scoring.METRICS, grading, strict=True):
-            graded = self.judge.judge.ask(grade_request, validate, deadline=deadline)
-            result.calls.append((self.judge.judge.model, "guardrail", graded))
-            if graded.fatal or graded.deferred:
-                result.error, result.fatal, result.deferred = (
-                    f"the judge: {graded.error}",
-                    graded.fatal,
-                    graded.deferred,
-                )
-                return result
-            if graded.ok:
-                result.scores[metric] = judged_result(self.judge.name, graded.answer[metric])
-            else:
-                result.scores[metric] = failed_result(self.judge.name, graded.error)
-        return result
-
-
-def _record(run: RedTeamRun, calls: Iterable[tuple[JudgeModel, str, Outcome]], item_id: int | None = None) -> None:
-    for model, purpose, outcome in calls:
-        record_calls(
-            company_id=run.company_id,
-            model=model,
-            purpose=purpose,
-            attempts=outcome.attempts,
-            subject=run,
-            item_id=item_id,
-        )
-
-
-def _ask_all(
-    items: list[T],
-    ask: Callable[[T], Any],
-    save: Callable[[T, Any], str],
-    ctx: Context,
-) -> tuple[str, bool]:
-    """Ask about every item concurrently, saving each answer as it arrives. `save` returns a fatal error ("" to go
-    on). Returns (the fatal error or "", whether every item was asked and none deferred)."""
-    fatal: list[str] = []
-    deferred: list[bool] = []
-
-    def on_answer(item: T, answer: Any) -> bool:
-        error = save(item, answer)
-        if getattr(answer, "deferred", False):
-            deferred.append(True)
-            return False
-        ctx.progressed()
-        if error:
-            fatal.append(error)
-        return not fatal
-
-    finished = ask_each(items, ask, on_answer, tick=ctx.tick)
-    return (fatal[0] if fatal else ""), finished and not deferred
-
-
-def _processing(run_id: int) -> RedTeamRun | None:
-    return RedTeamRun.objects.select_related("spec").filter(id=run_id, status=RedTeamRun.Status.PROCESSING).first()
-
-
-def red_team_run_work(*, run_id: int, ctx: Context) -> Result:
-    """Claim the run and do what is left of it: 1. the behaviours, 2. each behaviour's prompts, 3. with a target,
-    each attack; then end it SUCCEEDED. A fatal error (credentials, unknown model) ends it FAILED with why."""
-    RedTeamRun.objects.filter(id=run_id, status=RedTeamRun.Status.PENDING).update(
-        status=RedTeamRun.Status.PROCESSING, started_at=timezone.now()
-    )
-    run = _processing(run_id)
-    if run is None:
-        return Result.DONE  # deleted, finished or canceled
-    try:
-        job = RedTeamJob.for_run(run)
-    except (NoWriter, FatalJudgeError, ValueError) as exc:
-        red_team_run_fail(run_id=run_id, message=str(exc))
-        return Result.DONE
-    if job.judge_trace:
-        RedTeamRun.objects.filter(id=run_id).update(trace={**run.trace, **job.judge_trace})
-    for step in (_write_behaviors, _write_prompts, _attack):
-        error, finished = step(job, ctx)
-        _cost_refresh(run_id)
-        if error:
-            red_team_run_fail(run_id=run_id, message=error)
-            return Result.DONE
-        if ctx.lost:
-            return Result.DONE  # another worker owns the item now
-        if not finished:
-            return Result.YIELD  # stopped, or out of time: the next turn goes on from the rows
-        run.refresh_from_db(fields=["behaviors", "status"])
-        if run.status != RedTeamRun.Status.PROCESSING:
-            return Result.DONE
-    RedTeamRun.objects.filter(id=run_id, status=RedTeamRun.Status.PROCESSING).update(
-        status=RedTeamRun.Status.SUCCEEDED, completed_at=timezone.now()
-    )
-    return Result.DONE
-
-
-def _write_behaviors(job: RedTeamJob, ctx: Context) -> tuple[str, bool]:
-    run = job.run
-    if run.behaviors:
-        return "", True
-    count = run.number_of_behaviors
-
-    def save(_request: object, outcome: Outcome) -> str:
-        with transaction.atomic():
-            active = _lock_active(run.id)
-            _record(run, [(job.writer.model, "redteam", outcome)])
-            if active and outcome.ok:
-                RedTeamRun.objects.filter(id=run.id).update(behaviors=outcome.answer)
-        if outcome.ok or outcome.deferred:
-            return ""
-        return f"The behaviours could not be written: {outcome.error}"
-
-    request = writing.behaviors_request(run.spec, count)
-    return _ask_all(
-        [request],
-        lambda r: job.writer.ask(r, lambda data: writing.validate_behaviors(data, count), deadline=ctx.deadline),
-        save,
-        ctx,
-    )
-
-
-def _write_prompts(job: RedTeamJob, ctx: Context) -> tuple[str, bool]:
-    run = job.run
-    count = run.number_of_prompts_per_behavior
-    done = set(run.prompts.values_list("behavior_index", flat=True))
-    todo = [i for i in range(len(run.behaviors)) if i not in done]
-
-    def ask(index: int) -> Outcome:
-        request = writing.prompts_request(run.spec, run.behaviors[index], count)
-        return job.writer.ask(request, lambda data: writing.validate_prompts(data, count), deadline=ctx.deadline)
-
-    def save(index: int, outcome: Outcome) -> str:
-        with transaction.atomic():
-            active = _lock_active(run.id)
-            _record(run, [(job.writer.model, "redteam", outcome)], item_id=index)
-            if active and outcome.ok:
-                RedTeamPrompt.objects.bulk_create(
-                    [
-                        RedTeamPrompt(run=run, behavior_index=index, position=position, **prompt)
-                        for position, prompt in enumerate(outcome.answer)
-                    ],
-                    ignore_conflicts=True,  # a duplicate delivery wrote them first: its prompts stand
-                )
-        if outcome.ok or outcome.deferred:
-            return ""
-        return f"The prompts for behaviour #{index + 1} could not be written: {outcome.error}"
-
-    return _ask_all(todo, ask, save, ctx)
-
-
-def _attack(job: RedTeamJob, ctx: Context) -> tuple[str, bool]:
-    run = job.run
-    if job.target is None:
-        return "", True
-    todo = list(run.prompts.filter(attacked=False).order_by("behavior_index", "position"))
-
-    def save(prompt: RedTeamPrompt, result: Attacked) -> str:
-        with transaction.atomic():
-            active = _lock_active(run.id)
-            _record(run, result.calls, item_id=prompt.id)
-            if active and not (result.fatal or result.deferred):
-                RedTeamPrompt.objects.filter(id=prompt.id, attacked=False).update(
-                    attacked=True,
-                    answer=result.answer,
-                    scores=result.scores,
-                    succeeded=scoring.attack_succeeded(result.scores) if not result.error else None,
-                    error=result.error[:2000],
-                )
-        return f"The attack failed: {result.error}" if result.fatal else ""
-
-    return _ask_all(todo, lambda prompt: job.attack(prompt, deadline=ctx.deadline), save, ctx)

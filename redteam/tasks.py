@@ -6,11 +6,11 @@ from work.models import WorkItem
 from work.registry import Result, register
 from work.runner import Context
 
-from . import services
+from . import services, steps
 
 
 def run(item: WorkItem, ctx: Context) -> Result:
-    return services.red_team_run_work(run_id=item.subject_id, ctx=ctx)
+    return steps.red_team_run_work(run_id=item.subject_id, ctx=ctx)
 
 
 def give_up(item: WorkItem, reason: str) -> None:

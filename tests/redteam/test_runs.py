@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from benchmarks.standin import StandIn
 from evaluations.statistics import wilson_interval
 from llm.models import JudgeCall
-from redteam import services
+from redteam import services, steps
 from redteam.models import RedTeamPrompt, RedTeamRun, RedTeamSpec
 from tests.redteam.conftest import TARGET, WRITER
 from tests.test_worker import wait_for
@@ -168,6 +168,16 @@ def test_an_unconfigured_target_is_a_400(alice_api: APIClient, red_world: StandI
     assert not RedTeamRun.objects.exists()
 
 
+def test_a_target_nobody_can_score_is_a_400(
+    alice_api: APIClient, red_world: StandIn, red_spec: RedTeamSpec, settings: Any
+) -> None:
+    settings.JUDGE_OFFLINE_FALLBACK = False  # production: no judge without credentials
+    response = alice_api.post(RUNS, body(red_spec, target_model=TARGET, run_mode="precision"), format="json")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "could not be scored: No credentials for anthropic/claude-opus-4-6" in response.json()["detail"]
+    assert not RedTeamRun.objects.exists()
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -251,7 +261,7 @@ def test_results_are_null_while_running_and_cancel_ends_the_work(
     [item] = WorkItem.objects.filter(kind="redteam.run", subject_id=run.id)
     assert item.state == WorkItem.State.CANCELED
     # A worker that got the item anyway changes nothing: the run ended.
-    assert services.red_team_run_work(run_id=run.id, ctx=None).value == "done"  # type: ignore[arg-type]
+    assert steps.red_team_run_work(run_id=run.id, ctx=None).value == "done"  # type: ignore[arg-type]
     run.refresh_from_db()
     assert (run.status, run.behaviors, red_world.stats()["requests"]) == ("CANCELED", [], 0)
     again = alice_api.post(f"{RUNS}{run.code}/cancel/")
@@ -277,7 +287,7 @@ def test_retry_resumes_from_the_rows(red_world: StandIn, red_spec: RedTeamSpec, 
     item = WorkItem.objects.get(kind="redteam.run", subject_id=run.id)
     from work.runner import Context
 
-    assert services.red_team_run_work(run_id=run.id, ctx=Context(item)).value == "done"
+    assert steps.red_team_run_work(run_id=run.id, ctx=Context(item)).value == "done"
     run.refresh_from_db()
     assert run.status == "SUCCEEDED"
     assert red_world.stats()["requests"] == 2  # behaviours 1 and 2; behaviour 0's prompts and the list were kept
