@@ -25,6 +25,7 @@ BENCHMARKS = [
     ["offline_guardrails.py"],
     ["anonymization.py"],
     ["monitor_events.py", "200", "0.1"],
+    ["red_team.py", "3", "0.05", "8"],
 ]
 
 if __name__ == "__main__":

@@ -462,13 +462,20 @@ def _answer_for(request: dict[str, Any], schema: Mapping[str, Any] | None, state
     return fit_schema(schema, _rng_for(request, state.config.seed))
 
 
+def _as_text(answer: Any) -> str:
+    """The reply's text: a policy's string as it is (a free-text answer), anything else as JSON."""
+    if answer is None:
+        return "ok"
+    return answer if isinstance(answer, str) else json.dumps(answer)
+
+
 def _openai_reply(request: dict[str, Any], fault: str, state: State) -> dict[str, Any]:
     messages = request.get("messages") or []
     system = "".join(_text_of(m.get("content")) for m in messages if m.get("role") in {"system", "developer"})
     rest = "".join(_text_of(m.get("content")) for m in messages if m.get("role") not in {"system", "developer"})
     cached = tokens(system) if system and state.cached(system) else 0
     answer = _answer_for(request, _openai_schema(request), state)
-    text = "ok" if answer is None else json.dumps(answer)
+    text = _as_text(answer)
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     finish = "stop"
     if fault == "refusal":
@@ -521,7 +528,7 @@ def _anthropic_reply(request: dict[str, Any], fault: str, state: State) -> dict[
         content.append({"type": "tool_use", "id": "toolu_standin", "name": tool_name, "input": tool_input})
         stop_reason = "max_tokens" if fault == "truncated" else "tool_use"
     else:
-        text = "ok" if answer is None else json.dumps(answer)
+        text = _as_text(answer)
         if fault == "truncated":
             text, stop_reason = text[: max(1, len(text) // 2)], "max_tokens"
         content.append({"type": "text", "text": text, "citations": None})

@@ -128,6 +128,7 @@ INSTALLED_APPS = [
     "evaluations",
     "guardrails",
     "anonymization",
+    "redteam",
 ]
 
 MIDDLEWARE = [

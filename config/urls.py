@@ -52,6 +52,7 @@ urlpatterns = [
     path("", include("evaluations.urls")),
     path("", include("guardrails.urls")),
     path("", include("anonymization.urls")),
+    path("", include("redteam.urls")),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include((api_urlpatterns, "api"))),

@@ -21,6 +21,7 @@ class StructuredRequest:
     purpose: str
     system: str
     user: str
+    # Empty: a free-text answer, `Reply.data == {"text": ...}` (a red-team target answers as it would a user).
     schema: dict[str, Any]
     tool_name: str = "record_answer"
     tool_description: str = "Record your answer."

@@ -100,15 +100,12 @@ class AnthropicProvider:
         params: dict[str, Any] = {
             "model": self.model.model,
             "max_tokens": self.model.max_tokens,
-            "system": [
-                {
-                    "type": "text",
-                    "text": request.system,
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ],
             "messages": [{"role": "user", "content": request.user}],
         }
+        if request.system:  # Anthropic refuses an empty text block (a red-team target may have no system prompt)
+            params["system"] = [{"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}]
+        if not request.schema:
+            return params  # a free-text answer: no tool, no output format
         if self.model.thinking_budget:
             params["thinking"] = {
                 "type": "enabled",
@@ -152,6 +149,8 @@ class AnthropicProvider:
             if block.type == "tool_use" and block.name == request.tool_name:
                 return Reply(dict(block.input), usage)
         text = "".join(block.text for block in message.content if block.type == "text")
+        if not request.schema:
+            return Reply({"text": text}, usage)
         try:
             return Reply(json.loads(text), usage)
         except json.JSONDecodeError as exc:
@@ -172,22 +171,17 @@ class OpenAIProvider:
         self.client = openai.OpenAI(**_client_options(model, http_client))
 
     def complete(self, request: StructuredRequest) -> Reply:
+        system = [{"role": "system", "content": request.system}] if request.system else []
         params: dict[str, Any] = {
             "model": self.model.model,
-            "messages": [
-                {"role": "system", "content": request.system},
-                {"role": "user", "content": request.user},
-            ],
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.tool_name,
-                    "schema": request.schema,
-                    "strict": True,
-                },
-            },
+            "messages": [*system, {"role": "user", "content": request.user}],
             "max_completion_tokens": self.model.max_tokens,
         }
+        if request.schema:  # else a free-text answer
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.tool_name, "schema": request.schema, "strict": True},
+            }
         if self.model.reasoning_effort:
             params["reasoning_effort"] = self.model.reasoning_effort
         if self.model.temperature is not None:
@@ -212,6 +206,8 @@ class OpenAIProvider:
         if choice.finish_reason == "length":
             raise BadReply("the reply was cut off at max_completion_tokens", usage=usage)
         text = choice.message.content or ""
+        if not request.schema:
+            return Reply({"text": text}, usage)
         try:
             return Reply(json.loads(text), usage)
         except json.JSONDecodeError as exc:

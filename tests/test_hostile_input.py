@@ -19,6 +19,7 @@ from django.apps import apps
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
+from redteam.models import RedTeamRun, RedTeamSpec
 from runs.models import Run, Spec
 from tests.conftest import SPEC_YAML, make_rows
 
@@ -366,14 +367,19 @@ def test_it_refuses_a_nul_in_every_documented_parameter_and_body(
         "workflow_id": workflow["workflow_id"],
         "event_id": "x",
     }
+    red_spec = RedTeamSpec.objects.create(company=spec_a.company, name="r", app_description="a", domain_description="d")
+    red_run = RedTeamRun.objects.create(
+        company=spec_a.company, spec=red_spec, model_name="x", number_of_behaviors=1, number_of_prompts_per_behavior=1
+    )
+    own_ids = {
+        "/runs/": run_a.code,
+        "/evaluations/": evaluation.code,  # e.g. meta/, whose PATCH body holds the name
+        "/red-team-specs/": red_spec.code,
+        "/red-team-runs/": red_run.code,
+    }
     sent = 0
     for path, item in schema["paths"].items():
-        if "/runs/" in path:
-            url = path.replace("{id}", str(run_a.code))
-        elif "/evaluations/" in path:  # e.g. meta/, whose PATCH body holds the name
-            url = path.replace("{id}", str(evaluation.code))
-        else:
-            url = path
+        url = next((path.replace("{id}", str(code)) for part, code in own_ids.items() if part in path), path)
         for name, value in ids.items():
             url = url.replace(f"{{{name}}}", value)
         for method, operation in item.items():

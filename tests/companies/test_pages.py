@@ -32,8 +32,9 @@ def test_the_sign_in_form_rejects_a_wrong_password(client: Client, alice: Any) -
 def test_home_page_query_count(client: Client, alice: Any, django_assert_num_queries: Any) -> None:
     client.force_login(alice)
     # session, user, active membership, the page's memberships, the dashboard's "any run?" and guardrail summary,
-    # the monitors card (monitors, workflows), the anonymization card's latest run, the header's company list
-    with django_assert_num_queries(10):
+    # the monitors card (monitors, workflows), the anonymization card's latest run, the red-teaming card, the header's
+    # company list
+    with django_assert_num_queries(11):
         assert client.get("/").status_code == HTTPStatus.OK
 
 
