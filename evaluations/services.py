@@ -31,7 +31,7 @@ from llm.base import BadReply, FatalJudgeError, StructuredRequest
 from llm.catalog import JudgeModel, get_judge_model
 from llm.engine import Outcome, ask_each
 from llm.judges import ResolvedJudge, resolve_judge
-from llm.ledger import record_calls
+from llm.ledger import CallLedger, record_calls
 from llm.models import JudgeCache
 from runs.models import Run, Sample, SpecVersion
 from runs.specfile import Property, parse_spec
@@ -42,6 +42,7 @@ from work.registry import Result
 from . import analysis
 from .classify import (
     PROMPT_VERSION,
+    Answer,
     answer_schema,
     config_hash,
     content_hash,
@@ -198,15 +199,16 @@ class SpecJudge:
     def _prepared_plan(self) -> dict[str, Any] | None:
         return embedded_plan.prepared(self.plan)
 
-    def classify_text(self, text: str, *, deadline: float | None = None) -> Outcome:
-        request = sample_request(
+    def request_for(self, text: str) -> StructuredRequest:
+        return sample_request(
             system=self.system, schema=self.schema, text=text, properties=self.properties, plan=self._prepared_plan
         )
-        return self.resolved.judge.ask(
-            request,
-            lambda data: validate_answer(data, self.properties, abstains=self.resolved.model.is_offline),
-            deadline=deadline,
-        )
+
+    def validate(self, data: Any) -> Answer:
+        return validate_answer(data, self.properties, abstains=self.resolved.model.is_offline)
+
+    def classify_text(self, text: str, *, deadline: float | None = None, ledger: CallLedger | None = None) -> Outcome:
+        return self.resolved.judge.ask(self.request_for(text), self.validate, deadline=deadline, ledger=ledger)
 
 
 def conformance_judge(spec_version: SpecVersion) -> SpecJudge:
@@ -229,7 +231,10 @@ class ClassificationJob(SpecJudge):
         return self.evaluation.judge_plan
 
     def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
-        return self.classify_text(sample.content, deadline=deadline)
+        ledger = CallLedger(
+            company_id=self.evaluation.company_id, purpose="classify", subject=self.evaluation, item_id=sample.id
+        )
+        return self.classify_text(sample.content, deadline=deadline, ledger=ledger)
 
 
 def _lock_processing(evaluation_id: int) -> bool:
@@ -528,8 +533,13 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any], ctx: Context) -
         return True
 
     # Through ask_each for its heartbeat: one call can take longer than the lease.
+    ledger = CallLedger(company_id=evaluation.company_id, purpose="explain", subject=evaluation)
     ask_each(
-        [request], lambda r: resolved.judge.ask(r, validate, deadline=ctx.deadline), on_answer, workers=1, tick=ctx.tick
+        [request],
+        lambda r: resolved.judge.ask(r, validate, deadline=ctx.deadline, ledger=ledger),
+        on_answer,
+        workers=1,
+        tick=ctx.tick,
     )
     outcome = answers[0] if answers else None
     return (outcome.answer | {"source": "judge"}) if outcome is not None and outcome.ok else template

@@ -1,7 +1,13 @@
-"""The JudgeCall ledger write shared by every caller: one row per provider call attempt."""
+"""The JudgeCall ledger write shared by every caller: one row per provider call attempt.
+
+A row is written before its request leaves (outcome "sent", costed at the request's ceiling) and completed when
+the answer comes, so a worker killed mid-call leaves a row for a call the provider may well bill: still "sent"
+once no worker can complete it, it reads as "outcome unknown" (JudgeCall.outcome_unknown) at its ceiling price.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,6 +18,32 @@ from django.db.models import Sum
 from .catalog import JudgeModel
 from .engine import Attempt
 from .models import JudgeCall
+
+
+@dataclass(frozen=True)
+class CallLedger:
+    """Where a call's "sent" row goes (the engine's SendLedger): the same fields record_calls is given later."""
+
+    company_id: int
+    purpose: str
+    subject: models.Model | None = None
+    item_id: int | None = None
+
+    def open(self, *, model: JudgeModel, attempt: int, ceiling_usd: Decimal) -> int:
+        subject_type = ContentType.objects.get_for_model(self.subject) if self.subject is not None else None
+        row = JudgeCall.objects.create(
+            company_id=self.company_id,
+            subject_type=subject_type,
+            subject_id=self.subject.pk if self.subject is not None else None,
+            item_id=self.item_id,
+            provider=model.provider,
+            model=model.name,
+            purpose=self.purpose,
+            attempt=attempt,
+            outcome=JudgeCall.Outcome.SENT,
+            cost_usd=ceiling_usd,
+        )
+        return row.pk
 
 
 def record_calls(
@@ -27,6 +59,22 @@ def record_calls(
 
     `subject` is the work the calls served (an evaluation, a guardrail evaluation); `item_id` the unit within it.
     """
+    if not attempts:
+        return
+    for a in attempts:
+        if a.row_id is not None:
+            # Sent earlier (CallLedger.open): the row exists, and now says how the call ended.
+            JudgeCall.objects.filter(id=a.row_id).update(
+                outcome=a.outcome,
+                error=a.error[:2000],
+                input_tokens=a.usage.input_tokens,
+                output_tokens=a.usage.output_tokens,
+                cache_read_tokens=a.usage.cache_read_tokens,
+                cache_write_tokens=a.usage.cache_write_tokens,
+                cost_usd=a.cost_usd,
+                latency_ms=a.latency_ms,
+            )
+    attempts = [a for a in attempts if a.row_id is None]
     if not attempts:
         return
     subject_type = ContentType.objects.get_for_model(subject) if subject is not None else None
