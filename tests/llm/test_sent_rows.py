@@ -28,7 +28,9 @@ def test_a_worker_killed_mid_call_leaves_a_row_for_every_request_the_provider_sa
     in_flight = calls.filter(outcome="sent")
     print(f"SIGKILL mid-call: {served} requests served, {calls.count()} ledger rows, {in_flight.count()} still sent")
     assert in_flight.count() >= 1  # the kill did land with calls in flight
-    assert calls.count() == served
+    # Every request the provider saw has its row. A row beyond them can only be one still "sent": a kill landing
+    # between the row's write and the request reaching the provider (rare; equal in the runs we watched).
+    assert served <= calls.count() <= served + in_flight.count() - 1
     # Nothing completes them now: past the call timeout and the lease they are "outcome unknown".
     assert calls.totals()["unknown"] == 0
     settings.JUDGE_TIMEOUT_SECONDS, settings.WORK_LEASE_SECONDS = 0, 0
@@ -40,7 +42,7 @@ def test_a_worker_killed_mid_call_leaves_a_row_for_every_request_the_provider_sa
     start_worker(**FAST)
     wait_for(lambda: status(evaluation) != "PROCESSING", timeout=90)
     assert status(evaluation) == "SUCCEEDED"
-    assert calls.count() == model_requests(standin)
+    assert model_requests(standin) <= calls.count() <= model_requests(standin) + in_flight.count() - 1
     assert calls.filter(outcome="sent").count() == in_flight.count()
 
 
