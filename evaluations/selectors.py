@@ -19,6 +19,7 @@ from llm.catalog import OFFLINE_NAMES
 from runs.models import Run, Spec
 
 from .analysis import NOT_JUDGED, plan_summary
+from .batch import batch_summary
 from .forms import EvaluationListForm
 from .models import Evaluation, Review, SampleClassification
 
@@ -564,6 +565,7 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
         "cache_read_tokens": totals["cache_read_tokens"],
         "cache_write_tokens": totals["cache_write_tokens"],
         "cost_usd": totals["cost_usd"],
+        "calls_outcome_unknown": totals["unknown"],
         "progress": {
             "classified": classified,
             "failed": failed,
@@ -575,6 +577,7 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
         "embedded_plan": plan_summary(evaluation.judge_plan, evaluation.run.spec_version.parsed_properties)
         if evaluation.judge_plan
         else None,
+        "batch": batch_summary(evaluation),
     }
 
 

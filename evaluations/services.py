@@ -81,14 +81,18 @@ def evaluation_create(
     created_by: User | None,
     run: Run,
     model_name: str | None = None,
+    batch: bool | None = None,
 ) -> Evaluation:
-    """Create a PENDING evaluation of a SUCCEEDED run, and its start item (sent to a worker once committed)."""
+    """Create a PENDING evaluation of a SUCCEEDED run, and its start item (sent to a worker once committed).
+    `batch`: through the provider's batch API (evaluations/batch.py); None: by size (JUDGE_BATCH_MIN_SAMPLES)."""
     if run.company_id != company.id:
         raise EvaluationError("unknown run")
     if run.status != Run.Status.SUCCEEDED:
         raise EvaluationError(f"Only SUCCEEDED runs can be evaluated; this run is {run.status}.")
     model_name = model_name or settings.JUDGE_DEFAULT_MODEL
-    get_judge_model(model_name)  # raises UnknownModel with the allowed list
+    model = get_judge_model(model_name)  # raises UnknownModel with the allowed list
+    if batch and not model.batch:
+        raise EvaluationError(f"{model_name} has no batch API: ask for it without batch mode.")
     total_samples = run.samples.count()
     quota_check(company=company, evaluations=1, samples=total_samples)  # raises QuotaExceeded (a 429)
     evaluation = Evaluation.objects.create(
@@ -98,12 +102,21 @@ def evaluation_create(
         created_by=created_by,
         total_samples=total_samples,
         prompt_version=PROMPT_VERSION,
+        batch=wants_batch(requested=batch, samples=total_samples, model=model),
     )
     key = f"evaluation.start:{evaluation.id}"
     evaluation.task_id = key
     evaluation.save(update_fields=["task_id"])
     work_create(company_id=company.id, kind="evaluation.start", subject_id=evaluation.id, key=key)
     return evaluation
+
+
+def wants_batch(*, requested: bool | None, samples: int, model: JudgeModel) -> bool:
+    """Asked for, or by size (JUDGE_BATCH_MIN_SAMPLES; 0: never by size); only a model with a batch API."""
+    if requested is not None:
+        return requested and model.batch
+    threshold = settings.JUDGE_BATCH_MIN_SAMPLES
+    return model.batch and threshold > 0 and samples >= threshold
 
 
 def evaluation_fail(*, evaluation_id: int, message: str) -> None:
@@ -322,7 +335,8 @@ def evaluation_start(*, evaluation_id: int) -> None:
         # (whose judged samples keep their results) read this one plan.
         evaluation.judge_plan = _embedded_plan(evaluation, job.properties)
         job = ClassificationJob.for_evaluation(evaluation)
-    parts = max(1, min(settings.EVALUATION_PARALLEL_ITEMS, evaluation.total_samples))
+    # A batch evaluation is one item (evaluations/batch.py): it submits, waits and reads, then asks the rest.
+    parts = 1 if evaluation.batch else max(1, min(settings.EVALUATION_PARALLEL_ITEMS, evaluation.total_samples))
     _set(
         evaluation_id,
         judge_plan=evaluation.judge_plan,
@@ -331,9 +345,13 @@ def evaluation_start(*, evaluation_id: int) -> None:
         config_hash=job.config_hash,
         chunks_total=parts,
     )
-    work_create_parts(
-        company_id=evaluation.company_id, kind="evaluation.classify", subject_id=evaluation_id, parts=parts
-    )
+    if evaluation.batch:
+        key = f"evaluation.batch:{evaluation_id}"
+        work_create(company_id=evaluation.company_id, kind="evaluation.batch", subject_id=evaluation_id, key=key)
+    else:
+        work_create_parts(
+            company_id=evaluation.company_id, kind="evaluation.classify", subject_id=evaluation_id, parts=parts
+        )
     if evaluation.total_samples == 0:
         evaluation_finalize_enqueue(evaluation=evaluation)
 
@@ -352,9 +370,9 @@ def _embedded_plan(evaluation: Evaluation, properties: list[Property]) -> dict[s
     return embedded_plan.make_plan(texts, properties, teaching_labels(evaluation, properties))
 
 
-def _unclassified(evaluation: Evaluation, *, part: int, parts: int) -> Iterator[Sample]:
-    """The part's samples that have no result yet, in position order, read a page at a time."""
-    last = -1
+def _unclassified(evaluation: Evaluation, *, part: int, parts: int, after: int = -1) -> Iterator[Sample]:
+    """The part's samples that have no result yet, in position order (after position `after`), a page at a time."""
+    last = after
     while True:
         page = list(
             Sample.objects.filter(run_id=evaluation.run_id, position__gt=last)

@@ -194,6 +194,15 @@ class Judge:
             cache_write=usage.cache_write_tokens,
         )
 
+    def batch_cost(self, usage: Usage) -> Decimal:
+        """What the provider bills for `usage` in a batch (both providers: half the interactive price)."""
+        return self.model.batch_prices.cost(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read=usage.cache_read_tokens,
+            cache_write=usage.cache_write_tokens,
+        )
+
     def ceiling(self, request: StructuredRequest) -> Decimal:
         """The most this request can cost: every input token at the dearer of the input and cache-write prices,
         and a reply of max_tokens."""
