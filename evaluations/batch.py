@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import Length
 
 from llm.base import FatalJudgeError, JudgeError, StructuredRequest, TransientError
 from llm.batches import Batches, BatchResult, batches_for
@@ -35,11 +37,13 @@ from llm.catalog import get_judge_model
 from llm.engine import Attempt, Outcome
 from llm.ledger import CallLedger
 from llm.models import JudgeCall
-from runs.models import Sample
+from runs.models import Run, Sample
+from runs.specfile import parse_spec
 from work.models import WorkItem
 from work.registry import Result
 
 from . import services
+from .classify import system_prompt
 from .models import Evaluation
 
 if TYPE_CHECKING:
@@ -240,6 +244,28 @@ def batch_cancel(item: WorkItem) -> None:
             api.cancel(batch_id)
     except (JudgeError, ValueError):
         logger.exception("could not cancel the batches of evaluation %s", item.subject_id)
+
+
+def price_estimate(run: Run) -> tuple[Decimal, Decimal] | None:
+    """What judging `run` is expected to cost with the default judge, interactively and in batch mode: each
+    sample's prompt (the spec's prompt cached after the first call) at four characters a token, and a reply of
+    about 40 tokens a property. None when the default judge has no prices (the embedded judge). Two queries."""
+    model = get_judge_model(settings.JUDGE_DEFAULT_MODEL)
+    if not (model.prices.input or model.prices.output):
+        return None
+    parsed = parse_spec(run.spec_version.content_yaml)
+    properties = run.spec_version.parsed_properties
+    system = system_prompt(description=parsed.description, requirements=parsed.requirements, properties=properties)
+    totals = run.samples.aggregate(n=Count("id"), chars=Sum(Length("content")))
+    n, chars = totals["n"] or 0, totals["chars"] or 0
+    system_tokens = len(system) // 4
+    cost = model.prices.cost(
+        input_tokens=chars // 4 + system_tokens,
+        output_tokens=40 * len(properties) * n,
+        cache_read=system_tokens * max(0, n - 1),
+        cache_write=0,
+    )
+    return cost, cost * model.batch_discount
 
 
 def batch_summary(evaluation: Evaluation) -> dict[str, Any] | None:
