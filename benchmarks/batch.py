@@ -18,10 +18,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from common import ROOT, STANDIN_MODEL, measure_against_standin, setup_django, standin_server
-from judge_throughput import rows, spec_yaml
+from judge_throughput import rows, spec_yaml  # type: ignore[import-not-found]
 
 PRICES = {"input": 3, "output": 15, "cache_read": 0.3}  # USD per million tokens (a Sonnet-class judge)
 
@@ -60,7 +61,7 @@ def run(n: int, batch_seconds: float, url: str) -> dict[str, float]:
     settings.JUDGE_MODELS[STANDIN_MODEL] = entry
     data = rows(n)
 
-    def evaluate(company: object, *, batch: bool) -> object:
+    def evaluate(company: Any, *, batch: bool) -> Any:
         spec = spec_create(company=company, created_by=None, name="bench", content_yaml=spec_yaml())
         run_ = run_import(company=company, created_by=None, spec=spec, rows=data)
         return services.evaluation_create(
@@ -109,8 +110,8 @@ def run(n: int, batch_seconds: float, url: str) -> dict[str, float]:
     batch_wall = time.perf_counter() - started
     assert batched.status == "SUCCEEDED", batched.error_message
 
-    def cost(evaluation: object) -> float:
-        return float(evaluation.judge_calls.aggregate(c=Sum("cost_usd"))["c"] or 0)  # type: ignore[attr-defined]
+    def cost(evaluation: Any) -> float:
+        return float(evaluation.judge_calls.aggregate(c=Sum("cost_usd"))["c"] or 0)
 
     waited = samples[-1][0] - samples[0][0] if len(samples) > 1 else 0.0
     cpu = samples[-1][1] - samples[0][1] if len(samples) > 1 else 0.0

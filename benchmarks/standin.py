@@ -34,7 +34,7 @@ from typing import Any
 try:
     from benchmarks.standin_batches import Batches
 except ImportError:  # run as a script: benchmarks/ is the script's own folder
-    from standin_batches import Batches  # type: ignore[no-redef]
+    from standin_batches import Batches  # type: ignore[no-redef,import-not-found]
 
 # Rates are drawn in this order, so the same seed and rates give the same fault sequence on every run.
 FAULT_KINDS = (

@@ -43,7 +43,7 @@ from work.models import WorkItem
 from work.registry import Result
 
 from . import services
-from .classify import system_prompt
+from .classify import content_hash, system_prompt
 from .models import Evaluation
 
 if TYPE_CHECKING:
@@ -225,9 +225,7 @@ def _write_page(*, job: services.ClassificationJob, batch: dict[str, Any], resul
         status = "bad_reply" if error else "ok"
         outcome.attempts.append(Attempt(1, status, usage, judge.batch_cost(usage), 0, error))
         cost += judge.batch_cost(usage)
-        services._save_classification(
-            job=job, sample=sample, outcome=outcome, digest=services.content_hash(sample.content)
-        )
+        services._save_classification(job=job, sample=sample, outcome=outcome, digest=content_hash(sample.content))
     batch["cost"] = str(cost)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import anthropic
 import openai
@@ -59,7 +59,9 @@ class AnthropicBatches:
             batch = self.client.messages.batches.retrieve(batch_id)
         except anthropic.AnthropicError as exc:
             raise _translate(exc, anthropic) from exc
-        return BatchState(batch.processing_status == "ended", batch.processing_status, batch.request_counts.to_dict())
+        raw = batch.request_counts
+        counts = {k: getattr(raw, k) for k in ("processing", "succeeded", "errored", "canceled", "expired")}
+        return BatchState(batch.processing_status == "ended", batch.processing_status, counts)
 
     def results(self, batch_id: str, like: StructuredRequest) -> Iterator[BatchResult]:
         try:
@@ -83,7 +85,7 @@ class AnthropicBatches:
 
 
 class OpenAIBatches:
-    ENDPOINT = "/v1/chat/completions"
+    ENDPOINT: Final = "/v1/chat/completions"
 
     def __init__(self, provider: OpenAIProvider) -> None:
         self.provider = provider

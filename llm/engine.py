@@ -247,8 +247,8 @@ class Judge:
                         row_id = on_caller(
                             partial(ledger.open, model=self.model, attempt=attempt, ceiling_usd=self.ceiling(request))
                         )
-                    except Exception as exc:
-                        outcome.error = f"not asked: the call could not be recorded before sending it ({exc})"
+                    except Exception as unrecorded:
+                        outcome.error = f"not asked: the call could not be recorded before sending it ({unrecorded})"
                         outcome.deferred = True
                         return outcome
                 started = time.perf_counter()
