@@ -97,7 +97,7 @@ def run(n: int, batch_seconds: float, url: str) -> dict[str, float]:
     samples: list[tuple[float, float, float]] = []  # (time, cpu s, rss MB) while the batch is in progress
     try:
         while True:
-            stats = httpx.get(f"{url}/_stats").json()["batches"]
+            stats = httpx.get(f"{url}/_stats", timeout=120).json()["batches"]
             if stats.get("created") and not stats.get("ended"):
                 samples.append((time.perf_counter(), *group_usage(worker.pid)))
             batched.refresh_from_db()

@@ -284,21 +284,24 @@ class Batches:
         """The output and error files of an ended batch (written once, on the first look)."""
         out_id, error_id = f"file-{batch.id}-out", f"file-{batch.id}-err"
         with self.lock:
-            if out_id not in self.files:
-                out, errors = [], []
-                for custom_id in batch.order:
-                    kind, payload = batch.results[custom_id]
-                    line: dict[str, Any] = {"id": f"batch_req_{custom_id}", "custom_id": custom_id}
-                    if kind == "succeeded":
-                        response = {"status_code": 200, "request_id": "req_standin", "body": payload}
-                        out.append(line | {"response": response, "error": None})
-                    elif kind == "errored":
-                        body = {"error": {"message": payload, "type": "server_error"}}
-                        response = {"status_code": 500, "request_id": "req_standin", "body": body}
-                        errors.append(line | {"response": response, "error": None})
-                    elif kind == "expired":
-                        message = "This request could not be executed before the completion window expired."
-                        errors.append(line | {"response": None, "error": {"code": "batch_expired", "message": message}})
-                self.files[out_id] = "".join(json.dumps(x) + "\n" for x in out).encode()
-                self.files[error_id] = "".join(json.dumps(x) + "\n" for x in errors).encode()
+            written = out_id in self.files
+        if not written:  # built outside the lock: ten thousand lines take a while
+            out, errors = [], []
+            for custom_id in batch.order:
+                kind, payload = batch.results[custom_id]
+                line: dict[str, Any] = {"id": f"batch_req_{custom_id}", "custom_id": custom_id}
+                if kind == "succeeded":
+                    response = {"status_code": 200, "request_id": "req_standin", "body": payload}
+                    out.append(line | {"response": response, "error": None})
+                elif kind == "errored":
+                    body = {"error": {"message": payload, "type": "server_error"}}
+                    response = {"status_code": 500, "request_id": "req_standin", "body": body}
+                    errors.append(line | {"response": response, "error": None})
+                elif kind == "expired":
+                    message = "This request could not be executed before the completion window expired."
+                    errors.append(line | {"response": None, "error": {"code": "batch_expired", "message": message}})
+            with self.lock:
+                self.files.setdefault(out_id, "".join(json.dumps(x) + "\n" for x in out).encode())
+                self.files.setdefault(error_id, "".join(json.dumps(x) + "\n" for x in errors).encode())
+        with self.lock:
             return (out_id if self.files[out_id] else None), (error_id if self.files[error_id] else None)
