@@ -17,6 +17,7 @@ from django.db.models import Count, Sum
 
 from benchmarks.standin import StandIn
 from companies.models import Company
+from companies.quotas import month_spend
 from evaluations import services
 from evaluations.models import Evaluation, SampleClassification
 from evaluations.selectors import evaluation_trace
@@ -104,6 +105,11 @@ def test_a_worker_killed_while_the_batch_is_in_flight_resumes_it_without_a_secon
     worker.kill()
     assert status(evaluation) == "PROCESSING"
     assert classified(evaluation) == 0
+    # The monthly budget counts the batch from its submission, at its ceiling (batch price)...
+    [sent] = JudgeCall.objects.filter(evaluation=evaluation)
+    assert (sent.purpose, sent.outcome) == ("batch", "sent")
+    assert sent.cost_usd > 0
+    assert month_spend(company_a) == sent.cost_usd
     start_worker(**BATCH_FAST)
     wait_for(lambda: status(evaluation) != "PROCESSING", timeout=90)
     evaluation.refresh_from_db()
@@ -111,6 +117,9 @@ def test_a_worker_killed_while_the_batch_is_in_flight_resumes_it_without_a_secon
     assert_every_sample_once(evaluation)
     batches = batch_standin.stats()["batches"]
     assert (batches["created"], batches["requests"]) == (1, 300)  # polled again, never submitted again
+    # ...and settles at the end: the ceiling gives way to what the requests cost, which is less.
+    assert not JudgeCall.objects.filter(evaluation=evaluation, purpose="batch").exists()
+    assert 0 < month_spend(company_a) < sent.cost_usd
 
 
 def test_partial_errors_and_an_expired_batch_end_with_every_sample_judged_or_failed_with_its_reason(
