@@ -223,8 +223,8 @@ def _write_page(*, job: services.ClassificationJob, batch: dict[str, Any], resul
         # A bad reply is asked again (deferred), as the engine asks one again once.
         outcome.error, outcome.deferred = error, bool(error)
         status = "bad_reply" if error else "ok"
-        outcome.attempts.append(Attempt(1, status, usage, judge.batch_cost(usage), 0, error))
-        cost += judge.batch_cost(usage)
+        outcome.attempts.append(Attempt(1, status, usage, judge.cost(usage, batch=True), 0, error))
+        cost += judge.cost(usage, batch=True)
         services._save_classification(job=job, sample=sample, outcome=outcome, digest=content_hash(sample.content))
     batch["cost"] = str(cost)
 

@@ -186,17 +186,9 @@ class Judge:
         self.provider = provider
         self.limiter = limiter_for(model.provider if not model.base_url else model.base_url)
 
-    def cost(self, usage: Usage) -> Decimal:
-        return self.model.prices.cost(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read=usage.cache_read_tokens,
-            cache_write=usage.cache_write_tokens,
-        )
-
-    def batch_cost(self, usage: Usage) -> Decimal:
-        """What the provider bills for `usage` in a batch (both providers: half the interactive price)."""
-        return self.model.batch_prices.cost(
+    def cost(self, usage: Usage, *, batch: bool = False) -> Decimal:
+        """What the provider bills for `usage`: interactively, or in a batch (both providers: half the price)."""
+        return (self.model.batch_prices if batch else self.model.prices).cost(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cache_read=usage.cache_read_tokens,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -64,16 +65,7 @@ def record_calls(
     for a in attempts:
         if a.row_id is not None:
             # Sent earlier (CallLedger.open): the row exists, and now says how the call ended.
-            JudgeCall.objects.filter(id=a.row_id).update(
-                outcome=a.outcome,
-                error=a.error[:2000],
-                input_tokens=a.usage.input_tokens,
-                output_tokens=a.usage.output_tokens,
-                cache_read_tokens=a.usage.cache_read_tokens,
-                cache_write_tokens=a.usage.cache_write_tokens,
-                cost_usd=a.cost_usd,
-                latency_ms=a.latency_ms,
-            )
+            JudgeCall.objects.filter(id=a.row_id).update(**_ending(a))
     attempts = [a for a in attempts if a.row_id is None]
     if not attempts:
         return
@@ -88,17 +80,24 @@ def record_calls(
             model=model.name,
             purpose=purpose,
             attempt=a.attempt,
-            outcome=a.outcome,
-            error=a.error[:2000],
-            input_tokens=a.usage.input_tokens,
-            output_tokens=a.usage.output_tokens,
-            cache_read_tokens=a.usage.cache_read_tokens,
-            cache_write_tokens=a.usage.cache_write_tokens,
-            cost_usd=a.cost_usd,
-            latency_ms=a.latency_ms,
+            **_ending(a),
         )
         for a in attempts
     )
+
+
+def _ending(a: Attempt) -> dict[str, Any]:
+    """How an attempt ended, as a ledger row's fields."""
+    return {
+        "outcome": a.outcome,
+        "error": a.error[:2000],
+        "input_tokens": a.usage.input_tokens,
+        "output_tokens": a.usage.output_tokens,
+        "cache_read_tokens": a.usage.cache_read_tokens,
+        "cache_write_tokens": a.usage.cache_write_tokens,
+        "cost_usd": a.cost_usd,
+        "latency_ms": a.latency_ms,
+    }
 
 
 def spend_since(company_id: int, since: datetime) -> Decimal:
