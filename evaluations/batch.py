@@ -24,7 +24,8 @@ from __future__ import annotations
 import json
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -34,7 +35,7 @@ from django.db.models.functions import Length
 from llm.base import FatalJudgeError, JudgeError, StructuredRequest, TransientError
 from llm.batches import Batches, BatchResult, batches_for
 from llm.catalog import get_judge_model
-from llm.engine import Attempt, Outcome
+from llm.engine import Attempt, Outcome, ask_each
 from llm.ledger import CallLedger
 from llm.models import JudgeCall
 from runs.models import Run, Sample
@@ -47,13 +48,14 @@ from .classify import content_hash, system_prompt
 from .models import Evaluation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from work.runner import Context
 
 logger = logging.getLogger(__name__)
 KIND = "evaluation.batch"
 PAGE = services.PAGE
+T = TypeVar("T")
 
 
 def _custom_id(sample_id: int) -> str:
@@ -112,6 +114,9 @@ def _submit(*, job: services.ClassificationJob, api: Batches, state: dict[str, A
     chunk: list[tuple[Sample, StructuredRequest]] = []
     size = 0
     for sample, _digest in samples:
+        ctx.tick()  # the heartbeat only: a chunk being built is submitted before any stop is obeyed
+        if ctx.lost:
+            return False
         request = job.request_for(sample.content)
         grown = size + _request_bytes(request)
         if chunk and (len(chunk) >= settings.JUDGE_BATCH_MAX_REQUESTS or grown > settings.JUDGE_BATCH_MAX_BYTES):
@@ -140,7 +145,7 @@ def _submit_one(
     ledger = CallLedger(company_id=job.evaluation.company_id, purpose="batch", subject=job.evaluation)
     row = ledger.open(model=job.model, attempt=1, ceiling_usd=ceiling)
     try:
-        batch_id = api.submit((_custom_id(sample.id), request) for sample, request in chunk)
+        batch_id = _beating(ctx, lambda: api.submit((_custom_id(sample.id), request) for sample, request in chunk))
     except JudgeError as exc:
         # Refused outright: nothing was accepted, nothing is billed.
         JudgeCall.objects.filter(id=row).update(outcome=exc.outcome, error=str(exc)[:2000], cost_usd=0)
@@ -154,13 +159,26 @@ def _submit_one(
         logger.error("batch %s was submitted by a claim that is no longer the item's", batch_id)
 
 
+def _beating(ctx: Context, call: Callable[[], T]) -> T:
+    """`call()` (one provider request: an upload of thousands of requests can outlast the lease) in a pool thread
+    while this thread keeps the item's lease alive; its exception, if any, is raised here."""
+    answers: list[T] = []
+
+    def keep(_call: Callable[[], T], answer: T) -> bool:
+        answers.append(answer)
+        return True
+
+    ask_each([call], lambda c: c(), keep, workers=1, tick=ctx.tick)
+    return answers[0]
+
+
 def _poll(*, job: services.ClassificationJob, api: Batches, state: dict[str, Any], ctx: Context) -> bool:
     """Look at every open batch and read those that ended. True while some batch is still running."""
     waiting = False
     for batch in state["batches"]:
         if batch["ended"]:
             continue
-        provider_state = api.state(batch["id"])
+        provider_state = _beating(ctx, partial(api.state, batch["id"]))
         batch["status"], batch["counts"] = provider_state.status, provider_state.counts
         if not provider_state.ended:
             waiting = True
