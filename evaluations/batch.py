@@ -155,6 +155,7 @@ def _submit_one(
         {"id": batch_id, "requests": len(chunk), "row": row, "status": "submitted", "ended": False, "read": 0}
     )
     state["after"] = chunk[-1][0].position
+    ctx.progressed()  # a kill from here on interrupts work that progressed: not a failure to count
     if not ctx.save_args(state):
         logger.error("batch %s was submitted by a claim that is no longer the item's", batch_id)
 
@@ -207,6 +208,7 @@ def _read(
             if not ctx.save_args(state):
                 transaction.set_rollback(True)
                 return False
+        ctx.progressed()
         if last:
             return True
         if not ctx.tick():
