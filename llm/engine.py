@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -103,6 +104,8 @@ class SendLedger(Protocol):
     mid-call leaves a row for a call the provider may bill: returns the row's id."""
 
     def open(self, *, model: JudgeModel, attempt: int, ceiling_usd: Decimal) -> int: ...
+
+    def discard(self, row_id: int) -> None: ...
 
 
 class _CallerRelay:
@@ -241,6 +244,13 @@ class Judge:
                         )
                     except Exception as unrecorded:
                         outcome.error = f"not asked: the call could not be recorded before sending it ({unrecorded})"
+                        outcome.deferred = True
+                        return outcome
+                    if stopping.is_set():
+                        # The stop came while the row was being written: the request never leaves, nor its row.
+                        with contextlib.suppress(Exception):
+                            on_caller(partial(ledger.discard, row_id))
+                        outcome.error = "not asked: the worker is stopping"
                         outcome.deferred = True
                         return outcome
                 started = time.perf_counter()

@@ -46,6 +46,10 @@ class CallLedger:
         )
         return row.pk
 
+    def discard(self, row_id: int) -> None:
+        """The request of this row never left (the worker began stopping meanwhile): no row either."""
+        JudgeCall.objects.filter(id=row_id, outcome=JudgeCall.Outcome.SENT).delete()
+
 
 def record_calls(
     *,
