@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 KIND = "evaluation.batch"
-PAGE = services.PAGE
+# Results written per transaction: the heartbeat waits for the commit (an UPDATE inside an open transaction keeps
+# no lease alive), so a page must take well under WORK_LEASE_SECONDS to write, on a loaded machine too.
+PAGE = 50
 T = TypeVar("T")
 
 
