@@ -67,7 +67,8 @@ def test_cancel_reaches_the_provider_and_an_unfit_reply_keeps_its_usage(server: 
     api.cancel(api.submit([("s1", request(1))]))
     assert server.stats()["batches"]["canceled"] == 1
     server.configure(batch_seconds=0)
-    server.policy = lambda body: {"x": "not in the enum"} if provider == "openai" else "not an object"
+    unfit: Any = {"x": "not in the enum"} if provider == "openai" else "not an object"
+    server.policy = lambda body: unfit
     [result] = api.results(api.submit([("s2", request(2))]), request(2))
     if provider == "openai":  # the SDK reads it; our schema check comes later (evaluations/batch.py)
         assert result.reply is not None
