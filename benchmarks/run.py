@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["judge_throughput.py", "10000", "0.1", "8"],
     ["judge_throughput.py", "20000", "0.1", "8"],
     ["run_generation.py", "2000", "0.1", "8"],
+    ["batch.py", "10000", "30"],
     ["guardrail_costs.py"],
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],

@@ -9,6 +9,8 @@ judge engine exactly as the SDK surfaces it. Stdlib only, so it runs in-process 
 
     python benchmarks/standin.py --port 0 --latency 0.1 --fault rate_limit=0.05 --force ok,hang   # prints its URL
 
+It plays both batch APIs too (benchmarks/standin_batches.py: Anthropic Message Batches, OpenAI files + batches).
+
 Control endpoints: `GET /_stats`, `POST /_config` (partial config as JSON), `POST /_reset` (counters, the request
 sequence, the forced list and the prompt cache).
 """
@@ -28,6 +30,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+try:
+    from benchmarks.standin_batches import Batches
+except ImportError:  # run as a script: benchmarks/ is the script's own folder
+    from standin_batches import Batches  # type: ignore[no-redef,import-not-found]
 
 # Rates are drawn in this order, so the same seed and rates give the same fault sequence on every run.
 FAULT_KINDS = (
@@ -154,6 +161,11 @@ class Config:
     hang_seconds: float = 30.0
     trickle_chunks: int = 30  # a trickled reply takes this many seconds (one piece of the body a second)
     max_body_bytes: int | None = None  # larger request bodies get a 400 "context window exceeded"
+    # Batches (benchmarks/standin_batches.py): in progress this long, then requests errored / expired at these rates.
+    batch_seconds: float = 0.0
+    batch_errored: float = 0.0
+    batch_expired: float = 0.0
+    batch_max_requests: int = 100_000
 
     def update(self, changes: Mapping[str, Any]) -> None:
         known = {f.name for f in fields(self)}
@@ -175,6 +187,10 @@ class Config:
             "hang_seconds": float,
             "trickle_chunks": int,
             "max_body_bytes": lambda v: None if v is None else int(v),
+            "batch_seconds": float,
+            "batch_errored": float,
+            "batch_expired": float,
+            "batch_max_requests": int,
         }
         coerced = {key: casts[key](value) for key, value in changes.items() if key in casts}
         for key, value in coerced.items():
@@ -190,7 +206,12 @@ class State:
         self.policy = policy
         self.lock = threading.Lock()
         self.stopping = threading.Event()  # ends hangs at once when the server closes
+        self.batches = Batches(self._batch_answer)
         self._clear()
+
+    def _batch_answer(self, provider: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A batched request's answer: what the interactive endpoint would have answered (usage counted alike)."""
+        return (_openai_reply if provider == "openai" else _anthropic_reply)(body, OK, self)
 
     def reset(self) -> None:
         """Counters, the request sequence, the prompt cache and what is left of the forced list."""
@@ -208,6 +229,7 @@ class State:
         self.statuses: Counter[str] = Counter()
         self.usage: Counter[str] = Counter()
         self.seen_prefixes: set[str] = set()
+        self.batches.clear()
 
     def choose_fault(self, body_size: int) -> str:
         """The fault for the next request: size limit, then the forced list, then the seeded rates."""
@@ -243,6 +265,7 @@ class State:
                 "paths": dict(self.paths),
                 "statuses": dict(self.statuses),
                 "usage": dict(self.usage),
+                "batches": self.batches.stats(),
                 "config": asdict(self.config),
             }
 
@@ -323,8 +346,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path == "/_stats":
             self._send_json(200, self.server.state.stats())
-        else:
+        elif not self._batch("GET", b""):
             self._send_json(404, {"error": f"no GET {self.path}"})
+
+    def _batch(self, method: str, raw: bytes) -> bool:
+        """Answer a batch or file request (benchmarks/standin_batches.py); False if it is none of theirs."""
+        state = self.server.state
+        answer = state.batches.handle(method, self.path, raw, self.headers, state.config)
+        if answer is None:
+            return False
+        status, body, content_type = answer
+        self._send(status, body, content_type)
+        return True
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -348,7 +381,8 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path in ANTHROPIC_PATHS:
             provider = "anthropic"
         else:
-            self._send_json(404, {"error": f"no POST {self.path}"})
+            if not self._batch("POST", raw):
+                self._send_json(404, {"error": f"no POST {self.path}"})
             return
         fault = state.choose_fault(len(raw))
         with state.lock:

@@ -477,6 +477,16 @@ JUDGE_BACKOFF_MAX_SECONDS = env_int("JUDGE_BACKOFF_MAX_SECONDS", 60)
 LLM_STORE_PROMPTS = env_bool("LLM_STORE_PROMPTS", True)
 # Work items classifying one evaluation side by side (each keeps JUDGE_CONCURRENCY calls in flight).
 EVALUATION_PARALLEL_ITEMS = env_int("EVALUATION_PARALLEL_ITEMS", 1)
+# Batch mode (README "Batch mode: when to use it"): an evaluation of at least this many samples goes through the
+# provider's batch API at half the price unless its request says otherwise (0: only when asked).
+JUDGE_BATCH_MIN_SAMPLES = env_int("JUDGE_BATCH_MIN_SAMPLES", 10_000)
+# Requests per batch and bytes per batch: the lower of the two providers' documented limits (OpenAI: 50,000 and
+# 200 MB; Anthropic: 100,000 and 256 MB). A bigger job is split into several batches.
+JUDGE_BATCH_MAX_REQUESTS = env_int("JUDGE_BATCH_MAX_REQUESTS", 50_000)
+JUDGE_BATCH_MAX_BYTES = env_int("JUDGE_BATCH_MAX_BYTES", 200_000_000)
+# A batch is looked at after this many seconds, then twice as long each time it has not ended, up to the maximum.
+JUDGE_BATCH_POLL_SECONDS = env_int("JUDGE_BATCH_POLL_SECONDS", 30)
+JUDGE_BATCH_POLL_MAX_SECONDS = env_int("JUDGE_BATCH_POLL_MAX_SECONDS", 600)
 # --- Run generation (runs.create) ---
 # The model that writes samples when runs.create names none: never the embedded judge (it does not write data).
 GENERATION_DEFAULT_MODEL = os.environ.get("GENERATION_DEFAULT_MODEL", "anthropic/claude-sonnet-4-6")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -13,13 +14,28 @@ from .models import Evaluation
 
 
 class EvaluateForm(forms.Form):
-    evaluation_model = forms.ChoiceField(label="Judge model")
+    MODES = {"auto": None, "batch": True, "interactive": False}  # mode -> evaluation_create's `batch`
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    evaluation_model = forms.ChoiceField(label="Judge model")
+    mode = forms.ChoiceField(label="Mode", required=False, initial="auto")
+
+    def __init__(self, *args: Any, prices: tuple[Decimal, Decimal] | None = None, **kwargs: Any) -> None:
+        """`prices`: the run's expected cost with the default judge, interactive and in batch mode, for the labels."""
         super().__init__(*args, **kwargs)
         field = self.fields["evaluation_model"]
         field.choices = picker_choices()  # type: ignore[attr-defined]
         field.initial = settings.JUDGE_DEFAULT_MODEL
+        interactive, batch = (f" (about ${p:.2f})" for p in prices) if prices else ("", "")
+        threshold = settings.JUDGE_BATCH_MIN_SAMPLES
+        self.fields["mode"].choices = [  # type: ignore[attr-defined]
+            ("auto", f"Automatic (batch from {threshold:,} samples)" if threshold else "Automatic (interactive)"),
+            ("batch", f"Batch: half price, within 24 h{batch}"),
+            ("interactive", f"Interactive: now{interactive}"),
+        ]
+
+    @property
+    def batch(self) -> bool | None:
+        return self.MODES.get(self.cleaned_data.get("mode") or "auto")
 
 
 class EvaluationListForm(forms.Form):

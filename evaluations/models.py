@@ -42,6 +42,8 @@ class Evaluation(models.Model):
     config_hash = models.CharField(max_length=64, blank=True)
     total_samples = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)
+    # Judged through the provider's batch API (evaluations/batch.py): asked for, or by size (JUDGE_BATCH_MIN_SAMPLES).
+    batch = models.BooleanField(default=False)
     task_id = models.CharField(max_length=64, blank=True)
 
     conformance_score = models.FloatField(null=True, blank=True)

@@ -35,7 +35,7 @@ from llm.base import BadReply, FatalJudgeError, StructuredRequest
 from llm.catalog import JudgeModel, get_judge_model
 from llm.engine import Outcome, ask_each
 from llm.judges import ResolvedJudge, resolve_judge
-from llm.ledger import record_calls
+from llm.ledger import CallLedger, record_calls
 from llm.models import JudgeCache
 from runs.models import Run, Sample, SpecVersion
 from runs.specfile import Property, parse_spec
@@ -46,6 +46,7 @@ from work.registry import Result
 from . import analysis
 from .classify import (
     PROMPT_VERSION,
+    Answer,
     answer_schema,
     config_hash,
     content_hash,
@@ -84,14 +85,18 @@ def evaluation_create(
     created_by: User | None,
     run: Run,
     model_name: str | None = None,
+    batch: bool | None = None,
 ) -> Evaluation:
-    """Create a PENDING evaluation of a SUCCEEDED run, and its start item (sent to a worker once committed)."""
+    """Create a PENDING evaluation of a SUCCEEDED run, and its start item (sent to a worker once committed).
+    `batch`: through the provider's batch API (evaluations/batch.py); None: by size (JUDGE_BATCH_MIN_SAMPLES)."""
     if run.company_id != company.id:
         raise EvaluationError("unknown run")
     if run.status != Run.Status.SUCCEEDED:
         raise EvaluationError(f"Only SUCCEEDED runs can be evaluated; this run is {run.status}.")
     model_name = model_name or settings.JUDGE_DEFAULT_MODEL
-    get_judge_model(model_name)  # raises UnknownModel with the allowed list
+    model = get_judge_model(model_name)  # raises UnknownModel with the allowed list
+    if batch and not model.batch:
+        raise EvaluationError(f"{model_name} has no batch API: ask for it without batch mode.")
     total_samples = run.samples.count()
     quota_check(company=company, evaluations=1, samples=total_samples)  # raises QuotaExceeded (a 429)
     evaluation = Evaluation.objects.create(
@@ -101,12 +106,21 @@ def evaluation_create(
         created_by=created_by,
         total_samples=total_samples,
         prompt_version=PROMPT_VERSION,
+        batch=wants_batch(requested=batch, samples=total_samples, model=model),
     )
     key = f"evaluation.start:{evaluation.id}"
     evaluation.task_id = key
     evaluation.save(update_fields=["task_id"])
     work_create(company_id=company.id, kind="evaluation.start", subject_id=evaluation.id, key=key)
     return evaluation
+
+
+def wants_batch(*, requested: bool | None, samples: int, model: JudgeModel) -> bool:
+    """Asked for, or by size (JUDGE_BATCH_MIN_SAMPLES; 0: never by size); only a model with a batch API."""
+    if requested is not None:
+        return requested and model.batch
+    threshold = settings.JUDGE_BATCH_MIN_SAMPLES
+    return model.batch and threshold > 0 and samples >= threshold
 
 
 def evaluation_fail(*, evaluation_id: int, message: str) -> None:
@@ -202,15 +216,16 @@ class SpecJudge:
     def _prepared_plan(self) -> dict[str, Any] | None:
         return embedded_plan.prepared(self.plan)
 
-    def classify_text(self, text: str, *, deadline: float | None = None) -> Outcome:
-        request = sample_request(
+    def request_for(self, text: str) -> StructuredRequest:
+        return sample_request(
             system=self.system, schema=self.schema, text=text, properties=self.properties, plan=self._prepared_plan
         )
-        return self.resolved.judge.ask(
-            request,
-            lambda data: validate_answer(data, self.properties, abstains=self.resolved.model.is_offline),
-            deadline=deadline,
-        )
+
+    def validate(self, data: Any) -> Answer:
+        return validate_answer(data, self.properties, abstains=self.resolved.model.is_offline)
+
+    def classify_text(self, text: str, *, deadline: float | None = None, ledger: CallLedger | None = None) -> Outcome:
+        return self.resolved.judge.ask(self.request_for(text), self.validate, deadline=deadline, ledger=ledger)
 
 
 def conformance_judge(spec_version: SpecVersion) -> SpecJudge:
@@ -233,7 +248,10 @@ class ClassificationJob(SpecJudge):
         return self.evaluation.judge_plan
 
     def classify(self, sample: Sample, *, deadline: float | None = None) -> Outcome:
-        return self.classify_text(sample.content, deadline=deadline)
+        ledger = CallLedger(
+            company_id=self.evaluation.company_id, purpose="classify", subject=self.evaluation, item_id=sample.id
+        )
+        return self.classify_text(sample.content, deadline=deadline, ledger=ledger)
 
 
 def _lock_processing(evaluation_id: int) -> bool:
@@ -323,7 +341,8 @@ def evaluation_start(*, evaluation_id: int) -> None:
         # (whose judged samples keep their results) read this one plan.
         evaluation.judge_plan = _embedded_plan(evaluation, job.properties)
         job = ClassificationJob.for_evaluation(evaluation)
-    parts = max(1, min(settings.EVALUATION_PARALLEL_ITEMS, evaluation.total_samples))
+    # A batch evaluation is one item (evaluations/batch.py): it submits, waits and reads, then asks the rest.
+    parts = 1 if evaluation.batch else max(1, min(settings.EVALUATION_PARALLEL_ITEMS, evaluation.total_samples))
     _set(
         evaluation_id,
         judge_plan=evaluation.judge_plan,
@@ -332,9 +351,13 @@ def evaluation_start(*, evaluation_id: int) -> None:
         config_hash=job.config_hash,
         chunks_total=parts,
     )
-    work_create_parts(
-        company_id=evaluation.company_id, kind="evaluation.classify", subject_id=evaluation_id, parts=parts
-    )
+    if evaluation.batch:
+        key = f"evaluation.batch:{evaluation_id}"
+        work_create(company_id=evaluation.company_id, kind="evaluation.batch", subject_id=evaluation_id, key=key)
+    else:
+        work_create_parts(
+            company_id=evaluation.company_id, kind="evaluation.classify", subject_id=evaluation_id, parts=parts
+        )
     if evaluation.total_samples == 0:
         evaluation_finalize_enqueue(evaluation=evaluation)
 
@@ -353,9 +376,9 @@ def _embedded_plan(evaluation: Evaluation, properties: list[Property]) -> dict[s
     return embedded_plan.make_plan(texts, properties, teaching_labels(evaluation, properties))
 
 
-def _unclassified(evaluation: Evaluation, *, part: int, parts: int) -> Iterator[Sample]:
-    """The part's samples that have no result yet, in position order, read a page at a time."""
-    last = -1
+def _unclassified(evaluation: Evaluation, *, part: int, parts: int, after: int = -1) -> Iterator[Sample]:
+    """The part's samples that have no result yet, in position order (after position `after`), a page at a time."""
+    last = after
     while True:
         page = list(
             Sample.objects.filter(run_id=evaluation.run_id, position__gt=last)
@@ -534,8 +557,13 @@ def _explain(*, evaluation: Evaluation, summary: dict[str, Any], ctx: Context) -
         return True
 
     # Through ask_each for its heartbeat: one call can take longer than the lease.
+    ledger = CallLedger(company_id=evaluation.company_id, purpose="explain", subject=evaluation)
     ask_each(
-        [request], lambda r: resolved.judge.ask(r, validate, deadline=ctx.deadline), on_answer, workers=1, tick=ctx.tick
+        [request],
+        lambda r: resolved.judge.ask(r, validate, deadline=ctx.deadline, ledger=ledger),
+        on_answer,
+        workers=1,
+        tick=ctx.tick,
     )
     outcome = answers[0] if answers else None
     return (outcome.answer | {"source": "judge"}) if outcome is not None and outcome.ok else template

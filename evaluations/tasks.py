@@ -7,7 +7,7 @@ from work.models import WorkItem
 from work.registry import Result, register
 from work.runner import Context
 
-from . import services
+from . import batch, services
 
 
 def start(item: WorkItem, ctx: Context) -> Result:
@@ -19,6 +19,10 @@ def classify(item: WorkItem, ctx: Context) -> Result:
     return services.evaluation_classify(
         evaluation_id=item.subject_id, part=item.args["part"], parts=item.args["parts"], ctx=ctx
     )
+
+
+def judge_in_batches(item: WorkItem, ctx: Context) -> Result:
+    return batch.evaluation_batch(item=item, ctx=ctx)
 
 
 def finalize(item: WorkItem, ctx: Context) -> Result:
@@ -33,3 +37,4 @@ def register_all() -> None:
     register("evaluation.start", run=start, give_up=give_up)
     register("evaluation.classify", run=classify, give_up=give_up)
     register("evaluation.finalize", run=finalize, give_up=give_up)
+    register("evaluation.batch", run=judge_in_batches, give_up=give_up, cancel=batch.batch_cancel)

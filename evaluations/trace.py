@@ -9,6 +9,7 @@ from django.db.models import Count, Sum
 from companies.quotas import InFlight
 
 from .analysis import plan_summary
+from .batch import batch_summary
 from .models import Evaluation, SampleClassification
 
 
@@ -44,6 +45,7 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
         "cache_read_tokens": totals["cache_read_tokens"],
         "cache_write_tokens": totals["cache_write_tokens"],
         "cost_usd": totals["cost_usd"],
+        "calls_outcome_unknown": totals["unknown"],
         "progress": {
             "classified": classified,
             "failed": failed,
@@ -55,4 +57,5 @@ def evaluation_trace(evaluation: Evaluation) -> dict[str, Any]:
         "embedded_plan": plan_summary(evaluation.judge_plan, evaluation.run.spec_version.parsed_properties)
         if evaluation.judge_plan
         else None,
+        "batch": batch_summary(evaluation),
     }

@@ -35,6 +35,7 @@ from runs.models import Run, Spec
 
 from . import agreement
 from .access import get_evaluation_for_user
+from .batch import price_estimate
 from .charts import property_views
 from .compare import COMPARE_MAX, compare_candidates
 from .dashboard import evaluation_list, recent_evaluations, score_trend_chart
@@ -75,7 +76,7 @@ def _filters(request: HtmxHttpRequest, properties: list[str]) -> dict[str, Any]:
 def run_evaluations_section(request: HttpRequest, run: Run, membership: Membership) -> SafeString:
     """The run page's "Evaluations" card (history and the evaluate form), contributed through runs' extension
     slot so that runs never imports this app."""
-    context = _run_evaluations_context(run, membership) | {"evaluate_form": EvaluateForm()}
+    context = _run_evaluations_context(run, membership) | {"evaluate_form": EvaluateForm(prices=price_estimate(run))}
     return mark_safe(render_to_string("evaluations/_run_evaluations.html", context, request))  # noqa: S308 - our template, autoescaped
 
 
@@ -267,7 +268,7 @@ def evaluation_start(request: HtmxHttpRequest, code: UUID) -> HttpResponse:
         try:
             evaluation = evaluation_create(
                 company=run.company, created_by=membership.user, run=run,
-                model_name=form.cleaned_data["evaluation_model"],
+                model_name=form.cleaned_data["evaluation_model"], batch=form.batch,
             )  # fmt: skip
         except (EvaluationError, UnknownModel) as exc:
             error = str(exc)

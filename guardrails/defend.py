@@ -21,7 +21,7 @@ from companies.models import Company
 from companies.quotas import quota_check, storage_check
 from llm.base import BadReply, StructuredRequest
 from llm.judges import NoWriter, resolve_writer, with_budget
-from llm.ledger import record_calls
+from llm.ledger import CallLedger, record_calls
 from llm.prompts import fenced
 from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
@@ -293,7 +293,8 @@ def _improve(*, event: WorkflowEvent, workflow: Workflow, previous: WorkflowAtte
         failing=previous.failing_metrics,
         number=number,
     )
-    outcome = writer.ask(request, _validate_output, deadline=ctx.deadline)
+    ledger = CallLedger(company_id=event.company_id, purpose="defend", subject=event, item_id=number)
+    outcome = writer.ask(request, _validate_output, deadline=ctx.deadline, ledger=ledger)
     # Paid for whatever came of it, and billed to the attempt it was for (item_id: its number) within the event.
     record_calls(
         company_id=event.company_id,

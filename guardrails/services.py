@@ -20,7 +20,7 @@ from companies.quotas import quota_check, storage_check
 from llm.base import FatalJudgeError
 from llm.engine import Judge, Outcome, ask_each
 from llm.judges import resolve_judge, with_budget
-from llm.ledger import record_calls
+from llm.ledger import CallLedger, record_calls
 from work.dispatch import work_cancel, work_create
 from work.models import WorkItem
 from work.registry import Result
@@ -283,7 +283,10 @@ def _ask(
         model_output=evaluation.model_output,
         combined=combined,
     )
-    outcome = call.judge.judge.ask(request, validator(metrics=call.metrics, combined=combined), deadline=deadline)
+    ledger = CallLedger(company_id=evaluation.company_id, purpose="guardrail", subject=evaluation)
+    outcome = call.judge.judge.ask(
+        request, validator(metrics=call.metrics, combined=combined), deadline=deadline, ledger=ledger
+    )
     if outcome.fatal:
         # Marked here, not when the result is read, so this judge's next queued call already sees it.
         dead.setdefault(call.judge.name, outcome.error)

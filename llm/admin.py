@@ -19,7 +19,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 @admin.register(JudgeCall)
 class JudgeCallAdmin(ReadOnlyAdmin):
     list_display = [
-        "created_at", "company", "provider", "model", "purpose", "outcome", "attempt", "input_tokens", "output_tokens",
+        "created_at", "company", "provider", "model", "purpose", "display_outcome", "attempt", "input_tokens", "output_tokens",
         "cost_usd", "latency_ms", "subject_type", "subject_id",
     ]  # fmt: skip
     list_filter = ["provider", "purpose", "outcome"]

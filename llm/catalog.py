@@ -41,6 +41,9 @@ class Prices:
     cache_read: Decimal = Decimal(0)
     cache_write: Decimal = Decimal(0)
 
+    def scaled(self, factor: Decimal) -> Prices:
+        return Prices(*(price * factor for price in (self.input, self.output, self.cache_read, self.cache_write)))
+
     def cost(
         self,
         *,
@@ -70,10 +73,18 @@ class JudgeModel:
     api_key_env: str | None = None
     max_tokens: int = 1024
     temperature: float | None = None
+    # The provider's batch API takes this model (Anthropic Message Batches, OpenAI Batch API), and what it bills
+    # there as a share of the interactive prices (both: half).
+    batch: bool = False
+    batch_discount: Decimal = Decimal("0.5")
 
     @property
     def is_offline(self) -> bool:
         return self.provider == "offline"
+
+    @property
+    def batch_prices(self) -> Prices:
+        return self.prices.scaled(self.batch_discount)
 
     @property
     def thinks(self) -> bool:
@@ -114,6 +125,9 @@ def _build(name: str, entry: dict[str, Any]) -> JudgeModel:
         api_key_env=entry.get("api_key_env"),
         max_tokens=int(entry.get("max_tokens", 1024)),
         temperature=entry.get("temperature"),
+        # Both providers' own APIs have a batch API; an OpenAI-compatible server (a base_url) says so itself.
+        batch=bool(entry.get("batch", provider in {"anthropic", "openai"} and not entry.get("base_url"))),
+        batch_discount=Decimal(str(entry.get("batch_discount", "0.5"))),
     )
 
 

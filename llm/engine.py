@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 
@@ -96,6 +99,65 @@ class Attempt:
     error: str = ""
     # What the provider answered (its parsed reply as JSON), when it answered at all: kept for the ledger.
     answer: str = ""
+    # The ledger row written before the request left (outcome "sent"), which recording this attempt completes.
+    row_id: int | None = None
+
+
+class SendLedger(Protocol):
+    """Writes a call's ledger row before the request leaves (llm/ledger.py CallLedger), so that a worker killed
+    mid-call leaves a row for a call the provider may bill: returns the row's id."""
+
+    def open(self, *, model: JudgeModel, attempt: int, ceiling_usd: Decimal) -> int: ...
+
+    def discard(self, row_id: int) -> None: ...
+
+
+class _CallerRelay:
+    """Runs a function on ask_each's calling thread, which owns the database connection (a pool thread writing
+    would open its own, outside the caller's transaction): the pool thread posts it and waits for the result."""
+
+    def __init__(self, events: queue.SimpleQueue[Any]) -> None:
+        self.events = events
+        self.closed = False
+
+    def run(self, fn: Callable[[], T]) -> T:
+        if self.closed:
+            raise RuntimeError("the caller stopped taking writes")
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        self.events.put(("call", (fn, box, done)))
+        while not done.wait(0.5):
+            if self.closed:
+                raise RuntimeError("the caller stopped taking writes")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]  # type: ignore[no-any-return]
+
+    @staticmethod
+    def serve(job: tuple[Callable[[], Any], dict[str, Any], threading.Event]) -> None:
+        fn, box, done = job
+        try:
+            box["value"] = fn()
+        except Exception as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+
+_relay = threading.local()
+
+
+def on_caller(fn: Callable[[], T]) -> T:
+    """`fn()` on the thread that owns the database connection: here, or ask_each's calling thread from its pool."""
+    relay: _CallerRelay | None = getattr(_relay, "current", None)
+    return fn() if relay is None else relay.run(fn)
+
+
+def ceiling_tokens(request: StructuredRequest) -> int:
+    """An upper bound on a request's input tokens (three characters a token, schema included): what a call that
+    never answered is costed at (llm/ledger.py)."""
+    size = len(request.system) + len(request.user) + len(str(request.schema))
+    return size // 3 + 1
 
 
 @dataclass
@@ -141,16 +203,29 @@ class Judge:
         self.provider = provider
         self.limiter = limiter_for(model.provider if not model.base_url else model.base_url)
 
-    def cost(self, usage: Usage) -> Decimal:
-        return self.model.prices.cost(
+    def cost(self, usage: Usage, *, batch: bool = False) -> Decimal:
+        """What the provider bills for `usage`: interactively, or in a batch (both providers: half the price)."""
+        return (self.model.batch_prices if batch else self.model.prices).cost(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cache_read=usage.cache_read_tokens,
             cache_write=usage.cache_write_tokens,
         )
 
+    def ceiling(self, request: StructuredRequest) -> Decimal:
+        """The most this request can cost: every input token at the dearer of the input and cache-write prices,
+        and a reply of max_tokens."""
+        prices = self.model.prices
+        dearest = max(prices.input, prices.cache_write)
+        return (dearest * ceiling_tokens(request) + prices.output * self.model.max_tokens) / Decimal(1_000_000)
+
     def ask(
-        self, request: StructuredRequest, validate: Callable[[Any], T], *, deadline: float | None = None
+        self,
+        request: StructuredRequest,
+        validate: Callable[[Any], T],
+        *,
+        deadline: float | None = None,
+        ledger: SendLedger | None = None,
     ) -> Outcome:
         """Ask until there is a valid answer or no point trying again.
 
@@ -159,6 +234,8 @@ class Judge:
         process is stopping (deadline.stop_calls), no attempt starts and no backoff goes on; a call in flight is
         abandoned at the stop's deadline (its attempt is "abandoned", the outcome `deferred`).
         Whatever the provider or the SDK raises becomes an outcome: nothing escapes to the caller.
+        With a `ledger`, each attempt's row is written before its request leaves (outcome "sent") and carried in
+        the Attempt (`row_id`), so recording the outcome completes it; a call that cannot be recorded is not sent.
         """
         outcome = Outcome(request=request)
         bad_replies = 0
@@ -173,6 +250,23 @@ class Judge:
                     outcome.error = "not asked: the worker is stopping"
                     outcome.deferred = True
                     return outcome
+                row_id = None
+                if ledger is not None and not self.model.is_offline:
+                    try:
+                        row_id = on_caller(
+                            partial(ledger.open, model=self.model, attempt=attempt, ceiling_usd=self.ceiling(request))
+                        )
+                    except Exception as unrecorded:
+                        outcome.error = f"not asked: the call could not be recorded before sending it ({unrecorded})"
+                        outcome.deferred = True
+                        return outcome
+                    if stopping.is_set():
+                        # The stop came while the row was being written: the request never leaves, nor its row.
+                        with contextlib.suppress(Exception):
+                            on_caller(partial(ledger.discard, row_id))
+                        outcome.error = "not asked: the worker is stopping"
+                        outcome.deferred = True
+                        return outcome
                 started = time.perf_counter()
                 reply: Reply | None = None
                 # JUDGE_TIMEOUT_SECONDS bounds the whole call (connect, first byte, every chunk of the body).
@@ -188,14 +282,16 @@ class Judge:
             raw = _raw(reply)
             if failure is None:
                 assert reply is not None
-                outcome.attempts.append(Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency, "", raw))
+                outcome.attempts.append(
+                    Attempt(attempt, "ok", reply.usage, self.cost(reply.usage), latency, answer=raw, row_id=row_id)
+                )
                 self.limiter.succeeded()
                 outcome.answer = answer
                 outcome.error = ""
                 return outcome
             if clock.abandoned:
                 error = "abandoned: the worker stopped while this call was in flight; asked again after the restart"
-                outcome.attempts.append(Attempt(attempt, ABANDONED, Usage(), Decimal(0), latency, error))
+                outcome.attempts.append(Attempt(attempt, ABANDONED, Usage(), Decimal(0), latency, error, row_id=row_id))
                 outcome.error = error
                 outcome.deferred = True
                 return outcome
@@ -207,7 +303,7 @@ class Judge:
                 else BadReply(f"unreadable reply ({type(failure).__name__}: {failure})")
             )
             outcome.attempts.append(
-                Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc), raw)
+                Attempt(attempt, exc.outcome, exc.usage, self.cost(exc.usage), latency, str(exc), raw, row_id)
             )
             if isinstance(exc, FatalJudgeError):
                 outcome.error = str(exc)
@@ -256,27 +352,51 @@ def ask_each(
     width = workers or settings.JUDGE_CONCURRENCY
     source = iter(items)
     exhausted = stopped = False
+    # One queue wakes the calling thread for both: a call that finished, and a pool thread's write (on_caller).
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    relay = _CallerRelay(events)
+
+    def in_pool(item: Item) -> Answer:
+        _relay.current = relay
+        try:
+            return ask(item)
+        finally:
+            _relay.current = None
+
     with ThreadPoolExecutor(max_workers=width) as pool:
         flying: dict[Future[Answer], Item] = {}
         try:
+            next_tick = time.monotonic() + tick_every
             while True:
                 while not (exhausted or stopped) and len(flying) < width:
                     item = next(source, _END)
                     if item is _END:
                         exhausted = True
                     else:
-                        flying[pool.submit(ask, item)] = item
+                        future = pool.submit(in_pool, item)
+                        flying[future] = item
+                        future.add_done_callback(lambda f: events.put(("done", f)))
                 if not flying:
                     break
-                done, _ = wait(flying, timeout=tick_every, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if not on_answer(flying.pop(future), future.result()):
-                        stopped = True
-                if tick is not None and not stopped and not tick():
+                try:
+                    kind, payload = events.get(timeout=max(0.0, next_tick - time.monotonic()))
+                except queue.Empty:
+                    kind = ""
+                if kind == "call":
+                    _CallerRelay.serve(payload)
+                    continue
+                if kind == "done" and not on_answer(flying.pop(payload), payload.result()):
                     stopped = True
+                if tick is not None and not stopped and (kind == "done" or time.monotonic() >= next_tick):
+                    next_tick = time.monotonic() + tick_every
+                    if not tick():
+                        stopped = True
+                elif time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + tick_every
         except BaseException:
-            # Stop drawing; the pool's exit waits for the calls in flight.
+            # Stop drawing; the pool's exit waits for the calls in flight, which may no longer write through us.
             stopped = True
+            relay.closed = True
             raise
     return exhausted and not stopped
 

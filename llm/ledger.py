@@ -1,9 +1,16 @@
-"""The JudgeCall ledger write shared by every caller: one row per provider call attempt."""
+"""The JudgeCall ledger write shared by every caller: one row per provider call attempt.
+
+A row is written before its request leaves (outcome "sent", costed at the request's ceiling) and completed when
+the answer comes, so a worker killed mid-call leaves a row for a call the provider may well bill: still "sent"
+once no worker can complete it, it reads as "outcome unknown" (JudgeCall.outcome_unknown) at its ceiling price.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -27,6 +34,36 @@ def bounded(text: str, limit: int = STORED_TEXT_MAX_CHARS) -> str:
     return f"{text[:limit]}\n… [cut: {len(text) - limit:,} more characters not kept]"
 
 
+@dataclass(frozen=True)
+class CallLedger:
+    """Where a call's "sent" row goes (the engine's SendLedger): the same fields record_calls is given later."""
+
+    company_id: int
+    purpose: str
+    subject: models.Model | None = None
+    item_id: int | None = None
+
+    def open(self, *, model: JudgeModel, attempt: int, ceiling_usd: Decimal) -> int:
+        subject_type = ContentType.objects.get_for_model(self.subject) if self.subject is not None else None
+        row = JudgeCall.objects.create(
+            company_id=self.company_id,
+            subject_type=subject_type,
+            subject_id=self.subject.pk if self.subject is not None else None,
+            item_id=self.item_id,
+            provider=model.provider,
+            model=model.name,
+            purpose=self.purpose,
+            attempt=attempt,
+            outcome=JudgeCall.Outcome.SENT,
+            cost_usd=ceiling_usd,
+        )
+        return row.pk
+
+    def discard(self, row_id: int) -> None:
+        """The request of this row never left (the worker began stopping meanwhile): no row either."""
+        JudgeCall.objects.filter(id=row_id, outcome=JudgeCall.Outcome.SENT).delete()
+
+
 def record_calls(
     *,
     company_id: int,
@@ -45,10 +82,26 @@ def record_calls(
     """
     if not attempts:
         return
-    subject_type = ContentType.objects.get_for_model(subject) if subject is not None else None
     kept = request if request is not None and settings.LLM_STORE_PROMPTS else None
     system = bounded(kept.system) if kept else ""
     user = bounded(kept.user) if kept else ""
+
+    def texts(a: Attempt) -> dict[str, str]:
+        return {
+            "prompt_version": prompt_version,
+            "system_prompt": system,
+            "user_prompt": user,
+            "raw_answer": bounded(a.answer) if kept else "",
+        }
+
+    for a in attempts:
+        if a.row_id is not None:
+            # Sent earlier (CallLedger.open): the row exists, and now says how the call ended and what was said.
+            JudgeCall.objects.filter(id=a.row_id).update(**_ending(a), **texts(a))
+    attempts = [a for a in attempts if a.row_id is None]
+    if not attempts:
+        return
+    subject_type = ContentType.objects.get_for_model(subject) if subject is not None else None
     JudgeCall.objects.bulk_create(
         JudgeCall(
             company_id=company_id,
@@ -59,21 +112,25 @@ def record_calls(
             model=model.name,
             purpose=purpose,
             attempt=a.attempt,
-            outcome=a.outcome,
-            error=a.error[:2000],
-            input_tokens=a.usage.input_tokens,
-            output_tokens=a.usage.output_tokens,
-            cache_read_tokens=a.usage.cache_read_tokens,
-            cache_write_tokens=a.usage.cache_write_tokens,
-            cost_usd=a.cost_usd,
-            latency_ms=a.latency_ms,
-            prompt_version=prompt_version,
-            system_prompt=system,
-            user_prompt=user,
-            raw_answer=bounded(a.answer) if kept else "",
+            **_ending(a),
+            **texts(a),
         )
         for a in attempts
     )
+
+
+def _ending(a: Attempt) -> dict[str, Any]:
+    """How an attempt ended, as a ledger row's fields."""
+    return {
+        "outcome": a.outcome,
+        "error": a.error[:2000],
+        "input_tokens": a.usage.input_tokens,
+        "output_tokens": a.usage.output_tokens,
+        "cache_read_tokens": a.usage.cache_read_tokens,
+        "cache_write_tokens": a.usage.cache_write_tokens,
+        "cost_usd": a.cost_usd,
+        "latency_ms": a.latency_ms,
+    }
 
 
 def spend_since(company_id: int, since: datetime) -> Decimal:

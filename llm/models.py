@@ -3,13 +3,16 @@ app knows nothing of the apps that call it (evaluations, guardrails, run generat
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from companies.models import Company
 
@@ -37,9 +40,11 @@ class JudgeCache(models.Model):
 
 class JudgeCallQuerySet(models.QuerySet["JudgeCall"]):
     def totals(self) -> dict[str, Any]:
-        """Calls, tokens and cost of these rows, in one aggregate."""
+        """Calls, tokens and cost of these rows, in one aggregate; `unknown`: calls sent whose outcome no worker
+        can still tell (costed at their ceiling)."""
         totals = self.aggregate(
             calls=Count("id"),
+            unknown=Count("id", filter=Q(outcome=JudgeCall.Outcome.SENT, created_at__lt=unknown_before())),
             input_tokens=Sum("input_tokens"),
             output_tokens=Sum("output_tokens"),
             cache_read_tokens=Sum("cache_read_tokens"),
@@ -63,6 +68,9 @@ class JudgeCall(models.Model):
         FATAL = "fatal"
         # Sent, then given up when the worker stopped (SIGTERM) before the answer came: billed or not, unknown.
         ABANDONED = "abandoned"
+        # Written before the request left; completed with one of the above when the answer comes. Still "sent"
+        # after no worker can complete it (outcome_unknown): the worker died mid-call.
+        SENT = "sent"
 
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
     # The work the call served (an evaluation, a guardrail evaluation, a generation run); its app declares a
@@ -103,4 +111,20 @@ class JudgeCall(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.model} {self.purpose} #{self.attempt} {self.outcome}"
+        return f"{self.provider}/{self.model} {self.purpose} #{self.attempt} {self.display_outcome}"
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """Sent, and no worker can still complete it: its call outlived the call timeout and the worker's lease
+        (the worker was killed mid-call). Costed at the ceiling written when it was sent; billed or not, unknown."""
+        return self.outcome == self.Outcome.SENT and self.created_at < unknown_before()
+
+    @property
+    def display_outcome(self) -> str:
+        return "outcome unknown" if self.outcome_unknown else self.outcome
+
+
+def unknown_before() -> datetime:
+    """ "Sent" rows written before this can no longer be completed by any worker."""
+    seconds = settings.JUDGE_TIMEOUT_SECONDS + settings.WORK_LEASE_SECONDS
+    return timezone.now() - timedelta(seconds=seconds)

@@ -96,7 +96,7 @@ class AnthropicProvider:
         self.model = model
         self.client = anthropic.Anthropic(**_client_options(model, http_client))
 
-    def _params(self, request: StructuredRequest) -> dict[str, Any]:
+    def params(self, request: StructuredRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": self.model.model,
             "max_tokens": self.model.max_tokens,
@@ -130,9 +130,13 @@ class AnthropicProvider:
 
     def complete(self, request: StructuredRequest) -> Reply:
         try:
-            message = self.client.messages.create(**self._params(request))
+            message = self.client.messages.create(**self.params(request))
         except anthropic.AnthropicError as exc:
             raise _translate(exc, anthropic) from exc
+        return self.reply(message, request)
+
+    def reply(self, message: Any, request: StructuredRequest) -> Reply:
+        """The Reply in a Message (an interactive call's, or a batch result's); raises as complete() does."""
         raw = message.usage
         usage = Usage(
             input_tokens=raw.input_tokens,
@@ -170,7 +174,7 @@ class OpenAIProvider:
         self.model = model
         self.client = openai.OpenAI(**_client_options(model, http_client))
 
-    def complete(self, request: StructuredRequest) -> Reply:
+    def params(self, request: StructuredRequest) -> dict[str, Any]:
         system = [{"role": "system", "content": request.system}] if request.system else []
         params: dict[str, Any] = {
             "model": self.model.model,
@@ -186,10 +190,17 @@ class OpenAIProvider:
             params["reasoning_effort"] = self.model.reasoning_effort
         if self.model.temperature is not None:
             params["temperature"] = self.model.temperature
+        return params
+
+    def complete(self, request: StructuredRequest) -> Reply:
         try:
-            completion = self.client.chat.completions.create(**params)
+            completion = self.client.chat.completions.create(**self.params(request))
         except openai.OpenAIError as exc:
             raise _translate(exc, openai) from exc
+        return self.reply(completion, request)
+
+    def reply(self, completion: Any, request: StructuredRequest) -> Reply:
+        """The Reply in a ChatCompletion (an interactive call's, or a batch result's); raises as complete() does."""
         raw = completion.usage
         cached = (raw.prompt_tokens_details.cached_tokens or 0) if raw and raw.prompt_tokens_details else 0
         usage = Usage(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from companies.models import Membership
     from llm.catalog import JudgeModel
     from llm.engine import Outcome
+    from llm.ledger import CallLedger
 
     from .models import Run, SpecVersion
 
@@ -32,7 +33,9 @@ class SampleJudge(Protocol):
     @property
     def model(self) -> JudgeModel: ...
 
-    def classify_text(self, text: str, *, deadline: float | None = None) -> Outcome: ...
+    def classify_text(
+        self, text: str, *, deadline: float | None = None, ledger: CallLedger | None = None
+    ) -> Outcome: ...
 
 
 def _no_section(request: HttpRequest, run: Run, membership: Membership) -> SafeString:

@@ -29,7 +29,7 @@ from llm.base import FatalJudgeError
 from llm.catalog import JudgeModel
 from llm.engine import Judge, Outcome, ask_each
 from llm.judges import NoWriter, resolve_writer, with_budget
-from llm.ledger import record_calls
+from llm.ledger import CallLedger, record_calls
 from llm.models import JudgeCall
 from work.dispatch import work_cancel, work_create, work_create_parts
 from work.registry import Result
@@ -254,14 +254,17 @@ class WritingJob:
                 written.deferred = True  # stopping: no new call; the position is written again next time
                 return written
             request = writing.write_request(system=self.system, assigned=assigned, feedback=feedback)
-            outcome = self.writer.ask(request, writing.validate_answer, deadline=deadline)
+            ledger = CallLedger(company_id=self.run.company_id, purpose="generate", subject=self.run, item_id=position)
+            outcome = self.writer.ask(request, writing.validate_answer, deadline=deadline, ledger=ledger)
             written.calls.append((self.writer.model, "generate", outcome))
             if outcome.fatal or outcome.deferred or not outcome.ok:
                 written.fatal, written.deferred, written.reason = outcome.fatal, outcome.deferred, outcome.error
                 return written
             if self.judge is None:
                 return replace(written, content=outcome.answer["content"], title=outcome.answer["title"])
-            verdict = self.judge.classify_text(outcome.answer["content"], deadline=deadline)
+            verdict = self.judge.classify_text(
+                outcome.answer["content"], deadline=deadline, ledger=replace(ledger, purpose="conformance")
+            )
             written.calls.append((self.judge.model, "conformance", verdict))
             if verdict.deferred:
                 written.deferred = True

@@ -10,7 +10,7 @@ from companies.models import Company
 from companies.quotas import quota_check, storage_check
 from llm.engine import Outcome, ask_each
 from llm.judges import resolve_writer
-from llm.ledger import record_calls
+from llm.ledger import CallLedger, record_calls
 from work.dispatch import work_cancel, work_create
 from work.registry import Result
 
@@ -340,7 +340,10 @@ def spec_generate(*, spec_id: int, ctx: Context) -> Result:
     ask_each(
         [request],
         lambda r: writer.ask(
-            r, lambda data: spec_generation.spec_yaml(data, generate_distributions=distributions), deadline=ctx.deadline
+            r,
+            lambda data: spec_generation.spec_yaml(data, generate_distributions=distributions),
+            deadline=ctx.deadline,
+            ledger=CallLedger(company_id=spec.company_id, purpose="spec", subject=spec),
         ),
         on_answer,
         workers=1,

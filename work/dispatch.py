@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict, deque
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -55,13 +56,24 @@ def work_create_parts(*, company_id: int, kind: str, subject_id: int, parts: int
 
 
 def work_cancel(*, kind_prefix: str, subject_id: int, reason: str) -> int:
-    """End every open item of a subject; a worker running one sees its claim gone at its next tick and stops."""
+    """End every open item of a subject; a worker running one sees its claim gone at its next tick and stops.
+    Items whose handler started something outside (a provider's batch) have it canceled once this commits."""
     now = timezone.now()
-    return (
-        WorkItem.objects.for_subject(kind_prefix, subject_id)
-        .open()
-        .update(state=WorkItem.State.CANCELED, last_error=reason, finished_at=now, lease_until=None)
-    )
+    items = WorkItem.objects.for_subject(kind_prefix, subject_id).open()
+    stoppable = [kind for kind, handler in HANDLERS.items() if handler.cancel and kind.startswith(kind_prefix)]
+    outside = list(items.filter(kind__in=stoppable)) if stoppable else []
+    canceled = items.update(state=WorkItem.State.CANCELED, last_error=reason, finished_at=now, lease_until=None)
+    for item in outside:
+        transaction.on_commit(partial(_cancel_outside, item))
+    return canceled
+
+
+def _cancel_outside(item: WorkItem) -> None:
+    handler = HANDLERS[item.kind]
+    try:
+        handler.cancel(item)  # type: ignore[misc]
+    except Exception:
+        logger.exception("could not stop what work item %s started", item.key)
 
 
 def work_retry(items: QuerySet[WorkItem]) -> int:

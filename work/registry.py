@@ -24,12 +24,18 @@ class Handler:
     run: Callable[[WorkItem, Context], Result]
     # After the last attempt: end the subject in a terminal state carrying `reason` (e.g. the evaluation FAILED).
     give_up: Callable[[WorkItem, str], None]
+    # When the open item is canceled (after the commit): stop what it started outside (a provider's batch).
+    cancel: Callable[[WorkItem], None] | None = None
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
 def register(
-    kind: str, *, run: Callable[[WorkItem, Context], Result], give_up: Callable[[WorkItem, str], None]
+    kind: str,
+    *,
+    run: Callable[[WorkItem, Context], Result],
+    give_up: Callable[[WorkItem, str], None],
+    cancel: Callable[[WorkItem], None] | None = None,
 ) -> None:
-    HANDLERS[kind] = Handler(run, give_up)
+    HANDLERS[kind] = Handler(run, give_up, cancel)

@@ -54,6 +54,8 @@ class Context:
         self._last_beat = started
         self._progressed = False
         self.stop_reason = ""
+        # Set by a handler that yields to wait for something outside (a provider's batch): not sent again before.
+        self.come_back_in: float | None = None
 
     def progressed(self) -> None:
         """The handler wrote a result: the next heartbeat gives the item a fresh allowance of attempts."""
@@ -82,6 +84,18 @@ class Context:
     @property
     def lost(self) -> bool:
         return self.stop_reason == "lost"
+
+    def save_args(self, args: dict[str, Any]) -> bool:
+        """Store the item's state (its args) while this claim is its own: what a handler must find again after a
+        kill (a provider's batch id). Runs in the caller's transaction; False when the claim is lost."""
+        saved = WorkItem.objects.filter(id=self.item.id, claim=self.item.claim, state=WorkItem.State.RUNNING).update(
+            args=args
+        )
+        if saved:
+            self.item.args = args
+        else:
+            self.stop_reason = "lost"
+        return bool(saved)
 
 
 def _lease() -> timedelta:
@@ -169,7 +183,11 @@ def _run(item: WorkItem, handler: Handler) -> None:
     if ctx.lost:
         return  # canceled, or another worker holds it now: this one writes nothing more
     if result is Result.YIELD:
-        _hand_back(item, last_error="")  # a time slice ended, or a graceful stop
+        # A time slice ended, or a graceful stop; or the handler waits for something outside until a given time.
+        later = (
+            {} if ctx.come_back_in is None else {"available_at": timezone.now() + timedelta(seconds=ctx.come_back_in)}
+        )
+        _hand_back(item, last_error="", **later)
     else:
         _finish(item, WorkItem.State.DONE, finished_at=timezone.now(), last_error="")
     dispatch.dispatch()

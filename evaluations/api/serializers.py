@@ -40,6 +40,16 @@ class EmbeddedPlanOutputSerializer(serializers.Serializer[Any]):
     )
 
 
+class EvaluationBatchOutputSerializer(serializers.Serializer[Any]):
+    """Our addition: a batch evaluation's batches and what batch mode saved (evaluations.batch.batch_summary)."""
+
+    batches = serializers.ListField(child=serializers.DictField(), help_text="id, status, requests, read")
+    submitted = serializers.IntegerField(help_text="Requests submitted in batches.")
+    read = serializers.IntegerField(help_text="Batch results read so far.")
+    cost_usd = serializers.FloatField(help_text="What the batch results read so far cost, at the batch price.")
+    saved_usd = serializers.FloatField(help_text="What the same calls would have cost more interactively.")
+
+
 # Serializes the dict evaluations.trace.evaluation_trace builds (the evaluation page shows the same).
 class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     """Our addition: how the evaluation was judged: models, prompt, calls, tokens, cost and progress."""
@@ -57,9 +67,14 @@ class EvaluationTraceOutputSerializer(serializers.Serializer[Any]):
     cache_read_tokens = serializers.IntegerField()
     cache_write_tokens = serializers.IntegerField()
     cost_usd = serializers.FloatField()
+    calls_outcome_unknown = serializers.IntegerField(
+        help_text="Calls sent whose worker died before the answer came: billed or not, unknown; costed at their "
+        "ceiling in cost_usd."
+    )
     progress = EvaluationProgressOutputSerializer()
     chunks = serializers.IntegerField()
     embedded_plan = EmbeddedPlanOutputSerializer(allow_null=True, help_text="Null for an LLM judge.")
+    batch = EvaluationBatchOutputSerializer(allow_null=True, help_text="Batch mode's progress; null: interactive.")
 
 
 # Documentation only: the analysis is stored as JSON when the evaluation finishes and answered as stored (each
@@ -216,6 +231,14 @@ class ReviewOutputSerializer(serializers.Serializer[Any]):
 class EvaluationCreateSerializer(serializers.Serializer[Any]):
     run_id = serializers.UUIDField()
     evaluation_model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    batch = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Our addition: judge through the provider's batch API at half the price, answered within 24 hours "
+        "(usually far sooner). Absent or null: batch mode for runs of at least JUDGE_BATCH_MIN_SAMPLES samples. "
+        "A model without a batch API gets a 400.",
+    )
 
 
 class ReviewCreateSerializer(serializers.Serializer[Any]):

@@ -60,6 +60,7 @@ class EvaluationViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Compan
                 created_by=self.membership.user,
                 run=run,
                 model_name=serializer.validated_data.get("evaluation_model") or None,
+                batch=serializer.validated_data.get("batch"),
             )
         except UnknownModel as exc:
             raise exceptions.ValidationError({"evaluation_model": [str(exc)]}) from exc
