@@ -394,8 +394,9 @@ def main() -> None:
     for mutant in chosen:
         reaching = [t for t in fastest_first if not mutant.in_function or lines[t] & set(mutant.lines)]
         if reaching:
-            # The selected tests' own time, twice, plus a child's start-up; a hang past it counts as killed.
-            timeout = max(30.0, 2 * sum(seconds[t] for t in reaching) + 10)
+            # The selected tests' own time, three times (the load of a shared machine varies), plus a start-up; a hang
+            # past it counts as killed.
+            timeout = max(60.0, 3 * sum(seconds[t] for t in reaching) + 30)
             outcome = run_child(module, source, mutant.number, [*reaching, *deselected], timeout)
         else:
             outcome = "unreached"
