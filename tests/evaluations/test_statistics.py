@@ -269,3 +269,49 @@ def test_any_judge_gives_sums_of_100_and_coverage_that_adds_up(
         c = prop_stats["coverage"]
         assert c["analysed"] + c["failed"] + c["undecided"] + c["unusable"] == len(rows)
         assert sum(map(sum, prop_stats["confusion_matrix"])) == item["total_samples_analyzed"] == c["analysed"]
+
+
+# --- Edges the mutation run of evaluations/statistics.py found untested (README, Tests) ---
+
+
+def test_the_score_is_clamped_to_100_even_for_a_negative_distance() -> None:
+    # Distances are never negative; the clamp the docstring promises still holds if one were.
+    assert stats.conformance_score([-10.0]) == 100.0
+
+
+def test_wilson_interval_of_a_single_trial() -> None:
+    # One trial is a sample, not "no trials": k = 0 of 1 gives (0, z²/(1 + z²)), k = 1 of 1 its mirror.
+    z2 = stats.WILSON_Z**2
+    assert stats.wilson_interval(0, 1) == (0.0, pytest.approx(100 * z2 / (1 + z2)))
+    assert stats.wilson_interval(1, 1) == (pytest.approx(100 / (1 + z2)), 100.0)
+
+
+def test_chi_square_with_nothing_expected_says_so() -> None:
+    result = stats.chi_square_gof({"a": 3}, {"a": 0.0, "b": 0.0})
+    assert (result.p_value, result.note) == (None, "nothing was expected")
+
+
+def test_chi_square_takes_fractions_as_weights() -> None:
+    # Weights summing to 1 (or less) are weights like percentages: scaled to the observed total.
+    result = stats.chi_square_gof({"a": 30, "b": 30}, {"a": 0.5, "b": 0.5})
+    assert (result.statistic, result.dof, result.p_value) == (0.0, 1, 1.0)
+
+
+def test_chi_square_of_a_single_observation_is_not_run_for_want_of_cells() -> None:
+    result = stats.chi_square_gof({"a": 1}, {"a": 50, "b": 50})
+    assert result.p_value is None
+    assert result.note is not None
+    assert result.note.startswith("cells with expected count < 5 pooled: a, b")
+
+
+def test_a_pool_that_reaches_exactly_5_takes_no_more_cells() -> None:
+    # Expected counts 2 + 3 = 5: the pool is big enough (>= 5) without the next cell.
+    result = stats.chi_square_gof({"a": 2, "b": 3, "c": 45, "d": 50}, {"a": 2, "b": 3, "c": 45, "d": 50})
+    assert (result.pooled, result.dof) == (("a", "b"), 2)
+
+
+def test_one_small_cell_alone_is_not_called_pooled() -> None:
+    result = stats.chi_square_gof({"a": 3}, {"a": 1})
+    assert result.pooled == ()
+    assert result.note is not None
+    assert "pooled" not in result.note
