@@ -315,3 +315,13 @@ def test_one_small_cell_alone_is_not_called_pooled() -> None:
     assert result.pooled == ()
     assert result.note is not None
     assert "pooled" not in result.note
+
+
+def test_chi_square_survival_of_an_infinite_statistic_is_0() -> None:
+    assert stats.chi_square_survival(math.inf, 3) == 0.0
+
+
+def test_the_confusion_matrix_leaves_out_pairs_with_a_value_outside_the_list() -> None:
+    # A value outside the spec on either side (an old spec's value, a failed judgement) is not counted.
+    pairs = {("a", "a"): 1, ("a", "zzz"): 3, ("zzz", "b"): 2}
+    assert stats.confusion_matrix(pairs, ["a", "b"]) == [[1, 0], [0, 0]]
