@@ -325,3 +325,10 @@ def test_the_confusion_matrix_leaves_out_pairs_with_a_value_outside_the_list() -
     # A value outside the spec on either side (an old spec's value, a failed judgement) is not counted.
     pairs = {("a", "a"): 1, ("a", "zzz"): 3, ("zzz", "b"): 2}
     assert stats.confusion_matrix(pairs, ["a", "b"]) == [[1, 0], [0, 0]]
+
+
+def test_wilson_lower_bound_of_a_rare_event_is_near_0() -> None:
+    # 1 in 1,000: the lower bound is about 0.018%, not floored at anything.
+    low, high = stats.wilson_interval(1, 1000)
+    assert 0.0 < low < 0.05
+    assert 0.5 < high < 0.6
