@@ -286,9 +286,17 @@ def test_wilson_interval_of_a_single_trial() -> None:
     assert stats.wilson_interval(1, 1) == (pytest.approx(100 / (1 + z2)), 100.0)
 
 
-def test_chi_square_with_nothing_expected_says_so() -> None:
+def test_chi_square_with_nothing_expected_or_observed_says_so() -> None:
     result = stats.chi_square_gof({"a": 3}, {"a": 0.0, "b": 0.0})
-    assert (result.p_value, result.note) == (None, "nothing was expected")
+    assert (result.statistic, result.dof, result.p_value, result.note) == (None, 0, None, "nothing was expected")
+    result = stats.chi_square_gof({}, {"a": 1.0})
+    assert (result.statistic, result.dof, result.p_value, result.note) == (None, 0, None, "nothing was observed")
+
+
+def test_chi_square_counts_an_expected_value_never_observed_as_0() -> None:
+    # Expected 25 and 25, observed 50 and nothing: (50 - 25)²/25 + (0 - 25)²/25 = 50.
+    result = stats.chi_square_gof({"a": 50}, {"a": 50, "b": 50})
+    assert (result.statistic, result.dof) == (50.0, 1)
 
 
 def test_chi_square_takes_fractions_as_weights() -> None:
