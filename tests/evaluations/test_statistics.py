@@ -340,3 +340,29 @@ def test_wilson_lower_bound_of_a_rare_event_is_near_0() -> None:
     low, high = stats.wilson_interval(1, 1000)
     assert 0.0 < low < 0.05
     assert 0.5 < high < 0.6
+
+
+def test_a_stray_value_missing_from_the_expected_weights_is_flagged_and_pooled() -> None:
+    # "z" is not among the expected keys at all: expected 0 times, so flagged and pooled with the smallest cell
+    # (a); the weights are 50 + 50, scaled to the 61 observed: 30.5 each.
+    result = stats.chi_square_gof({"a": 30, "b": 30, "z": 1}, {"a": 50, "b": 50})
+    assert result.unexpected == {"z": 1}
+    assert (result.pooled, result.dof) == (("a", "z"), 1)
+    assert result.statistic == pytest.approx(0.5 / 30.5, rel=1e-12)
+    assert result.to_dict()["statistic"] == 0.0164  # rounded to 4 places on the wire
+
+
+def test_a_value_neither_expected_nor_observed_is_left_out() -> None:
+    result = stats.chi_square_gof({"a": 30, "b": 30}, {"a": 50, "b": 50, "c": 0})
+    assert (result.unexpected, result.pooled, result.dof, result.statistic) == ({}, (), 1, 0.0)
+
+
+def test_a_small_expected_value_never_observed_is_pooled_not_dropped() -> None:
+    # c is expected once in 100 and never seen: it joins the pool (with b), it is not left out.
+    result = stats.chi_square_gof({"a": 50, "b": 50}, {"a": 50, "b": 49, "c": 1})
+    assert (result.pooled, result.dof, result.statistic) == (("b", "c"), 1, 0.0)
+
+
+def test_a_cell_expected_exactly_5_times_is_a_cell_of_its_own() -> None:
+    result = stats.chi_square_gof({"a": 5, "b": 45, "c": 50}, {"a": 5, "b": 45, "c": 50})
+    assert (result.pooled, result.dof, result.statistic) == ((), 2, 0.0)
