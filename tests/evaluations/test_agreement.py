@@ -365,3 +365,13 @@ def test_the_block_is_always_well_formed(sizes, drawn):
     for value in VALUES:
         low, high = block["corrected_ci"][value]
         assert 0 <= low <= shares[value] <= high <= 100
+
+
+def test_with_no_label_at_all_an_undecided_stratum_is_split_evenly() -> None:
+    # Nothing labelled anywhere: an undecided stratum has no labelled part of the run to be split like, so its
+    # samples are split evenly between the values, and the interval is the whole range.
+    estimate, low, high = design_estimate(
+        stratum=[], value=[], group=[], weight=[], sampled=[0.0], sizes=[10], known=[[0, 0]], labelled=[0], word=[-1]
+    )
+    assert estimate.tolist() == [0.5, 0.5]
+    assert (low.tolist(), high.tolist()) == ([0.0, 0.0], [1.0, 1.0])

@@ -352,3 +352,32 @@ def test_retry_queues_an_item_again_with_its_attempts_reset(company_a: Any, sent
     assert dispatch.work_retry(WorkItem.objects.filter(id=item_id)) == 1
     retried = WorkItem.objects.get(id=item_id)
     assert (retried.state, retried.attempts, retried.last_error) == ("queued", 0, "")
+
+
+def test_a_cap_of_one_keeps_one_item_in_flight(company_a: Any, sent: list[int], settings: Any) -> None:
+    settings.WORK_MAX_IN_FLIGHT_PER_COMPANY = 1  # the smallest cap that is on (0 is off)
+    first = queued(company_a, 1)
+    queued(company_a, 2)
+    assert dispatch.dispatch() == 1
+    assert sent == [first]
+
+
+def test_dispatch_stops_at_the_first_refusal_of_the_broker(
+    company_a: Any, company_b: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker is down: one refused send says so; the others are not tried (each would wait on a dead broker),
+    # and every item stays queued and unsent, for a reconciler to send once the broker is back.
+    tried: list[int] = []
+
+    def refuse(task: str, item_id: int, group: str) -> None:
+        tried.append(item_id)
+        raise ConnectionError("broker down")
+
+    ids = [queued(company_a, 1), queued(company_b, 1), queued(company_a, 2)]
+    monkeypatch.setattr(dispatch, "async_task", refuse)
+    assert dispatch.dispatch() == 0
+    assert len(tried) == 1
+    [warning] = [r for r in caplog.records if "the broker refused item" in r.getMessage()]
+    logged = warning.exc_info[0] if warning.exc_info else None
+    assert logged is ConnectionError  # the operator sees why it refused
+    assert list(WorkItem.objects.filter(id__in=ids).values_list("state", "enqueued_at")) == [("queued", None)] * 3

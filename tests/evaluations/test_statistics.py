@@ -269,3 +269,100 @@ def test_any_judge_gives_sums_of_100_and_coverage_that_adds_up(
         c = prop_stats["coverage"]
         assert c["analysed"] + c["failed"] + c["undecided"] + c["unusable"] == len(rows)
         assert sum(map(sum, prop_stats["confusion_matrix"])) == item["total_samples_analyzed"] == c["analysed"]
+
+
+# --- Edges the mutation run of evaluations/statistics.py found untested (README, Tests) ---
+
+
+def test_the_score_is_clamped_to_100_even_for_a_negative_distance() -> None:
+    # Distances are never negative; the clamp the docstring promises still holds if one were.
+    assert stats.conformance_score([-10.0]) == 100.0
+
+
+def test_wilson_interval_of_a_single_trial() -> None:
+    # One trial is a sample, not "no trials": k = 0 of 1 gives (0, z²/(1 + z²)), k = 1 of 1 its mirror.
+    z2 = stats.WILSON_Z**2
+    assert stats.wilson_interval(0, 1) == (0.0, pytest.approx(100 * z2 / (1 + z2)))
+    assert stats.wilson_interval(1, 1) == (pytest.approx(100 / (1 + z2)), 100.0)
+
+
+def test_chi_square_with_nothing_expected_or_observed_says_so() -> None:
+    result = stats.chi_square_gof({"a": 3}, {"a": 0.0, "b": 0.0})
+    assert (result.statistic, result.dof, result.p_value, result.note) == (None, 0, None, "nothing was expected")
+    result = stats.chi_square_gof({}, {"a": 1.0})
+    assert (result.statistic, result.dof, result.p_value, result.note) == (None, 0, None, "nothing was observed")
+
+
+def test_chi_square_counts_an_expected_value_never_observed_as_0() -> None:
+    # Expected 25 and 25, observed 50 and nothing: (50 - 25)²/25 + (0 - 25)²/25 = 50.
+    result = stats.chi_square_gof({"a": 50}, {"a": 50, "b": 50})
+    assert (result.statistic, result.dof) == (50.0, 1)
+
+
+def test_chi_square_takes_fractions_as_weights() -> None:
+    # Weights summing to 1 (or less) are weights like percentages: scaled to the observed total.
+    result = stats.chi_square_gof({"a": 30, "b": 30}, {"a": 0.5, "b": 0.5})
+    assert (result.statistic, result.dof, result.p_value) == (0.0, 1, 1.0)
+
+
+def test_chi_square_of_a_single_observation_is_not_run_for_want_of_cells() -> None:
+    result = stats.chi_square_gof({"a": 1}, {"a": 50, "b": 50})
+    assert result.p_value is None
+    assert result.note is not None
+    assert result.note.startswith("cells with expected count < 5 pooled: a, b")
+
+
+def test_a_pool_that_reaches_exactly_5_takes_no_more_cells() -> None:
+    # Expected counts 2 + 3 = 5: the pool is big enough (>= 5) without the next cell.
+    result = stats.chi_square_gof({"a": 2, "b": 3, "c": 45, "d": 50}, {"a": 2, "b": 3, "c": 45, "d": 50})
+    assert (result.pooled, result.dof) == (("a", "b"), 2)
+
+
+def test_one_small_cell_alone_is_not_called_pooled() -> None:
+    result = stats.chi_square_gof({"a": 3}, {"a": 1})
+    assert result.pooled == ()
+    assert result.note is not None
+    assert "pooled" not in result.note
+
+
+def test_chi_square_survival_of_an_infinite_statistic_is_0() -> None:
+    assert stats.chi_square_survival(math.inf, 3) == 0.0
+
+
+def test_the_confusion_matrix_leaves_out_pairs_with_a_value_outside_the_list() -> None:
+    # A value outside the spec on either side (an old spec's value, a failed judgement) is not counted.
+    pairs = {("a", "a"): 1, ("a", "zzz"): 3, ("zzz", "b"): 2}
+    assert stats.confusion_matrix(pairs, ["a", "b"]) == [[1, 0], [0, 0]]
+
+
+def test_wilson_lower_bound_of_a_rare_event_is_near_0() -> None:
+    # 1 in 1,000: the lower bound is about 0.018%, not floored at anything.
+    low, high = stats.wilson_interval(1, 1000)
+    assert 0.0 < low < 0.05
+    assert 0.5 < high < 0.6
+
+
+def test_a_stray_value_missing_from_the_expected_weights_is_flagged_and_pooled() -> None:
+    # "z" is not among the expected keys at all: expected 0 times, so flagged and pooled with the smallest cell
+    # (a); the weights are 50 + 50, scaled to the 61 observed: 30.5 each.
+    result = stats.chi_square_gof({"a": 30, "b": 30, "z": 1}, {"a": 50, "b": 50})
+    assert result.unexpected == {"z": 1}
+    assert (result.pooled, result.dof) == (("a", "z"), 1)
+    assert result.statistic == pytest.approx(0.5 / 30.5, rel=1e-12)
+    assert result.to_dict()["statistic"] == 0.0164  # rounded to 4 places on the wire
+
+
+def test_a_value_neither_expected_nor_observed_is_left_out() -> None:
+    result = stats.chi_square_gof({"a": 30, "b": 30}, {"a": 50, "b": 50, "c": 0})
+    assert (result.unexpected, result.pooled, result.dof, result.statistic) == ({}, (), 1, 0.0)
+
+
+def test_a_small_expected_value_never_observed_is_pooled_not_dropped() -> None:
+    # c is expected once in 100 and never seen: it joins the pool (with b), it is not left out.
+    result = stats.chi_square_gof({"a": 50, "b": 50}, {"a": 50, "b": 49, "c": 1})
+    assert (result.pooled, result.dof, result.statistic) == (("b", "c"), 1, 0.0)
+
+
+def test_a_cell_expected_exactly_5_times_is_a_cell_of_its_own() -> None:
+    result = stats.chi_square_gof({"a": 5, "b": 45, "c": 50}, {"a": 5, "b": 45, "c": 50})
+    assert (result.pooled, result.dof, result.statistic) == ((), 2, 0.0)
