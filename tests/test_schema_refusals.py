@@ -63,3 +63,19 @@ def test_a_page_size_is_an_integer(alice_api: Any, company_a: Any) -> None:
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert response.json() == {"detail": "page_size must be an integer."}
     assert alice_api.get("/evaluate?page_size=5").status_code == HTTPStatus.OK
+
+
+def test_an_id_that_is_not_a_string_is_refused(alice_api: Any, run_a: Any) -> None:
+    # DRF's UUIDField reads an integer (and so `true`) as UUID(int=...): the schemathesis negative checks found
+    # `{"run_id": true}` creating an evaluation of the run 00000000-0000-0000-0000-000000000001.
+    for value in (True, 1, 1.0, ["x"]):
+        response = alice_api.post("/api/dataframer/evaluations/", {"run_id": value}, format="json")
+        assert response.status_code == 400, (value, response.content)
+        assert "run_id" in response.json()
+
+
+def test_an_empty_or_non_numeric_page_is_refused(alice_api: Any) -> None:
+    for page in ("", " ", "x", "-1", "1.5"):
+        response = alice_api.get("/evaluate", {"page": page})  # a list paginated by ListPagination
+        assert response.status_code == 400, (page, response.status_code)
+    assert alice_api.get("/evaluate", {"page": "1"}).status_code == 200

@@ -12,12 +12,13 @@ from rest_framework import serializers
 from anonymization.detect import DEFAULT_THRESHOLD
 from anonymization.models import AnonymizationRun, AnonymizedFile
 from anonymization.services import ENTITIES_LISTED, METHODS, VENDOR_ONLY_METHODS
+from companies.api.base import WireUUIDField
 
 # --- Output ---
 
 
 class AnonymizedFileOutputSerializer(serializers.Serializer[AnonymizedFile]):
-    id = serializers.UUIDField(source="code", help_text="Pass it as `file_id` to the download endpoint.")
+    id = WireUUIDField(source="code", help_text="Pass it as `file_id` to the download endpoint.")
     content_type = serializers.CharField()
     path = serializers.CharField()
     size_in_bytes = serializers.IntegerField()
@@ -28,7 +29,7 @@ class AnonymizationEntityOutputSerializer(serializers.Serializer[Any]):
     label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label, as the wire has it
     score = serializers.FloatField()
     start = serializers.IntegerField(help_text="Character offset in the original file.")
-    file_id = serializers.UUIDField(help_text="The anonymized file the entity is in (our addition).")
+    file_id = WireUUIDField(help_text="The anonymized file the entity is in (our addition).")
 
 
 class AnonymizationSkippedFileOutputSerializer(serializers.Serializer[Any]):
@@ -49,11 +50,11 @@ class AnonymizationResultsOutputSerializer(serializers.Serializer[Any]):
 
 
 class AnonymizationRunListOutputSerializer(serializers.Serializer[AnonymizationRun]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     completed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
-    dataset_id = serializers.UUIDField(source="dataset.code", allow_null=True)
+    dataset_id = WireUUIDField(source="dataset.code", allow_null=True)
     dataset_name = serializers.CharField()
     detection_method = serializers.CharField()
     llm_model_name = serializers.CharField(allow_null=True, source="llm_model_name_or_none")
@@ -62,12 +63,12 @@ class AnonymizationRunListOutputSerializer(serializers.Serializer[AnonymizationR
 
 
 class AnonymizationRunDetailOutputSerializer(serializers.Serializer[AnonymizationRun]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     anonymized_files = serializers.SerializerMethodField()
     completed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
-    dataset_id = serializers.UUIDField(source="dataset.code", allow_null=True)
+    dataset_id = WireUUIDField(source="dataset.code", allow_null=True)
     dataset_name = serializers.CharField()
     detection_method = serializers.CharField()
     duration_seconds = serializers.IntegerField(allow_null=True)
@@ -128,7 +129,7 @@ class AnonymizationArchiveOutputSerializer(serializers.Serializer[Any]):
 
 
 class AnonymizationRunCreateSerializer(serializers.Serializer[Any]):
-    dataset_id = serializers.UUIDField()
+    dataset_id = WireUUIDField()
     detection_method = serializers.ChoiceField(choices=[*METHODS, *VENDOR_ONLY_METHODS])
     pii_types = serializers.ListField(child=serializers.CharField(max_length=100), max_length=100)
     llm_model_name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")

@@ -139,12 +139,29 @@ class ListPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_page_number(self, request: Any, paginator: Any) -> Any:
+        # DRF reads an empty `page` as the first page; the schema says a positive integer: a 400.
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and raw != "last" and not raw.strip().isdigit():
+            raise BadRequest("page must be a positive integer.")
+        return super().get_page_number(request, paginator)
+
     def get_page_size(self, request: Any) -> int | None:
         # DRF falls back to the default for a page_size that is not a number; the schema says integer: a 400.
         raw = request.query_params.get(self.page_size_query_param)
         if raw is not None and not raw.strip().lstrip("-").isdigit():
             raise BadRequest("page_size must be an integer.")
         return super().get_page_size(request)
+
+
+class WireUUIDField(serializers.UUIDField):
+    """A UUID given as a string, the only way the schema (and the official clients) give one. DRF's own field also
+    takes an integer as UUID(int=...): `{"run_id": true}` was read as the run 00000000-…-0001."""
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str | uuid.UUID):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)  # type: ignore[no-any-return]
 
 
 class BadRequest(exceptions.APIException):

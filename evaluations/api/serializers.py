@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from companies.api.base import WireUUIDField
 from evaluations.human_review import statistics_with_human_review
 from evaluations.models import Evaluation, Review
 from evaluations.trace import evaluation_trace
@@ -100,8 +101,8 @@ class DistributionAnalysisOutputSerializer(serializers.Serializer[Any]):
 class SampleClassificationOutputSerializer(serializers.Serializer[Any]):
     """One sample's judged property values."""
 
-    id = serializers.UUIDField()
-    evaluation_id = serializers.UUIDField()
+    id = WireUUIDField()
+    evaluation_id = WireUUIDField()
     sample_identifier = serializers.CharField()
     classifications = serializers.DictField(
         child=serializers.CharField(), allow_null=True, help_text="Property → judged value; null if the judge failed."
@@ -110,8 +111,8 @@ class SampleClassificationOutputSerializer(serializers.Serializer[Any]):
 
 
 class EvaluationSummaryOutputSerializer(serializers.Serializer[Any]):
-    id = serializers.UUIDField(source="code")
-    run_id = serializers.UUIDField(source="run.code")
+    id = WireUUIDField(source="code")
+    run_id = WireUUIDField(source="run.code")
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
     status_display = serializers.CharField(source="get_status_display")
     conformance_score = serializers.FloatField(allow_null=True, help_text="0-100; null until the evaluation ends.")
@@ -122,7 +123,7 @@ class EvaluationSummaryOutputSerializer(serializers.Serializer[Any]):
 
 
 class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
-    company_id = serializers.UUIDField(source="company.code")
+    company_id = WireUUIDField(source="company.code")
     distribution_analysis = serializers.SerializerMethodField()
     created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
     conformance_explanation = serializers.CharField(allow_null=True)
@@ -182,7 +183,7 @@ class EvaluationDetailOutputSerializer(EvaluationSummaryOutputSerializer):
 
 
 class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     status = serializers.ChoiceField(choices=Evaluation.Status.choices)
     statistics = serializers.SerializerMethodField(
         help_text="Per property: chi-square p-value, Wilson intervals, agreement and confusion matrix, and "
@@ -203,7 +204,7 @@ class EvaluationStatisticsOutputSerializer(serializers.Serializer[Evaluation]):
 class ReviewOutputSerializer(serializers.Serializer[Any]):
     """A human label: the true value of one property of one sample, by one reviewer."""
 
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     sample_identifier = serializers.CharField(source="sample.identifier")
     property_name = serializers.CharField()
     value = serializers.CharField()
@@ -218,7 +219,7 @@ class ReviewOutputSerializer(serializers.Serializer[Any]):
     inclusion_probability = serializers.FloatField(allow_null=True)
     blind = serializers.BooleanField(help_text="Given without seeing the judged or assigned value.")
     reviewer_email = serializers.CharField(source="reviewer.email")
-    evaluation_id = serializers.UUIDField(
+    evaluation_id = WireUUIDField(
         source="evaluation.code", allow_null=True, help_text="The evaluation the label was made from."
     )
     created_at = serializers.DateTimeField()
@@ -229,7 +230,7 @@ class ReviewOutputSerializer(serializers.Serializer[Any]):
 
 
 class EvaluationCreateSerializer(serializers.Serializer[Any]):
-    run_id = serializers.UUIDField()
+    run_id = WireUUIDField()
     evaluation_model = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     batch = serializers.BooleanField(
         required=False,
@@ -326,8 +327,8 @@ class GateThresholdsOutputSerializer(serializers.Serializer[Any]):
 class EvaluationCompareOutputSerializer(serializers.Serializer[Any]):
     """Our addition: what changed from a baseline evaluation to this one, and the regression gate's verdict."""
 
-    baseline = serializers.UUIDField()
-    candidate = serializers.UUIDField()
+    baseline = WireUUIDField()
+    candidate = WireUUIDField()
     score = NumberChangeOutputSerializer(help_text="Conformance score, 0-100.")
     properties = PropertyChangeOutputSerializer(many=True, help_text="The properties both evaluated.")
     properties_not_shared = serializers.ListField(child=serializers.CharField())
@@ -339,7 +340,7 @@ class EvaluationCompareOutputSerializer(serializers.Serializer[Any]):
 class EvaluationMetaSerializer(serializers.Serializer[Any]):
     """Our addition: an evaluation's name and note (the Dataframer evaluation object has neither)."""
 
-    id = serializers.UUIDField(source="code", read_only=True)
+    id = WireUUIDField(source="code", read_only=True)
     name = serializers.CharField(max_length=200, allow_blank=True, required=False)
     note = serializers.CharField(max_length=5000, allow_blank=True, required=False)
     display_name = serializers.CharField(read_only=True, help_text="The name, or '<run name> · <judge>' without one.")

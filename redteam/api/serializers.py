@@ -9,6 +9,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from companies.api.base import WireUUIDField
 from guardrails.api.serializers import ObjectSerializer, StrictCharField
 from guardrails.metrics import RUN_MODES
 from redteam import selectors
@@ -48,7 +49,7 @@ class RedTeamSpecUpdateSerializer(ObjectSerializer):
 
 
 class RedTeamRunCreateSerializer(ObjectSerializer):
-    red_team_spec_id = serializers.UUIDField()
+    red_team_spec_id = WireUUIDField()
     model_name = serializers.ChoiceField(
         choices=WRITER_MODELS, help_text="Writes the behaviours and prompts; must be configured in the model catalog."
     )
@@ -81,7 +82,7 @@ class RedTeamRunCreateSerializer(ObjectSerializer):
 
 
 class RedTeamSpecListOutputSerializer(serializers.Serializer[RedTeamSpec]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     app_description = serializers.CharField()
     created_at = serializers.DateTimeField()
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
@@ -91,9 +92,9 @@ class RedTeamSpecListOutputSerializer(serializers.Serializer[RedTeamSpec]):
 
 
 class RedTeamSpecDetailOutputSerializer(serializers.Serializer[RedTeamSpec]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     app_description = serializers.CharField()
-    company_id = serializers.UUIDField(source="company.code")
+    company_id = WireUUIDField(source="company.code")
     company_name = serializers.CharField(source="company.name")
     concerns = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -105,14 +106,14 @@ class RedTeamSpecDetailOutputSerializer(serializers.Serializer[RedTeamSpec]):
 
 
 class RedTeamRunListOutputSerializer(serializers.Serializer[RedTeamRun]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     completed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
     model_name = serializers.CharField()
     number_of_behaviors = serializers.IntegerField()
     number_of_prompts_per_behavior = serializers.IntegerField()
-    red_team_spec_id = serializers.UUIDField(source="spec.code")
+    red_team_spec_id = WireUUIDField(source="spec.code")
     spec_name = serializers.CharField(source="spec.name")
     status = serializers.ChoiceField(choices=RedTeamRun.Status.choices)
 
@@ -127,8 +128,8 @@ class ResultsJsonOutputSerializer(serializers.Serializer[Any]):
 
 
 class RedTeamRunDetailOutputSerializer(serializers.Serializer[RedTeamRun]):
-    id = serializers.UUIDField(source="code")
-    company_id = serializers.UUIDField(source="company.code")
+    id = WireUUIDField(source="code")
+    company_id = WireUUIDField(source="company.code")
     company_name = serializers.CharField(source="company.name")
     completed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -138,7 +139,7 @@ class RedTeamRunDetailOutputSerializer(serializers.Serializer[RedTeamRun]):
     model_name = serializers.ChoiceField(choices=WRITER_MODELS)
     number_of_behaviors = serializers.IntegerField()
     number_of_prompts_per_behavior = serializers.IntegerField()
-    red_team_spec_id = serializers.UUIDField(source="spec.code")
+    red_team_spec_id = WireUUIDField(source="spec.code")
     results_json = serializers.SerializerMethodField(help_text="Null while the run is PENDING or PROCESSING.")
     spec_name = serializers.CharField(source="spec.name")
     status = serializers.ChoiceField(choices=RedTeamRun.Status.choices)

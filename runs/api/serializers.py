@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from companies.api.base import WireUUIDField
 from runs.assignment import MODES
 from runs.models import Run, SeedDataset, SeedFile, Spec
 
@@ -40,7 +41,7 @@ class SeedlessFieldsMixin:
 class CreatedOutputSerializer(serializers.Serializer[Any]):
     """The new object's id."""
 
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
 
 
 class SpecVersionOutputSerializer(serializers.Serializer[Any]):
@@ -49,7 +50,7 @@ class SpecVersionOutputSerializer(serializers.Serializer[Any]):
 
 
 class SpecListOutputSerializer(SeedlessFieldsMixin, serializers.Serializer[Spec]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     name = serializers.CharField()
     description = serializers.CharField()
     status = serializers.ChoiceField(choices=Spec.Status.choices)
@@ -111,16 +112,16 @@ RUNTIME_PARAM_KEYS = list(RunRuntimeParamsOutputSerializer().fields)
 class GeneratedFileOutputSerializer(serializers.Serializer[Any]):
     """One generated file (sample) of a run."""
 
-    id = serializers.UUIDField()
+    id = WireUUIDField()
     path = serializers.CharField()
     file_type = serializers.CharField()
     size_bytes = serializers.IntegerField()
 
 
 class RunListOutputSerializer(SeedlessFieldsMixin, serializers.Serializer[Run]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     status = serializers.ChoiceField(choices=Run.Status.choices)
-    spec_id = serializers.UUIDField(source="spec.code")
+    spec_id = WireUUIDField(source="spec.code")
     spec_name = serializers.CharField(source="spec.name")
     spec_version = serializers.IntegerField(source="spec_version.number")
     samples_completed = serializers.IntegerField()
@@ -153,7 +154,7 @@ class RunDetailOutputSerializer(RunListOutputSerializer):
 
 
 class RunCancelOutputSerializer(serializers.Serializer[Run]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     status = serializers.ChoiceField(choices=Run.Status.choices)
 
 
@@ -181,7 +182,7 @@ class SpecCreateSerializer(serializers.Serializer[Any]):
     )
     # Its size, nesting and counts are checked by runs.specfile.parse_spec (SPEC_MAX_* settings).
     content_yaml = serializers.CharField(required=False, trim_whitespace=False)
-    dataset_id = serializers.UUIDField(required=False, help_text="The seed dataset to generate the spec from.")
+    dataset_id = WireUUIDField(required=False, help_text="The seed dataset to generate the spec from.")
     generation_objectives = serializers.CharField(
         required=False, allow_blank=True, max_length=settings.SPEC_MAX_TEXT_CHARS,
         help_text="What the data is for; required without dataset_id.",
@@ -219,7 +220,7 @@ class SpecUpdateSerializer(serializers.Serializer[Any]):
 class RunImportSerializer(serializers.Serializer[Any]):
     """JSON body of POST /api/dataframer/runs/import/; multipart sends spec_id (+ spec_version, name) and `file`."""
 
-    spec_id = serializers.UUIDField()
+    spec_id = WireUUIDField()
     spec_version = serializers.IntegerField(required=False, min_value=1)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     samples = serializers.JSONField(required=False)
@@ -235,7 +236,7 @@ class RunImportSerializer(serializers.Serializer[Any]):
 
 
 class SeedFileOutputSerializer(serializers.Serializer[SeedFile]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     file_type = serializers.ChoiceField(choices=SeedFile.FileType.choices)
     path = serializers.CharField()
     sha256 = serializers.CharField()
@@ -243,7 +244,7 @@ class SeedFileOutputSerializer(serializers.Serializer[SeedFile]):
 
 
 class SeedDatasetListOutputSerializer(serializers.Serializer[SeedDataset]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     created_at = serializers.DateTimeField()
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
     dataset_type = serializers.ChoiceField(choices=SeedDataset.Type.choices)
@@ -255,7 +256,7 @@ class SeedDatasetListOutputSerializer(serializers.Serializer[SeedDataset]):
 
 
 class SeedDatasetDetailOutputSerializer(serializers.Serializer[SeedDataset]):
-    id = serializers.UUIDField(source="code")
+    id = WireUUIDField(source="code")
     created_at = serializers.DateTimeField()
     created_by_email = serializers.CharField(source="created_by.email", allow_null=True)
     dataset_type = serializers.ChoiceField(choices=SeedDataset.Type.choices)
@@ -329,7 +330,7 @@ MODEL_HELP = "A model name of the judge model table (unknown names get a 400 lis
 class RunCreateSerializer(serializers.Serializer[Any]):
     """Body of POST /api/dataframer/runs/ (pydataframer 0.12.1 RunCreateParams, plus `assignment_mode`)."""
 
-    spec_id = serializers.UUIDField(help_text="A SUCCEEDED spec of your company.")
+    spec_id = WireUUIDField(help_text="A SUCCEEDED spec of your company.")
     number_of_samples = StrictIntegerField(min_value=1, max_value=settings.GENERATION_MAX_SAMPLES)
     spec_version = StrictIntegerField(required=False, min_value=1, help_text="Default: the latest version.")
     generation_model = serializers.CharField(
