@@ -29,8 +29,8 @@ def test_it_shows_recent_evaluations_and_the_trend(
     evaluation = evaluate(run_a)
     client.force_login(alice)
     # session, user, active membership, memberships, any run?, recent evaluations (+run, spec), trend,
-    # guardrail summary, monitors card (monitors, workflows), anonymization card, header companies
-    with django_assert_num_queries(12):
+    # guardrail summary, monitors card (monitors, workflows), anonymization card, red-teaming card, header companies
+    with django_assert_num_queries(13):
         response = client.get("/")
     page = response.content.decode()
     assert response.status_code == HTTPStatus.OK

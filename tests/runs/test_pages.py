@@ -50,8 +50,9 @@ def test_run_list_query_count_does_not_grow_with_runs(
 def test_run_detail_full_page(client: Client, alice: Any, run_a: Run, django_assert_num_queries: Any) -> None:
     signed_in(client, alice)
     # session, user, run (+spec, version, creator, company), membership, sample count, sample page,
-    # one GROUP BY per property (2), the run's evaluations, active membership + companies for the header
-    with django_assert_num_queries(11):
+    # one GROUP BY per property (2), the run's evaluations, the evaluate form's price estimate (samples and their
+    # characters), active membership + companies for the header
+    with django_assert_num_queries(12):
         response = client.get(f"/runs/{run_a.code}/")
     page = response.content.decode()
     assert 'data-chart="chart-expected-1"' in page
