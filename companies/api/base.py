@@ -161,7 +161,7 @@ class WireUUIDField(serializers.UUIDField):
     def to_internal_value(self, data: Any) -> uuid.UUID:
         if not isinstance(data, str | uuid.UUID):
             self.fail("invalid", value=data)
-        return super().to_internal_value(data)  # type: ignore[no-any-return]
+        return super().to_internal_value(data)
 
 
 class BadRequest(exceptions.APIException):
