@@ -139,18 +139,18 @@ class ActiveStatus(models.TextChoices):
     INACTIVE = "inactive", "Inactive"
 
 
-class MonitorQuerySet(models.QuerySet["Monitor"]):
-    def for_company(self, company: Company) -> MonitorQuerySet:
+class ActiveStreamQuerySet(models.QuerySet[Any]):
+    def for_company(self, company: Company) -> ActiveStreamQuerySet:
         return self.filter(company=company)
 
 
-class Monitor(models.Model):
-    """A named stream of production answers: each event is one guardrail evaluation, graded in the background."""
+class ActiveStream(models.Model):
+    """What a monitor and a workflow share: a company's named stream of events that can be switched off, addressed
+    on the wire as ID_PREFIX + code. Each declares its own `company` (its reverse name is in the migrations)."""
 
-    ID_PREFIX = "mon-"
+    ID_PREFIX = ""
 
     code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="monitors")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -159,23 +159,32 @@ class Monitor(models.Model):
     description = models.TextField(null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    objects = MonitorQuerySet.as_manager()
+    objects = ActiveStreamQuerySet.as_manager()
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return self.name
 
     @property
-    def monitor_id(self) -> str:
-        return f"{self.ID_PREFIX}{self.code}"
-
-    @property
     def is_active(self) -> bool:
         return self.status == ActiveStatus.ACTIVE
+
+
+class Monitor(ActiveStream):
+    """A named stream of production answers: each event is one guardrail evaluation, graded in the background."""
+
+    ID_PREFIX = "mon-"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="monitors")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def monitor_id(self) -> str:
+        return f"{self.ID_PREFIX}{self.code}"
 
 
 class MonitorEvent(models.Model):
@@ -202,12 +211,7 @@ class MonitorEvent(models.Model):
 # --- Defend workflows (DeepRails `client.defend`) ---
 
 
-class WorkflowQuerySet(models.QuerySet["Workflow"]):
-    def for_company(self, company: Company) -> WorkflowQuerySet:
-        return self.filter(company=company)
-
-
-class Workflow(models.Model):
+class Workflow(ActiveStream):
     """Thresholds per metric and an improvement action: an event's output is graded and, while it fails, improved
     (up to max_improvement_attempts times)."""
 
@@ -222,14 +226,7 @@ class Workflow(models.Model):
 
     ID_PREFIX = "wkfl-"
 
-    code = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="workflows")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    name = models.CharField(max_length=255)
-    description = models.TextField(null=True, blank=True)  # noqa: DJ001
-    status = models.CharField(max_length=16, choices=ActiveStatus.choices, default=ActiveStatus.ACTIVE)
     threshold_type = models.CharField(max_length=16, choices=ThresholdType.choices)
     # As sent, for `automatic`: {metric: "low" | "medium" | "high"}.
     tolerance_levels = models.JSONField(default=dict, blank=True)
@@ -241,24 +238,11 @@ class Workflow(models.Model):
     writer_model = models.CharField(max_length=200, blank=True)
     # Our addition: a metric the judge declined (`"judged": false`) counts as passed only if this is set.
     declined_passes = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
-
-    objects = WorkflowQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def workflow_id(self) -> str:
         return f"{self.ID_PREFIX}{self.code}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status == ActiveStatus.ACTIVE
 
     @property
     def metrics(self) -> list[str]:
