@@ -251,6 +251,7 @@ def test_ten_labels_give_a_partial_estimate_with_how_many_would_halve_it():
 
 def test_labels_to_halve_follows_one_over_root_n_with_the_fpc():
     assert labels_to_halve(labels=30, population=10**9) == 90  # 4n in all, far from a census
+    assert labels_to_halve(labels=1, population=1000) == 3
     # Near a census the FPC does much of the work: 4nN/(N+3n) = 4*300*400/1300 = 369.2 -> 370, 70 more.
     assert labels_to_halve(labels=300, population=400) == 70
     assert labels_to_halve(labels=400, population=400) == 0
