@@ -73,18 +73,23 @@ def test_kappa_matches_sklearn_plain_and_weighted(seed):
     assert cohen_kappa(pairs, values, weights) == pytest.approx(reference, abs=1e-12)
 
 
-def test_kappa_interval_matches_a_bootstrap_away_from_the_edges():
-    rng = np.random.default_rng(7)
-    pairs = random_pairs(rng, 400, VALUES, 0.7)
-    low, high = kappa_interval(pairs, VALUES)
+def bootstrap_percentiles(pairs: list[tuple[str, str]], rng: np.random.Generator) -> np.ndarray:
+    """The 2.5% and 97.5% percentiles of kappa over 4,000 resamples of the pairs, computed here independently."""
     codes = np.array([VALUES.index(h) * 3 + VALUES.index(j) for h, j in pairs])
     counts = np.stack([np.bincount(rng.choice(codes, size=len(codes)), minlength=9) for _ in range(4000)])
     cells = counts.reshape(-1, 3, 3) / len(codes)
     observed = np.trace(cells, axis1=1, axis2=2)
     chance = np.einsum("bi,bi->b", cells.sum(axis=2), cells.sum(axis=1))
     kappas = (observed - chance) / (1 - chance)
+    return np.quantile(kappas, [0.025, 0.975])
+
+
+def test_kappa_interval_matches_a_bootstrap_away_from_the_edges():
+    rng = np.random.default_rng(7)
+    pairs = random_pairs(rng, 400, VALUES, 0.7)
+    low, high = kappa_interval(pairs, VALUES)
     # Away from perfect agreement the bootstrap is the wider of the two: its percentiles, to Monte-Carlo error.
-    reference = np.quantile(kappas, [0.025, 0.975])
+    reference = bootstrap_percentiles(pairs, rng)
     assert low == pytest.approx(reference[0], abs=0.01)
     assert high == pytest.approx(reference[1], abs=0.01)
 
@@ -126,10 +131,18 @@ def test_the_kappa_interval_is_the_wider_of_the_bootstrap_and_the_mapped_wilson_
     wilson_low, wilson_high = wilson(15, 45)
     assert low <= (wilson_low - 1 / 3) / (2 / 3) + 1e-12
     assert high >= (wilson_high - 1 / 3) / (2 / 3) - 1e-12
+    # Below, the bootstrap is the wider (-0.197 against -0.180): its 2.5% percentile, to Monte-Carlo error.
+    assert low == pytest.approx(bootstrap_percentiles(pairs, np.random.default_rng(3))[0], abs=0.01)
     # 28 of 30 agreeing: (28/30)^30 = 12.6% of the resamples hold no disagreement (kappa 1), so the bootstrap's upper
     # bound is 1, above Wilson's mapped 0.97.
     pairs = [(VALUES[i % 3], VALUES[i % 3]) for i in range(28)] + [("positive", "negative"), ("negative", "neutral")]
     assert kappa_interval(pairs, VALUES)[1] == 1.0
+    # A perfect judge on a skewed sample (28 positive, 2 negative): (28/30)^30 = 12.6% of the resamples hold only
+    # positive pairs, whose kappa is 0/0; they count as the perfect agreement they are, so the lower bound is
+    # Wilson's for 30 of 30 mapped at chance (28/30)^2 + (2/30)^2, not undefined.
+    pairs = [("positive", "positive")] * 28 + [("negative", "negative")] * 2
+    chance = (28 / 30) ** 2 + (2 / 30) ** 2
+    assert kappa_interval(pairs, VALUES) == pytest.approx(((wilson(30, 30)[0] - chance) / (1 - chance), 1.0))
 
 
 @pytest.mark.parametrize(("successes", "n"), [(0, 10), (3, 10), (10, 10), (29, 30), (140, 200)])
