@@ -333,6 +333,10 @@ def test_kappa_and_accuracy_are_weighted_to_the_run():
     weights = [strata[j] / 30 for _, j in pairs]
     assert block["kappa"] == pytest.approx(cohen_kappa(pairs, VALUES, weights), abs=1e-4)
     assert block["kappa"] != pytest.approx(cohen_kappa(pairs, VALUES), abs=1e-3)
+    # Its interval: the design's strata resampled within, to the page's four decimals.
+    interval = kappa_interval(pairs, VALUES, weights, [sorted(strata).index(j) for _, j in pairs])
+    assert block["kappa_ci"] == [round(interval[0], 4), round(interval[1], 4)]
+    assert all(round(bound, 4) != round(bound, 5) for bound in interval)  # so a fifth decimal would show
     assert block["fit_for_use"] is (block["kappa_ci"][0] >= FIT_FOR_USE_KAPPA)
     # The confusion table counts the labels themselves (human rows, judged columns), unweighted.
     assert block["judge_confusion"] == {
