@@ -354,6 +354,11 @@ def test_a_fit_judge_is_fit_for_use_once_there_are_enough_labels():
     fewer = human_review_block(values=VALUES, sample=queue_sample(pairs[:-1], strata))
     assert fewer["fit_for_use"] is None
     assert fewer["kappa_ci"][0] >= FIT_FOR_USE_KAPPA
+    # 25 of 30 agreeing: kappa 0.75, but its lower bound below 0.6, so not fit (the upper bound does not decide).
+    pairs = pairs[:25] + [(VALUES[i % 3], VALUES[(i + 1) % 3]) for i in range(5)]
+    unsure = human_review_block(values=VALUES, sample=queue_sample(pairs, strata))
+    assert unsure["kappa_ci"][0] < FIT_FOR_USE_KAPPA < unsure["kappa_ci"][1]
+    assert (unsure["fit_for_use"], unsure["partial"]) == (False, False)
 
 
 def test_it_refuses_unknown_values_and_strata():
@@ -364,6 +369,12 @@ def test_it_refuses_unknown_values_and_strata():
     )
     with pytest.raises(ValueError, match="stratum"):
         human_review_block(values=VALUES, sample=stray)
+    for probability in (0.0, 1.5):  # 1/0 would be a 500; a probability above 1 a weight below 1
+        drawn = ReviewSample(
+            strata=STRATA, known={}, random=[("positive", "positive", "x", probability)], sampled={"x": 0.5}, reviewed=1
+        )
+        with pytest.raises(ValueError, match="probability"):
+            human_review_block(values=VALUES, sample=drawn)
     with pytest.raises(ValueError, match="without repeats"):
         human_review_block(values=["a", "a"], sample=queue_sample([], {}))
 
@@ -530,20 +541,21 @@ def test_trials_stacked_on_a_leading_axis_give_each_trial_its_own_answer():
 
 @pytest.mark.parametrize("word", [0, -1])
 def test_the_interval_narrows_to_nothing_as_the_labels_reach_every_sample(word):
-    # One stratum of 40 samples (a judged value, or undecided), labels half 0 and half 1: the interval is for these 40
-    # samples, so the more of them are labelled the less is left to guess (the finite-population correction), below
-    # SPREAD_LABELS labels and from it; the same labels in a run of 10^7 samples keep their full width.
+    # One stratum of 40 samples (a judged value, or undecided; beside it an empty one), labels half 0 and half 1: the
+    # interval is for these 40 samples, so the more of them are labelled the less is left to guess (the
+    # finite-population correction), below SPREAD_LABELS labels and from it; the same labels in a run of 10^7 samples
+    # keep their full width.
     def width(labels: int, population: int) -> float:
         values = [k % 2 for k in range(labels)]
-        known = [[labels - sum(values), sum(values)]]
+        known = [[labels - sum(values), sum(values)], [0, 0]]
         estimate, low, high = design_estimate(
             stratum=[0] * labels,
             value=values,
             weight=[population / labels] * labels,
-            sizes=[population],
+            sizes=[population, 0],
             known=known,
-            labelled=[labels],
-            word=[word],
+            labelled=[labels, 0],
+            word=[word, 1],
         )
         assert low[0] <= estimate[0] <= high[0]
         return float(high[0] - low[0])
@@ -581,6 +593,7 @@ def test_a_census_with_strata_of_one_sample_is_exact():
     block = human_review_block(values=VALUES, sample=queue_sample(random, strata, known=hand))
     assert block["corrected_distributions"] == {"positive": 40.0, "negative": 20.0, "neutral": 40.0}
     assert block["corrected_ci"] == {"positive": [40.0, 40.0], "negative": [20.0, 20.0], "neutral": [40.0, 40.0]}
+    assert not any("no blind random label" in note for note in block["notes"])  # labelled in full by hand
 
 
 def test_a_label_drawn_with_certainty_corrects_its_stratum():
@@ -604,9 +617,10 @@ def test_one_sample_left_unlabelled_leaves_an_interval():
     # Ten of eleven samples labelled (the judged stratum in full), the one undecided sample not: the corrected shares
     # are not exact, so no value's interval may have zero width.
     strata = {"positive": 10, UNDECIDED: 1}
-    hand = [("positive", "positive")] * 6 + [("negative", "positive")] * 4
-    block = human_review_block(values=VALUES, sample=queue_sample([], strata, known=hand))
+    drawn = [("positive", "positive")] * 6 + [("negative", "positive")] * 4
+    block = human_review_block(values=VALUES, sample=queue_sample(drawn, strata))
     assert block["census"] is False
+    assert block["notes"][0].startswith("no blind random label yet judged (undecided) (9.09% of the run)")
     estimate, low, high = design_estimate(
         stratum=[], value=[], weight=[], sizes=[10, 1], known=[[6, 4, 0], [0, 0, 0]], labelled=[10, 0], word=[0, -1]
     )
@@ -614,3 +628,17 @@ def test_one_sample_left_unlabelled_leaves_an_interval():
     # The undecided sample may or may not be positive (or negative): room on both sides of the estimate.
     assert np.all(low[:2] < estimate[:2] - 0.02), (low, estimate)
     assert np.all(estimate[:2] + 0.02 < high[:2]), (estimate, high)
+    # The page shows these bounds as percentages rounded outwards.
+    for i, value in enumerate(VALUES[:2]):
+        assert block["corrected_ci"][value] == [math.floor(10000 * low[i]) / 100, math.ceil(10000 * high[i]) / 100]
+
+
+def test_near_a_census_the_blocks_interval_is_narrow():
+    # 19 of 20 samples labelled at random: the interval is a fraction of the same labels' in a run of 10^6 samples.
+    drawn = [("positive", "positive")] * 10 + [("negative", "positive")] * 9
+    widths = []
+    for size in (20, 10**6):
+        block = human_review_block(values=VALUES, sample=queue_sample(drawn, {"positive": size}))
+        low, high = block["corrected_ci"]["positive"]
+        widths.append(high - low)
+    assert widths[0] < 0.35 * widths[1], widths  # about sqrt(1/20) = 0.22
