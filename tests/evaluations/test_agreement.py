@@ -642,3 +642,22 @@ def test_near_a_census_the_blocks_interval_is_narrow():
         low, high = block["corrected_ci"]["positive"]
         widths.append(high - low)
     assert widths[0] < 0.35 * widths[1], widths  # about sqrt(1/20) = 0.22
+
+
+@pytest.mark.parametrize("judged", [0, 1])
+def test_an_unlabelled_judged_stratum_is_taken_at_its_word(judged):
+    # Two judged strata of 10, labels only in the other one (which they say is half and half): the unlabelled one
+    # counts as the value it was judged, whichever value that is (the first one included), not split like the rest.
+    other = 1 - judged
+    estimate, low, high = design_estimate(
+        stratum=[other] * 4,
+        value=[0, 1, 0, 1],
+        weight=[2.5] * 4,
+        sizes=[10, 10],
+        known=np.zeros((2, 2)),
+        labelled=[0, 0],
+        word=[0, 1],
+    )
+    assert estimate[judged] == pytest.approx(0.75)
+    assert np.all(low < estimate)
+    assert np.all(estimate < high)
