@@ -145,6 +145,14 @@ def test_the_kappa_interval_is_the_wider_of_the_bootstrap_and_the_mapped_wilson_
     assert kappa_interval(pairs, VALUES) == pytest.approx(((wilson(30, 30)[0] - chance) / (1 - chance), 1.0))
 
 
+def test_the_kappa_interval_stays_within_minus_one_and_one():
+    # Five pairs, three agreeing, both raters mostly positive (chance agreement 0.68): Wilson's lower bound of 3/5
+    # mapped through kappa is -1.4, below any kappa there is; the interval stops at -1 (and at 1 above).
+    pairs = [("positive", "positive")] * 3 + [("positive", "negative"), ("negative", "positive")]
+    assert cohen_kappa(pairs, VALUES) == pytest.approx(-0.25)
+    assert kappa_interval(pairs, VALUES) == (-1.0, 1.0)
+
+
 @pytest.mark.parametrize(("successes", "n"), [(0, 10), (3, 10), (10, 10), (29, 30), (140, 200)])
 def test_the_wilson_interval_solves_the_score_equation(successes, n):
     # Its bounds are the p where the score test sits on the edge: (p_hat - p)^2 = z^2 p (1 - p) / n, a quadratic.
