@@ -73,18 +73,23 @@ def test_kappa_matches_sklearn_plain_and_weighted(seed):
     assert cohen_kappa(pairs, values, weights) == pytest.approx(reference, abs=1e-12)
 
 
-def test_kappa_interval_matches_a_bootstrap_away_from_the_edges():
-    rng = np.random.default_rng(7)
-    pairs = random_pairs(rng, 400, VALUES, 0.7)
-    low, high = kappa_interval(pairs, VALUES)
+def bootstrap_percentiles(pairs: list[tuple[str, str]], rng: np.random.Generator) -> np.ndarray:
+    """The 2.5% and 97.5% percentiles of kappa over 4,000 resamples of the pairs, computed here independently."""
     codes = np.array([VALUES.index(h) * 3 + VALUES.index(j) for h, j in pairs])
     counts = np.stack([np.bincount(rng.choice(codes, size=len(codes)), minlength=9) for _ in range(4000)])
     cells = counts.reshape(-1, 3, 3) / len(codes)
     observed = np.trace(cells, axis1=1, axis2=2)
     chance = np.einsum("bi,bi->b", cells.sum(axis=2), cells.sum(axis=1))
     kappas = (observed - chance) / (1 - chance)
+    return np.quantile(kappas, [0.025, 0.975])
+
+
+def test_kappa_interval_matches_a_bootstrap_away_from_the_edges():
+    rng = np.random.default_rng(7)
+    pairs = random_pairs(rng, 400, VALUES, 0.7)
+    low, high = kappa_interval(pairs, VALUES)
     # Away from perfect agreement the bootstrap is the wider of the two: its percentiles, to Monte-Carlo error.
-    reference = np.quantile(kappas, [0.025, 0.975])
+    reference = bootstrap_percentiles(pairs, rng)
     assert low == pytest.approx(reference[0], abs=0.01)
     assert high == pytest.approx(reference[1], abs=0.01)
 
@@ -116,6 +121,36 @@ def test_the_lower_bound_is_monotone_near_perfect_agreement():
     assert lows == sorted(lows), lows
     # 30/30 is not certainty: the Wilson lower bound of 30 agreements in 30, mapped through kappa at chance 1/3.
     assert lows[-1] == pytest.approx((30 / (30 + Z**2) - 1 / 3) / (2 / 3))
+
+
+def test_the_kappa_interval_is_the_wider_of_the_bootstrap_and_the_mapped_wilson_interval():
+    # A judge no better than chance (45 pairs, the judged value independent of the human one: kappa 0): the Wilson
+    # interval of the 15 agreements, mapped through kappa at chance 1/3, is not narrowed by the bootstrap's.
+    pairs = [(VALUES[i % 3], VALUES[(i // 3) % 3]) for i in range(45)]
+    low, high = kappa_interval(pairs, VALUES)
+    wilson_low, wilson_high = wilson(15, 45)
+    assert low <= (wilson_low - 1 / 3) / (2 / 3) + 1e-12
+    assert high >= (wilson_high - 1 / 3) / (2 / 3) - 1e-12
+    # Below, the bootstrap is the wider (-0.197 against -0.180): its 2.5% percentile, to Monte-Carlo error.
+    assert low == pytest.approx(bootstrap_percentiles(pairs, np.random.default_rng(3))[0], abs=0.01)
+    # 28 of 30 agreeing: (28/30)^30 = 12.6% of the resamples hold no disagreement (kappa 1), so the bootstrap's upper
+    # bound is 1, above Wilson's mapped 0.97.
+    pairs = [(VALUES[i % 3], VALUES[i % 3]) for i in range(28)] + [("positive", "negative"), ("negative", "neutral")]
+    assert kappa_interval(pairs, VALUES)[1] == 1.0
+    # A perfect judge on a skewed sample (28 positive, 2 negative): (28/30)^30 = 12.6% of the resamples hold only
+    # positive pairs, whose kappa is 0/0; they count as the perfect agreement they are, so the lower bound is
+    # Wilson's for 30 of 30 mapped at chance (28/30)^2 + (2/30)^2, not undefined.
+    pairs = [("positive", "positive")] * 28 + [("negative", "negative")] * 2
+    chance = (28 / 30) ** 2 + (2 / 30) ** 2
+    assert kappa_interval(pairs, VALUES) == pytest.approx(((wilson(30, 30)[0] - chance) / (1 - chance), 1.0))
+
+
+def test_the_kappa_interval_stays_within_minus_one_and_one():
+    # Five pairs, three agreeing, both raters mostly positive (chance agreement 0.68): Wilson's lower bound of 3/5
+    # mapped through kappa is -1.4, below any kappa there is; the interval stops at -1 (and at 1 above).
+    pairs = [("positive", "positive")] * 3 + [("positive", "negative"), ("negative", "positive")]
+    assert cohen_kappa(pairs, VALUES) == pytest.approx(-0.25)
+    assert kappa_interval(pairs, VALUES) == (-1.0, 1.0)
 
 
 @pytest.mark.parametrize(("successes", "n"), [(0, 10), (3, 10), (10, 10), (29, 30), (140, 200)])
@@ -237,6 +272,7 @@ def test_ten_labels_give_a_partial_estimate_with_how_many_would_halve_it():
 
 def test_labels_to_halve_follows_one_over_root_n_with_the_fpc():
     assert labels_to_halve(labels=30, population=10**9) == 90  # 4n in all, far from a census
+    assert labels_to_halve(labels=1, population=1000) == 3
     # Near a census the FPC does much of the work: 4nN/(N+3n) = 4*300*400/1300 = 369.2 -> 370, 70 more.
     assert labels_to_halve(labels=300, population=400) == 70
     assert labels_to_halve(labels=400, population=400) == 0
@@ -301,12 +337,21 @@ def test_kappa_and_accuracy_are_weighted_to_the_run():
     pairs = [("positive", "positive")] * 30 + [("negative", "negative")] * 30
     pairs += [("neutral", "neutral")] * 15 + [("positive", "neutral")] * 15
     block = human_review_block(values=VALUES, sample=queue_sample(pairs, strata))
-    run_accuracy = (400 + 100 + 50) / 600
-    assert block["judge_accuracy"] == pytest.approx(100 * run_accuracy, abs=0.005)
+    assert block["judge_accuracy"] == 91.67  # (400 + 100 + 50) / 600, to the page's two decimals
     weights = [strata[j] / 30 for _, j in pairs]
     assert block["kappa"] == pytest.approx(cohen_kappa(pairs, VALUES, weights), abs=1e-4)
     assert block["kappa"] != pytest.approx(cohen_kappa(pairs, VALUES), abs=1e-3)
+    # Its interval: the design's strata resampled within, to the page's four decimals.
+    interval = kappa_interval(pairs, VALUES, weights, [sorted(strata).index(j) for _, j in pairs])
+    assert block["kappa_ci"] == [round(interval[0], 4), round(interval[1], 4)]
+    assert all(round(bound, 4) != round(bound, 5) for bound in interval)  # so a fifth decimal would show
     assert block["fit_for_use"] is (block["kappa_ci"][0] >= FIT_FOR_USE_KAPPA)
+    # The confusion table counts the labels themselves (human rows, judged columns), unweighted.
+    assert block["judge_confusion"] == {
+        "positive": {"positive": 30, "negative": 0, "neutral": 15},
+        "negative": {"positive": 0, "negative": 30, "neutral": 0},
+        "neutral": {"positive": 0, "negative": 0, "neutral": 15},
+    }
 
 
 def test_a_fit_judge_is_fit_for_use_once_there_are_enough_labels():
@@ -317,6 +362,11 @@ def test_a_fit_judge_is_fit_for_use_once_there_are_enough_labels():
     fewer = human_review_block(values=VALUES, sample=queue_sample(pairs[:-1], strata))
     assert fewer["fit_for_use"] is None
     assert fewer["kappa_ci"][0] >= FIT_FOR_USE_KAPPA
+    # 25 of 30 agreeing: kappa 0.75, but its lower bound below 0.6, so not fit (the upper bound does not decide).
+    pairs = pairs[:25] + [(VALUES[i % 3], VALUES[(i + 1) % 3]) for i in range(5)]
+    unsure = human_review_block(values=VALUES, sample=queue_sample(pairs, strata))
+    assert unsure["kappa_ci"][0] < FIT_FOR_USE_KAPPA < unsure["kappa_ci"][1]
+    assert (unsure["fit_for_use"], unsure["partial"]) == (False, False)
 
 
 def test_it_refuses_unknown_values_and_strata():
@@ -327,6 +377,12 @@ def test_it_refuses_unknown_values_and_strata():
     )
     with pytest.raises(ValueError, match="stratum"):
         human_review_block(values=VALUES, sample=stray)
+    for probability in (0.0, 1.5):  # 1/0 would be a 500; a probability above 1 a weight below 1
+        drawn = ReviewSample(
+            strata=STRATA, known={}, random=[("positive", "positive", "x", probability)], sampled={"x": 0.5}, reviewed=1
+        )
+        with pytest.raises(ValueError, match="probability"):
+            human_review_block(values=VALUES, sample=drawn)
     with pytest.raises(ValueError, match="without repeats"):
         human_review_block(values=["a", "a"], sample=queue_sample([], {}))
 
@@ -376,3 +432,240 @@ def test_with_no_label_at_all_an_undecided_stratum_is_split_evenly() -> None:
     assert estimate.tolist() == [0.5, 0.5]
     assert low.tolist() == pytest.approx([0.0, 0.0], abs=1e-9)  # the score interval's bounds, to rounding
     assert high.tolist() == pytest.approx([1.0, 1.0], abs=1e-9)
+
+
+# --- properties every interval keeps (issue #27's mutation round on this module) ------------------------------------
+
+
+def random_design(seed: int, values: int = 2, *, second_judge: bool = False, uneven: bool = False) -> dict:
+    """A run of 2-3 judged strata and an undecided one, its blind random labels drawn within design strata (the
+    target's own, or another judge's that cuts across them), one stratum labelled in full by hand, the undecided
+    one (on the target's queue) with no label; odd seeds draw at least SPREAD_LABELS per design stratum (the spread
+    of a second judge's cells is estimated), even ones 2-13; `uneven`: a client's inclusion probabilities, varying
+    within a stratum."""
+    rng = np.random.default_rng(seed)
+    strata = int(rng.integers(3, 5))
+    size = int(rng.integers(60, 160))
+    judged = rng.integers(0, strata, size=size)
+    truth = np.where(rng.random(size) < 0.6, judged % values, rng.integers(0, values, size=size))
+    # Another judge's queue: twice as many design strata, each cutting across two of the target's.
+    design = (
+        (judged + (rng.random(size) < 0.5)) % strata + strata * (rng.random(size) < 0.3) if second_judge else judged
+    )
+    chosen: list[int] = []
+    for g in range(int(design.max()) + 1):
+        members = np.flatnonzero(design == g)
+        # The last design stratum stays unlabelled (its samples judged there have no label), unless it is empty.
+        wanted = int(rng.integers(SPREAD_LABELS, 20) if seed % 2 else rng.integers(2, 14))
+        take = 0 if g == strata - 1 and not second_judge else min(len(members), wanted)
+        chosen += list(rng.choice(members, size=take, replace=False))
+    picked = np.array(sorted(chosen), dtype=np.int64)
+    drawn, population = np.bincount(design[picked]), np.bincount(design)
+    probability = drawn[design[picked]] / population[design[picked]]
+    if uneven:
+        probability = probability * rng.uniform(0.5, 1.0, size=len(picked))
+    sizes = np.bincount(judged, minlength=strata)
+    known = np.zeros((strata, values))
+    np.add.at(known, (judged[picked], truth[picked]), 1)
+    complete = int(rng.integers(0, strata - 1))  # labelled in full by hand
+    known[complete] = np.bincount(truth[judged == complete], minlength=values)
+    words = [int(k) % values if k < strata - 1 else -1 for k in range(strata)]  # the last: undecided
+    return {
+        "stratum": judged[picked],
+        "value": truth[picked],
+        "weight": 1.0 / probability,
+        "sizes": sizes,
+        "known": known,
+        "labelled": known.sum(axis=1),
+        "word": words,
+        "group": design[picked] if second_judge else None,
+    }
+
+
+CONFIGURATIONS = [
+    pytest.param(seed, second, uneven, id=f"{seed}-{'B' if second else 'A'}{'-uneven' if uneven else ''}")
+    for seed in range(4)
+    for second in (False, True)
+    for uneven in (False, True)
+]
+
+
+@pytest.mark.parametrize(("seed", "second_judge", "uneven"), CONFIGURATIONS)
+def test_with_two_values_the_interval_of_one_mirrors_the_other(seed, second_judge, uneven):
+    # With two values the share of one is 1 minus the share of the other, so its interval is the other's mirrored:
+    # nothing in the method may favour a value (its variance, the unlabelled strata's pseudo-label, the residuals of
+    # a second judge's cells, the search for each end).
+    estimate, low, high = design_estimate(**random_design(seed, second_judge=second_judge, uneven=uneven))
+    assert estimate[0] == pytest.approx(1 - estimate[1], abs=1e-12)
+    assert low[0] == pytest.approx(1 - high[1], abs=1e-9)
+    assert high[0] == pytest.approx(1 - low[1], abs=1e-9)
+    assert np.all(low < estimate), (low, estimate)
+    assert np.all(estimate < high), (estimate, high)
+
+
+@pytest.mark.parametrize(("seed", "second_judge", "uneven"), CONFIGURATIONS)
+def test_relabelling_values_and_reordering_strata_or_labels_changes_nothing(seed, second_judge, uneven):
+    # Three values: the names' order, the strata's order and the labels' order are bookkeeping; the figures the page
+    # shows for each value must follow the value, not its position.
+    inputs = random_design(seed, values=3, second_judge=second_judge, uneven=uneven)
+    estimate, low, high = design_estimate(**inputs)
+    rng = np.random.default_rng(seed)
+    values, strata = rng.permutation(3), rng.permutation(len(inputs["sizes"]))
+    order = rng.permutation(len(inputs["value"]))
+    designs = rng.permutation(int(inputs["stratum"].max() if inputs["group"] is None else inputs["group"].max()) + 1)
+    new_value, new_stratum = np.argsort(values), np.argsort(strata)  # old index -> new index
+    moved = design_estimate(
+        stratum=new_stratum[inputs["stratum"]][order],
+        value=new_value[inputs["value"]][order],
+        weight=inputs["weight"][order],
+        sizes=inputs["sizes"][strata],
+        known=inputs["known"][strata][:, values],
+        labelled=inputs["labelled"][strata],
+        word=[int(new_value[inputs["word"][k]]) if inputs["word"][k] >= 0 else -1 for k in strata],
+        group=None if inputs["group"] is None else np.argsort(designs)[inputs["group"]][order],
+    )
+    for before, after in zip((estimate, low, high), moved, strict=True):
+        assert after == pytest.approx(before[values], abs=1e-9)
+
+
+def test_trials_stacked_on_a_leading_axis_give_each_trial_its_own_answer():
+    # The simulation (benchmarks/estimator_coverage.py) runs 1,000 trials in one call: each must come out as if alone.
+    trials = [random_design(seed, values=3, second_judge=True) for seed in (11, 11)]
+    rng = np.random.default_rng(5)
+    trials[1]["value"] = rng.integers(0, 3, size=len(trials[1]["value"]))  # the same draw, other labels
+    trials[1]["weight"] = trials[1]["weight"] * rng.uniform(0.5, 1.0, size=len(trials[1]["weight"]))
+    trials[1]["sizes"] = trials[1]["sizes"] + np.arange(len(trials[1]["sizes"]))
+    stacked = design_estimate(
+        **{key: np.stack([t[key] for t in trials]) for key in ("stratum", "value", "weight", "sizes", "known")},
+        labelled=np.stack([t["labelled"] for t in trials]),
+        word=trials[0]["word"],
+        group=np.stack([t["group"] for t in trials]),
+    )
+    for k, trial in enumerate(trials):
+        alone = design_estimate(**trial)
+        for together, single in zip(stacked, alone, strict=True):
+            assert together[k] == pytest.approx(single, abs=1e-9)
+
+
+@pytest.mark.parametrize("word", [0, -1])
+def test_the_interval_narrows_to_nothing_as_the_labels_reach_every_sample(word):
+    # One stratum of 40 samples (a judged value, or undecided; beside it an empty one), labels half 0 and half 1: the
+    # interval is for these 40 samples, so the more of them are labelled the less is left to guess (the
+    # finite-population correction), below SPREAD_LABELS labels and from it; the same labels in a run of 10^7 samples
+    # keep their full width.
+    def width(labels: int, population: int) -> float:
+        values = [k % 2 for k in range(labels)]
+        known = [[labels - sum(values), sum(values)], [0, 0]]
+        estimate, low, high = design_estimate(
+            stratum=[0] * labels,
+            value=values,
+            weight=[population / labels] * labels,
+            sizes=[population, 0],
+            known=known,
+            labelled=[labels, 0],
+            word=[word, 1],
+        )
+        assert low[0] <= estimate[0] <= high[0]
+        return float(high[0] - low[0])
+
+    labels = [4, 8, 12, 20, 30, 39]
+    for n in labels:  # far from a census, Wilson's interval of the labels (as with 10 labels above)
+        wilson_low, wilson_high = wilson(n // 2, n)
+        assert width(n, 10**7) == pytest.approx(wilson_high - wilson_low, abs=1e-6)
+    ratios = [width(n, 40) / width(n, 10**7) for n in labels]
+    assert ratios == sorted(ratios, reverse=True), ratios
+    assert ratios[0] < 1
+    assert ratios[-1] < 0.35, ratios  # 1 of 40 samples left unlabelled: about sqrt(1/40) = 0.16
+    assert width(40, 40) == 0  # a census
+
+
+def test_a_run_without_samples_is_no_census_and_waits_for_labels():
+    block = human_review_block(values=VALUES, sample=queue_sample([], dict.fromkeys(STRATA, 0)))
+    assert block["census"] is False
+    assert "0 blind random labels of the 10" in block["message"]
+    assert block["corrected_distributions"] is None
+
+
+def test_a_census_with_strata_of_one_sample_is_exact():
+    # A run of one sample, labelled: its label is the whole distribution. And a stratum holding a single sample,
+    # labelled by hand with another value than the judge's (no random label there): exact too, not at the judge's word.
+    one = human_review_block(values=VALUES, sample=queue_sample([("negative", "positive")], {"positive": 1}))
+    assert (one["census"], one["corrected_distributions"]) == (
+        True,
+        {"positive": 0.0, "negative": 100.0, "neutral": 0.0},
+    )
+    assert one["corrected_ci"]["negative"] == [100.0, 100.0]
+    strata = {"positive": 3, "negative": 1, UNDECIDED: 1}
+    random = [("positive", "positive"), ("positive", "positive")]
+    hand = [("negative", "positive"), ("neutral", "negative"), ("neutral", UNDECIDED)]
+    block = human_review_block(values=VALUES, sample=queue_sample(random, strata, known=hand))
+    assert block["corrected_distributions"] == {"positive": 40.0, "negative": 20.0, "neutral": 40.0}
+    assert block["corrected_ci"] == {"positive": [40.0, 40.0], "negative": [20.0, 20.0], "neutral": [40.0, 40.0]}
+    assert not any("no blind random label" in note for note in block["notes"])  # labelled in full by hand
+
+
+def test_a_label_drawn_with_certainty_corrects_its_stratum():
+    # A client's design that included a sample with probability 1 (weight 1): its label still speaks for its
+    # stratum, which is then not taken at the judge's word.
+    estimate, low, high = design_estimate(
+        stratum=[0, 1, 1],
+        value=[1, 1, 0],
+        weight=[1.0, 2.0, 2.0],
+        sizes=[5, 4],
+        known=[[0, 1], [1, 1]],
+        labelled=[1, 2],
+        word=[0, 1],
+    )
+    assert estimate.tolist() == pytest.approx([2 / 9, 7 / 9])  # stratum 0 all 1 as its label says, stratum 1 half
+    assert np.all(low <= estimate)
+    assert np.all(estimate <= high)
+
+
+def test_one_sample_left_unlabelled_leaves_an_interval():
+    # Ten of eleven samples labelled (the judged stratum in full), the one undecided sample not: the corrected shares
+    # are not exact, so no value's interval may have zero width.
+    strata = {"positive": 10, UNDECIDED: 1}
+    drawn = [("positive", "positive")] * 6 + [("negative", "positive")] * 4
+    block = human_review_block(values=VALUES, sample=queue_sample(drawn, strata))
+    assert block["census"] is False
+    assert block["notes"][0].startswith("no blind random label yet judged (undecided) (9.09% of the run)")
+    estimate, low, high = design_estimate(
+        stratum=[], value=[], weight=[], sizes=[10, 1], known=[[6, 4, 0], [0, 0, 0]], labelled=[10, 0], word=[0, -1]
+    )
+    assert estimate.tolist() == pytest.approx([6 / 11 + 0.6 / 11, 4 / 11 + 0.4 / 11, 0.0])
+    # The undecided sample may or may not be positive (or negative): room on both sides of the estimate.
+    assert np.all(low[:2] < estimate[:2] - 0.02), (low, estimate)
+    assert np.all(estimate[:2] + 0.02 < high[:2]), (estimate, high)
+    # The page shows these bounds as percentages rounded outwards.
+    for i, value in enumerate(VALUES[:2]):
+        assert block["corrected_ci"][value] == [math.floor(10000 * low[i]) / 100, math.ceil(10000 * high[i]) / 100]
+
+
+def test_near_a_census_the_blocks_interval_is_narrow():
+    # 19 of 20 samples labelled at random: the interval is a fraction of the same labels' in a run of 10^6 samples.
+    drawn = [("positive", "positive")] * 10 + [("negative", "positive")] * 9
+    widths = []
+    for size in (20, 10**6):
+        block = human_review_block(values=VALUES, sample=queue_sample(drawn, {"positive": size}))
+        low, high = block["corrected_ci"]["positive"]
+        widths.append(high - low)
+    assert widths[0] < 0.35 * widths[1], widths  # about sqrt(1/20) = 0.22
+
+
+@pytest.mark.parametrize("judged", [0, 1])
+def test_an_unlabelled_judged_stratum_is_taken_at_its_word(judged):
+    # Two judged strata of 10, labels only in the other one (which they say is half and half): the unlabelled one
+    # counts as the value it was judged, whichever value that is (the first one included), not split like the rest.
+    other = 1 - judged
+    estimate, low, high = design_estimate(
+        stratum=[other] * 4,
+        value=[0, 1, 0, 1],
+        weight=[2.5] * 4,
+        sizes=[10, 10],
+        known=np.zeros((2, 2)),
+        labelled=[0, 0],
+        word=[0, 1],
+    )
+    assert estimate[judged] == pytest.approx(0.75)
+    assert np.all(low < estimate)
+    assert np.all(estimate < high)
