@@ -66,10 +66,10 @@ def test_a_second_judge_corrected_with_labels_drawn_for_the_first_is_covered_93_
     out = simulate(Case(N, labels, ABSTENTION[abstention], target="B"), trials=TRIALS, seed=SEED)
     # B's strata are domains of A's stratified sample: the design variance over cells (A's stratum, B's stratum)
     # counts how B's cells within one of A's strata move against each other. Treating B's strata as independent
-    # samples (round 1) covered 95.0-98.5% here; dropping the cells' spread term, 73-91%. At 380 of 400 labels the
-    # design variance runs a little short for one abstention (92.7-92.8%, README): the lower bound there is what was
-    # measured, 0.3 points under the issue's 93%, not hidden.
-    assert np.all(out.coverage >= (0.93 if labels == 100 else 0.925)), out.coverage
+    # samples (round 1) covered 95.0-98.5% here; dropping the cells' spread term, 73-91%. At 380 of 400 labels
+    # weights of 1/π alone left a bias that did not shrink with the error (92.7-92.8% here, 84.5% at 395): the
+    # calibrated weights and each label's own finite-population correction (agreement.py) bring it to 93.5-96.9%.
+    assert np.all(out.coverage >= 0.93), out.coverage
     assert np.all(out.coverage <= 0.97), out.coverage
     assert coverage_percent(out) == readme_coverage("B", abstention, labels)
 
@@ -96,6 +96,18 @@ def test_it_is_unbiased_for_both_judges(target: str) -> None:
     assert np.all(np.abs(bias) < 0.006), bias
     # The judge itself is biased by several points on some value, and abstention follows the truth.
     assert np.abs((out.judged - out.truth).mean(axis=0)).max() > 0.03
+
+
+@pytest.mark.parametrize("abstention", list(ABSTENTION))
+def test_a_second_judge_near_a_census_is_unbiased(abstention: str) -> None:
+    out = simulate(Case(N, N - 5, ABSTENTION[abstention], target="B"), trials=TRIALS, seed=25)
+    error = out.estimate - out.truth
+    # Five samples unlabelled, all in A's largest stratum. Weighting B's labels by 1/π alone under-weights that
+    # stratum whenever B's stratum still has unlabelled samples (the only time it is estimated): a bias of 0.07-0.12
+    # points that stayed as the error shrank, 0.7 of its spread at 395 of 400, coverage 84.5-92%. Calibrating what
+    # each label stands for to the unlabelled count removes it.
+    assert np.all(np.abs(error.mean(axis=0)) < 0.2 * error.std(axis=0)), (error.mean(axis=0), error.std(axis=0))
+    assert np.all(out.coverage >= 0.91), out.coverage
 
 
 @pytest.mark.parametrize("target", ["A", "B"])
