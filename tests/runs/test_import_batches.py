@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, transaction
 from rest_framework.test import APIClient
 
+from config.sqlite import base as sqlite_base
 from runs import services
 from runs.models import Run, Sample
 from runs.services import run_import, spec_create
@@ -91,3 +92,19 @@ def test_a_run_being_imported_is_hidden_everywhere(alice_api: APIClient, client:
     assert str(hidden.code) not in client.get("/runs/").content.decode()
     response = alice_api.post("/api/dataframer/evaluations/", {"run_id": str(hidden.code)}, format="json")
     assert response.status_code in {HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND}
+
+
+def test_an_imports_batches_are_bulk_writes(alice: Any, spec_a: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bulk: on SQLite a short write waiting for the write lock goes before the import's next batch (config/sqlite).
+    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 5)
+    real_bulk_create = Sample.objects.bulk_create
+    marks = []
+
+    def bulk_create(objs: Any, *args: Any, **kwargs: Any) -> Any:
+        marks.append(getattr(sqlite_base._bulk, "on", False))
+        return real_bulk_create(objs, *args, **kwargs)
+
+    monkeypatch.setattr(Sample.objects, "bulk_create", bulk_create)
+    run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+    assert marks == [True] * 4
+    assert not getattr(sqlite_base._bulk, "on", False)  # the request's later writes are short again
