@@ -4,16 +4,23 @@ benchmarks/noisy_neighbour.py measures the effect; these tests prove the mechani
 
 from __future__ import annotations
 
+import gc
+import json
+import sys
 import threading
+import time
 from http import HTTPStatus
 from typing import Any
 
 import pytest
+import rest_framework.fields
 from django.db import connection, transaction
 from rest_framework.test import APIClient
 
+import config.api
 from config.sqlite import base as sqlite_base
 from runs import services
+from runs.api.serializers import RunImportSerializer
 from runs.models import Run, Sample
 from runs.services import run_import, spec_create
 from tests.conftest import SPEC_YAML, make_rows
@@ -108,3 +115,57 @@ def test_an_imports_batches_are_bulk_writes(alice: Any, spec_a: Any, monkeypatch
     run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
     assert marks == [True] * 4
     assert not getattr(sqlite_base._bulk, "on", False)  # the request's later writes are short again
+
+
+def test_parsing_a_large_body_lets_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # runserver serves every request as a thread of one process: json.loads alone holds the GIL for a whole 4 MB
+    # import body, and every other company's request stands still meanwhile.
+    body = json.dumps({"samples": make_rows(20_000)})
+    ticks: list[float] = []
+    done = threading.Event()
+    decoded: list[float] = []
+    check_text = config.api._check_text
+
+    def first_check_after_decoding(*args: Any) -> None:
+        if not decoded:  # the walk after json.loads begins
+            decoded.append(time.perf_counter())
+        check_text(*args)
+
+    def ticker() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0)
+
+    monkeypatch.setattr(config.api, "_check_text", first_check_after_decoding)
+    # The interpreter offers the GIL every 0.5 ms rather than 5; no garbage collection (its finalizers run Python,
+    # which would hand the GIL over by chance).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    gc.disable()
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    started = time.perf_counter()
+    try:
+        config.api.loads_strict(body)
+    finally:
+        done.set()
+        gc.enable()
+        sys.setswitchinterval(interval)
+    thread.join(10)
+    assert sum(started < tick < decoded[0] for tick in ticks) >= 3  # the other thread ran during json.loads
+
+
+def test_the_import_serializer_takes_the_parsed_samples_as_they_are(
+    spec_a: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DRF's JSONField json.dumps the whole value to check it: tens of ms holding the GIL for a 20,000-sample import.
+    class NoDumps:
+        @staticmethod
+        def dumps(*args: Any, **kwargs: Any) -> str:
+            raise AssertionError("the samples were serialized again")
+
+    monkeypatch.setattr(rest_framework.fields, "json", NoDumps)
+    rows = make_rows(ROWS)
+    serializer = RunImportSerializer(data={"spec_id": str(spec_a.code), "samples": rows})
+    assert serializer.is_valid(), serializer.errors
+    assert serializer.validated_data["samples"] is rows
