@@ -379,6 +379,10 @@ SPEC_MAX_TEXT_CHARS = env_int("SPEC_MAX_TEXT_CHARS", 20_000)  # a description or
 SPEC_MAX_DEPTH = env_int("SPEC_MAX_DEPTH", 10)  # YAML nesting; the documented layout needs 8
 # Run import (runs/imports.py).
 IMPORT_MAX_SAMPLES = env_int("IMPORT_MAX_SAMPLES", 20_000)
+# An import still hidden (Run.importing) this long after it began was stopped half-way (its process killed between
+# batches; a live 20,000-sample import takes seconds): the storage quota stops counting it and the worker's
+# reconciler deletes it with its samples. 0 = off (kept and counted until deleted by hand).
+IMPORT_ABANDONED_SECONDS = env_int("IMPORT_ABANDONED_SECONDS", 3600)
 IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 50_000)

@@ -156,6 +156,13 @@ def run_import(
     return run
 
 
+def abandoned_imports_delete() -> int:
+    """Delete the hidden runs, with their samples, of imports stopped half-way: a process killed between batches
+    leaves one that nothing else removes (run_import deletes its run on any error it lives to see)."""
+    _rows, deleted = Run.with_importing.abandoned_imports().delete()
+    return deleted.get(Run._meta.label, 0)
+
+
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_SPEC_NAME = "Customer support (demo)"
 

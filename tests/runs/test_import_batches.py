@@ -9,21 +9,25 @@ import json
 import sys
 import threading
 import time
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
 import pytest
 import rest_framework.fields
 from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 import config.api
+from companies.quotas import stored_bytes
 from config.sqlite import base as sqlite_base
 from runs import services
 from runs.api.serializers import RunImportSerializer
 from runs.models import Run, Sample
 from runs.services import run_import, spec_create
 from tests.conftest import SPEC_YAML, make_rows
+from work.dispatch import reconcile
 
 ROWS = 20
 
@@ -169,3 +173,26 @@ def test_the_import_serializer_takes_the_parsed_samples_as_they_are(
     serializer = RunImportSerializer(data={"spec_id": str(spec_a.code), "samples": rows})
     assert serializer.is_valid(), serializer.errors
     assert serializer.validated_data["samples"] is rows
+
+
+def test_an_abandoned_import_stops_counting_and_the_reconciler_deletes_it(
+    alice: Any, spec_a: Any, settings: Any
+) -> None:
+    # A process killed between batches leaves its hidden run and the samples written so far, which the storage quota
+    # counted and nothing removed.
+    abandoned = run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+    in_progress = run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+    long_ago = timezone.now() - timedelta(seconds=settings.IMPORT_ABANDONED_SECONDS + 60)
+    Run.with_importing.filter(pk=abandoned.pk).update(importing=True, created_at=long_ago)
+    Run.with_importing.filter(pk=in_progress.pk).update(importing=True)
+    assert stored_bytes(spec_a.company) == in_progress.stored_bytes  # an import in progress counts at once
+    settings.IMPORT_ABANDONED_SECONDS = 0  # off: every hidden run counts, and stays
+    assert stored_bytes(spec_a.company) == abandoned.stored_bytes + in_progress.stored_bytes
+    reconcile()
+    assert Run.with_importing.filter(pk=abandoned.pk).exists()
+    settings.IMPORT_ABANDONED_SECONDS = 3600
+    reconcile()  # what every worker process runs every WORK_RECONCILE_SECONDS
+    assert not Run.with_importing.filter(pk=abandoned.pk).exists()
+    assert not Sample.objects.filter(run_id=abandoned.pk).exists()
+    assert Run.with_importing.filter(pk=in_progress.pk, importing=True).exists()
+    assert Sample.objects.filter(run_id=in_progress.pk).count() == ROWS
