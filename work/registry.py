@@ -31,10 +31,10 @@ class Handler:
 HANDLERS: dict[str, Handler] = {}
 # Housekeeping the reconciler runs each round in every worker process: idempotent, one cheap query when there is
 # nothing to do.
-SWEEPS: list[Callable[[], None]] = []
+SWEEPS: list[Callable[[], object]] = []
 
 
-def register_sweep(sweep: Callable[[], None]) -> None:
+def register_sweep(sweep: Callable[[], object]) -> None:
     if sweep not in SWEEPS:
         SWEEPS.append(sweep)
 
