@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -196,3 +198,17 @@ def test_an_abandoned_import_stops_counting_and_the_reconciler_deletes_it(
     assert not Sample.objects.filter(run_id=abandoned.pk).exists()
     assert Run.with_importing.filter(pk=in_progress.pk, importing=True).exists()
     assert Sample.objects.filter(run_id=in_progress.pk).count() == ROWS
+
+
+@pytest.mark.parametrize(("configured", "interval"), [(None, 0.0005), ("0", 0.005)])
+def test_the_process_offers_the_gil_as_configured(configured: str | None, interval: float) -> None:
+    # make run serves every request as a thread of one process: a short request gives the GIL up at each query and
+    # waits up to the switch interval to get it back from a thread checking an import. In a process of its own:
+    # the interval is the interpreter's, and this one's tests change it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_SWITCH_INTERVAL_US"}
+    if configured is not None:
+        env["PYTHON_SWITCH_INTERVAL_US"] = configured
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    script = "import sys, django; django.setup(); print(sys.getswitchinterval())"
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert float(shown.stdout.strip()) == pytest.approx(interval)
