@@ -61,12 +61,19 @@ def _path(where: _Where) -> str:
     return "".join(reversed(parts)).lstrip(".") or "the top level"
 
 
+def _each_object(value: dict[str, Any]) -> dict[str, Any]:
+    # A Python call per JSON object lets the interpreter hand the GIL to another thread: json.loads alone runs in C
+    # and holds it for the whole document (a 4 MB import body: 30 ms to 1 s on a loaded machine), during which no
+    # other request of the process moves. With it the longest stall is the interpreter's switch interval.
+    return value
+
+
 def loads_strict(text: str, max_depth: int | None = None) -> Any:
     """json.loads, refusing NaN/Infinity, unstorable text (NUL, lone surrogates; the message names where) and
     nesting deeper than `max_depth` (API_JSON_MAX_DEPTH)."""
     max_depth = settings.API_JSON_MAX_DEPTH if max_depth is None else max_depth
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant, object_hook=_each_object)
     except RecursionError:
         # The C decoder recurses per level; ~1,000 levels exhaust the stack before any check could run.
         raise JSONProblem(f"nested more than {max_depth} levels deep") from None

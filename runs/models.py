@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import mimetypes
 import uuid
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from companies.models import Company
@@ -155,9 +157,23 @@ class SpecVersion(models.Model):
         return [Property.from_dict(p) for p in self.properties]
 
 
+def _abandoned_import() -> Q:
+    seconds = settings.IMPORT_ABANDONED_SECONDS
+    if seconds <= 0:
+        return Q(pk__in=[])  # off: no import counts as abandoned
+    return Q(importing=True, created_at__lt=timezone.now() - timedelta(seconds=seconds))
+
+
 class RunQuerySet(models.QuerySet["Run"]):
     def for_company(self, company: Company) -> RunQuerySet:
         return self.filter(company=company)
+
+    def abandoned_imports(self) -> RunQuerySet:
+        """Runs an import began and never finished or deleted (IMPORT_ABANDONED_SECONDS)."""
+        return self.filter(_abandoned_import())
+
+    def without_abandoned_imports(self) -> RunQuerySet:
+        return self.exclude(_abandoned_import())
 
 
 class VisibleRunManager(models.Manager["Run"]):

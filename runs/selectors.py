@@ -19,8 +19,12 @@ from .specfile import Property
 
 def runs_stored_bytes(company_id: int) -> int:
     """Bytes of the company's run samples and seed dataset files (a storage quota source): two sums over
-    per-run and per-dataset totals, never over samples."""
-    runs = Run.with_importing.filter(company_id=company_id).aggregate(total=Sum("stored_bytes"))["total"]
+    per-run and per-dataset totals, never over samples. An import in progress counts; an abandoned one does not."""
+    runs = (
+        Run.with_importing.filter(company_id=company_id)
+        .without_abandoned_imports()
+        .aggregate(total=Sum("stored_bytes"))["total"]
+    )
     seeds = SeedDataset.objects.filter(company_id=company_id).aggregate(total=Sum("total_bytes"))["total"]
     return int(runs or 0) + int(seeds or 0)
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from companies.models import Company
 from companies.quotas import quota_check, storage_check
+from config.sqlite.base import bulk_writes
 from llm.engine import Outcome, ask_each
 from llm.judges import resolve_writer
 from llm.ledger import CallLedger, record_calls
@@ -133,13 +134,15 @@ def run_import(
         )
     try:
         # One transaction per batch: on SQLite every writer waits for the one write lock, and another company's
-        # write then waits for one batch (tens of milliseconds), not for a 20,000-sample import.
-        for start in range(0, len(samples), IMPORT_BATCH_SIZE):
-            batch = samples[start : start + IMPORT_BATCH_SIZE]
-            for sample in batch:
-                sample.run = run
-            with transaction.atomic():
-                Sample.objects.bulk_create(batch)
+        # write then waits for one batch (tens of milliseconds), not for a 20,000-sample import. Bulk: a short
+        # write waiting goes before this import's next batch and any other import's (config/sqlite).
+        with bulk_writes():
+            for start in range(0, len(samples), IMPORT_BATCH_SIZE):
+                batch = samples[start : start + IMPORT_BATCH_SIZE]
+                for sample in batch:
+                    sample.run = run
+                with transaction.atomic():
+                    Sample.objects.bulk_create(batch)
         # An import starts as it is created (auto_now_add stamps created_at at save) and ends as it is shown.
         run.started_at, run.completed_at, run.importing = run.created_at, timezone.now(), False
         Run.with_importing.filter(pk=run.pk).update(
@@ -151,6 +154,13 @@ def run_import(
             raise RunError(f"Spec '{spec.name}' was deleted during the import; nothing was kept.") from exc
         raise
     return run
+
+
+def abandoned_imports_delete() -> int:
+    """Delete the hidden runs, with their samples, of imports stopped half-way: a process killed between batches
+    leaves one that nothing else removes (run_import deletes its run on any error it lives to see)."""
+    _rows, deleted = Run.with_importing.abandoned_imports().delete()
+    return deleted.get(Run._meta.label, 0)
 
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"

@@ -4,7 +4,7 @@ item and call services (STYLE.md rule 9). Registered in RunsConfig.ready()."""
 from __future__ import annotations
 
 from work.models import WorkItem
-from work.registry import Result, register
+from work.registry import Result, register, register_sweep
 from work.runner import Context
 
 from . import generation, services
@@ -37,3 +37,4 @@ def register_all() -> None:
     register("spec.generate", run=generate_spec, give_up=give_up_spec)
     register("run.start", run=start, give_up=give_up)
     register("run.write", run=write, give_up=give_up)
+    register_sweep(services.abandoned_imports_delete)

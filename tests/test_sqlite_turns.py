@@ -4,6 +4,7 @@ it; tests/test_load.py is the load it exists for."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -130,3 +131,83 @@ def test_a_writer_that_begins_again_at_once_queues_behind_the_one_waiting(connec
     thread.join(10)
     assert order == ["second", "first"]
     assert not base._writers.locked()
+
+
+def test_a_write_outside_a_transaction_takes_its_turn_too(connect) -> None:
+    # QuerySet.update and the ORM broker's INSERT run in autocommit, each statement a transaction of its own: left
+    # to SQLite's busy handler, such a write polls (sleeping up to 100 ms between tries) and loses to an import that
+    # ends a batch and begins the next at once. In turn, it goes between the two batches.
+    first = connect()
+    begin(first)
+    with first.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x INTEGER)")
+
+    def second_writer() -> None:
+        second = connect()
+        with second.cursor() as cursor:
+            cursor.execute("INSERT INTO t VALUES (2)")  # autocommit: no BEGIN
+        second.close()
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    time.sleep(0.3)  # the second writer is waiting
+    first.commit()
+    begin(first)
+    with first.cursor() as cursor:
+        cursor.execute("SELECT x FROM t")
+        assert cursor.fetchall() == [(2,)]  # written before this transaction began
+    first.commit()
+    thread.join(10)
+    assert not base._writers.locked()
+
+
+def test_a_short_writer_goes_before_a_bulk_writer_that_waited_longer(connect) -> None:
+    # Two imports writing batch after batch: a short write would wait for a batch of each in order of arrival;
+    # it goes first, and waits for the one transaction in progress only.
+    first = connect()
+    begin(first)
+    with first.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x INTEGER)")
+    order: list[str] = []
+
+    def writer(name: str, bulk: bool) -> None:
+        connection = connect()
+        with base.bulk_writes() if bulk else contextlib.nullcontext():
+            begin(connection)
+        order.append(name)
+        connection.commit()
+        connection.close()
+
+    threads = [threading.Thread(target=writer, args=(name, name == "bulk")) for name in ("bulk", "short")]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)  # each is waiting before the next starts: the bulk writer arrived first
+    first.commit()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["short", "bulk"]
+    assert not base._writers.locked()
+
+
+def test_short_writers_pass_a_bulk_writer_only_so_many_times_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "BULK_PASSED_OVER_MAX", 2)
+    turns = base.Turns()
+    assert turns.acquire(1)
+    order: list[str] = []
+
+    def writer(name: str) -> None:
+        assert turns.acquire(10, bulk=name == "bulk")
+        order.append(name)
+        turns.release()
+
+    threads = []
+    for number, name in enumerate(["bulk", "short 1", "short 2", "short 3"]):
+        threads.append(threading.Thread(target=writer, args=(name,)))
+        threads[-1].start()
+        while len(turns._waiting) + len(turns._bulk_waiting) <= number:  # queued in this order
+            time.sleep(0.01)
+    turns.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["short 1", "short 2", "bulk", "short 3"]
+    assert not turns.locked()

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from .models import WorkItem
-from .registry import HANDLERS
+from .registry import HANDLERS, SWEEPS
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +142,13 @@ def dispatch() -> int:
 
 def reconcile() -> None:
     """Re-queue running items whose lease expired (their worker died) and give up on those out of attempts;
-    then dispatch, which also re-sends queued items whose message was lost."""
+    then dispatch, which also re-sends queued items whose message was lost; then the apps' sweeps."""
     now = timezone.now()
     for item in WorkItem.objects.filter(state=WorkItem.State.RUNNING, lease_until__lt=now):
         expire(item, reason="the worker stopped while working on it (its lease expired)")
     dispatch()
+    for sweep in SWEEPS:
+        sweep()
 
 
 def expire(item: WorkItem, *, reason: str) -> None:

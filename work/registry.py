@@ -29,6 +29,14 @@ class Handler:
 
 
 HANDLERS: dict[str, Handler] = {}
+# Housekeeping the reconciler runs each round in every worker process: idempotent, one cheap query when there is
+# nothing to do.
+SWEEPS: list[Callable[[], object]] = []
+
+
+def register_sweep(sweep: Callable[[], object]) -> None:
+    if sweep not in SWEEPS:
+        SWEEPS.append(sweep)
 
 
 def register(

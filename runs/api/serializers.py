@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from companies.api.base import WireUUIDField
+from companies.api.base import ParsedJSONField, WireUUIDField
 from runs.assignment import MODES
 from runs.models import Run, SeedDataset, SeedFile, Spec
 
@@ -223,7 +223,7 @@ class RunImportSerializer(serializers.Serializer[Any]):
     spec_id = WireUUIDField()
     spec_version = serializers.IntegerField(required=False, min_value=1)
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    samples = serializers.JSONField(required=False)
+    samples = ParsedJSONField(required=False)
     file = serializers.FileField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -4,18 +4,32 @@ benchmarks/noisy_neighbour.py measures the effect; these tests prove the mechani
 
 from __future__ import annotations
 
+import gc
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
 import pytest
+import rest_framework.fields
 from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+import config.api
+from companies.quotas import stored_bytes
+from config.sqlite import base as sqlite_base
 from runs import services
+from runs.api.serializers import RunImportSerializer
 from runs.models import Run, Sample
 from runs.services import run_import, spec_create
 from tests.conftest import SPEC_YAML, make_rows
+from work.dispatch import reconcile
 
 ROWS = 20
 
@@ -91,3 +105,110 @@ def test_a_run_being_imported_is_hidden_everywhere(alice_api: APIClient, client:
     assert str(hidden.code) not in client.get("/runs/").content.decode()
     response = alice_api.post("/api/dataframer/evaluations/", {"run_id": str(hidden.code)}, format="json")
     assert response.status_code in {HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND}
+
+
+def test_an_imports_batches_are_bulk_writes(alice: Any, spec_a: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bulk: on SQLite a short write waiting for the write lock goes before the import's next batch (config/sqlite).
+    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 5)
+    real_bulk_create = Sample.objects.bulk_create
+    marks = []
+
+    def bulk_create(objs: Any, *args: Any, **kwargs: Any) -> Any:
+        marks.append(getattr(sqlite_base._bulk, "on", False))
+        return real_bulk_create(objs, *args, **kwargs)
+
+    monkeypatch.setattr(Sample.objects, "bulk_create", bulk_create)
+    run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+    assert marks == [True] * 4
+    assert not getattr(sqlite_base._bulk, "on", False)  # the request's later writes are short again
+
+
+def test_parsing_a_large_body_lets_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # runserver serves every request as a thread of one process: json.loads alone holds the GIL for a whole 4 MB
+    # import body, and every other company's request stands still meanwhile.
+    body = json.dumps({"samples": make_rows(20_000)})
+    ticks: list[float] = []
+    done = threading.Event()
+    decoded: list[float] = []
+    check_text = config.api._check_text
+
+    def first_check_after_decoding(*args: Any) -> None:
+        if not decoded:  # the walk after json.loads begins
+            decoded.append(time.perf_counter())
+        check_text(*args)
+
+    def ticker() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0)
+
+    monkeypatch.setattr(config.api, "_check_text", first_check_after_decoding)
+    # The interpreter offers the GIL every 0.5 ms rather than 5; no garbage collection (its finalizers run Python,
+    # which would hand the GIL over by chance).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    gc.disable()
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    started = time.perf_counter()
+    try:
+        config.api.loads_strict(body)
+    finally:
+        done.set()
+        gc.enable()
+        sys.setswitchinterval(interval)
+    thread.join(10)
+    assert sum(started < tick < decoded[0] for tick in ticks) >= 3  # the other thread ran during json.loads
+
+
+def test_the_import_serializer_takes_the_parsed_samples_as_they_are(
+    spec_a: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DRF's JSONField json.dumps the whole value to check it: tens of ms holding the GIL for a 20,000-sample import.
+    class NoDumps:
+        @staticmethod
+        def dumps(*args: Any, **kwargs: Any) -> str:
+            raise AssertionError("the samples were serialized again")
+
+    monkeypatch.setattr(rest_framework.fields, "json", NoDumps)
+    rows = make_rows(ROWS)
+    serializer = RunImportSerializer(data={"spec_id": str(spec_a.code), "samples": rows})
+    assert serializer.is_valid(), serializer.errors
+    assert serializer.validated_data["samples"] is rows
+
+
+def test_an_abandoned_import_stops_counting_and_the_reconciler_deletes_it(
+    alice: Any, spec_a: Any, settings: Any
+) -> None:
+    # A process killed between batches leaves its hidden run and the samples written so far, which the storage quota
+    # counted and nothing removed.
+    abandoned = run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+    in_progress = run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+    long_ago = timezone.now() - timedelta(seconds=settings.IMPORT_ABANDONED_SECONDS + 60)
+    Run.with_importing.filter(pk=abandoned.pk).update(importing=True, created_at=long_ago)
+    Run.with_importing.filter(pk=in_progress.pk).update(importing=True)
+    assert stored_bytes(spec_a.company) == in_progress.stored_bytes  # an import in progress counts at once
+    settings.IMPORT_ABANDONED_SECONDS = 0  # off: every hidden run counts, and stays
+    assert stored_bytes(spec_a.company) == abandoned.stored_bytes + in_progress.stored_bytes
+    reconcile()
+    assert Run.with_importing.filter(pk=abandoned.pk).exists()
+    settings.IMPORT_ABANDONED_SECONDS = 3600
+    reconcile()  # what every worker process runs every WORK_RECONCILE_SECONDS
+    assert not Run.with_importing.filter(pk=abandoned.pk).exists()
+    assert not Sample.objects.filter(run_id=abandoned.pk).exists()
+    assert Run.with_importing.filter(pk=in_progress.pk, importing=True).exists()
+    assert Sample.objects.filter(run_id=in_progress.pk).count() == ROWS
+
+
+@pytest.mark.parametrize(("configured", "interval"), [(None, 0.0005), ("0", 0.005)])
+def test_the_process_offers_the_gil_as_configured(configured: str | None, interval: float) -> None:
+    # make run serves every request as a thread of one process: a short request gives the GIL up at each query and
+    # waits up to the switch interval to get it back from a thread checking an import. In a process of its own:
+    # the interval is the interpreter's, and this one's tests change it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_SWITCH_INTERVAL_US"}
+    if configured is not None:
+        env["PYTHON_SWITCH_INTERVAL_US"] = configured
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    script = "import sys, django; django.setup(); print(sys.getswitchinterval())"
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert float(shown.stdout.strip()) == pytest.approx(interval)
