@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, STANDIN_MODEL, measure_against_standin, setup_django
-from judge_throughput import rows, spec_yaml
-from standin import StandIn
+from judge_throughput import rows, spec_yaml  # type: ignore[import-not-found]
+from standin import StandIn  # type: ignore[import-not-found]
 
 
 def _s(moment: Any) -> float:
@@ -67,7 +67,9 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
         run_ = run_import(company=company, created_by=None, spec=spec, rows=data)
         standin.reset()
         with transaction.atomic():  # as the API's view: the start item is sent once this commits
-            evaluation = services.evaluation_create(company=company, created_by=None, run=run_, model_name=STANDIN_MODEL)
+            evaluation = services.evaluation_create(
+                company=company, created_by=None, run=run_, model_name=STANDIN_MODEL
+            )
         answered = time.time()
         deadline = time.monotonic() + 120
         while Evaluation.objects.filter(pk=evaluation.pk, status__in=["PENDING", "PROCESSING"]).exists():
@@ -92,6 +94,7 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
             figure = {
                 "wall_s": succeeded - answered,
                 "head_s": first_request - answered,
+                "judging_s": last_answer - first_request,  # the window of c calls itself, for N·L/c
                 "tail_s": succeeded - last_answer,
                 "explain_call_s": explain.latency_ms / 1000 if explain else 0.0,
                 "api_to_start_claimed_s": _s(start.started_at) - answered,
@@ -104,8 +107,7 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
             }
             results.append(figure)
             print(
-                "fixed_costs: "
-                + ", ".join(f"{k.removesuffix('_s')} {v * 1000:.0f} ms" for k, v in figure.items()),
+                "fixed_costs: " + ", ".join(f"{k.removesuffix('_s')} {v * 1000:.0f} ms" for k, v in figure.items()),
                 flush=True,
             )
     finally:
@@ -120,7 +122,7 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
         f"fixed_costs: N={n} L={latency * 1000:.0f} ms c={concurrency}, {database} + {broker}, median of "
         f"{repetitions}: wall {medians['wall_s']:.2f} s vs N·L/c {ideal:.2f} s (+{medians['wall_s'] - ideal:.2f} s, "
         f"max +{max(r['wall_s'] for r in results) - ideal:.2f} s); API answer to first provider request "
-        f"{medians['head_s'] * 1000:.0f} ms; last answer to SUCCEEDED {medians['tail_s'] * 1000:.0f} ms (of which "
+        f"{medians['head_s'] * 1000:.0f} ms; judging {medians['judging_s']:.2f} s; last answer to SUCCEEDED {medians['tail_s'] * 1000:.0f} ms (of which "
         f"the explanation's call {medians['explain_call_s'] * 1000:.0f} ms)"
     )
     return medians | {"ideal_s": ideal, "over_ideal_s": medians["wall_s"] - ideal}

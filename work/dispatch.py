@@ -91,6 +91,13 @@ def work_retry(items: QuerySet[WorkItem]) -> int:
     return count
 
 
+# The item this process runs (set by work/runner.py): the items it creates for its own subject (the classify items a
+# start creates, the finalize the last classify creates) are not sent to the broker while it runs. When it ends, the
+# runner claims the next one itself, with no broker round trip, or sends them (DESIGN.md §6). Anyone else's dispatch
+# (another process, the web) still sends them: this only keeps this process from ringing for work it will take.
+running: WorkItem | None = None
+
+
 def redeliver_before() -> datetime:
     """Items sent to the broker before this are presumed lost (never started) and may be sent again."""
     return timezone.now() - timedelta(seconds=settings.WORK_REDELIVER_SECONDS)
@@ -113,6 +120,8 @@ def dispatch() -> int:
     )
     queues: dict[int, deque[int]] = defaultdict(deque)  # company -> its ready items, oldest first
     ready = WorkItem.objects.ready(now=now, sent_before=sent_before).order_by("created_at", "id")
+    if running is not None and running.started_at is not None:
+        ready = ready.exclude(id__in=WorkItem.objects.next_steps(running))
     for item_id, company in ready.values_list("id", "company_id")[: settings.WORK_DISPATCH_BATCH]:
         queues[company].append(item_id)
     sent = 0

@@ -31,12 +31,6 @@ def _no_backoff(settings: Any) -> None:
     settings.WORK_BACKOFF_MAX_SECONDS = 0  # a failed item is due again at once
 
 
-@pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker (tasks would run inline in tests): the test runs each item itself."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
-
-
 def created(run: Run, alice: Any, model: str = SONNET) -> Evaluation:
     """An evaluation as the API creates it (its start item queued)."""
     return services.evaluation_create(company=run.company, created_by=alice, run=run, model_name=model)

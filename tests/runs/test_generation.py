@@ -55,12 +55,6 @@ def writes_as_told(schema: dict[str, Any], user: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker (tasks would run inline in tests): the test runs each item itself."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
-
-
 def generate(company: Company, user: Any, spec: Spec, n: int, **params: Any) -> Run:
     return generation.run_generate(company=company, created_by=user, spec=spec, number_of_samples=n, **params)
 
