@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 STOPPING = threading.Event()
 _busy = threading.Event()  # an item is running in this process
 _current: WorkItem | None = None  # the item this process runs, for the stop's backstop to hand back
+_idle_since: datetime | None = None  # when this worker process last had nothing to run (None: busy), for reconcile
 
 
 class Context:
@@ -155,9 +156,10 @@ def run_item(item_id: int) -> None:
 
 def _run_claimed(item: WorkItem, *, task_began: float) -> WorkItem | None:
     """Run a claimed item; return the next step of its subject, claimed, or None."""
-    global _current
+    global _current, _idle_since
     _current = dispatch.running = item
     _busy.set()
+    _idle_since = None
     following: WorkItem | None = None
     try:
         handler = HANDLERS.get(item.kind)
@@ -172,6 +174,7 @@ def _run_claimed(item: WorkItem, *, task_began: float) -> WorkItem | None:
         _current = dispatch.running = following
         if following is None:
             _busy.clear()
+            _idle_since = timezone.now()
         if STOPPING.is_set():
             if following is not None:
                 _hand_back(following, last_error="")
@@ -283,6 +286,8 @@ def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
         threading.Timer(settings.WORK_STOP_GRACE_SECONDS, _stop_backstop).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    global _idle_since
+    _idle_since = timezone.now()
     threading.Thread(target=_reconcile_forever, name="work-reconciler", daemon=True).start()
 
 
@@ -292,7 +297,7 @@ def _reconcile_forever() -> None:
     while not STOPPING.is_set():
         time.sleep(settings.WORK_RECONCILE_SECONDS)
         try:
-            dispatch.reconcile()
+            dispatch.reconcile(idle_since=_idle_since)
         except Exception:
             logger.exception("the reconciler failed; it tries again in %s s", settings.WORK_RECONCILE_SECONDS)
         finally:
