@@ -35,7 +35,7 @@ def by_hand(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     runs each item itself."""
     from work import dispatch
 
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
+    monkeypatch.setattr(dispatch, "dispatch", lambda **_: 0)
     settings.WORK_CHAIN_STEPS = False
 
 

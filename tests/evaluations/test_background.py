@@ -119,9 +119,9 @@ def test_an_expired_lease_is_counted_and_the_item_runs_again(
     at_dispatch: list[tuple[str, int, str]] = []
     real_dispatch = dispatch.dispatch
 
-    def look_then_dispatch() -> int:
+    def look_then_dispatch(**kwargs: Any) -> int:
         at_dispatch.append(WorkItem.objects.values_list("state", "attempts", "last_error").get(pk=start.pk))
-        return real_dispatch()
+        return real_dispatch(**kwargs)
 
     monkeypatch.setattr(dispatch, "dispatch", look_then_dispatch)
     with django_capture_on_commit_callbacks(execute=True):
