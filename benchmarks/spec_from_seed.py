@@ -73,7 +73,7 @@ def main(domain: str = "support_tickets") -> dict[str, Any]:
         "anthropic", answer=lambda schema, user: oracle_answer((folder / "spec.yaml").read_text(), rows)
     )
     providers.http_client_for = fake.client
-    dispatch.dispatch = lambda: 0  # items are run below, in this process
+    dispatch.dispatch = lambda *, lost_before=None: 0  # items are run below, in this process
 
     membership = member_ensure(company_name=f"Bench {time.time()}", email="bench@example.test")
     _key, secret = ApiKey.issue(company=membership.company, user=membership.user)

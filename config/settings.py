@@ -352,6 +352,9 @@ API_KEY_LIFETIME = timedelta(days=env_int("API_KEY_LIFETIME_DAYS", 365))
 # worker prefetches no more than it can run (a prefetched message dies with its worker; the reconciler re-sends).
 Q_TIMEOUT = env_int("Q_TIMEOUT", 600)
 Q_WORKERS = env_int("Q_WORKERS", 2)
+# How often an idle worker asks the ORM broker for work (Redis wakes it at once): the wait between an API call or a
+# finished step and the next item's start. django-q2's 200 ms was a third of an evaluation's fixed cost.
+Q_POLL_MS = env_int("Q_POLL_MS", 50)
 Q_CLUSTER: dict[str, object] = {
     "name": "evalservice",
     "workers": Q_WORKERS,
@@ -363,6 +366,7 @@ Q_CLUSTER: dict[str, object] = {
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 1000,
+    "poll": Q_POLL_MS / 1000,
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -549,6 +553,9 @@ WORK_STOP_GRACE_SECONDS = env_int("WORK_STOP_GRACE_SECONDS", 4)
 WORK_BACKOFF_MAX_SECONDS = env_int("WORK_BACKOFF_MAX_SECONDS", 60)
 WORK_REDELIVER_SECONDS = env_int("WORK_REDELIVER_SECONDS", 45)  # a sent item not started by then is sent again
 WORK_MAX_IN_FLIGHT_PER_COMPANY = env_int("WORK_MAX_IN_FLIGHT_PER_COMPANY", 2)
+# A finished item's next step (an evaluation's classify after its start, its finalize after the last classify) runs
+# at once in the same worker process, without a broker round trip, unless another company's work waits.
+WORK_CHAIN_STEPS = env_bool("WORK_CHAIN_STEPS", True)
 WORK_DISPATCH_BATCH = 500
 # A run ends before django-q's timeout would kill it: no provider call starts that could outlast this.
 WORK_HARD_SECONDS = Q_TIMEOUT - JUDGE_TIMEOUT_SECONDS - 30

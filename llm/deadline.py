@@ -10,6 +10,8 @@ abandoned by the stop from one that ran out of time by asking the clock.
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -137,10 +139,22 @@ class DeadlineTransport(httpx2.HTTPTransport):
     """httpx2's own transport (its pool, TLS, limits, proxy), on the deadline-bounded network backend."""
 
     def __init__(self, proxy: httpx2.Proxy | None = None) -> None:
-        super().__init__(proxy=proxy, limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100))
+        super().__init__(
+            verify=_ssl_context(),
+            proxy=proxy,
+            limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+        )
         # httpx2 builds the right pool (direct, HTTP proxy or SOCKS proxy) but takes no network backend; each of
         # them opens its connections through `_network_backend`, so the deadline bounds a proxied call as well.
         self._pool._network_backend = _Backend()
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's own default context, made once per process: loading the CA bundle takes about 100 ms of CPU, and every
+    work item builds its judge's client anew (an evaluation's start, classify and finalize paid it three times, on
+    the path between the API's answer and the first provider call). A context is safe to share between clients."""
+    return httpx2.create_ssl_context()
 
 
 def http_client(timeout: float) -> httpx2.Client:

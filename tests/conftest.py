@@ -30,6 +30,16 @@ def _clear_cache() -> Iterator[None]:
 
 
 @pytest.fixture
+def by_hand(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """Nothing is sent to a worker (tasks would run inline in tests), and a finished item runs no next step: the test
+    runs each item itself."""
+    from work import dispatch
+
+    monkeypatch.setattr(dispatch, "dispatch", lambda **_: 0)
+    settings.WORK_CHAIN_STEPS = False
+
+
+@pytest.fixture
 def company_a(db: None) -> Company:
     return CompanyFactory(name="Alpha Corp")
 

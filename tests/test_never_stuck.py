@@ -133,3 +133,35 @@ def test_claims_that_all_die_without_progress_still_end_failed_with_the_reason(
     assert "gave up after 3 attempts" in evaluation.error_message
     assert "its lease expired" in evaluation.error_message
     assert classify_item(evaluation).state == "failed"
+
+
+def test_on_the_default_timings_the_items_a_killed_cluster_was_sent_resume_within_30_seconds_of_a_new_worker(
+    start_worker: Any, standin: StandIn, company_a: Company, company_b: Company
+) -> None:
+    """Issue #26: "its items", not only the one it ran. A worker's broker hands it the next item before it is free
+    (the ORM broker locks the message, Redis pops it): SIGKILL the cluster and that item's only record is its row."""
+    standin.configure(latency=0.2)
+    busy = evaluation_of(company_a, 400)
+    worker = start_worker()  # no overrides: one process, the default lease, reconcile and redelivery
+    wait_for(lambda: classified(busy) >= 8, timeout=90)
+    waiting = evaluation_of(company_b, 20)  # sent to the broker, which hands it to the busy cluster's queue
+    wait_for(
+        lambda: (
+            WorkItem.objects.filter(kind="evaluation.start", subject_id=waiting.id).exclude(enqueued_at=None).exists()
+        ),
+        timeout=10,
+    )
+    time.sleep(1)  # the broker has handed it over
+    worker.kill()
+    assert status(waiting) == "PENDING"
+    started = time.monotonic()
+    start_worker()
+    took = wait_for(lambda: status(waiting) != "PENDING", timeout=90, every=0.2)
+    wait_for(lambda: classified(busy) > 8 and classify_item(busy).claim >= 2, timeout=90, every=0.2)
+    print(
+        f"default timings, cluster killed: the item it was sent started {took:.1f} s after a new worker, the one it ran {time.monotonic() - started:.1f} s"
+    )
+    assert took < 30
+    wait_for(lambda: status(busy) != "PROCESSING" and status(waiting) != "PROCESSING", timeout=120)
+    assert_nothing_lost_or_doubled(waiting)
+    assert_nothing_lost_or_doubled(busy)

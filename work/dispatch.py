@@ -91,17 +91,28 @@ def work_retry(items: QuerySet[WorkItem]) -> int:
     return count
 
 
+# The item this process runs (set by work/runner.py): the items it creates for its own subject (the classify items a
+# start creates, the finalize the last classify creates) are not sent to the broker while it runs. When it ends, the
+# runner claims the next one itself, with no broker round trip, or sends them (DESIGN.md §6). Anyone else's dispatch
+# (another process, the web) still sends them: this only keeps this process from ringing for work it will take.
+running: WorkItem | None = None
+
+
 def redeliver_before() -> datetime:
     """Items sent to the broker before this are presumed lost (never started) and may be sent again."""
     return timezone.now() - timedelta(seconds=settings.WORK_REDELIVER_SECONDS)
 
 
-def dispatch() -> int:
+def dispatch(*, lost_before: datetime | None = None) -> int:
     """Send ready items to the broker, fairly across companies, within the in-flight caps. Returns how many.
+    Items sent before `lost_before` (an idle worker's word, see reconcile) are taken for lost, as well as those sent
+    before redeliver_before().
 
     Safe to run anywhere at any time, concurrently too: an item is sent only by whoever marks it sent first.
     """
     now, sent_before = timezone.now(), redeliver_before()
+    if lost_before is not None:
+        sent_before = max(sent_before, lost_before)
     cap = settings.WORK_MAX_IN_FLIGHT_PER_COMPANY
     busy: Counter[int] = Counter(
         dict(
@@ -113,6 +124,8 @@ def dispatch() -> int:
     )
     queues: dict[int, deque[int]] = defaultdict(deque)  # company -> its ready items, oldest first
     ready = WorkItem.objects.ready(now=now, sent_before=sent_before).order_by("created_at", "id")
+    if running is not None and running.started_at is not None:
+        ready = ready.exclude(id__in=WorkItem.objects.next_steps(running))
     for item_id, company in ready.values_list("id", "company_id")[: settings.WORK_DISPATCH_BATCH]:
         queues[company].append(item_id)
     sent = 0
@@ -140,13 +153,21 @@ def dispatch() -> int:
     return sent
 
 
-def reconcile() -> None:
+def reconcile(*, idle_since: datetime | None = None) -> None:
     """Re-queue running items whose lease expired (their worker died) and give up on those out of attempts;
-    then dispatch, which also re-sends queued items whose message was lost; then the apps' sweeps."""
+    then dispatch, which also re-sends queued items whose message was lost; then the apps' sweeps.
+
+    `idle_since`: when the calling worker process last had nothing to run. A message still in the broker reaches an
+    idle worker at once (Redis wakes it; the ORM broker is polled every Q_POLL_MS), so an item sent while this one
+    sat idle for WORK_RECONCILE_SECONDS, and still not started, is lost: a killed worker had it from the broker
+    already (Redis pops it; the ORM broker locks it for Q_TIMEOUT + 60 s). Sent again now rather than after
+    WORK_REDELIVER_SECONDS (issue #26: 52 s after a cluster's SIGKILL). If another cluster's worker holds it after
+    all, one of the two deliveries finds it claimed and does nothing."""
     now = timezone.now()
     for item in WorkItem.objects.filter(state=WorkItem.State.RUNNING, lease_until__lt=now):
         expire(item, reason="the worker stopped while working on it (its lease expired)")
-    dispatch()
+    settled = now - timedelta(seconds=settings.WORK_RECONCILE_SECONDS)
+    dispatch(lost_before=settled if idle_since is not None and idle_since <= settled else None)
     for sweep in SWEEPS:
         sweep()
 

@@ -31,6 +31,13 @@ class WorkItemQuerySet(models.QuerySet["WorkItem"]):
             Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=sent_before)
         )
 
+    def next_steps(self, item: WorkItem) -> WorkItemQuerySet:
+        """Queued items of `item`'s subject that it created while it ran (e.g. a start's classify items)."""
+        family = item.kind.partition(".")[0] + "."
+        return self.for_subject(family, item.subject_id).filter(
+            state=WorkItem.State.QUEUED, created_at__gte=item.started_at
+        )
+
 
 class WorkItem(models.Model):
     """One unit of background work (an evaluation's start, its classification, its finalize; a guardrail

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,16 +40,18 @@ logger = logging.getLogger(__name__)
 STOPPING = threading.Event()
 _busy = threading.Event()  # an item is running in this process
 _current: WorkItem | None = None  # the item this process runs, for the stop's backstop to hand back
+_idle_since: datetime | None = None  # when this worker process last had nothing to run (None: busy), for reconcile
 
 
 class Context:
     """What a running handler needs from the runner: `tick()` (call it often) and the time it has left."""
 
-    def __init__(self, item: WorkItem) -> None:
+    def __init__(self, item: WorkItem, *, task_began: float | None = None) -> None:
         self.item = item
         started = time.monotonic()
-        # The engine never starts a provider call it could not finish before django-q's own timeout.
-        self.deadline = started + settings.WORK_HARD_SECONDS
+        # The engine never starts a provider call it could not finish before django-q's own timeout, which counts
+        # from the start of the django-q task: the first item's, when this one runs as the next step of a chain.
+        self.deadline = (started if task_began is None else task_began) + settings.WORK_HARD_SECONDS
         self._slice_ends = started + settings.WORK_SLICE_SECONDS
         self._last_beat = started
         self._progressed = False
@@ -145,27 +147,67 @@ def _hand_back(item: WorkItem, **fields: Any) -> bool:
 
 
 def run_item(item_id: int) -> None:
-    global _current
+    """Run the item the broker sent, then its subject's next steps as they come due (see _next_step)."""
+    began = time.monotonic()  # django-q's timeout counts from here, for the whole chain
     item = _claim(item_id)
-    if item is None:
-        return
-    handler = HANDLERS.get(item.kind)
-    if handler is None:
-        _finish(item, WorkItem.State.FAILED, last_error=f"no handler for {item.kind!r}", finished_at=timezone.now())
-        return
-    _current = item
+    while item is not None:
+        item = _run_claimed(item, task_began=began)
+
+
+def _run_claimed(item: WorkItem, *, task_began: float) -> WorkItem | None:
+    """Run a claimed item; return the next step of its subject, claimed, or None."""
+    global _current, _idle_since
+    _current = dispatch.running = item
     _busy.set()
+    _idle_since = None
+    following: WorkItem | None = None
     try:
-        _run(item, handler)
+        handler = HANDLERS.get(item.kind)
+        if handler is None:
+            last_error = f"no handler for {item.kind!r}"
+            _finish(item, WorkItem.State.FAILED, last_error=last_error, finished_at=timezone.now())
+            return None
+        following = _run(item, handler, task_began=task_began)
+        return following
     finally:
-        _busy.clear()
-        _current = None
+        # A next step claimed is work held like any other: the process stays busy, and a stop hands it back.
+        _current = dispatch.running = following
+        if following is None:
+            _busy.clear()
+            _idle_since = timezone.now()
         if STOPPING.is_set():
+            if following is not None:
+                _hand_back(following, last_error="")
+                dispatch.dispatch()
             os._exit(0)  # graceful stop: what this process held is back in the queue
 
 
-def _run(item: WorkItem, handler: Handler) -> None:
-    ctx = Context(item)
+def _next_step(item: WorkItem, *, task_began: float) -> WorkItem | None:
+    """The item's next step (an item it created for its own subject: the classify after a start, the finalize after
+    the last classify), claimed here and now: the broker round trip and another process's start cost more than the
+    step itself (issue #26: a third of an evaluation's fixed cost). Not when another company's work is due (a free
+    process goes to dispatch's fair choice), when the worker is stopping, or when the django-q task has used half
+    its time (the next step would get too little of it). A kill from here on is a kill of a claimed item: its lease
+    expires and the reconciler queues it again."""
+    if not settings.WORK_CHAIN_STEPS or STOPPING.is_set():
+        return None
+    if time.monotonic() - task_began > settings.WORK_HARD_SECONDS / 2:
+        return None
+    due = WorkItem.objects.filter(state=WorkItem.State.QUEUED, available_at__lte=timezone.now())
+    if due.exclude(company_id=item.company_id).exists():
+        return None
+    following = (
+        WorkItem.objects.next_steps(item)
+        .filter(available_at__lte=timezone.now())
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return None if following is None else _claim(following)
+
+
+def _run(item: WorkItem, handler: Handler, *, task_began: float) -> WorkItem | None:
+    ctx = Context(item, task_began=task_began)
     try:
         result = handler.run(item, ctx)
     except BaseException as exc:
@@ -179,18 +221,21 @@ def _run(item: WorkItem, handler: Handler) -> None:
             dispatch.expire(item, reason=summary)
         if not isinstance(exc, Exception):
             raise
-        return
+        return None
     if ctx.lost:
-        return  # canceled, or another worker holds it now: this one writes nothing more
+        return None  # canceled, or another worker holds it now: this one writes nothing more
+    following = None
     if result is Result.YIELD:
         # A time slice ended, or a graceful stop; or the handler waits for something outside until a given time.
         later = (
             {} if ctx.come_back_in is None else {"available_at": timezone.now() + timedelta(seconds=ctx.come_back_in)}
         )
         _hand_back(item, last_error="", **later)
-    else:
-        _finish(item, WorkItem.State.DONE, finished_at=timezone.now(), last_error="")
+    elif _finish(item, WorkItem.State.DONE, finished_at=timezone.now(), last_error=""):
+        following = _next_step(item, task_began=task_began)
+    dispatch.running = following  # its own next steps stay ours; the rest (other parts, other subjects) is sent
     dispatch.dispatch()
+    return following
 
 
 def _hand_back_after_outage(item: WorkItem, *, reason: str) -> None:
@@ -241,6 +286,8 @@ def on_worker_start(sender: Any = None, **kwargs: Any) -> None:
         threading.Timer(settings.WORK_STOP_GRACE_SECONDS, _stop_backstop).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    global _idle_since
+    _idle_since = timezone.now()
     threading.Thread(target=_reconcile_forever, name="work-reconciler", daemon=True).start()
 
 
@@ -250,7 +297,7 @@ def _reconcile_forever() -> None:
     while not STOPPING.is_set():
         time.sleep(settings.WORK_RECONCILE_SECONDS)
         try:
-            dispatch.reconcile()
+            dispatch.reconcile(idle_since=_idle_since)
         except Exception:
             logger.exception("the reconciler failed; it tries again in %s s", settings.WORK_RECONCILE_SECONDS)
         finally:

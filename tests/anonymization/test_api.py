@@ -23,7 +23,7 @@ from llm.models import JudgeCall
 from runs.models import SeedDataset
 from runs.seeds import upload_entries
 from runs.services import seed_dataset_create
-from work import dispatch, runner
+from work import runner
 from work.models import WorkItem
 
 RUNS = "/api/dataframer/anonymization-runs/"
@@ -46,12 +46,6 @@ def make_dataset(company: Company, user: Any, name: str = "Tickets") -> SeedData
         company=company, created_by=user, name=name, description="", dataset_type="MULTI_FILE",
         entries=upload_entries(files, None),
     )  # fmt: skip
-
-
-@pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker: the test runs each item itself."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
 
 
 def run_items(kind: str = "anonymization.") -> None:

@@ -31,12 +31,6 @@ def _no_backoff(settings: Any) -> None:
     settings.WORK_BACKOFF_MAX_SECONDS = 0  # a failed item is due again at once
 
 
-@pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker (tasks would run inline in tests): the test runs each item itself."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
-
-
 def created(run: Run, alice: Any, model: str = SONNET) -> Evaluation:
     """An evaluation as the API creates it (its start item queued)."""
     return services.evaluation_create(company=run.company, created_by=alice, run=run, model_name=model)
@@ -125,9 +119,9 @@ def test_an_expired_lease_is_counted_and_the_item_runs_again(
     at_dispatch: list[tuple[str, int, str]] = []
     real_dispatch = dispatch.dispatch
 
-    def look_then_dispatch() -> int:
+    def look_then_dispatch(**kwargs: Any) -> int:
         at_dispatch.append(WorkItem.objects.values_list("state", "attempts", "last_error").get(pk=start.pk))
-        return real_dispatch()
+        return real_dispatch(**kwargs)
 
     monkeypatch.setattr(dispatch, "dispatch", look_then_dispatch)
     with django_capture_on_commit_callbacks(execute=True):

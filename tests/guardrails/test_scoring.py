@@ -546,7 +546,7 @@ def test_a_worker_stopped_half_way_is_resumed_by_the_retry_without_redoing_finis
 ) -> None:
     settings.JUDGE_CONCURRENCY = 1
     settings.WORK_BACKOFF_MAX_SECONDS = 0
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)  # nothing runs inline: the test runs the item itself
+    monkeypatch.setattr(dispatch, "dispatch", lambda **_: 0)  # nothing runs inline: the test runs the item itself
     metrics = ["correctness", "completeness", "instruction_adherence"]
     # Created without the on-commit enqueue, so the test drives each delivery itself.
     evaluation = services.guardrail_evaluation_create(

@@ -21,7 +21,6 @@ from redteam import services, steps
 from redteam.models import RedTeamPrompt, RedTeamRun, RedTeamSpec
 from tests.redteam.conftest import TARGET, WRITER
 from tests.test_worker import wait_for
-from work import dispatch
 from work.models import WorkItem
 
 RUNS = "/api/dataframer/red-team-runs/"
@@ -35,12 +34,6 @@ def body(spec: RedTeamSpec, **extra: Any) -> dict[str, Any]:
         "number_of_prompts_per_behavior": 4,
         **extra,
     }
-
-
-@pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker (tasks would run inline in tests)."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
 
 
 def create(spec: RedTeamSpec, user: Any, **params: Any) -> RedTeamRun:

@@ -55,12 +55,6 @@ def writes_as_told(schema: dict[str, Any], user: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker (tasks would run inline in tests): the test runs each item itself."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
-
-
 def generate(company: Company, user: Any, spec: Spec, n: int, **params: Any) -> Run:
     return generation.run_generate(company=company, created_by=user, spec=spec, number_of_samples=n, **params)
 
@@ -547,7 +541,7 @@ def test_pages_check_ownership(
     client: Any, charlie: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
 ) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dispatch, "dispatch", lambda: 0)
+        patch.setattr(dispatch, "dispatch", lambda **_: 0)
         run = generate(company_a, alice, spec_a, 5)
     client.force_login(charlie)
     form = {"number_of_samples": 3, "generation_model": SONNET, "assignment_mode": "quota"}
@@ -562,7 +556,7 @@ def test_pages_require_rw_access(
     client: Any, bob: Any, alice: Any, company_a: Company, spec_a: Spec, fake_anthropic: Any
 ) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dispatch, "dispatch", lambda: 0)
+        patch.setattr(dispatch, "dispatch", lambda **_: 0)
         run = generate(company_a, alice, spec_a, 5)
     client.force_login(bob)
     page = client.get(f"/specs/{spec_a.code}/").content.decode()

@@ -63,12 +63,6 @@ def writes(answer: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
-def by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing is sent to a worker: the test runs each item itself."""
-    monkeypatch.setattr(dispatch, "dispatch", lambda: 0)
-
-
-@pytest.fixture
 def client(live_server: Any, alice_key: str) -> Dataframer:
     return Dataframer(base_url=live_server.url, api_key=alice_key, _strict_response_validation=True, max_retries=0)
 
