@@ -120,14 +120,7 @@ def price_estimate(run: Run) -> tuple[Decimal, Decimal] | None:
     system = system_prompt(description=parsed.description, requirements=parsed.requirements, properties=properties)
     totals = run.samples.aggregate(n=Count("id"), chars=Sum(Length("content")))
     n, chars = totals["n"] or 0, totals["chars"] or 0
-    system_tokens = len(system) // 4
-    cost = model.prices.cost(
-        input_tokens=chars // 4 + system_tokens,
-        output_tokens=40 * len(properties) * n,
-        cache_read=system_tokens * max(0, n - 1),
-        cache_write=0,
-    )
-    return cost, cost * model.batch_discount
+    return batchwork.expected_cost(model, n=n, system=system, chars=chars, output_tokens=40 * len(properties) * n)
 
 
 def batch_summary(evaluation: Evaluation) -> dict[str, Any] | None:

@@ -236,3 +236,31 @@ def batch_cost(item_args: dict[str, Any]) -> tuple[list[dict[str, Any]], Decimal
     """A batch item's batches and what the results read so far cost (at the batch price)."""
     batches = item_args.get("batches", [])
     return batches, sum((Decimal(b.get("cost", "0")) for b in batches), Decimal(0))
+
+
+def expected_cost(model: JudgeModel, *, n: int, system: str, chars: int, output_tokens: int) -> tuple[Decimal, Decimal]:
+    """What `n` requests sharing the prompt `system` (cached after the first call) and `chars` characters of their
+    own in all are expected to cost, interactively and in batch mode: four characters a token, `output_tokens` of
+    reply in all."""
+    system_tokens = len(system) // 4
+    cost = model.prices.cost(
+        input_tokens=chars // 4 + system_tokens,
+        output_tokens=output_tokens,
+        cache_read=system_tokens * max(0, n - 1),
+        cache_write=0,
+    )
+    return cost, cost * model.batch_discount
+
+
+# The pages' mode choice -> the service's `batch` (None: by size, the kind's threshold setting).
+MODES: dict[str, bool | None] = {"auto": None, "batch": True, "interactive": False}
+
+
+def mode_choices(threshold: int, prices: tuple[Decimal, Decimal] | None, per: str = "") -> list[tuple[str, str]]:
+    """The pages' batch mode choices, labelled with the expected prices (interactive, batch) `per` what."""
+    interactive, batch = (f" (about ${p:.2f}{per})" for p in prices) if prices else ("", "")
+    return [
+        ("auto", f"Automatic (batch from {threshold:,} samples)" if threshold else "Automatic (interactive)"),
+        ("batch", f"Batch: half price, within 24 h{batch}"),
+        ("interactive", f"Interactive: now{interactive}"),
+    ]
