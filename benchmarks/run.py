@@ -19,6 +19,7 @@ BENCHMARKS = [
     ["judge_throughput.py", "20000", "0.1", "8"],
     ["run_generation.py", "2000", "0.1", "8"],
     ["batch.py", "10000", "30"],
+    ["batch.py", "1000", "5", "generation"],
     ["guardrail_costs.py"],
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],

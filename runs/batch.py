@@ -45,10 +45,6 @@ KIND = "run.batch"
 ESTIMATED_SAMPLE_CHARS = 2_000
 
 
-def _custom_id(position: int) -> str:
-    return f"p{position}"
-
-
 def run_generation_batch(*, item: WorkItem, ctx: Context) -> Result:
     """Run one turn of the batch item (batchwork.advance); once every batch is read, write the rest interactively
     (that part ends the run)."""
@@ -85,7 +81,7 @@ def _unsent(job: generation.WritingJob, after: int) -> Iterator[batchwork.Unsent
     for position in generation._unwritten(job.run, part=0, parts=1):
         if position > after:
             request = writing.write_request(system=job.system, assigned=job.plan[position])
-            yield _custom_id(position), request, position
+            yield f"p{position}", request, position  # custom_id: read back by _position
 
 
 def _position(job: generation.WritingJob, custom_id: str) -> int | None:
