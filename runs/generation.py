@@ -108,6 +108,10 @@ def run_generate(
         # The filter judges each sample and has it written again at once: a batch cannot.
         raise RunError("Batch mode does not combine with the conformance filter: ask for one of them.")
     echoed = {key: value for key, value in params.items() if key not in SECRET_PARAMS}
+    threshold = settings.GENERATION_BATCH_MIN_SAMPLES
+    batched = not filtered and wants_batch(
+        requested=batch, samples=number_of_samples, model=writer.model, threshold=threshold
+    )
     runtime_params = {
         **echoed,
         "number_of_samples": number_of_samples,
@@ -115,18 +119,13 @@ def run_generate(
         "filtering_types": list(filtering_types or []),
         "assignment_mode": assignment_mode,
         "assignment_seed": secrets.randbits(32),
-        "batch": not filtered
-        and wants_batch(
-            requested=batch,
-            samples=number_of_samples,
-            model=writer.model,
-            threshold=settings.GENERATION_BATCH_MIN_SAMPLES,
-        ),
         "ignored_params": sorted(
             [key for key in params if key in IGNORED_PARAMS]
             + [f"filtering_types:{kind}" for kind in filtering_types or [] if kind != "conformance"]
         ),
         "source": "generated",
+        # Only on a batch run (runs/batch.py): an interactive run's runtime_params keep the keys they always had.
+        **({"batch": True} if batched else {}),
     }
     with transaction.atomic():
         # The monthly LLM budget: once spent, no new generation either (raises QuotaExceeded, a 429).

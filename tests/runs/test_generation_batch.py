@@ -63,7 +63,7 @@ def test_batch_mode_is_asked_for_or_by_size(
     response = create(alice_api, spec_a, generation_model=SONNET, **extra)
     assert response.status_code == HTTPStatus.CREATED, response.content
     assert set(response.json()) == {"id"}  # the documented response, unchanged
-    assert Run.objects.get(code=response.json()["id"]).runtime_params["batch"] is batch
+    assert Run.objects.get(code=response.json()["id"]).runtime_params.get("batch", False) is batch
 
 
 def test_a_model_without_a_batch_api_the_filter_or_a_bad_value_is_a_400(
@@ -101,7 +101,7 @@ def test_the_spec_page_offers_batch_mode_with_the_expected_price(
     form = {"number_of_samples": 6, "generation_model": SONNET, "assignment_mode": "quota", "mode": "batch"}
     response = client.post(f"/specs/{spec_a.code}/generate/", form)
     assert response.status_code == HTTPStatus.FOUND
-    assert Run.objects.get().runtime_params["batch"] is True
+    assert Run.objects.get().runtime_params.get("batch") is True
 
 
 # --- Through real workers, against the stand-in's batch APIs ---
