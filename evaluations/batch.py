@@ -9,6 +9,7 @@ which finalizes the evaluation. Canceling the evaluation cancels its open batche
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from work.runner import Context
 
 KIND = "evaluation.batch"
+SETTLE = "evaluation.settle"  # what reads a canceled evaluation's batches once they end
+logger = logging.getLogger(__name__)
 
 
 def _custom_id(sample_id: int) -> str:
@@ -55,21 +58,24 @@ def evaluation_batch(*, item: WorkItem, ctx: Context) -> Result:
     if not job.model.batch:
         # The judge resolved to one without a batch API (no credentials: the embedded judge): interactive.
         return services.evaluation_classify(evaluation_id=evaluation.id, part=0, parts=1, ctx=ctx)
-    batch_job = batchwork.BatchJob(
-        judge=job.resolved.judge,
-        ledger=CallLedger(company_id=evaluation.company_id, purpose="batch", subject=evaluation),
-        like=job.request_for(""),
-        write=partial(_write_page, job),
-        unsent=partial(_unsent, job),
-    )
     try:
-        if not batchwork.advance(batch_job, ctx=ctx):
+        if not batchwork.advance(_batch_job(job), ctx=ctx):
             return Result.YIELD
     except FatalJudgeError as exc:
         services.evaluation_fail(evaluation_id=evaluation.id, message=f"The judge failed: {exc}")
         return Result.DONE
     # Every batch read: what none answered goes through the interactive path (which finalizes at the end).
     return services.evaluation_classify(evaluation_id=evaluation.id, part=0, parts=1, ctx=ctx)
+
+
+def _batch_job(job: services.ClassificationJob) -> batchwork.BatchJob:
+    return batchwork.BatchJob(
+        judge=job.resolved.judge,
+        ledger=CallLedger(company_id=job.evaluation.company_id, purpose="batch", subject=job.evaluation),
+        like=job.request_for(""),
+        write=partial(_write_page, job),
+        unsent=partial(_unsent, job),
+    )
 
 
 def _unsent(job: services.ClassificationJob, after: int) -> Iterator[batchwork.Unsent]:
@@ -102,10 +108,27 @@ def _write_page(job: services.ClassificationJob, results: list[BatchResult]) -> 
 
 
 def batch_cancel(item: WorkItem) -> None:
-    """The batch item was canceled (the evaluation canceled or failed): cancel its open batches at the provider."""
+    """The batch item was canceled (the evaluation canceled or failed): cancel its open batches at the provider;
+    an `evaluation.settle` item reads them once they end (batch_settle)."""
     evaluation = Evaluation.objects.filter(id=item.subject_id).only("model_used", "requested_model").first()
     if evaluation is not None:
-        batchwork.cancel_open(item, lambda: get_judge_model(evaluation.model_used or evaluation.requested_model))
+        model = evaluation.model_used or evaluation.requested_model
+        batchwork.cancel_open(item, lambda: get_judge_model(model), settle_kind=SETTLE)
+
+
+def batch_settle(*, item: WorkItem, ctx: Context) -> Result:
+    """One turn of the settle item: the canceled evaluation's batches read as they end. Requests that succeeded
+    before the cancel were billed: their ledger rows (and cache entries) are written, never a classification (an
+    ended evaluation never changes); each batch's "sent" row is settled."""
+    evaluation = Evaluation.objects.select_related("run__spec_version", "company").filter(id=item.subject_id).first()
+    if evaluation is None:
+        return Result.DONE  # deleted, with its ledger rows
+    try:
+        job = services.ClassificationJob.for_evaluation(evaluation)
+        return Result.DONE if batchwork.settle(_batch_job(job), ctx=ctx) else Result.YIELD
+    except (FatalJudgeError, ValueError):
+        logger.exception("the batches of evaluation %s cannot be read", evaluation.id)
+        return Result.DONE
 
 
 def price_estimate(run: Run) -> tuple[Decimal, Decimal] | None:

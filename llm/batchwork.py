@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.conf import settings
 from django.db import transaction
 
+from work.dispatch import work_create
+
 from .base import JudgeError, StructuredRequest, TransientError
 from .batches import Batches, BatchResult, batches_for
 from .catalog import JudgeModel
@@ -218,18 +220,56 @@ def _from(results: Iterator[BatchResult], skip: int) -> Iterator[BatchResult]:
             yield result
 
 
-def cancel_open(item: WorkItem, model: Callable[[], JudgeModel]) -> None:
-    """The batch item was canceled (its work canceled or failed): cancel its open batches at `model()`'s provider.
-    One that cannot be reached is logged: its batch ends by itself within 24 hours, and is never read."""
-    open_batches = [b["id"] for b in item.args.get("batches", []) if not b.get("ended")]
+def cancel_open(item: WorkItem, model: Callable[[], JudgeModel], *, settle_kind: str) -> None:
+    """The batch item was canceled (its work canceled or failed): cancel its open batches at `model()`'s provider,
+    then leave a `settle_kind` item to read them once they end (settle): requests that succeeded before the cancel
+    were billed, and a cancel that failed is sent again from there."""
+    open_batches = [b for b in item.args.get("batches", []) if not b.get("ended")]
     if not open_batches:
         return
     try:
         api = batches_for(model())
-        for batch_id in open_batches:
-            api.cancel(batch_id)
-    except (JudgeError, ValueError):
+    except ValueError:
         logger.exception("could not cancel the batches of %s %s", item.kind, item.subject_id)
+        return
+    for batch in open_batches:
+        try:
+            api.cancel(batch["id"])
+            batch["cancel_sent"] = True
+        except JudgeError:
+            logger.warning("could not cancel batch %s of %s %s: sent again", batch["id"], item.kind, item.subject_id)
+    work_create(
+        company_id=item.company_id,
+        kind=settle_kind,
+        subject_id=item.subject_id,
+        key=f"{settle_kind}:{item.subject_id}",
+        args=item.args | {"model": model().name},
+    )
+
+
+def settle(job: BatchJob, *, ctx: Context) -> bool:
+    """One turn of a settle item (cancel_open): send the cancels that failed again, then read each batch once it
+    ends, as advance() does (the caller's write records what was billed; the work having ended, nothing else), its
+    "sent" row settled. True once every batch is read; False: yield (come_back_in set when waiting)."""
+    state = dict(ctx.item.args) | {"submitted": True}  # nothing more is submitted for work that ended
+    api = batches_for(job.judge.model)
+    for batch in state.get("batches", []):
+        if batch.get("ended") or batch.get("cancel_sent"):
+            continue
+        try:
+            _beating(ctx, partial(api.cancel, batch["id"]))
+            batch["cancel_sent"] = True
+        except TransientError as exc:
+            logger.warning("cancel of batch %s: %s; sent again later", batch["id"], exc)
+            ctx.come_back_in = settings.JUDGE_BATCH_POLL_SECONDS
+            ctx.save_args(state)
+            return False
+        except JudgeError:
+            # Refused for good (it ended meanwhile, or the credentials are gone): it ends by itself, read it then.
+            logger.exception("could not cancel batch %s", batch["id"])
+            batch["cancel_sent"] = True
+    ctx.save_args(state)
+    return advance(job, ctx=ctx)
 
 
 def batch_cost(item_args: dict[str, Any]) -> tuple[list[dict[str, Any]], Decimal]:

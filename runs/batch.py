@@ -15,6 +15,7 @@ Not with the conformance filter: it judges each sample and writes it again at on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
@@ -34,13 +35,15 @@ from work.models import WorkItem
 from work.registry import Result
 
 from . import generation, writing
-from .models import Sample, Spec
+from .models import Run, Sample, Spec
 from .specfile import parse_spec
 
 if TYPE_CHECKING:
     from work.runner import Context
 
 KIND = "run.batch"
+SETTLE = "run.settle"  # what reads an ended run's batches once they end
+logger = logging.getLogger(__name__)
 # What a written sample is taken to be when the spec has none to go by (the form's price estimate): 500 tokens.
 ESTIMATED_SAMPLE_CHARS = 2_000
 
@@ -57,15 +60,8 @@ def run_generation_batch(*, item: WorkItem, ctx: Context) -> Result:
         generation.run_generation_fail(run_id=run.id, message=str(exc))
         return Result.DONE
     if job.writer.model.batch:
-        batch_job = batchwork.BatchJob(
-            judge=job.writer,
-            ledger=CallLedger(company_id=run.company_id, purpose="batch", subject=run),
-            like=writing.write_request(system=job.system, assigned={}),
-            write=partial(_write_page, job),
-            unsent=partial(_unsent, job),
-        )
         try:
-            read = batchwork.advance(batch_job, ctx=ctx)
+            read = batchwork.advance(_batch_job(job), ctx=ctx)
         except FatalJudgeError as exc:
             generation.run_generation_fail(run_id=run.id, message=f"The writer failed: {exc}")
             return Result.DONE
@@ -74,6 +70,16 @@ def run_generation_batch(*, item: WorkItem, ctx: Context) -> Result:
             return Result.YIELD
     # Every batch read (or the model has no batch API any more): the rest is written interactively.
     return generation.run_generation_write(run_id=run.id, part=0, parts=1, ctx=ctx)
+
+
+def _batch_job(job: generation.WritingJob) -> batchwork.BatchJob:
+    return batchwork.BatchJob(
+        judge=job.writer,
+        ledger=CallLedger(company_id=job.run.company_id, purpose="batch", subject=job.run),
+        like=writing.write_request(system=job.system, assigned={}),
+        write=partial(_write_page, job),
+        unsent=partial(_unsent, job),
+    )
 
 
 def _unsent(job: generation.WritingJob, after: int) -> Iterator[batchwork.Unsent]:
@@ -113,9 +119,27 @@ def _write_page(job: generation.WritingJob, results: list[BatchResult]) -> None:
 
 
 def batch_cancel(item: WorkItem) -> None:
-    """The batch item was canceled (the run canceled, failed or deleted): cancel its open batches at the provider.
-    The model's name is on the item (a deleted run's parameters are gone)."""
-    batchwork.cancel_open(item, lambda: get_judge_model(item.args["model"]))
+    """The batch item was canceled (the run canceled, failed or deleted): cancel its open batches at the provider
+    (the model's name is on the item: a deleted run's parameters are gone); a `run.settle` item reads them once
+    they end (batch_settle)."""
+    batchwork.cancel_open(item, lambda: get_judge_model(item.args["model"]), settle_kind=SETTLE)
+
+
+def batch_settle(*, item: WorkItem, ctx: Context) -> Result:
+    """One turn of the settle item: the ended run's batches read as they end. Requests that succeeded before the
+    cancel were billed: their ledger rows are written (total_cost counts them), never a sample (an ended run never
+    changes); each batch's "sent" row is settled."""
+    run = Run.objects.select_related("spec_version").filter(id=item.subject_id).first()
+    if run is None:
+        return Result.DONE  # deleted, with its ledger rows
+    try:
+        job = generation.WritingJob.for_run(run)
+        settled = batchwork.settle(_batch_job(job), ctx=ctx)
+    except (NoWriter, FatalJudgeError):
+        logger.exception("the batches of run %s cannot be read", run.id)
+        return Result.DONE
+    generation.run_counters_refresh(run_id=run.id)  # total_cost: the ledger's sum, now settled
+    return Result.DONE if settled else Result.YIELD
 
 
 def price_estimate(spec: Spec, model_name: str | None = None, n: int = 1_000) -> tuple[Decimal, Decimal] | None:

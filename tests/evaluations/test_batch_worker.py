@@ -158,3 +158,34 @@ def test_cancel_reaches_the_provider(
     assert batch_standin.stats()["batches"]["canceled"] == 1
     assert status(evaluation) == "FAILED"
     assert batch_item(evaluation).state == "canceled"
+
+
+def test_a_canceled_batch_is_read_once_it_ends_and_a_failed_cancel_is_sent_again(
+    start_worker: Any, batch_standin: StandIn, company_a: Company, alice: Any, monkeypatch: Any
+) -> None:
+    from llm import batches, providers
+    from llm.base import TransientError
+
+    def down(self: Any, batch_id: str) -> None:
+        raise TransientError("the batch API is down", outcome="server_error")
+
+    monkeypatch.setattr(providers, "http_client_for", None)  # this process cancels: the stand-in, not a refusal
+    monkeypatch.setattr(batches.OpenAIBatches, "cancel", down)  # ...or would: its first cancel fails
+    batch_standin.configure(batch_seconds=600, batch_done_before_cancel=0.3)
+    evaluation = batch_evaluation_of(company_a, 100)
+    start_worker(**BATCH_FAST)
+    wait_for(lambda: submitted(evaluation), timeout=60, every=0.05)
+    services.evaluation_cancel(evaluation=Evaluation.objects.get(pk=evaluation.pk), canceled_by=alice)
+    assert "canceled" not in batch_standin.stats()["batches"]
+    # The settle item sends the cancel again, and reads the batch once it has ended.
+    settle = WorkItem.objects.get(kind="evaluation.settle", subject_id=evaluation.id)
+    wait_for(lambda: WorkItem.objects.get(pk=settle.pk).state == "done", timeout=60)
+    assert batch_standin.stats()["batches"]["canceled"] == 1
+    # What succeeded before the cancel was billed: in the ledger at the batch price, its ceiling settled; the
+    # canceled evaluation itself never changes.
+    classify = JudgeCall.objects.filter(evaluation=evaluation, purpose="classify")
+    assert 15 <= classify.count() <= 45  # about 30% of 100
+    assert not JudgeCall.objects.filter(evaluation=evaluation, purpose="batch").exists()
+    assert month_spend(company_a) == classify.aggregate(c=Sum("cost_usd"))["c"] > 0
+    assert classified(evaluation) == 0
+    assert status(evaluation) == "FAILED"
