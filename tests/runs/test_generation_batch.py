@@ -27,7 +27,12 @@ from runs import assignment, generation
 from runs.batch import price_estimate
 from runs.models import GenerationFailure, Run, Spec
 from tests.conftest import STANDIN_MODEL
-from tests.evaluations.test_batch_worker import BATCH_FAST, batch_standin  # noqa: F401 - a fixture
+from tests.evaluations.test_batch_worker import (  # noqa: F401 - fixtures among them
+    BATCH_FAST,
+    assert_settled,
+    batch_standin,
+    first_cancel_fails,
+)
 from tests.test_worker import model_requests, wait_for
 from work.models import WorkItem
 
@@ -242,28 +247,16 @@ def test_cancel_reaches_the_provider(
     assert WorkItem.objects.get(kind="run.batch", subject_id=run.id).state == "canceled"
 
 
-@pytest.mark.usefixtures("batch_standin")
+@pytest.mark.usefixtures("batch_standin", "first_cancel_fails")
 def test_a_canceled_runs_batch_is_read_once_it_ends_and_a_failed_cancel_is_sent_again(
-    start_worker: Any, standin: StandIn, company_a: Company, spec_a: Spec, monkeypatch: Any
+    start_worker: Any, standin: StandIn, company_a: Company, spec_a: Spec
 ) -> None:
-    from llm import batches, providers
-    from llm.base import TransientError
-
-    def down(self: Any, batch_id: str) -> None:
-        raise TransientError("the batch API is down", outcome="server_error")
-
-    monkeypatch.setattr(providers, "http_client_for", None)  # this process cancels: the stand-in, not a refusal
-    monkeypatch.setattr(batches.OpenAIBatches, "cancel", down)  # ...or would: its first cancel fails
     standin.configure(batch_seconds=600, batch_done_before_cancel=0.3)
     run = batch_generation(company_a, spec_a, 60)
     start_worker(**BATCH_FAST)
     wait_for(lambda: submitted(run), timeout=60, every=0.05)
     assert generation.run_cancel(run=Run.objects.get(pk=run.pk))
-    assert "canceled" not in standin.stats()["batches"]
-    # The settle item sends the cancel again, and reads the batch once it has ended.
-    settle = WorkItem.objects.get(kind="run.settle", subject_id=run.id)
-    wait_for(lambda: WorkItem.objects.get(pk=settle.pk).state == "done", timeout=60)
-    assert standin.stats()["batches"]["canceled"] == 1
+    assert_settled(standin, "run.settle", run.id)
     # What succeeded before the cancel was billed: in the ledger and total_cost, its ceiling settled; the canceled
     # run gets no sample.
     generate = JudgeCall.objects.filter(run=run, purpose="generate")
