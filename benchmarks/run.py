@@ -20,6 +20,7 @@ BENCHMARKS = [
     ["fixed_costs.py", "200", "0.2", "5"],
     ["run_generation.py", "2000", "0.1", "8"],
     ["batch.py", "10000", "30"],
+    ["batch.py", "1000", "5", "generation"],
     ["guardrail_costs.py"],
     ["noisy_neighbour.py", "20"],
     ["embedded_judge.py"],

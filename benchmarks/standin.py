@@ -165,6 +165,8 @@ class Config:
     batch_seconds: float = 0.0
     batch_errored: float = 0.0
     batch_expired: float = 0.0
+    # A batch canceled before it ends: this share of its requests had succeeded already (billed), the rest canceled.
+    batch_done_before_cancel: float = 0.0
     batch_max_requests: int = 100_000
 
     def update(self, changes: Mapping[str, Any]) -> None:
@@ -190,6 +192,7 @@ class Config:
             "batch_seconds": float,
             "batch_errored": float,
             "batch_expired": float,
+            "batch_done_before_cancel": float,
             "batch_max_requests": int,
         }
         coerced = {key: casts[key](value) for key, value in changes.items() if key in casts}

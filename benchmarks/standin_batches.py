@@ -5,7 +5,8 @@ A batch stays in progress for `batch_seconds` after it is created (a slow batch)
 looked at: each request is answered as the interactive endpoint would answer it (same bodies, same usage, same
 prompt cache), except a seeded share that errors (`batch_errored`) or is left unprocessed and expires
 (`batch_expired`). Results come in a shuffled order, never the order sent. A batch canceled before it ends has
-every request canceled. Submissions, requests and cancels are counted (`GET /_stats` → "batches").
+every request canceled but a `batch_done_before_cancel` share, which had succeeded before the cancel (and is
+billed). Submissions, requests and cancels are counted (`GET /_stats` → "batches").
 """
 
 from __future__ import annotations
@@ -132,8 +133,10 @@ class Batches:
         for request in batch.requests:
             custom_id = request["custom_id"]
             draw = random.Random(f"{config.seed}:{batch.id}:{custom_id}").random()
-            if batch.canceled:
+            if batch.canceled and draw >= config.batch_done_before_cancel:
                 results[custom_id] = ("canceled", "")
+            elif batch.canceled:
+                results[custom_id] = ("succeeded", self.answer(batch.provider, request["body"]))
             elif draw < config.batch_expired:
                 results[custom_id] = ("expired", "")
             elif draw < config.batch_expired + config.batch_errored:

@@ -513,6 +513,10 @@ GENERATION_MAX_TOKENS = env_int("GENERATION_MAX_TOKENS", 4096)  # reply budget f
 GENERATION_MAX_SAMPLE_CHARS = env_int("GENERATION_MAX_SAMPLE_CHARS", 100_000)  # a longer reply is a bad reply
 # Work items writing one run side by side (each keeps JUDGE_CONCURRENCY calls in flight).
 GENERATION_PARALLEL_ITEMS = env_int("GENERATION_PARALLEL_ITEMS", 1)
+# Batch mode (README "Batch mode: when to use it"): a run of at least this many samples is written through the
+# provider's batch API at half the price unless its request says otherwise (0: only when asked). The limits and
+# polling of a batch are the JUDGE_BATCH_* settings above: the same providers' same batch APIs.
+GENERATION_BATCH_MIN_SAMPLES = env_int("GENERATION_BATCH_MIN_SAMPLES", 10_000)
 # filtering_types: ["conformance"]: how many times a sample is written before it is given up as failed.
 GENERATION_FILTER_ATTEMPTS = env_int("GENERATION_FILTER_ATTEMPTS", 3)
 # Guardrail evaluations (DeepRails /evaluate): run mode → the judges that grade, whether each metric gets its own

@@ -8,14 +8,13 @@ from django import forms
 from django.conf import settings
 from django.http import QueryDict
 
+from llm.batchwork import MODES, mode_choices
 from llm.catalog import picker_choices
 
 from .models import Evaluation
 
 
 class EvaluateForm(forms.Form):
-    MODES = {"auto": None, "batch": True, "interactive": False}  # mode -> evaluation_create's `batch`
-
     evaluation_model = forms.ChoiceField(label="Judge model")
     mode = forms.ChoiceField(label="Mode", required=False, initial="auto")
 
@@ -25,17 +24,11 @@ class EvaluateForm(forms.Form):
         field = self.fields["evaluation_model"]
         field.choices = picker_choices()  # type: ignore[attr-defined]
         field.initial = settings.JUDGE_DEFAULT_MODEL
-        interactive, batch = (f" (about ${p:.2f})" for p in prices) if prices else ("", "")
-        threshold = settings.JUDGE_BATCH_MIN_SAMPLES
-        self.fields["mode"].choices = [  # type: ignore[attr-defined]
-            ("auto", f"Automatic (batch from {threshold:,} samples)" if threshold else "Automatic (interactive)"),
-            ("batch", f"Batch: half price, within 24 h{batch}"),
-            ("interactive", f"Interactive: now{interactive}"),
-        ]
+        self.fields["mode"].choices = mode_choices(settings.JUDGE_BATCH_MIN_SAMPLES, prices)  # type: ignore[attr-defined]
 
     @property
     def batch(self) -> bool | None:
-        return self.MODES.get(self.cleaned_data.get("mode") or "auto")
+        return MODES.get(self.cleaned_data.get("mode") or "auto")
 
 
 class EvaluationListForm(forms.Form):

@@ -32,6 +32,7 @@ from companies.models import Company
 from companies.quotas import quota_check
 from llm import embedded_plan
 from llm.base import BadReply, FatalJudgeError, StructuredRequest
+from llm.batchwork import wants_batch
 from llm.catalog import JudgeModel, get_judge_model
 from llm.engine import Outcome, ask_each
 from llm.judges import ResolvedJudge, resolve_judge
@@ -106,21 +107,15 @@ def evaluation_create(
         created_by=created_by,
         total_samples=total_samples,
         prompt_version=PROMPT_VERSION,
-        batch=wants_batch(requested=batch, samples=total_samples, model=model),
+        batch=wants_batch(
+            requested=batch, samples=total_samples, model=model, threshold=settings.JUDGE_BATCH_MIN_SAMPLES
+        ),
     )
     key = f"evaluation.start:{evaluation.id}"
     evaluation.task_id = key
     evaluation.save(update_fields=["task_id"])
     work_create(company_id=company.id, kind="evaluation.start", subject_id=evaluation.id, key=key)
     return evaluation
-
-
-def wants_batch(*, requested: bool | None, samples: int, model: JudgeModel) -> bool:
-    """Asked for, or by size (JUDGE_BATCH_MIN_SAMPLES; 0: never by size); only a model with a batch API."""
-    if requested is not None:
-        return requested and model.batch
-    threshold = settings.JUDGE_BATCH_MIN_SAMPLES
-    return model.batch and threshold > 0 and samples >= threshold
 
 
 def evaluation_fail(*, evaluation_id: int, message: str) -> None:

@@ -25,6 +25,10 @@ def judge_in_batches(item: WorkItem, ctx: Context) -> Result:
     return batch.evaluation_batch(item=item, ctx=ctx)
 
 
+def settle_batches(item: WorkItem, ctx: Context) -> Result:
+    return batch.batch_settle(item=item, ctx=ctx)
+
+
 def finalize(item: WorkItem, ctx: Context) -> Result:
     return services.evaluation_finalize(evaluation_id=item.subject_id, ctx=ctx)
 
@@ -38,3 +42,5 @@ def register_all() -> None:
     register("evaluation.classify", run=classify, give_up=give_up)
     register("evaluation.finalize", run=finalize, give_up=give_up)
     register("evaluation.batch", run=judge_in_batches, give_up=give_up, cancel=batch.batch_cancel)
+    # An ended evaluation's give_up changes nothing (evaluation_fail): the item's last error is the record.
+    register(batch.SETTLE, run=settle_batches, give_up=give_up)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.conf import settings
 
 from companies.models import Company
+from llm.batchwork import MODES, mode_choices
 from llm.catalog import picker_choices
 
 from .models import SeedDataset, Spec
@@ -132,7 +134,16 @@ class RunGenerateForm(forms.Form):
         required=False,
         label="Rewrite samples the judge reads as other values (conformance filter)",
     )
+    mode = forms.ChoiceField(label="Mode", required=False, initial="auto")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, prices: tuple[Decimal, Decimal] | None = None, **kwargs: Any) -> None:
+        """`prices`: 1,000 samples' expected cost with the default model, interactive and in batch mode (labels)."""
         super().__init__(*args, **kwargs)
         self.fields["generation_model"].initial = settings.GENERATION_DEFAULT_MODEL
+        self.fields["mode"].choices = mode_choices(  # type: ignore[attr-defined]
+            settings.GENERATION_BATCH_MIN_SAMPLES, prices, per=" per 1,000 samples"
+        )
+
+    @property
+    def batch(self) -> bool | None:
+        return MODES.get(self.cleaned_data.get("mode") or "auto")

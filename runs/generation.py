@@ -26,6 +26,7 @@ from django.utils import timezone
 from companies.models import Company
 from companies.quotas import quota_check, storage_check
 from llm.base import FatalJudgeError
+from llm.batchwork import wants_batch
 from llm.catalog import JudgeModel
 from llm.engine import Judge, Outcome, ask_each
 from llm.judges import NoWriter, resolve_writer, with_budget
@@ -82,9 +83,11 @@ def run_generate(
     generation_model: str | None = None,
     assignment_mode: Mode = "quota",
     filtering_types: list[str] | None = None,
+    batch: bool | None = None,
     **params: Any,
 ) -> Run:
-    """Create a PENDING generated run and its start item; raises RunError (a 400) when it cannot be written."""
+    """Create a PENDING generated run and its start item; raises RunError (a 400) when it cannot be written.
+    `batch`: through the provider's batch API (runs/batch.py); None: by size (GENERATION_BATCH_MIN_SAMPLES)."""
     if spec.company_id != company.id:
         raise RunError("unknown spec")
     if spec.status != Spec.Status.SUCCEEDED:
@@ -95,10 +98,20 @@ def run_generate(
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
     model = generation_model or settings.GENERATION_DEFAULT_MODEL
     try:
-        resolve_writer(model)  # no LLM that can write: a 400 now, not a FAILED run later
+        writer = resolve_writer(model)  # no LLM that can write: a 400 now, not a FAILED run later
     except NoWriter as exc:
         raise RunError(str(exc)) from exc
+    filtered = "conformance" in (filtering_types or [])
+    if batch and not writer.model.batch:
+        raise RunError(f"{model} has no batch API: ask for it without batch mode.")
+    if batch and filtered:
+        # The filter judges each sample and has it written again at once: a batch cannot.
+        raise RunError("Batch mode does not combine with the conformance filter: ask for one of them.")
     echoed = {key: value for key, value in params.items() if key not in SECRET_PARAMS}
+    threshold = settings.GENERATION_BATCH_MIN_SAMPLES
+    batched = not filtered and wants_batch(
+        requested=batch, samples=number_of_samples, model=writer.model, threshold=threshold
+    )
     runtime_params = {
         **echoed,
         "number_of_samples": number_of_samples,
@@ -111,6 +124,8 @@ def run_generate(
             + [f"filtering_types:{kind}" for kind in filtering_types or [] if kind != "conformance"]
         ),
         "source": "generated",
+        # Only on a batch run (runs/batch.py): an interactive run's runtime_params keep the keys they always had.
+        **({"batch": True} if batched else {}),
     }
     with transaction.atomic():
         # The monthly LLM budget: once spent, no new generation either (raises QuotaExceeded, a 429).
@@ -193,6 +208,14 @@ def run_generation_start(*, run_id: int) -> None:
         resolve_writer(run.runtime_params["generation_model"])  # the credentials may be gone since the request
     except NoWriter as exc:
         run_generation_fail(run_id=run_id, message=str(exc))
+        return
+    if run.runtime_params.get("batch"):
+        # One item submits, waits and reads (runs/batch.py), then writes the rest; the model's name is kept on it
+        # for canceling its batches, even once the run is deleted.
+        args = {"model": run.runtime_params["generation_model"]}
+        work_create(
+            company_id=run.company_id, kind="run.batch", subject_id=run_id, key=f"run.batch:{run_id}", args=args
+        )
         return
     parts = max(1, min(settings.GENERATION_PARALLEL_ITEMS, run.samples_requested))
     work_create_parts(company_id=run.company_id, kind="run.write", subject_id=run_id, parts=parts)

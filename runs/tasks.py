@@ -7,7 +7,7 @@ from work.models import WorkItem
 from work.registry import Result, register, register_sweep
 from work.runner import Context
 
-from . import generation, services
+from . import batch, generation, services
 
 
 def generate_spec(item: WorkItem, ctx: Context) -> Result:
@@ -29,6 +29,14 @@ def write(item: WorkItem, ctx: Context) -> Result:
     )
 
 
+def write_in_batches(item: WorkItem, ctx: Context) -> Result:
+    return batch.run_generation_batch(item=item, ctx=ctx)
+
+
+def settle_batches(item: WorkItem, ctx: Context) -> Result:
+    return batch.batch_settle(item=item, ctx=ctx)
+
+
 def give_up(item: WorkItem, reason: str) -> None:
     generation.run_generation_fail(run_id=item.subject_id, message=f"The run could not finish: {reason}")
 
@@ -37,4 +45,7 @@ def register_all() -> None:
     register("spec.generate", run=generate_spec, give_up=give_up_spec)
     register("run.start", run=start, give_up=give_up)
     register("run.write", run=write, give_up=give_up)
+    register("run.batch", run=write_in_batches, give_up=give_up, cancel=batch.batch_cancel)
+    # An ended run's give_up changes nothing (run_generation_fail): the item's last error is the record.
+    register(batch.SETTLE, run=settle_batches, give_up=give_up)
     register_sweep(services.abandoned_imports_delete)

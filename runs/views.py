@@ -26,6 +26,7 @@ from .access import (
     get_seed_dataset_for_user,
     get_spec_for_user,
 )
+from .batch import price_estimate
 from .extensions import extensions
 from .forms import RunGenerateForm, RunImportForm, SeedDatasetUploadForm, SpecForm, SpecGenerateForm
 from .generation import run_cancel, run_generate
@@ -129,7 +130,7 @@ def _spec_detail_response(
 @login_required
 def spec_detail(request: HttpRequest, code: UUID) -> HttpResponse:
     spec, membership = get_spec_for_user(request.user, code)
-    return _spec_detail_response(request, spec, membership, RunGenerateForm())
+    return _spec_detail_response(request, spec, membership, RunGenerateForm(prices=price_estimate(spec)))
 
 
 @login_required
@@ -139,7 +140,7 @@ def run_generate_form(request: HttpRequest, code: UUID) -> HttpResponse:
     spec, membership = get_spec_for_user(request.user, code)
     if not membership.can_write:
         raise PermissionDenied("Your role in this company is read-only.")
-    form = RunGenerateForm(request.POST)
+    form = RunGenerateForm(request.POST, prices=price_estimate(spec))
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -151,6 +152,7 @@ def run_generate_form(request: HttpRequest, code: UUID) -> HttpResponse:
                 generation_model=data["generation_model"],
                 assignment_mode=data["assignment_mode"],
                 filtering_types=["conformance"] if data["conformance_filter"] else [],
+                batch=form.batch,
             )
         except RunError as exc:
             form.add_error(None, str(exc))

@@ -21,6 +21,7 @@ from companies.quotas import month_spend
 from evaluations import services
 from evaluations.models import Evaluation, SampleClassification
 from evaluations.trace import evaluation_trace
+from llm.base import TransientError
 from llm.models import JudgeCall
 from tests.conftest import STANDIN_MODEL
 from tests.test_worker import FAST, classified, evaluation_of, model_requests, status, wait_for
@@ -158,3 +159,42 @@ def test_cancel_reaches_the_provider(
     assert batch_standin.stats()["batches"]["canceled"] == 1
     assert status(evaluation) == "FAILED"
     assert batch_item(evaluation).state == "canceled"
+
+
+@pytest.fixture
+def first_cancel_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process (where the cancel hook runs) finds the provider's batch API down: its cancel fails."""
+    from llm import batches
+
+    def down(self: Any, batch_id: str) -> None:
+        raise TransientError("the batch API is down", outcome="server_error")
+
+    monkeypatch.setattr(batches.OpenAIBatches, "cancel", down)
+
+
+def assert_settled(standin: StandIn, kind: str, subject_id: int) -> None:
+    """Just canceled, its first cancel failed: the settle item sends it again, and reads the batch once it ends."""
+    assert "canceled" not in standin.stats()["batches"]
+    settle = WorkItem.objects.get(kind=kind, subject_id=subject_id)
+    wait_for(lambda: WorkItem.objects.get(pk=settle.pk).state == "done", timeout=60)
+    assert standin.stats()["batches"]["canceled"] == 1
+
+
+@pytest.mark.usefixtures("first_cancel_fails")
+def test_a_canceled_batch_is_read_once_it_ends_and_a_failed_cancel_is_sent_again(
+    start_worker: Any, batch_standin: StandIn, company_a: Company, alice: Any
+) -> None:
+    batch_standin.configure(batch_seconds=600, batch_done_before_cancel=0.3)
+    evaluation = batch_evaluation_of(company_a, 100)
+    start_worker(**BATCH_FAST)
+    wait_for(lambda: submitted(evaluation), timeout=60, every=0.05)
+    services.evaluation_cancel(evaluation=Evaluation.objects.get(pk=evaluation.pk), canceled_by=alice)
+    assert_settled(batch_standin, "evaluation.settle", evaluation.id)
+    # What succeeded before the cancel was billed: in the ledger at the batch price, its ceiling settled; the
+    # canceled evaluation itself never changes.
+    classify = JudgeCall.objects.filter(evaluation=evaluation, purpose="classify")
+    assert 15 <= classify.count() <= 45  # about 30% of 100
+    assert not JudgeCall.objects.filter(evaluation=evaluation, purpose="batch").exists()
+    assert month_spend(company_a) == classify.aggregate(c=Sum("cost_usd"))["c"] > 0
+    assert classified(evaluation) == 0
+    assert status(evaluation) == "FAILED"
