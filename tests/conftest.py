@@ -385,3 +385,81 @@ def standin(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> I
         models_file.write_text(json.dumps({STANDIN_MODEL: entry}))
         monkeypatch.setenv("JUDGE_MODELS_FILE", str(models_file))
         yield server
+
+
+# --- The order of the suite under pytest-xdist (`make test`) ---
+
+# The longest tests, in seconds of one loaded `make test` run (--durations; ratios are what matter). Most are
+# real-worker tests, which pytest-django puts last (transactional): worksteal then started them at the end of the
+# run, and the longest ended it alone. A test not listed weighs 1.
+KNOWN_SLOW = {
+    "tests/test_worker.py::test_killed_workers_lose_nothing_and_the_next_one_finishes": 116,
+    "tests/runs/test_generation.py::test_a_killed_worker_resumes_with_no_sample_lost_or_written_twice": 76,
+    "tests/test_readme.py::test_the_openai_compatible_recipe_sends_every_kind_of_work_to_that_server": 64,
+    "tests/test_never_stuck.py::test_sigterm_with_hanging_and_trickling_calls_in_flight_hands_back": 62,
+    "tests/test_load.py::test_twenty_clients_and_big_imports_during_an_evaluation_get_no_5xx": 56,
+    "tests/test_worker.py::test_the_default_timings_resume_a_killed_worker_s_work_within_two_minutes": 54,
+    "tests/test_worker.py::test_sigterm_to_the_process_group_hands_work_back_and_exits": 54,
+    "tests/test_never_stuck.py::test_on_the_default_timings_a_killed_worker_s_item_resumes_within_30_seconds": 52,
+    "tests/llm/test_sent_rows.py::test_a_worker_killed_mid_call_leaves_a_row_for_every_request_the_provider": 50,
+    "tests/test_never_stuck.py::test_twice_as_many_sigkills_as_attempts_during_one_evaluation": 48,
+    "tests/runs/test_spec_generation.py::test_a_worker_killed_mid_generation_is_replaced": 45,
+    "tests/evaluations/test_batch_worker.py::test_a_2000_sample_batch_evaluation_judges_every_sample": 45,
+    "tests/test_worker.py::test_a_killed_guardrail_evaluation_is_resumed_without_regrading": 43,
+    "tests/guardrails/test_defend_worker.py::test_an_event_is_improved_to_the_maximum_by_a_real_worker": 43,
+    "tests/test_every_method.py::test_every_path_answers_every_method_without_a_500": 41,
+    "tests/test_never_stuck.py::test_claims_that_all_die_without_progress_still_end_failed": 39,
+    "tests/test_walk.py::test_the_analysts_walk": 36,
+    "tests/evaluations/test_batch_worker.py::test_a_worker_killed_while_the_batch_is_in_flight": 36,
+    "tests/evaluations/test_batch_worker.py::test_partial_errors_and_an_expired_batch": 33,
+    "tests/test_standin.py::test_it_draws_faults_at_their_rates_the_same_way_for_a_seed": 31,
+    "tests/test_worker.py::test_an_evaluation_survives_provider_faults": 30,
+    "tests/test_worker.py::test_a_small_evaluation_is_not_stuck_behind_another_company_s_big_one": 28,
+    "tests/test_migrations.py::test_it_moves_the_ledger": 27,
+    "tests/evaluations/test_browser.py::test_import_evaluate_filter_export_and_manage_keys": 27,
+    "tests/test_client_coverage.py::test_every_call_answers_as_the_table_says": 24,
+    "tests/llm/test_embedded_in_app.py::test_real_workers_judge_every_part": 24,
+    "tests/evaluations/test_review_browser.py::test_ten_labels_with_the_keyboard_then_kappa": 24,
+    "tests/test_terminal_states.py::test_a_canceled_evaluation_keeps_what_it_had_at_the_cancel": 23,
+    "tests/test_fuzz.py::test_fuzz": 22,  # one per operation, 63 of them
+    "tests/runs/test_spec_generation.py::test_a_real_worker_generates_the_spec": 22,
+    "tests/evaluations/test_estimator.py::test_near_a_census_the_interval_shrinks": 22,
+    "tests/test_make_run.py::": 20,
+    "tests/test_csp.py::test_the_pages_work_under_the_policy_in_a_browser": 21,
+    "tests/runs/test_generation.py::test_cancel_stops_the_calls_within_5_seconds": 21,
+    "tests/redteam/test_runs.py::test_a_real_worker_writes_attacks_and_scores_a_run": 21,
+}
+
+
+def _weight(item: pytest.Item) -> float:
+    return next((seconds for prefix, seconds in KNOWN_SLOW.items() if item.nodeid.startswith(prefix)), 1)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's sort (database tests first, transactional ones last)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist worksteal`, each process is first sent a contiguous share of the collection (the first
+    len/N, then a share of the rest...) and an idle one steals the tail of the longest queue. So the collection
+    is cut into those shares here, the known-slow tests dealt among them (the longest to the lightest share), each
+    share starting with its slow ones: every process begins with its longest tests, and what is stolen at the end
+    is short. Every process computes the same order from the same collection, as xdist requires. A transactional
+    test that now runs before others flushes the database after it, as pytest-django does between its groups."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or len(items) < 2:  # not under xdist (its processes see `dist` as "no": not checked)
+        return
+    count = int(workerinput["workercount"])
+    sizes, left = [], len(items)
+    for remaining in range(count, 0, -1):  # xdist's WorkStealingScheduling.check_schedule, at the start
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    slow = sorted((item for item in items if _weight(item) > 1), key=_weight, reverse=True)
+    shares: list[list[pytest.Item]] = [[] for _ in sizes]
+    load = [0.0] * count
+    for item in slow:
+        open_shares = [i for i in range(count) if len(shares[i]) < sizes[i]]
+        lightest = min(open_shares, key=lambda i: load[i])
+        shares[lightest].append(item)
+        load[lightest] += _weight(item)
+    rest = iter(item for item in items if _weight(item) <= 1)
+    for size, share in zip(sizes, shares, strict=True):
+        share.extend(next(rest) for _ in range(size - len(share)))
+    items[:] = [item for share in shares for item in share]
