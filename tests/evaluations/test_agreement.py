@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import cohen_kappa_score
 
 from evaluations.agreement import (
     FIT_FOR_USE_KAPPA,
@@ -63,6 +62,9 @@ def random_pairs(rng, size, values, agreement):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_kappa_matches_sklearn_plain_and_weighted(seed):
+    # Imported here: scikit-learn costs 1.2 s of CPU to import, paid at collection by every xdist process otherwise.
+    from sklearn.metrics import cohen_kappa_score
+
     rng = np.random.default_rng(seed)
     values = [f"v{i}" for i in range(int(rng.integers(2, 6)))]
     pairs = random_pairs(rng, int(rng.integers(30, 300)), values, float(rng.random()))
