@@ -212,6 +212,7 @@ def test_spec_pages_query_counts(
     # form's seed datasets
     with django_assert_num_queries(6):
         client.get("/specs/")
-    # session, user, spec, membership, latest version, runs, header membership + companies
-    with django_assert_num_queries(8):
+    # session, user, spec, membership, latest version, the spec's mean sample size (the generate form's price of
+    # each mode, runs/batch.price_estimate), runs, header membership + companies
+    with django_assert_num_queries(9):
         client.get(f"/specs/{spec_a.code}/")
