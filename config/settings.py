@@ -1,4 +1,8 @@
-"""One env-driven settings module. Defaults run a fresh clone: DEBUG, SQLite, the ORM broker."""
+"""One env-driven settings module. Defaults run a fresh clone: DEBUG, SQLite, the ORM broker.
+
+Over 500 lines on purpose: every environment variable the service reads is here, each beside the comment that says
+why its default is what it is, so README's Configuration table has one place to be checked against
+(tests/test_readme.py); splitting it per app would scatter that one list."""
 
 from __future__ import annotations
 
