@@ -95,6 +95,9 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
                 "wall_s": succeeded - answered,
                 "head_s": first_request - answered,
                 "judging_s": last_answer - first_request,  # the window of c calls itself, for N·L/c
+                # Each call as the worker timed it (SDK, HTTP and the stand-in included): judging over N·mean/c is
+                # the time no call was in flight in a slot (our writes and hand-offs between calls).
+                "call_mean_s": statistics.mean(c.latency_ms for c in calls.filter(purpose="classify")) / 1000,
                 "tail_s": succeeded - last_answer,
                 "explain_call_s": explain.latency_ms / 1000 if explain else 0.0,
                 "api_to_start_claimed_s": _s(start.started_at) - answered,

@@ -6,6 +6,7 @@ why its default is what it is, so README's Configuration table has one place to 
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import sys
@@ -211,6 +212,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PYTHON_SWITCH_INTERVAL_US = env_int("PYTHON_SWITCH_INTERVAL_US", 500)
 if PYTHON_SWITCH_INTERVAL_US > 0:
     sys.setswitchinterval(PYTHON_SWITCH_INTERVAL_US / 1_000_000)
+# Allocations between two young collections of the garbage collector; Python's own is 700. A collection holds the
+# GIL, so it stalls every request thread of the process. A 20,000-sample import allocates millions of objects: at
+# 700, runserver made 3,743 collections (13 full) during a 30 s flood of two imports, 6.2 s in all, up to 442 ms
+# each; at 10,000, with the start-up objects frozen out of the collector (config/wsgi.py), 175 collections, 1.3 s,
+# at most 83 ms (benchmarks/noisy_neighbour.py, issue #22). 0 leaves Python's own.
+PYTHON_GC_THRESHOLD = env_int("PYTHON_GC_THRESHOLD", 10_000)
+if PYTHON_GC_THRESHOLD > 0:
+    gc.set_threshold(PYTHON_GC_THRESHOLD, 10, 10)
 
 # --- Cache (API throttles live here) ---
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -401,6 +410,8 @@ IMPORT_MAX_SAMPLES = env_int("IMPORT_MAX_SAMPLES", 20_000)
 # batches; a live 20,000-sample import takes seconds): the storage quota stops counting it and the worker's
 # reconciler deletes it with its samples. 0 = off (kept and counted until deleted by hand).
 IMPORT_ABANDONED_SECONDS = env_int("IMPORT_ABANDONED_SECONDS", 3600)
+# Imports checking and writing their samples at once per process; the others wait (runs/services.py). 0 = no limit.
+IMPORTS_AT_ONCE_PER_PROCESS = env_int("IMPORTS_AT_ONCE_PER_PROCESS", 1)
 IMPORT_MAX_SAMPLE_BYTES = env_int("IMPORT_MAX_SAMPLE_BYTES", 1024 * 1024)
 IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
 IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 50_000)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -93,6 +97,30 @@ def spec_delete(*, spec: Spec, force: bool) -> None:
     spec.delete()
 
 
+_imports_lock = threading.Lock()
+_imports_running = 0
+_imports_done = threading.Condition(_imports_lock)
+
+
+@contextmanager
+def _import_turn() -> Iterator[None]:
+    """At most IMPORTS_AT_ONCE_PER_PROCESS imports check and write their samples at once in this process (0: no
+    limit); the others wait their turn. An import is CPU-bound Python: under runserver (the default setup, every
+    request a thread of one process) each one running takes its share of the GIL from every other request, and two
+    20,000-sample imports left another company's short request a third of it (issue #22)."""
+    global _imports_running
+    limit = settings.IMPORTS_AT_ONCE_PER_PROCESS
+    with _imports_done:
+        _imports_done.wait_for(lambda: not limit or _imports_running < limit)
+        _imports_running += 1
+    try:
+        yield
+    finally:
+        with _imports_done:
+            _imports_running -= 1
+            _imports_done.notify()
+
+
 def run_import(
     *,
     company: Company,
@@ -113,6 +141,13 @@ def run_import(
     version = versions.filter(number=spec_version).first() if spec_version else versions.order_by("-number").first()
     if version is None:
         raise RunError(f"spec '{spec.name}' has no version {spec_version}")
+    with _import_turn():
+        return _import_samples(company=company, created_by=created_by, spec=spec, version=version, rows=rows, name=name)
+
+
+def _import_samples(
+    *, company: Company, created_by: User | None, spec: Spec, version: SpecVersion, rows: Any, name: str
+) -> Run:
     # Every sample is checked before any transaction; inside them there are only inserts.
     samples = build_samples(rows, version.parsed_properties)
     stored_bytes = sum(sample.size_bytes for sample in samples)

@@ -212,3 +212,47 @@ def test_the_process_offers_the_gil_as_configured(configured: str | None, interv
     script = "import sys, django; django.setup(); print(sys.getswitchinterval())"
     shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert float(shown.stdout.strip()) == pytest.approx(interval)
+
+
+@pytest.mark.parametrize(("configured", "threshold"), [(None, 10_000), ("0", 700)])
+def test_the_web_process_collects_garbage_as_configured(configured: str | None, threshold: int) -> None:
+    # A collection stalls every request thread: the web process collects every PYTHON_GC_THRESHOLD allocations
+    # (0: Python's own 700), and what it loaded at start-up is frozen out of every collection (config/wsgi.py).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GC_THRESHOLD"}
+    if configured is not None:
+        env["PYTHON_GC_THRESHOLD"] = configured
+    script = "import gc; import config.wsgi; print(gc.get_threshold()[0], gc.get_freeze_count())"
+    shown = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    first, frozen = (int(part) for part in shown.stdout.split())
+    assert first == threshold
+    assert frozen > 100_000  # Django, the apps and every view: what a full collection no longer walks
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("limit", [1, 0])
+def test_imports_take_turns_in_a_process_unless_the_limit_is_off(
+    alice: Any, spec_a: Any, settings: Any, limit: int
+) -> None:
+    """IMPORTS_AT_ONCE_PER_PROCESS: while one import holds the process's only turn, another waits for it (1); with
+    0, nothing waits."""
+    settings.IMPORTS_AT_ONCE_PER_PROCESS = limit
+    done = threading.Event()
+
+    def second_import() -> None:
+        try:
+            run_import(company=spec_a.company, created_by=alice, spec=spec_a, rows=make_rows(ROWS))
+            done.set()
+        finally:
+            connection.close()
+
+    importer = threading.Thread(target=second_import)
+    with services._import_turn():  # a first import, checking its samples
+        importer.start()
+        finished_meanwhile = done.wait(timeout=3 if limit == 0 else 1)
+        samples_meanwhile = Sample.objects.filter(run__company=spec_a.company).count()
+    importer.join(timeout=30)
+    assert done.is_set()
+    if limit:
+        assert (finished_meanwhile, samples_meanwhile) == (False, 0)  # it waited, writing nothing
+    else:
+        assert (finished_meanwhile, samples_meanwhile) == (True, ROWS)
