@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic
 import httpx2
+import openai
 from django.conf import settings
 
 from .base import (
@@ -91,9 +93,6 @@ class AnthropicProvider:
     name = "anthropic"
 
     def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
-        import anthropic  # here, not with this module: see OpenAIProvider.__init__
-
-        self.sdk: Any = anthropic
         self.model = model
         self.client = anthropic.Anthropic(**_client_options(model, http_client))
 
@@ -132,8 +131,8 @@ class AnthropicProvider:
     def complete(self, request: StructuredRequest) -> Reply:
         try:
             message = self.client.messages.create(**self.params(request))
-        except self.sdk.AnthropicError as exc:
-            raise _translate(exc, self.sdk) from exc
+        except anthropic.AnthropicError as exc:
+            raise _translate(exc, anthropic) from exc
         return self.reply(message, request)
 
     def reply(self, message: Any, request: StructuredRequest) -> Reply:
@@ -172,12 +171,6 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, model: JudgeModel, http_client: httpx2.Client | None = None) -> None:
-        # The SDKs are imported by the first provider built, not with this module, which every Django process loads:
-        # both together took about 4 s of CPU, two thirds of django.setup(), in every web process, worker cluster and
-        # test process, most of which never call either (the embedded judge calls neither).
-        import openai
-
-        self.sdk: Any = openai
         self.model = model
         self.client = openai.OpenAI(**_client_options(model, http_client))
 
@@ -202,8 +195,8 @@ class OpenAIProvider:
     def complete(self, request: StructuredRequest) -> Reply:
         try:
             completion = self.client.chat.completions.create(**self.params(request))
-        except self.sdk.OpenAIError as exc:
-            raise _translate(exc, self.sdk) from exc
+        except openai.OpenAIError as exc:
+            raise _translate(exc, openai) from exc
         return self.reply(completion, request)
 
     def reply(self, completion: Any, request: StructuredRequest) -> Reply:
