@@ -47,7 +47,10 @@ def django_db_setup(
             old_config = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
     yield
     with django_db_blocker.unblock():
-        teardown_databases(old_config, verbosity=verbosity)
+        try:
+            teardown_databases(old_config, verbosity=verbosity)
+        except Exception as exc:  # as pytest-django: a database still in use is a warning, not every test's error
+            request.node.warn(pytest.PytestWarning(f"Error when trying to teardown test databases: {exc!r}"))
 
 
 def _database_from_template(connection: Any, worker: str, run_folder: Path, verbosity: int) -> None:
