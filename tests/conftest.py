@@ -21,6 +21,70 @@ from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request: pytest.FixtureRequest,
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_modify_db_settings: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """pytest-django's test database, except under xdist: there the first process to get here migrates a template
+    once, and every process copies it (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL) instead of
+    running the migrations itself. tests/test_migrations.py still runs them, on its process's copy. The template
+    (the test database's name with "_template") is left in place and rebuilt by the next run."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    verbosity = request.config.option.verbose
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    with django_db_blocker.unblock():
+        if worker:
+            old_name = connection.settings_dict["NAME"]
+            _database_from_template(connection, worker, tmp_path_factory.getbasetemp().parent, verbosity)
+            old_config = [(connection, old_name, True)]
+        else:
+            old_config = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        try:
+            teardown_databases(old_config, verbosity=verbosity)
+        except Exception as exc:  # as pytest-django: a database still in use is a warning, not every test's error
+            request.node.warn(pytest.PytestWarning(f"Error when trying to teardown test databases: {exc!r}"))
+
+
+def _database_from_template(connection: Any, worker: str, run_folder: Path, verbosity: int) -> None:
+    import fcntl
+
+    from django.conf import settings
+
+    name = connection.settings_dict["TEST"]["NAME"]  # pytest-django's, suffixed "_gw<N>"
+    template = f"{name.removesuffix(f'_{worker}')}_template"
+    # The run's processes share run_folder (xdist's temporary folder of this run): the flag says this run built it.
+    built = run_folder / "test-database-template-built"
+    with (run_folder / "test-database-template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one at a time: PostgreSQL copies a template only while no one uses it
+        if not built.exists():
+            connection.settings_dict["TEST"]["NAME"] = template
+            connection.creation.create_test_db(verbosity=verbosity, autoclobber=True, serialize=False)
+            connection.close()
+            connection.settings_dict["TEST"]["NAME"] = name
+            built.touch()
+        connection.settings_dict["NAME"] = template
+        if connection.vendor == "sqlite":
+            for leftover in (name, f"{name}-wal", f"{name}-shm"):  # a stale -wal would be replayed into the copy
+                Path(leftover).unlink(missing_ok=True)
+            shutil.copyfile(template, name)
+        else:
+            quote = connection.ops.quote_name
+            with connection.creation._nodb_cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)}")
+                cursor.execute(f"CREATE DATABASE {quote(name)} TEMPLATE {quote(template)}")
+    connection.close()
+    settings.DATABASES[connection.alias]["NAME"] = name
+    connection.settings_dict["NAME"] = name
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     # Throttle counters live in the cache; each test starts with none.
