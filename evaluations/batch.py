@@ -108,12 +108,15 @@ def _write_page(job: services.ClassificationJob, results: list[BatchResult]) -> 
 
 
 def batch_cancel(item: WorkItem) -> None:
-    """The batch item was canceled (the evaluation canceled or failed): cancel its open batches at the provider;
-    an `evaluation.settle` item reads them once they end (batch_settle)."""
-    evaluation = Evaluation.objects.filter(id=item.subject_id).only("model_used", "requested_model").first()
-    if evaluation is not None:
+    """The batch item was canceled (the evaluation canceled, failed, or deleted with its run): cancel its open
+    batches at the provider; an `evaluation.settle` item reads them once they end (batch_settle)."""
+    model = item.args.get("model")
+    if model is None:  # an item from before the model went with it: the evaluation's, unless it is gone
+        evaluation = Evaluation.objects.filter(id=item.subject_id).only("model_used", "requested_model").first()
+        if evaluation is None:
+            return
         model = evaluation.model_used or evaluation.requested_model
-        batchwork.cancel_open(item, lambda: get_judge_model(model), settle_kind=SETTLE)
+    batchwork.cancel_open(item, lambda: get_judge_model(model), settle_kind=SETTLE)
 
 
 def batch_settle(*, item: WorkItem, ctx: Context) -> Result:

@@ -348,7 +348,11 @@ def evaluation_start(*, evaluation_id: int) -> None:
     )
     if evaluation.batch:
         key = f"evaluation.batch:{evaluation_id}"
-        work_create(company_id=evaluation.company_id, kind="evaluation.batch", subject_id=evaluation_id, key=key)
+        # The model goes with the item: a deleted evaluation's batches are still canceled with it (batch_cancel).
+        args = {"model": job.resolved.model.name}
+        work_create(
+            company_id=evaluation.company_id, kind="evaluation.batch", subject_id=evaluation_id, key=key, args=args
+        )
     else:
         work_create_parts(
             company_id=evaluation.company_id, kind="evaluation.classify", subject_id=evaluation_id, parts=parts

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from work.runner import Context
 
-from .services import RunError
+from .services import RunError, runs_work_cancel
 
 # --- Run generation (runs.create): DESIGN.md §4 and §6 ---
 #
@@ -159,9 +159,9 @@ def run_cancel(*, run: Run) -> bool:
 
 
 def run_delete(*, run: Run) -> None:
-    """Delete a run with its samples, ending its work items first: a worker writing it stops at its next tick
-    instead of failing on samples whose run is gone."""
-    work_cancel(kind_prefix="run.", subject_id=run.id, reason="the run was deleted")
+    """Delete a run with its samples and evaluations, ending their work items first: a worker writing one stops at
+    its next tick instead of failing on rows that are gone, and their batches are canceled at the provider."""
+    runs_work_cancel(run_ids=[run.id])
     run.delete()
 
 

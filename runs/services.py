@@ -87,13 +87,26 @@ def _version_create(*, spec: Spec, created_by: User | None, content_yaml: str, p
     return version
 
 
+def runs_work_cancel(*, run_ids: list[int]) -> None:
+    """End the work of runs about to be deleted, and of their evaluations (deleted with them)."""
+    for run_id in run_ids:
+        work_cancel(kind_prefix="run.", subject_id=run_id, reason="the run was deleted")
+    evaluation_ids = Run.with_importing.filter(id__in=run_ids, evaluations__isnull=False).values_list(
+        "evaluations__id", flat=True
+    )
+    for evaluation_id in evaluation_ids:
+        work_cancel(kind_prefix="evaluation.", subject_id=evaluation_id, reason="its run was deleted")
+
+
 @transaction.atomic
 def spec_delete(*, spec: Spec, force: bool) -> None:
     if not force and spec.runs.exists():
         raise RunError("This spec has runs; delete them first or pass force=true to delete the spec with its runs.")
     # Runs go first: they hold the spec version they used (PROTECT), which the spec's cascade would hit. An import
     # still writing loses its run too (it then fails, keeping nothing).
-    Run.with_importing.filter(spec=spec).delete()
+    runs = Run.with_importing.filter(spec=spec)
+    runs_work_cancel(run_ids=list(runs.values_list("id", flat=True)))
+    runs.delete()
     spec.delete()
 
 

@@ -161,6 +161,29 @@ def test_cancel_reaches_the_provider(
     assert batch_item(evaluation).state == "canceled"
 
 
+@pytest.mark.parametrize("deleted", ["run", "spec"])
+def test_deleting_its_run_or_spec_cancels_an_evaluations_batch_at_the_provider(
+    start_worker: Any, batch_standin: StandIn, company_a: Company, monkeypatch: Any, deleted: str
+) -> None:
+    from llm import providers
+    from runs.generation import run_delete
+    from runs.services import spec_delete
+
+    monkeypatch.setattr(providers, "http_client_for", None)  # this process cancels: the stand-in, not a refusal
+    batch_standin.configure(batch_seconds=600)
+    evaluation = batch_evaluation_of(company_a, 100)
+    start_worker(**BATCH_FAST)
+    wait_for(lambda: submitted(evaluation), timeout=60, every=0.05)
+    if deleted == "run":
+        run_delete(run=evaluation.run)
+    else:
+        spec_delete(spec=evaluation.run.spec, force=True)
+    assert not Evaluation.objects.filter(pk=evaluation.pk).exists()
+    # Billed at completion otherwise, for samples nobody can see any more.
+    assert batch_standin.stats()["batches"]["canceled"] == 1
+    assert batch_item(evaluation).state == "canceled"
+
+
 @pytest.fixture
 def first_cancel_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process (where the cancel hook runs) finds the provider's batch API down: its cancel fails."""
