@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import mimetypes
+import os
 import posixpath
 import re
+import uuid
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -187,6 +189,15 @@ def _check_count(count: int) -> None:
         raise ImportProblems([f"too many samples: the limit is {settings.IMPORT_MAX_SAMPLES}"])
 
 
+def random_uuids(count: int) -> Iterator[uuid.UUID]:
+    """`count` random (version 4) UUIDs from one read of the system's random source. uuid4() reads it once per
+    UUID, and each read gives the GIL up: a 20,000-sample import then waited for it back 20,000 times, 12% of its
+    time under runserver while other requests ran (issue #22)."""
+    randomness = os.urandom(16 * count)
+    for start in range(0, 16 * count, 16):
+        yield uuid.UUID(bytes=randomness[start : start + 16], version=4)
+
+
 def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
     """Check every row against the spec's properties and return unsaved samples, or raise with every problem."""
     if not isinstance(rows, list) or not rows:
@@ -196,6 +207,7 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
     seen: set[str] = set()
     problems: list[str] = []
     samples: list[Sample] = []
+    codes = random_uuids(len(rows))
     for position, row in enumerate(rows, start=1):
         where = f"sample {position}"
         if not isinstance(row, dict):
@@ -248,6 +260,7 @@ def build_samples(rows: Any, properties: list[Property]) -> list[Sample]:
                 problems.append(f"{where}: property '{prop.name}' is {shown}, not one of {some_values(prop.values)}")
         samples.append(
             Sample(
+                code=next(codes),
                 position=position,
                 identifier=identifier,
                 path=path,

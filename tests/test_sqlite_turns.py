@@ -211,3 +211,24 @@ def test_short_writers_pass_a_bulk_writer_only_so_many_times_in_a_row(monkeypatc
         thread.join(10)
     assert order == ["short 1", "short 2", "bulk", "short 3"]
     assert not turns.locked()
+
+
+def test_under_debug_a_bulk_writers_statements_are_not_logged_unless_captured(connect, settings: Any) -> None:
+    """DEBUG logs every statement with its parameters quoted by one more query; a bulk writer (an import's batches)
+    is spared it, other writers and an explicit capture (assertNumQueries) are not."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.DEBUG = True
+    connection = connect()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x)")
+    logged = len(connection.queries_log)
+    with base.bulk_writes(), connection.cursor() as cursor:
+        cursor.executemany("INSERT INTO t VALUES (%s)", [(i,) for i in range(250)])
+    assert len(connection.queries_log) == logged
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO t VALUES (%s)", [1])
+    assert len(connection.queries_log) == logged + 1
+    with CaptureQueriesContext(connection) as captured, base.bulk_writes(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO t VALUES (%s)", [2])
+    assert len(captured.captured_queries) == 1

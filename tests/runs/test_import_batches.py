@@ -256,3 +256,18 @@ def test_imports_take_turns_in_a_process_unless_the_limit_is_off(
         assert (finished_meanwhile, samples_meanwhile) == (False, 0)  # it waited, writing nothing
     else:
         assert (finished_meanwhile, samples_meanwhile) == (True, ROWS)
+
+
+def test_an_imports_sample_codes_come_from_one_read_of_the_random_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each read gives the GIL up, and a 20,000-sample import under runserver waited for it back once per sample.
+    from runs import imports
+    from runs.specfile import parse_spec
+
+    reads: list[int] = []
+    real_urandom = os.urandom
+    monkeypatch.setattr(imports.os, "urandom", lambda n: reads.append(n) or real_urandom(n))
+    samples = imports.build_samples(make_rows(ROWS), parse_spec(SPEC_YAML).properties)
+    assert reads == [16 * ROWS]
+    codes = [sample.code for sample in samples]
+    assert len(set(codes)) == ROWS
+    assert {(code.version, code.variant) for code in codes} == {(4, "specified in RFC 4122")}
