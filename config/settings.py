@@ -214,9 +214,9 @@ if PYTHON_SWITCH_INTERVAL_US > 0:
     sys.setswitchinterval(PYTHON_SWITCH_INTERVAL_US / 1_000_000)
 # Allocations between two young collections of the garbage collector; Python's own is 700. A collection holds the
 # GIL, so it stalls every request thread of the process. A 20,000-sample import allocates millions of objects: at
-# 700, runserver made 3,743 collections (13 full) during a 30 s flood of two imports, 6.2 s in all, up to 442 ms
-# each; at 10,000, with the start-up objects frozen out of the collector (config/wsgi.py), 175 collections, 1.3 s,
-# at most 83 ms (benchmarks/noisy_neighbour.py, issue #22). 0 leaves Python's own.
+# 700, runserver made 3,743 collections (13 full) in a noisy_neighbour.py run (30 s alone, 30 s under two imports;
+# loaded machine), 6.2 s in all, up to 442 ms each; at 10,000, with the start-up objects frozen out of the
+# collector (config/wsgi.py), 175 collections, 1.3 s, at most 83 ms (issue #22). 0 leaves Python's own.
 PYTHON_GC_THRESHOLD = env_int("PYTHON_GC_THRESHOLD", 10_000)
 if PYTHON_GC_THRESHOLD > 0:
     gc.set_threshold(PYTHON_GC_THRESHOLD, 10, 10)
