@@ -145,9 +145,9 @@ def test_partial_errors_and_an_expired_batch_end_with_every_sample_judged_or_fai
     assert JudgeCall.objects.filter(evaluation=evaluation).count() == (400 - retried) + model_requests(batch_standin)
 
 
-def test_cancel_reaches_the_provider(
-    start_worker: Any, batch_standin: StandIn, company_a: Company, alice: Any, monkeypatch: Any
-) -> None:
+@pytest.fixture
+def batch_in_flight(start_worker: Any, batch_standin: StandIn, company_a: Company, monkeypatch: Any) -> Evaluation:
+    """A 100-sample evaluation whose batch a real worker submitted and the provider holds for ten minutes."""
     from llm import providers
 
     monkeypatch.setattr(providers, "http_client_for", None)  # this process cancels: the stand-in, not a refusal
@@ -155,6 +155,11 @@ def test_cancel_reaches_the_provider(
     evaluation = batch_evaluation_of(company_a, 100)
     start_worker(**BATCH_FAST)
     wait_for(lambda: submitted(evaluation), timeout=60, every=0.05)
+    return evaluation
+
+
+def test_cancel_reaches_the_provider(batch_in_flight: Evaluation, batch_standin: StandIn, alice: Any) -> None:
+    evaluation = batch_in_flight
     services.evaluation_cancel(evaluation=Evaluation.objects.get(pk=evaluation.pk), canceled_by=alice)
     assert batch_standin.stats()["batches"]["canceled"] == 1
     assert status(evaluation) == "FAILED"
@@ -163,17 +168,12 @@ def test_cancel_reaches_the_provider(
 
 @pytest.mark.parametrize("deleted", ["run", "spec"])
 def test_deleting_its_run_or_spec_cancels_an_evaluations_batch_at_the_provider(
-    start_worker: Any, batch_standin: StandIn, company_a: Company, monkeypatch: Any, deleted: str
+    batch_in_flight: Evaluation, batch_standin: StandIn, deleted: str
 ) -> None:
-    from llm import providers
     from runs.generation import run_delete
     from runs.services import spec_delete
 
-    monkeypatch.setattr(providers, "http_client_for", None)  # this process cancels: the stand-in, not a refusal
-    batch_standin.configure(batch_seconds=600)
-    evaluation = batch_evaluation_of(company_a, 100)
-    start_worker(**BATCH_FAST)
-    wait_for(lambda: submitted(evaluation), timeout=60, every=0.05)
+    evaluation = batch_in_flight
     if deleted == "run":
         run_delete(run=evaluation.run)
     else:

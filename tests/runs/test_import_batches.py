@@ -265,7 +265,12 @@ def test_an_imports_sample_codes_come_from_one_read_of_the_random_source(monkeyp
 
     reads: list[int] = []
     real_urandom = os.urandom
-    monkeypatch.setattr(imports.os, "urandom", lambda n: reads.append(n) or real_urandom(n))
+
+    def urandom(size: int) -> bytes:
+        reads.append(size)
+        return real_urandom(size)
+
+    monkeypatch.setattr(imports.os, "urandom", urandom)
     samples = imports.build_samples(make_rows(ROWS), parse_spec(SPEC_YAML).properties)
     assert reads == [16 * ROWS]
     codes = [sample.code for sample in samples]
