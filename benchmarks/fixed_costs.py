@@ -86,7 +86,8 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
             evaluation, answered = evaluate(n)
             first_request = min(standin.state.arrivals) + to_wall
             calls = JudgeCall.objects.filter(evaluation=evaluation)
-            last_answer = max(_s(c.created_at) + c.latency_ms / 1000 for c in calls.filter(purpose="classify"))
+            classified = list(calls.filter(purpose="classify"))
+            last_answer = max(_s(c.created_at) + c.latency_ms / 1000 for c in classified)
             explain = calls.filter(purpose="explain").first()
             items = {i.kind.split(".")[1]: i for i in WorkItem.objects.for_subject("evaluation.", evaluation.id)}
             start, classify, finalize = items["start"], items["classify"], items["finalize"]
@@ -97,7 +98,7 @@ def run(n: int, latency: float, repetitions: int, standin: StandIn) -> dict[str,
                 "judging_s": last_answer - first_request,  # the window of c calls itself, for N·L/c
                 # Each call as the worker timed it (SDK, HTTP and the stand-in included): judging over N·mean/c is
                 # the time no call was in flight in a slot (our writes and hand-offs between calls).
-                "call_mean_s": statistics.mean(c.latency_ms for c in calls.filter(purpose="classify")) / 1000,
+                "call_mean_s": statistics.mean(c.latency_ms for c in classified) / 1000,
                 "tail_s": succeeded - last_answer,
                 "explain_call_s": explain.latency_ms / 1000 if explain else 0.0,
                 "api_to_start_claimed_s": _s(start.started_at) - answered,

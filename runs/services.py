@@ -110,9 +110,8 @@ def spec_delete(*, spec: Spec, force: bool) -> None:
     spec.delete()
 
 
-_imports_lock = threading.Lock()
 _imports_running = 0
-_imports_done = threading.Condition(_imports_lock)
+_imports_done = threading.Condition()
 
 
 @contextmanager
