@@ -28,7 +28,7 @@ def test_an_evaluation_s_steps_run_in_the_worker_that_ran_the_one_before(
     # Two processes: the idle one would take any step the broker carried.
     start_worker(Q_WORKERS="2")
     evaluation = evaluation_of(company_a, 40)
-    wait_for(lambda: status(evaluation) != "PROCESSING" and status(evaluation) != "PENDING", timeout=90)
+    wait_for(lambda: status(evaluation) not in {"PENDING", "PROCESSING"}, timeout=90)
     assert_nothing_lost_or_doubled(evaluation)
     start, classify, finalize = (step(evaluation, kind) for kind in ("start", "classify", "finalize"))
     assert start.enqueued_at is not None  # the API's start went through the broker

@@ -203,7 +203,7 @@ def test_a_small_evaluation_is_not_stuck_behind_another_company_s_big_one(
     start_worker(**FAST, Q_WORKERS="2")
     wait_for(lambda: classified(big) >= 50, timeout=60)
     small = evaluation_of(company_b, 20)
-    took = wait_for(lambda: status(small) != "PROCESSING" and status(small) != "PENDING", timeout=30)
+    took = wait_for(lambda: status(small) not in {"PENDING", "PROCESSING"}, timeout=30)
     assert status(small) == "SUCCEEDED"
     assert took < 10
     assert status(big) == "PROCESSING"  # the big one was still running all along

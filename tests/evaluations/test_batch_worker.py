@@ -69,7 +69,7 @@ def test_a_2000_sample_batch_evaluation_judges_every_sample_once_at_half_price(
 ) -> None:
     evaluation = batch_evaluation_of(company_a, 2000)
     start_worker(**BATCH_FAST, JUDGE_BATCH_MAX_REQUESTS="600")  # split: 600 + 600 + 600 + 200
-    wait_for(lambda: status(evaluation) != "PROCESSING" and status(evaluation) != "PENDING", timeout=120)
+    wait_for(lambda: status(evaluation) not in {"PENDING", "PROCESSING"}, timeout=120)
     evaluation.refresh_from_db()
     assert evaluation.status == "SUCCEEDED", evaluation.error_message
     assert_every_sample_once(evaluation)
