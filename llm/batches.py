@@ -13,10 +13,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-import anthropic
-import openai
-from openai.types.chat import ChatCompletion
-
 from .base import JudgeError, Reply, StructuredRequest
 from .catalog import JudgeModel
 from .providers import AnthropicProvider, OpenAIProvider, _translate, provider_for
@@ -46,19 +42,20 @@ class AnthropicBatches:
     def __init__(self, provider: AnthropicProvider) -> None:
         self.provider = provider
         self.client = provider.client
+        self.sdk = provider.sdk  # imported by the provider, not with this module
 
     def submit(self, requests: Iterable[tuple[str, StructuredRequest]]) -> str:
         params = [{"custom_id": cid, "params": self.provider.params(request)} for cid, request in requests]
         try:
             return str(self.client.messages.batches.create(requests=params).id)  # type: ignore[arg-type]
-        except anthropic.AnthropicError as exc:
-            raise _translate(exc, anthropic) from exc
+        except self.sdk.AnthropicError as exc:
+            raise _translate(exc, self.sdk) from exc
 
     def state(self, batch_id: str) -> BatchState:
         try:
             batch = self.client.messages.batches.retrieve(batch_id)
-        except anthropic.AnthropicError as exc:
-            raise _translate(exc, anthropic) from exc
+        except self.sdk.AnthropicError as exc:
+            raise _translate(exc, self.sdk) from exc
         raw = batch.request_counts
         counts = {k: getattr(raw, k) for k in ("processing", "succeeded", "errored", "canceled", "expired")}
         return BatchState(batch.processing_status == "ended", batch.processing_status, counts)
@@ -74,14 +71,14 @@ class AnthropicBatches:
                     yield BatchResult(line.custom_id, "errored", error=f"{error.type}: {error.message}")
                 else:
                     yield BatchResult(line.custom_id, result.type, error=f"the batch request {result.type}")
-        except anthropic.AnthropicError as exc:
-            raise _translate(exc, anthropic) from exc
+        except self.sdk.AnthropicError as exc:
+            raise _translate(exc, self.sdk) from exc
 
     def cancel(self, batch_id: str) -> None:
         try:
             self.client.messages.batches.cancel(batch_id)
-        except anthropic.AnthropicError as exc:
-            raise _translate(exc, anthropic) from exc
+        except self.sdk.AnthropicError as exc:
+            raise _translate(exc, self.sdk) from exc
 
 
 class OpenAIBatches:
@@ -90,6 +87,7 @@ class OpenAIBatches:
     def __init__(self, provider: OpenAIProvider) -> None:
         self.provider = provider
         self.client = provider.client
+        self.sdk = provider.sdk
 
     def submit(self, requests: Iterable[tuple[str, StructuredRequest]]) -> str:
         lines = (
@@ -102,15 +100,15 @@ class OpenAIBatches:
             batch = self.client.batches.create(
                 input_file_id=uploaded.id, endpoint=self.ENDPOINT, completion_window="24h"
             )
-        except openai.OpenAIError as exc:
-            raise _translate(exc, openai) from exc
+        except self.sdk.OpenAIError as exc:
+            raise _translate(exc, self.sdk) from exc
         return str(batch.id)
 
     def _batch(self, batch_id: str) -> Any:
         try:
             return self.client.batches.retrieve(batch_id)
-        except openai.OpenAIError as exc:
-            raise _translate(exc, openai) from exc
+        except self.sdk.OpenAIError as exc:
+            raise _translate(exc, self.sdk) from exc
 
     def state(self, batch_id: str) -> BatchState:
         batch = self._batch(batch_id)
@@ -126,8 +124,8 @@ class OpenAIBatches:
                 for line in response.iter_lines():
                     if line.strip():
                         yield json.loads(line)
-        except openai.OpenAIError as exc:
-            raise _translate(exc, openai) from exc
+        except self.sdk.OpenAIError as exc:
+            raise _translate(exc, self.sdk) from exc
 
     def results(self, batch_id: str, like: StructuredRequest) -> Iterator[BatchResult]:
         """The output file's lines, then the error file's; a request in neither (its batch was canceled or failed)
@@ -136,7 +134,8 @@ class OpenAIBatches:
         for line in self._lines(batch.output_file_id):
             body = (line.get("response") or {}).get("body") or {}
             yield _parsed(
-                line["custom_id"], lambda body=body: self.provider.reply(ChatCompletion.model_validate(body), like)
+                line["custom_id"],
+                lambda body=body: self.provider.reply(self.sdk.types.chat.ChatCompletion.model_validate(body), like),
             )
         for line in self._lines(batch.error_file_id):
             error = line.get("error") or {}
@@ -150,8 +149,8 @@ class OpenAIBatches:
     def cancel(self, batch_id: str) -> None:
         try:
             self.client.batches.cancel(batch_id)
-        except openai.OpenAIError as exc:
-            raise _translate(exc, openai) from exc
+        except self.sdk.OpenAIError as exc:
+            raise _translate(exc, self.sdk) from exc
 
 
 def _parsed(custom_id: str, read: Any) -> BatchResult:

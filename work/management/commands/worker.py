@@ -24,6 +24,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django_q.cluster import Cluster
 
+from llm.providers import import_sdks
+
 
 class Command(BaseCommand):
     help = "Run background workers (a django-q2 cluster) that stop gracefully on SIGTERM or SIGINT."
@@ -39,6 +41,7 @@ class Command(BaseCommand):
                     os.setpgid(0, 0)
 
             os.register_at_fork(after_in_child=lead_cluster_group)
+        import_sdks()  # before the cluster forks: no claimed item pays for it (llm/providers.py import_sdks)
         cluster = Cluster()  # installs django-q2's own SIGTERM/SIGINT handlers, replaced below
 
         def cluster_group() -> int | None:
