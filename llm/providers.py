@@ -22,7 +22,7 @@ from .base import (
     TransientError,
     Usage,
 )
-from .catalog import JudgeModel
+from .catalog import JudgeModel, judge_models
 from .deadline import http_client as deadline_client
 from .offline import OfflineProvider
 
@@ -81,17 +81,25 @@ def _client_options(model: JudgeModel, http_client: httpx2.Client | None) -> dic
 
 
 def import_sdks() -> None:
-    """Import the Anthropic and OpenAI SDKs now.
+    """Import now the SDK of each provider this process has credentials for (a key, or a model's own base_url).
 
-    The providers import them when the first one is built, not with this module, which every Django process loads:
-    the two are about two thirds of django.setup()'s CPU (1.2 s of 2.2 s on a quiet 2-core machine, 4 of 6 s on a
-    loaded one), paid by every management command and test subprocess that never calls a provider. The processes
+    The providers import their SDK when the first one is built, not with this module, which every Django process
+    loads: the two are about two thirds of django.setup()'s CPU (1.2 s of 2.2 s on a quiet 2-core machine, 4 of 6 s on
+    a loaded one), paid by every management command and test subprocess that never calls a provider. The processes
     that do call one import them at start instead (config/wsgi.py, `manage.py worker` before its cluster forks): in a
     worker the import would otherwise run inside the first claimed item, before its first heartbeat, and under load
     outlast a short lease; in the web process, inside the first request that builds a provider.
+
+    Only the providers that can be called: credentials come from the environment alone (JudgeModel.api_key), so a
+    provider without them is never built here, and its import (Anthropic's is 1.1 s of CPU, OpenAI's 0.5 s) would be
+    paid by every worker start for nothing: a deployment on one provider or one OpenAI-compatible server, and the
+    test suite's workers (54 cluster starts, nearly all against the OpenAI-compatible stand-in).
     """
-    import anthropic  # noqa: F401
-    import openai  # noqa: F401
+    callable_providers = {m.provider for m in judge_models().values() if not m.is_offline and m.api_key()}
+    if "anthropic" in callable_providers:
+        import anthropic  # noqa: F401
+    if "openai" in callable_providers:
+        import openai  # noqa: F401
 
 
 class AnthropicProvider:
