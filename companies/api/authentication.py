@@ -36,12 +36,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 detail=f"Too many failed API-key attempts from this address; try again in {wait} seconds.",
             )
         try:
-            return self._check(parts)
+            user, key, membership = self._check(parts)
         except exceptions.AuthenticationFailed:
             API_KEY_BY_ADDRESS.record(address)
             raise
+        request._active_membership = membership  # type: ignore[attr-defined]  # get_active_membership reads it: no second query
+        return user, key
 
-    def _check(self, parts: list[str]) -> tuple[User, ApiKey]:
+    def _check(self, parts: list[str]) -> tuple[User, ApiKey, Membership]:
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <api key>'.")
         key = ApiKey.find(parts[1])
@@ -51,10 +53,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
         if key.is_expired:
             raise exceptions.AuthenticationFailed("This API key has expired.")
-        if not key.user.is_active or not Membership.objects.filter(user=key.user, company=key.company).exists():
+        membership = Membership.objects.filter(user=key.user, company=key.company).first()
+        if not key.user.is_active or membership is None:
             raise exceptions.AuthenticationFailed("This API key's user no longer belongs to its company.")
+        membership.company = key.company  # already read with the key
         key.touch()
-        return key.user, key
+        return key.user, key, membership
 
     def authenticate_header(self, request: Request) -> str:
         # A value here makes DRF answer 401 (not 403) when credentials are missing.
