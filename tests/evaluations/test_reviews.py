@@ -872,8 +872,8 @@ def test_the_statistics_block_costs_a_few_queries_and_one_per_labelled_property(
     _label_all(done, 12)
     url = f"{EVALUATIONS}{done.code}/statistics/"
     alice_api.get(url)  # the API key's last-use stamp is written once a minute at most
-    # api key (+company, user), the key's membership check, the active membership, the evaluation, then the
-    # block: the run's reviews, its sample count, the classifications of the reviewed samples only, and one
-    # aggregate of the strata per property with labels (sentiment; priority has none)
-    with django_assert_num_queries(8):
+    # api key (+company, user), the key's membership (the active one), the evaluation, then the block: the run's
+    # reviews, its sample count, the classifications of the reviewed samples only, and one aggregate of the strata
+    # per property with labels (sentiment; priority has none)
+    with django_assert_num_queries(7):
         assert alice_api.get(url).status_code == HTTPStatus.OK
