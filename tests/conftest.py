@@ -20,6 +20,25 @@ from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 
 PASSWORD = "correct horse battery staple"
 
+# Tests that mostly wait (on real worker clusters, a live server, a browser) rather than compute.
+WAITING_FIXTURES = frozenset({"start_worker", "worker", "live_server", "browser", "page"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spread the waiting tests evenly through the run, the others keeping their order. Collected as they are, they
+    sit together at the end (the root's test_worker.py, test_never_stuck.py, test_walk.py...), and the last minutes of
+    a run were four processes waiting on clusters while the two cores idled (80% busy over the run, `/proc/stat`).
+    Spread, at any moment about half the processes wait and the others use the cores. The order is the same in every
+    xdist process (it depends on the collection only), as xdist requires."""
+    waiting = [item for item in items if WAITING_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if not waiting or len(waiting) == len(items):
+        return
+    waits = {id(item) for item in waiting}
+    others = [item for item in items if id(item) not in waits]
+    placed = [((i + 0.5) / len(waiting), item) for i, item in enumerate(waiting)]
+    placed += [((i + 0.5) / len(others), item) for i, item in enumerate(others)]
+    items[:] = [item for _, item in sorted(placed, key=lambda pair: pair[0])]
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(
