@@ -30,11 +30,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     a run were four processes waiting on clusters while the two cores idled (80% busy over the run, `/proc/stat`).
     Spread, at any moment about half the processes wait and the others use the cores. The order is the same in every
     xdist process (it depends on the collection only), as xdist requires."""
-    waiting = [item for item in items if WAITING_FIXTURES & set(getattr(item, "fixturenames", ()))]
-    if not waiting or len(waiting) == len(items):
+    waiting: list[pytest.Item] = []
+    others: list[pytest.Item] = []
+    for item in items:
+        (waiting if WAITING_FIXTURES & set(getattr(item, "fixturenames", ())) else others).append(item)
+    if not waiting or not others:
         return
-    waits = {id(item) for item in waiting}
-    others = [item for item in items if id(item) not in waits]
     placed = [((i + 0.5) / len(waiting), item) for i, item in enumerate(waiting)]
     placed += [((i + 0.5) / len(others), item) for i, item in enumerate(others)]
     items[:] = [item for _, item in sorted(placed, key=lambda pair: pair[0])]
