@@ -25,7 +25,7 @@ from guardrails import services as guardrail_services
 from guardrails.models import GuardrailEvaluation
 from llm.models import JudgeCall
 from runs.services import run_import
-from tests.conftest import STANDIN_MODEL, make_rows
+from tests.conftest import STANDIN_MODEL, live_in_group, make_rows
 from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 from work.models import WorkItem
 
@@ -195,6 +195,29 @@ def test_sigterm_to_the_process_group_hands_work_back_and_exits(
     start_worker(**FAST)
     wait_for(lambda: status(evaluation) != "PROCESSING", timeout=60)
     assert_nothing_lost_or_doubled(evaluation)
+
+
+def test_a_group_whose_processes_exited_is_gone_though_a_zombie_is_left() -> None:
+    """wait_gone's reading of a process group. A cluster's child that exits after its parent is reparented to PID 1,
+    and until PID 1 reaps it (this sandbox's init does so late) the group holds a zombie that `os.killpg(group, 0)`
+    still finds. Here the zombie is our own unreaped child: the same state, without depending on PID 1's timing."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert [line.split()[0] for line in live_in_group(sleeper.pid)] == [str(sleeper.pid)]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    exited = subprocess.Popen(["true"], start_new_session=True)  # not waited for: a zombie until we reap it
+    try:
+        wait_for(lambda: Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=10)
+        os.killpg(exited.pid, 0)  # the old reading: the group still "runs"
+        assert live_in_group(exited.pid) == []
+    finally:
+        exited.wait()
 
 
 def test_a_small_evaluation_is_not_stuck_behind_another_company_s_big_one(
