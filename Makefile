@@ -39,7 +39,9 @@ run: install
 # start then keep the project's bytecode and pytest's rewritten test modules in __pycache__ (git-ignored) instead of
 # compiling them again in every process, every run (README, Tests: 4 s of CPU per test process). compileall writes
 # the project's bytecode once before the processes start, not in each of them at once on a fresh clone.
-TEST_PROCESSES ?= 4
+# 6 rather than 4: three pairs of whole runs on 2 cores, alternated, gave 249/262/261 s against 269/283/280 s of
+# pytest wall (README, Tests); 8 gave 292 s (the CPU-bound tests then crowd each other).
+TEST_PROCESSES ?= 6
 test: install-test
 	$(BIN)/python -m compileall -q -x '/\.venv/' .
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
