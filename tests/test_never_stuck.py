@@ -45,8 +45,12 @@ def test_sigterm_with_hanging_and_trickling_calls_in_flight_hands_back_within_fi
     print(f"SIGTERM with {faults} faults served: every process gone, item handed back in {took:.2f} s")
     assert took < 5
     assert (item.state, item.attempts) == ("queued", 0)  # handed back, and the stop is not an attempt
-    # No new request and no retry once stopping (0.1 s: a request already on the wire when the signal landed).
-    assert standin.arrivals_after(stopped_at + 0.1) == 0
+    # No new request once stopping. 0.5 s: a request whose sending began before the signal landed (the last look at
+    # `stopping` comes before the SDK builds and sends it) can arrive late when 6 test processes share 2 cores (one
+    # arrived after 0.1 s, the slack before, in a CI run of 2026-12-07). This line is a weak check here: the slots
+    # are soon all held by hanging or trickling calls, so even with the stop's checks taken out (tried) nothing new
+    # went out. Those checks (no retry, no new call) are proven in tests/llm/test_deadline.py.
+    assert standin.arrivals_after(stopped_at + 0.5) == 0
     # The calls cut short are in the ledger as such, and their samples stay unjudged for the next worker.
     abandoned = JudgeCall.objects.filter(evaluation=evaluation, outcome="abandoned")
     assert abandoned.count() >= 1
