@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["judge_throughput.py", "10000", "0.1", "8"],
     ["judge_throughput.py", "20000", "0.1", "8"],
     ["fixed_costs.py", "200", "0.2", "5"],
+    ["sdk_floor.py", "200", "0.2", "3"],
     ["run_generation.py", "2000", "0.1", "8"],
     ["batch.py", "10000", "30"],
     ["batch.py", "1000", "5", "generation"],
