@@ -421,28 +421,41 @@ class Worker:
             self.kill()
 
 
-def live_in_group(pgid: int) -> list[str]:
-    """The processes of group `pgid` that have not exited, as "pid state command" (read from /proc).
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name: state, parent, process group, ... OSError once the
+    process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
-    Not `os.killpg(pgid, 0)`: it succeeds while a zombie is left in the group. `manage.py worker` exits without
-    waiting for its children, so they are reparented to PID 1, and this sandbox's PID 1 (process_api) reaps orphans
-    only every so often: an exited group read as running for 2.3-2.7 s on a quiet machine (measured 2026-12-07), and
-    how late under load is not known. A zombie has exited: it runs nothing and holds nothing. This may have been the
-    SIGTERM test's one failure in a whole CI run that day ("still running after 15 s"); that is not proven."""
-    from pathlib import Path
 
-    found = []
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process that has not exited, with its `proc_stat` fields. Zombies are left out: a zombie has exited, it
+    runs nothing and holds nothing, but `os.kill(pid, 0)` and `os.killpg(group, 0)` still find it.
+    `manage.py worker` exits without waiting for its children, so they are reparented to PID 1, and this sandbox's
+    PID 1 (process_api) reaps orphans only every so often: an exited group read as running for 2.3-2.7 s on a quiet
+    machine (measured 2026-12-07), and how late under load is not known. That may have been the SIGTERM test's one
+    failure in a whole CI run that day ("still running after 15 s"); it is not proven."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid or fields[0] == "Z":
-                continue
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, ValueError, IndexError):
+            fields = proc_stat(int(entry.name))
+        except (OSError, IndexError):
             continue  # gone meanwhile
-        found.append(f"{entry.name} {fields[0]} {command[:120]}")
+        if fields[0] != "Z":
+            yield int(entry.name), fields
+
+
+def live_in_group(pgid: int) -> list[str]:
+    """The live processes of group `pgid`, as "pid state command"."""
+    found = []
+    for pid, fields in live_processes():
+        if int(fields[2]) == pgid:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                found.append(f"{pid} {fields[0]} {command_line(pid)[:120]}")
     return found
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks.standin import StandIn
 from companies.models import Company
-from tests.conftest import subprocess_database_url
+from tests.conftest import command_line, live_processes, proc_stat, subprocess_database_url
 from tests.test_worker import FAST, classified, evaluation_of, wait_for
 from work.models import WorkItem
 
@@ -38,23 +38,17 @@ def marked_processes(marker: str) -> dict[int, str]:
     """Live (not zombie) processes whose environment carries `marker`: pid -> command line."""
     found = {}
     needle = f"{MARKER}={marker}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, _ in live_processes():
         try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            if needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found[pid] = command_line(pid)
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        if state != "Z":
-            found[int(entry.name)] = command
     return found
 
 
 def parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(proc_stat(pid)[1])
 
 
 def free_port() -> int:

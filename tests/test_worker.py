@@ -25,7 +25,7 @@ from guardrails import services as guardrail_services
 from guardrails.models import GuardrailEvaluation
 from llm.models import JudgeCall
 from runs.services import run_import
-from tests.conftest import STANDIN_MODEL, live_in_group, make_rows
+from tests.conftest import STANDIN_MODEL, live_in_group, make_rows, proc_stat
 from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 from work.models import WorkItem
 
@@ -203,7 +203,6 @@ def test_a_group_whose_processes_exited_is_gone_though_a_zombie_is_left() -> Non
     still finds. Here the zombie is our own unreaped child: the same state, without depending on PID 1's timing."""
     import os
     import subprocess
-    from pathlib import Path
 
     sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
@@ -213,7 +212,7 @@ def test_a_group_whose_processes_exited_is_gone_though_a_zombie_is_left() -> Non
         sleeper.wait()
     exited = subprocess.Popen(["true"], start_new_session=True)  # not waited for: a zombie until we reap it
     try:
-        wait_for(lambda: Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=10)
+        wait_for(lambda: proc_stat(exited.pid)[0] == "Z", timeout=10)
         os.killpg(exited.pid, 0)  # the old reading: the group still "runs"
         assert live_in_group(exited.pid) == []
     finally:
