@@ -125,6 +125,11 @@ def by_hand(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
 
 @pytest.fixture
 def company_a(db: None) -> Company:
+    return new_company_a()
+
+
+def new_company_a() -> Company:
+    """Company A, alice's, as every fixture here builds it (tests/test_fuzz.py builds it once for its module)."""
     return CompanyFactory(name="Alpha Corp")
 
 
@@ -136,6 +141,10 @@ def company_b(db: None) -> Company:
 @pytest.fixture
 def alice(company_a: Company) -> Any:
     """Owner of company A."""
+    return new_alice(company_a)
+
+
+def new_alice(company_a: Company) -> Any:
     return MembershipFactory(user=UserFactory(username="alice@alpha.test"), company=company_a).user
 
 
@@ -281,6 +290,10 @@ def make_rows(count: int, start: int = 1) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def spec_a(alice: Any, company_a: Company) -> Any:
+    return new_spec_a(company_a, alice)
+
+
+def new_spec_a(company_a: Company, alice: Any) -> Any:
     from runs.services import spec_create
 
     return spec_create(company=company_a, created_by=alice, name="Support", content_yaml=SPEC_YAML)
@@ -288,6 +301,10 @@ def spec_a(alice: Any, company_a: Company) -> Any:
 
 @pytest.fixture
 def run_a(alice: Any, company_a: Company, spec_a: Any) -> Any:
+    return new_run_a(company_a, alice, spec_a)
+
+
+def new_run_a(company_a: Company, alice: Any, spec_a: Any) -> Any:
     from runs.services import run_import
 
     return run_import(company=company_a, created_by=alice, spec=spec_a, rows=make_rows(12))

@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from companies.models import ApiKey
-from tests.conftest import SPEC_YAML, make_rows
+from tests.conftest import SPEC_YAML, make_rows, new_alice, new_company_a, new_run_a, new_spec_a
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 
@@ -216,16 +216,14 @@ def fuzz_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[s
     from guardrails.services import guardrail_evaluation_create
     from runs.generation import run_generate
     from runs.models import Run, SeedDataset, Spec
-    from runs.services import run_import, spec_create
-    from tests.factories import CompanyFactory, MembershipFactory, UserFactory
 
     with django_db_blocker.unblock(), pytest.MonkeyPatch.context() as env, transaction.atomic():
         for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
             env.delenv(name, raising=False)  # the finished evaluation is judged offline, never by a provider
-        company = CompanyFactory(name="Alpha Corp")
-        alice = MembershipFactory(user=UserFactory(username="alice@alpha.test"), company=company).user
-        spec = spec_create(company=company, created_by=alice, name="Support", content_yaml=SPEC_YAML)
-        run = run_import(company=company, created_by=alice, spec=spec, rows=make_rows(12))
+        company = new_company_a()
+        alice = new_alice(company)
+        spec = new_spec_a(company, alice)
+        run = new_run_a(company, alice, spec)
         with TestCase.captureOnCommitCallbacks(execute=True):  # completed, by the offline judge
             evaluation = evaluation_create(company=company, created_by=alice, run=run)
         # Created outside captureOnCommitCallbacks: their on-commit work never runs, so they stay queued (or
