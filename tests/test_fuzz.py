@@ -20,6 +20,7 @@ queued (its on-commit work never runs), which keeps the module fast.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import uuid
@@ -36,6 +37,10 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from schemathesis.core.result import Err
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.pytest._test_builder import build_operation_test
+from schemathesis.python._constants.orchestrator import make_constants_value_source
 
 from companies.models import ApiKey
 from tests.conftest import SPEC_YAML, make_rows, new_alice, new_company_a, new_run_a, new_spec_a
@@ -316,8 +321,6 @@ schemathesis.checks.load_all_checks()
 CHECKS = [check for check in schemathesis.checks.CHECKS.get_all() if check.__name__ != "positive_data_acceptance"]
 
 
-@pytest.mark.django_db
-@schema.parametrize()
 @settings(
     max_examples=FUZZ_EXAMPLES,
     derandomize=True,
@@ -325,9 +328,37 @@ CHECKS = [check for check in schemathesis.checks.CHECKS.get_all() if check.__nam
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_fuzz(case: Any, fuzz_key: str) -> None:
+def _send(case: Any, fuzz_key: str) -> None:
     response = case.call_and_validate(headers={"Authorization": f"Bearer {fuzz_key}"}, checks=CHECKS)
     SENT[case.operation.label] += 1
     STATUSES[response.status_code] += 1
     if HTTPStatus.OK <= response.status_code < HTTPStatus.MULTIPLE_CHOICES:
         SUCCEEDED[case.operation.label] += 1
+
+
+def _operations() -> list[Any]:
+    """The schema's operations; one it cannot describe fails the collection with schemathesis's reason."""
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
+
+
+@functools.cache
+def _feedback() -> FeedbackSources:
+    return FeedbackSources(constants_value_source=make_constants_value_source(schema))
+
+
+# One test per operation, as `@schema.parametrize()` makes them, but each operation's Hypothesis test (its
+# coverage cases included) is built when it runs, not at collection: the plugin built all 63 in every xdist process
+# before any test could start (1.4 s of CPU each, six processes on two cores), though each process runs a few.
+# The build is the plugin's own (`build_operation_test`, schemathesis is pinned), so the requests are the same.
+@pytest.mark.django_db
+@pytest.mark.parametrize("operation", _operations(), ids=lambda operation: operation.label)
+def test_fuzz(operation: Any, fuzz_key: str) -> None:
+    test = build_operation_test(
+        config=schema.config, operation=operation, test_func=_send, given_kwargs={}, feedback=_feedback()
+    )
+    test(fuzz_key=fuzz_key)

@@ -17,13 +17,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
-import openai
 import pytest
 
 from benchmarks.standin import FAULT_KINDS, StandIn, fit_schema
+
+# The SDKs are imported by the tests that use them, not with the module: their import is 1.5 s of CPU, and every
+# xdist process collects this module before any test of the run can start (README, Tests).
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA: dict[str, Any] = {
@@ -56,10 +60,14 @@ def standin() -> Iterator[StandIn]:
 
 
 def openai_client(server: StandIn, timeout: float = 5) -> openai.OpenAI:
+    import openai
+
     return openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=timeout)
 
 
 def anthropic_client(server: StandIn, timeout: float = 5) -> anthropic.Anthropic:
+    import anthropic
+
     return anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0, timeout=timeout)
 
 
@@ -186,6 +194,8 @@ def test_it_answers_with_the_policy_when_one_is_set(standin: StandIn) -> None:
 
 
 def test_it_answers_500_when_the_policy_fails(standin: StandIn) -> None:
+    import openai
+
     def broken(request: dict[str, Any]) -> dict[str, Any]:
         raise KeyError("label")
 
@@ -198,6 +208,9 @@ def test_it_answers_500_when_the_policy_fails(standin: StandIn) -> None:
 
 
 def test_it_rate_limits_with_retry_after() -> None:
+    import anthropic
+    import openai
+
     with StandIn(forced=["rate_limit", "rate_limit"], retry_after=7) as server:
         with pytest.raises(openai.RateLimitError) as openai_error:
             ask_openai(server)
@@ -211,6 +224,9 @@ def test_it_rate_limits_with_retry_after() -> None:
 
 
 def test_it_fails_with_500_and_529() -> None:
+    import anthropic
+    import openai
+
     with StandIn(forced=["server_error", "overloaded", "server_error", "overloaded"]) as server:
         with pytest.raises(openai.InternalServerError) as openai_500:
             ask_openai(server)
@@ -227,6 +243,9 @@ def test_it_fails_with_500_and_529() -> None:
 
 
 def test_it_hangs_past_the_client_timeout() -> None:
+    import anthropic
+    import openai
+
     with StandIn(forced=["hang", "hang"], hang_seconds=10) as server:
         started = time.monotonic()
         with pytest.raises(openai.APITimeoutError):
@@ -240,6 +259,9 @@ def test_it_hangs_past_the_client_timeout() -> None:
 
 
 def test_it_cuts_a_reply_off_mid_json() -> None:
+    import anthropic
+    import openai
+
     with StandIn(forced=["malformed", "malformed"]) as server:
         # The body is read whole (Content-Length matches) and then json.loads fails inside the SDK: a
         # json.JSONDecodeError, which is not an openai/anthropic error class.
@@ -252,6 +274,9 @@ def test_it_cuts_a_reply_off_mid_json() -> None:
 
 
 def test_it_drops_the_connection_mid_body() -> None:
+    import anthropic
+    import openai
+
     with StandIn(forced=["disconnect", "disconnect"]) as server:
         with pytest.raises(openai.APIConnectionError) as openai_error:
             ask_openai(server)
@@ -303,6 +328,9 @@ def test_it_truncates_at_max_tokens() -> None:
 
 
 def test_it_rejects_a_body_over_the_context_window() -> None:
+    import anthropic
+    import openai
+
     with StandIn(max_body_bytes=2000) as server:
         with pytest.raises(openai.BadRequestError) as openai_error:
             ask_openai(server, "x" * 5000)
@@ -316,6 +344,8 @@ def test_it_rejects_a_body_over_the_context_window() -> None:
 
 
 def test_it_draws_faults_at_their_rates_the_same_way_for_a_seed() -> None:
+    import openai
+
     rates = dict.fromkeys(["rate_limit", "server_error", "refusal"], 0.1)
 
     def kinds(seed: int) -> dict[str, int]:
@@ -339,6 +369,8 @@ def test_it_draws_faults_at_their_rates_the_same_way_for_a_seed() -> None:
 
 
 def test_it_is_configured_and_counted_over_http(standin: StandIn) -> None:
+    import openai
+
     status, _ = http_json(standin.url + "/_config", {"forced": ["server_error", "ok"], "latency": 0.2})
     assert status == 200
     with pytest.raises(openai.InternalServerError):
@@ -366,6 +398,8 @@ def test_it_is_configured_and_counted_over_http(standin: StandIn) -> None:
 
 
 def test_it_runs_as_a_subprocess_that_prints_its_url() -> None:
+    import openai
+
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "benchmarks" / "standin.py"), "--port", "0", "--force", "rate_limit"]
         + ["--fault", "refusal=1", "--retry-after", "3"],

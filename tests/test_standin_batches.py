@@ -7,11 +7,11 @@ import json
 import time
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 
 from benchmarks.standin import StandIn
+
+# anthropic and openai are imported by the tests that use them, not at collection (as in tests/test_standin.py).
 
 SCHEMA = {
     "type": "object",
@@ -56,6 +56,8 @@ def server() -> Any:
 
 
 def test_an_anthropic_batch_is_slow_then_ends_with_partial_errors_and_expiry_in_any_order(server: StandIn) -> None:
+    import anthropic
+
     server.configure(batch_seconds=0.3, batch_errored=0.2, batch_expired=0.2)
     client = anthropic.Anthropic(base_url=server.url, api_key="x", _strict_response_validation=True)
     batch = client.messages.batches.create(requests=anthropic_requests(40))
@@ -81,6 +83,8 @@ def test_an_anthropic_batch_is_slow_then_ends_with_partial_errors_and_expiry_in_
 
 
 def test_a_canceled_anthropic_batch_has_every_request_canceled(server: StandIn) -> None:
+    import anthropic
+
     server.configure(batch_seconds=60)
     client = anthropic.Anthropic(base_url=server.url, api_key="x", _strict_response_validation=True)
     batch = client.messages.batches.create(requests=anthropic_requests(3))
@@ -90,6 +94,8 @@ def test_a_canceled_anthropic_batch_has_every_request_canceled(server: StandIn) 
 
 
 def test_an_openai_batch_ends_with_an_output_file_and_an_error_file(server: StandIn) -> None:
+    import openai
+
     server.configure(batch_errored=0.2, batch_expired=0.2)
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", _strict_response_validation=True)
     uploaded = client.files.create(file=("in.jsonl", openai_file(30)), purpose="batch")
@@ -107,6 +113,8 @@ def test_an_openai_batch_ends_with_an_output_file_and_an_error_file(server: Stan
 
 
 def test_an_openai_batch_canceled_in_progress_and_one_over_the_limit(server: StandIn) -> None:
+    import openai
+
     server.configure(batch_seconds=60, batch_max_requests=5)
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", _strict_response_validation=True)
     too_big = client.files.create(file=("in.jsonl", openai_file(6)), purpose="batch")
