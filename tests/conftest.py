@@ -81,10 +81,26 @@ def django_db_setup(
             old_config = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
     yield
     with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            _end_other_sessions(connection)
         try:
             teardown_databases(old_config, verbosity=verbosity)
         except Exception as exc:  # as pytest-django: a database still in use is a warning, not every test's error
             request.node.warn(pytest.PytestWarning(f"Error when trying to teardown test databases: {exc!r}"))
+
+
+def _end_other_sessions(connection: Any) -> None:
+    """Threads of this process that used the test database (a judge's pool, the live server's) may still hold an
+    idle connection to it, and PostgreSQL refuses to drop a database anyone is connected to: the test database was
+    then left behind with a warning (one or two per run on CI's second leg, each an idle session of a thread of the
+    test process, its last statement a ROLLBACK). Ended here, before the drop."""
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    with connection.creation._nodb_cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
 
 
 def _database_from_template(connection: Any, worker: str, run_folder: Path, verbosity: int) -> None:
