@@ -247,16 +247,20 @@ def test_cancel_reaches_the_provider(
     assert WorkItem.objects.get(kind="run.batch", subject_id=run.id).state == "canceled"
 
 
-@pytest.mark.usefixtures("batch_standin", "first_cancel_fails")
+@pytest.mark.usefixtures("batch_standin")
 def test_a_canceled_runs_batch_is_read_once_it_ends_and_a_failed_cancel_is_sent_again(
-    start_worker: Any, standin: StandIn, company_a: Company, spec_a: Spec
+    start_worker: Any,
+    standin: StandIn,
+    company_a: Company,
+    spec_a: Spec,
+    first_cancel_fails: list[str],  # noqa: F811  # the fixture imported above, by its name
 ) -> None:
     standin.configure(batch_seconds=600, batch_done_before_cancel=0.3)
     run = batch_generation(company_a, spec_a, 60)
     start_worker(**BATCH_FAST)
     wait_for(lambda: submitted(run), timeout=60, every=0.05)
     assert generation.run_cancel(run=Run.objects.get(pk=run.pk))
-    assert_settled(standin, "run.settle", run.id)
+    assert_settled(standin, "run.settle", run.id, first_cancel_fails)
     # What succeeded before the cancel was billed: in the ledger and total_cost, its ceiling settled; the canceled
     # run gets no sample.
     generate = JudgeCall.objects.filter(run=run, purpose="generate")
