@@ -354,7 +354,9 @@ def _feedback() -> FeedbackSources:
 # One test per operation, as `@schema.parametrize()` makes them, but each operation's Hypothesis test (its
 # coverage cases included) is built when it runs, not at collection: the plugin built all 63 in every xdist process
 # before any test could start (1.4 s of CPU each, six processes on two cores), though each process runs a few.
-# The build is the plugin's own (`build_operation_test`, schemathesis is pinned), so the requests are the same.
+# The build is the plugin's own (`build_operation_test`, schemathesis is pinned): the same operations and the same
+# number of requests each. The examples differ from the plugin's, since Hypothesis derandomizes from the test
+# function (here `_send`), and are the same on every run.
 @pytest.mark.django_db
 @pytest.mark.parametrize("operation", _operations(), ids=lambda operation: operation.label)
 def test_fuzz(operation: Any, fuzz_key: str) -> None:
